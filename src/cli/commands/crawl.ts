@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { crawl } from '../../eval/crawl.js';
+import { parseAttrPath } from '../../eval/attr-path.js';
+import { createProgress } from '../../eval/progress.js';
+import { collect, isInteractive, positiveInt, printJson } from '../common.js';
+
+interface CrawlFlags {
+  config?: string; nixpkgs?: string; system?: string[]; variant?: string[]; attr?: string[];
+  exhaustive?: boolean; workers?: number; store?: string; db?: string; json?: boolean; progress?: boolean;
+}
+
+export function registerCrawl(program: Command): void {
+  program
+    .command('crawl')
+    .description('walk the package set across systems and config variants; record every FOD')
+    .option('--config <file>', 'YAML config file')
+    .option('--nixpkgs <path>', 'package set to crawl (default: the bundled test package set)')
+    .option('--system <system>', 'crawl only this system (repeatable)', collect)
+    .option('--variant <name>', 'crawl only this config variant (repeatable)', collect)
+    .option('--attr <path>', 'crawl only below this attribute path (repeatable)', collect)
+    .option('--exhaustive', 'descend into every attribute set, not only recurseForDerivations ones')
+    .option('--workers <n>', 'worker threads (one nix-instantiate each)', positiveInt('--workers'))
+    .option('--store <dir>', 'chroot Nix store to instantiate into (no root, no daemon)')
+    .option('--db <file>', 'database file', undefined)
+    .option('--json', 'print the summary as JSON')
+    .option('--no-progress', 'no progress output')
+    .action(async (flags: CrawlFlags) => {
+      const config = loadConfig(flags.config, {
+        nixpkgs: flags.nixpkgs, systems: flags.system, variants: flags.variant, exhaustive: flags.exhaustive,
+        workers: flags.workers, store: flags.store, db: flags.db,
+      });
+      const attrs = flags.attr?.map(parseAttrPath);
+      const progress = flags.progress === false ? undefined : createProgress(isInteractive());
+      const summary = await crawl({ config, attrs, progress });
+      if (flags.json) { printJson(summary); return; }
+      const a = summary.attrs;
+      process.stdout.write([
+        `crawl ${summary.crawl}${summary.resumed ? ' (resumed)' : ''}: ${summary.systems.join(', ')} x ${summary.variants.join(', ')}`,
+        `  attributes: ${a.total} (${a.drv} derivations, ${a.set} sets, ${a.error} errors, ${a.skipped} skipped)`,
+        `  derivations in closures: ${summary.drvs}; fixed-output derivations: ${summary.fods}`,
+        `  took ${(summary.durationMs / 1000).toFixed(1)}s; database: ${config.db}`,
+        '',
+      ].join('\n'));
+    });
+}

@@ -1,0 +1,9 @@
+import type { Command } from 'commander';
+import { registerCrawl } from './crawl.js';
+import { registerQueries } from './queries.js';
+
+/** Every command, one line each. */
+export const commands: ((program: Command) => void)[] = [
+  registerCrawl,
+  registerQueries,
+];

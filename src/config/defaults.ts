@@ -1,0 +1,39 @@
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+
+/** The repository root (works from src/ under vitest and from dist/src/ when built). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'nix', 'walker.nix'))) return dir;
+    dir = resolve(dir, '..');
+  }
+  throw new Error('cannot locate the fodder package root (nix/walker.nix)');
+}
+
+export const DEFAULT_SYSTEMS = ['x86_64-linux', 'aarch64-linux', 'x86_64-darwin', 'aarch64-darwin'];
+
+/** nixpkgs' own "attrpaths superset" exclusions: never descended into, at top level. */
+export const DEFAULT_EXCLUDE_TOP = [
+  'buildPackages', 'targetPackages', 'pkgsBuildBuild', 'pkgsBuildHost', 'pkgsBuildTarget',
+  'pkgsHostHost', 'pkgsHostTarget', 'pkgsTargetTarget', '__splicedPackages', 'pkgsCross',
+  'pkgsStatic', 'pkgsMusl', 'pkgsLLVM', 'pkgsi686Linux', 'pkgsx86_64Darwin', 'pkgsLinux',
+  'pkgsExtraHardening',
+];
+
+/** ...and at any depth. */
+export const DEFAULT_EXCLUDE_ANYWHERE = [
+  'lib', 'pkgs', 'override', 'overrideDerivation', 'overrideScope', 'overrideScope\'',
+  'callPackage', 'newScope', 'mkDerivation', '__functor', 'type', 'recurseForDerivations',
+  'packages', 'buildPackages',
+];
+
+export const DEFAULT_VARIANTS = {
+  default: { config: {}, nix: null as string | null },
+  permissive: {
+    config: { allowUnfree: true, allowBroken: true, allowUnsupportedSystem: true },
+    // a function cannot be written in YAML or JSON: this part is a Nix expression
+    nix: '{ allowInsecurePredicate = _: true; }' as string | null,
+  },
+};

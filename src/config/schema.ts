@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+const name = z.string().min(1);
+
+/** A config variant: plain config values, plus an optional Nix expression merged over them. */
+export const variantSchema = z.object({
+  config: z.record(z.unknown()).default({}),
+  nix: z.string().nullable().default(null),
+}).strict();
+
+export const crawlLimitsSchema = z.object({
+  /** wall-clock cap of one nix-instantiate run before the shard is split */
+  shardTimeoutSec: z.number().positive().default(900),
+  /** resident memory cap of one nix-instantiate process, MiB */
+  memoryMb: z.number().int().positive().default(4096),
+}).strict();
+
+export const fetchSchema = z.object({
+  mirror: z.string().min(1).default('data/mirror'),
+  kinds: z.array(name).optional(),
+  concurrency: z.number().int().positive().default(16),
+  perHost: z.number().int().positive().default(4),
+  connectTimeoutSec: z.number().positive().default(20),
+  idleTimeoutSec: z.number().positive().default(60),
+  retries: z.number().int().min(0).default(3),
+  maxSizeMb: z.number().positive().default(8192),
+}).strict();
+
+export const configSchema = z.object({
+  /** path to the package set (a directory with default.nix), relative to the config file */
+  nixpkgs: z.string().min(1).optional(),
+  systems: z.array(name).min(1).optional(),
+  variants: z.record(variantSchema).optional(),
+  overlays: z.array(z.string().min(1)).default([]),
+  exhaustive: z.boolean().default(false),
+  maxDepth: z.number().int().positive().default(8),
+  exclude: z.object({
+    top: z.array(name).optional(),
+    anywhere: z.array(name).optional(),
+  }).strict().default({}),
+  workers: z.number().int().positive().optional(),
+  shardSize: z.number().int().positive().default(1000),
+  explainErrors: z.boolean().default(true),
+  /** a chroot store directory: no root and no daemon needed; null uses the system store */
+  store: z.string().min(1).nullable().optional(),
+  db: z.string().min(1).optional(),
+  limits: crawlLimitsSchema.default({}),
+  fetch: fetchSchema.default({}),
+}).strict();
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type VariantConfig = z.infer<typeof variantSchema>;

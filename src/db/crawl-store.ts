@@ -1,0 +1,136 @@
+import type { Db } from './open.js';
+import type { DrvNode } from '../graph/types.js';
+
+/** An attribute row as the coordinator keeps it in memory. */
+export interface AttrRow {
+  path: string;
+  pathJson: string[];
+  parent: string | null;
+  depth: number;
+  status: 'drv' | 'set' | 'error' | 'skipped';
+  drvPath: string | null;
+  errorKind: string | null;
+  error: string | null;
+  reason: string | null;
+  recurse: boolean;
+  children: string[] | null;
+  sig: string | null;
+  aliasOf: string | null;
+}
+
+export interface Target { system: string; variant: string }
+
+/** The crawl's single writer: every statement prepared once, every batch one transaction. */
+export function createCrawlStore(db: Db) {
+  const s = {
+    findRunning: db.prepare(`SELECT id FROM crawls WHERE key = ? AND status = 'running' ORDER BY id DESC LIMIT 1`),
+    insertCrawl: db.prepare(`INSERT INTO crawls (key, nixpkgs, params_json, mirrors_json, status, started_at)
+                             VALUES (?, ?, ?, ?, 'running', ?)`),
+    crawl: db.prepare(`SELECT * FROM crawls WHERE id = ?`),
+    insertTarget: db.prepare(`INSERT OR IGNORE INTO crawl_targets (crawl_id, system, variant, config_json) VALUES (?, ?, ?, ?)`),
+    targets: db.prepare(`SELECT system, variant, done FROM crawl_targets WHERE crawl_id = ? ORDER BY system, variant`),
+    attrs: db.prepare(`SELECT * FROM attrs WHERE crawl_id = ? AND system = ? AND variant = ?`),
+    insertAttr: db.prepare(`INSERT OR REPLACE INTO attrs
+      (crawl_id, system, variant, path, path_json, parent, depth, status, drv_path, error_kind, error, reason,
+       recurse, children_json, sig, alias_of)
+      VALUES (@crawl, @system, @variant, @path, @pathJson, @parent, @depth, @status, @drvPath, @errorKind, @error,
+       @reason, @recurse, @children, @sig, @aliasOf)`),
+    setSig: db.prepare(`UPDATE attrs SET sig = ?, alias_of = ? WHERE crawl_id = ? AND system = ? AND variant = ? AND path = ?`),
+    insertDrv: db.prepare(`INSERT OR IGNORE INTO drvs (drv_path, name, system, outputs_json, is_fod) VALUES (?, ?, ?, ?, ?)`),
+    insertInput: db.prepare(`INSERT OR IGNORE INTO drv_inputs (drv_path, input_drv) VALUES (?, ?)`),
+    insertFod: db.prepare(`INSERT OR IGNORE INTO fods (drv_path, out_path, name, kind, hash_algo, hash_mode, hash_hex,
+      hash_sri, urls_json, resolved_urls_json, git_json, post_fetch, env_json)
+      VALUES (@drvPath, @outPath, @name, @kind, @algo, @mode, @hex, @sri, @urls, @resolved, @git, @postFetch, @env)`),
+    clearSeen: db.prepare(`DELETE FROM fod_seen WHERE crawl_id = ? AND system = ? AND variant = ?`),
+    fillSeen: db.prepare(`
+      INSERT OR IGNORE INTO fod_seen (crawl_id, system, variant, drv_path)
+      WITH RECURSIVE c(p) AS (
+        SELECT drv_path FROM attrs WHERE crawl_id = @crawl AND system = @system AND variant = @variant AND status = 'drv'
+        UNION
+        SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p
+      )
+      SELECT @crawl, @system, @variant, c.p FROM c JOIN fods f ON f.drv_path = c.p`),
+    targetDone: db.prepare(`UPDATE crawl_targets SET done = 1 WHERE crawl_id = ? AND system = ? AND variant = ?`),
+    finish: db.prepare(`UPDATE crawls SET status = 'done', finished_at = ?, duration_ms = ? WHERE id = ?`),
+    hasDrv: db.prepare(`SELECT 1 FROM drvs WHERE drv_path = ?`),
+  };
+
+  const writeRows = db.transaction((crawl: number, t: Target, rows: AttrRow[], drvs: DrvNode[]) => {
+    for (const d of drvs) {
+      const r = s.insertDrv.run(d.drvPath, d.name, d.system, JSON.stringify(d.outputs), d.fod ? 1 : 0);
+      if (r.changes === 0) continue;
+      for (const i of d.inputDrvs) s.insertInput.run(d.drvPath, i);
+      if (d.fod) {
+        const f = d.fod;
+        s.insertFod.run({
+          drvPath: f.drvPath, outPath: f.outPath, name: f.name, kind: f.kind, algo: f.hash.algo, mode: f.hash.mode,
+          hex: f.hash.hex, sri: f.hash.sri, urls: JSON.stringify(f.urls), resolved: JSON.stringify(f.resolvedUrls),
+          git: f.git ? JSON.stringify(f.git) : null, postFetch: f.postFetch ? 1 : 0, env: JSON.stringify(d.fodEnv ?? {}),
+        });
+      }
+    }
+    for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
+  });
+
+  const writeSigs = db.transaction((crawl: number, t: Target, rows: AttrRow[]) => {
+    for (const r of rows) s.setSig.run(r.sig, r.aliasOf, crawl, t.system, t.variant, r.path);
+  });
+
+  const finishTarget = db.transaction((crawl: number, t: Target) => {
+    s.clearSeen.run(crawl, t.system, t.variant);
+    s.fillSeen.run({ crawl, system: t.system, variant: t.variant });
+    s.targetDone.run(crawl, t.system, t.variant);
+  });
+
+  return {
+    findRunning(key: string): number | null {
+      const row = s.findRunning.get(key) as { id: number } | undefined;
+      return row?.id ?? null;
+    },
+    createCrawl(key: string, nixpkgs: string, params: unknown, mirrors: unknown, targets: (Target & { config: unknown })[]): number {
+      return db.transaction(() => {
+        const id = Number(s.insertCrawl.run(key, nixpkgs, JSON.stringify(params), JSON.stringify(mirrors), new Date().toISOString()).lastInsertRowid);
+        for (const t of targets) s.insertTarget.run(id, t.system, t.variant, JSON.stringify(t.config));
+        return id;
+      })();
+    },
+    crawlRow(id: number) { return s.crawl.get(id) as { started_at: string; mirrors_json: string } | undefined; },
+    targets(crawl: number) { return s.targets.all(crawl) as (Target & { done: number })[]; },
+    loadAttrs(crawl: number, t: Target): AttrRow[] {
+      return (s.attrs.all(crawl, t.system, t.variant) as Record<string, unknown>[]).map(fromRow);
+    },
+    writeShard(crawl: number, t: Target, rows: AttrRow[], drvs: DrvNode[]): void { writeRows(crawl, t, rows, drvs); },
+    writeSigs(crawl: number, t: Target, rows: AttrRow[]): void { writeSigs(crawl, t, rows); },
+    finishTarget(crawl: number, t: Target): void { finishTarget(crawl, t); },
+    finishCrawl(crawl: number, durationMs: number): void { s.finish.run(new Date().toISOString(), durationMs, crawl); },
+    hasDrv(drvPath: string): boolean { return s.hasDrv.get(drvPath) !== undefined; },
+  };
+}
+
+export type CrawlStore = ReturnType<typeof createCrawlStore>;
+
+function rowParams(crawl: number, t: Target, r: AttrRow) {
+  return {
+    crawl, system: t.system, variant: t.variant, path: r.path, pathJson: JSON.stringify(r.pathJson), parent: r.parent,
+    depth: r.depth, status: r.status, drvPath: r.drvPath, errorKind: r.errorKind, error: r.error, reason: r.reason,
+    recurse: r.recurse ? 1 : 0, children: r.children ? JSON.stringify(r.children) : null, sig: r.sig, aliasOf: r.aliasOf,
+  };
+}
+
+function fromRow(r: Record<string, unknown>): AttrRow {
+  return {
+    path: r.path as string,
+    pathJson: JSON.parse(r.path_json as string) as string[],
+    parent: (r.parent as string | null) ?? null,
+    depth: r.depth as number,
+    status: r.status as AttrRow['status'],
+    drvPath: (r.drv_path as string | null) ?? null,
+    errorKind: (r.error_kind as string | null) ?? null,
+    error: (r.error as string | null) ?? null,
+    reason: (r.reason as string | null) ?? null,
+    recurse: r.recurse === 1,
+    children: r.children_json ? (JSON.parse(r.children_json as string) as string[]) : null,
+    sig: (r.sig as string | null) ?? null,
+    aliasOf: (r.alias_of as string | null) ?? null,
+  };
+}

@@ -1,0 +1,44 @@
+import Database from 'better-sqlite3';
+import { mkdirSync, existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { FodderError, ErrorCode } from '../errors.js';
+import { SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+
+export type Db = Database.Database;
+
+export interface OpenDbOptions {
+  /** create the file (and its folder) when missing; otherwise a missing file is an error */
+  create?: boolean;
+  readonly?: boolean;
+}
+
+/** Opens (and migrates) the fodder database with WAL and a busy timeout. */
+export function openDb(file: string, options: OpenDbOptions = {}): Db {
+  const path = resolve(file);
+  if (!existsSync(path)) {
+    if (!options.create) {
+      throw new FodderError(ErrorCode.DB_EMPTY,
+        `no database at ${path}: run \`fodder crawl\` first (or pass --db FILE)`, { file: path });
+    }
+    mkdirSync(dirname(path), { recursive: true });
+  }
+  let db: Db;
+  try {
+    db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: !options.create });
+    db.pragma('busy_timeout = 10000');
+    if (!options.readonly) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = OFF');
+      db.exec(SCHEMA_SQL);
+      const row = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined;
+      if (!row) db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?)`).run(String(SCHEMA_VERSION));
+    } else {
+      db.prepare('SELECT 1 FROM crawls LIMIT 1').get();
+    }
+  } catch (err) {
+    if (err instanceof FodderError) throw err;
+    throw new FodderError(ErrorCode.DB_INVALID, `cannot open database ${path}: ${(err as Error).message}`, { file: path });
+  }
+  return db;
+}

@@ -1,0 +1,103 @@
+/**
+ * The database layout. Derivations are global (a drvPath never changes meaning); everything
+ * observed by a crawl is keyed by crawl id, system and variant.
+ */
+export const SCHEMA_VERSION = 1;
+
+export const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS crawls (
+  id INTEGER PRIMARY KEY,
+  -- hash of the parameters that define the crawl; a re-run with the same key resumes it
+  key TEXT NOT NULL,
+  nixpkgs TEXT NOT NULL,
+  params_json TEXT NOT NULL,
+  mirrors_json TEXT NOT NULL DEFAULT '{}',
+  status TEXT NOT NULL CHECK (status IN ('running', 'done')),
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  duration_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS crawls_key ON crawls(key, status);
+
+-- one row per (system, variant) a crawl covers
+CREATE TABLE IF NOT EXISTS crawl_targets (
+  crawl_id INTEGER NOT NULL REFERENCES crawls(id),
+  system TEXT NOT NULL,
+  variant TEXT NOT NULL,
+  config_json TEXT NOT NULL,
+  done INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (crawl_id, system, variant)
+);
+
+-- every attribute the walk evaluated
+CREATE TABLE IF NOT EXISTS attrs (
+  crawl_id INTEGER NOT NULL,
+  system TEXT NOT NULL,
+  variant TEXT NOT NULL,
+  path TEXT NOT NULL,            -- dotted, names quoted when needed (a."b.c")
+  path_json TEXT NOT NULL,       -- JSON array of names
+  parent TEXT,                   -- dotted path of the parent set, NULL for the root
+  depth INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('drv', 'set', 'error', 'skipped')),
+  drv_path TEXT,
+  error_kind TEXT,               -- catchable | uncatchable | timeout | memory
+  error TEXT,                    -- Nix's own message
+  reason TEXT,                   -- why skipped / why a set was not expanded
+  recurse INTEGER NOT NULL DEFAULT 0,  -- set carries recurseForDerivations
+  children_json TEXT,            -- set: names to expand (after policy); NULL if not expanded
+  sig TEXT,                      -- set: fingerprint of its children, once they are all evaluated
+  alias_of TEXT,                 -- set: same value as this earlier path; not crawled again
+  PRIMARY KEY (crawl_id, system, variant, path)
+);
+CREATE INDEX IF NOT EXISTS attrs_drv ON attrs(drv_path);
+CREATE INDEX IF NOT EXISTS attrs_status ON attrs(crawl_id, status);
+CREATE INDEX IF NOT EXISTS attrs_path ON attrs(path, system, variant);
+
+CREATE TABLE IF NOT EXISTS drvs (
+  drv_path TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  system TEXT NOT NULL,
+  outputs_json TEXT NOT NULL,
+  is_fod INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS drv_inputs (
+  drv_path TEXT NOT NULL,
+  input_drv TEXT NOT NULL,
+  PRIMARY KEY (drv_path, input_drv)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS drv_inputs_rev ON drv_inputs(input_drv);
+
+CREATE TABLE IF NOT EXISTS fods (
+  drv_path TEXT PRIMARY KEY,
+  out_path TEXT NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  hash_algo TEXT NOT NULL,
+  hash_mode TEXT NOT NULL,
+  hash_hex TEXT NOT NULL,
+  hash_sri TEXT NOT NULL,
+  urls_json TEXT NOT NULL,
+  resolved_urls_json TEXT NOT NULL,
+  git_json TEXT,
+  post_fetch INTEGER NOT NULL,
+  env_json TEXT NOT NULL         -- the FOD's whole environment, for fetchers that need more
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fods_kind ON fods(kind);
+CREATE INDEX IF NOT EXISTS fods_out ON fods(out_path);
+
+-- which crawl target saw which FOD (filled when a target finishes)
+CREATE TABLE IF NOT EXISTS fod_seen (
+  crawl_id INTEGER NOT NULL,
+  system TEXT NOT NULL,
+  variant TEXT NOT NULL,
+  drv_path TEXT NOT NULL,
+  PRIMARY KEY (crawl_id, system, variant, drv_path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fod_seen_drv ON fod_seen(drv_path);
+`;

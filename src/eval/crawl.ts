@@ -1,0 +1,233 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { FodderError, ErrorCode } from '../errors.js';
+import { packageRoot } from '../config/defaults.js';
+import type { Config } from '../config/load.js';
+import { openDb, type Db } from '../db/open.js';
+import { createCrawlStore, type AttrRow, type Target } from '../db/crawl-store.js';
+import { formatAttrPath } from './attr-path.js';
+import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
+import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
+import type { Progress } from './progress.js';
+import type { Mirrors } from '../graph/fod.js';
+import type { ShardFailure, ShardResult, ShardTask } from './types.js';
+
+export interface CrawlOptions {
+  config: Config;
+  /** start from these attribute paths instead of the whole set */
+  attrs?: string[][];
+  progress?: Progress;
+}
+
+export interface CrawlSummary {
+  crawl: number;
+  resumed: boolean;
+  systems: string[];
+  variants: string[];
+  attrs: { total: number; drv: number; set: number; error: number; skipped: number };
+  drvs: number;
+  fods: number;
+  durationMs: number;
+}
+
+function workerFile(): string {
+  const beside = fileURLToPath(new URL('../../workers/eval-worker.js', import.meta.url));
+  if (existsSync(beside)) return beside;
+  const built = join(packageRoot(), 'dist', 'workers', 'eval-worker.js');
+  if (existsSync(built)) return built;
+  throw new Error(`worker not built: ${built} is missing (run npm run build)`);
+}
+
+/** Identifies a crawl by what it covers, so the same command resumes an interrupted one. */
+function crawlKey(config: Config, attrs: string[][] | undefined): { key: string; params: unknown } {
+  const params = {
+    nixpkgs: config.nixpkgs, systems: config.systems, variants: config.variants, overlays: config.overlays,
+    exhaustive: config.exhaustive, maxDepth: config.maxDepth, excludeTop: config.excludeTop,
+    excludeAnywhere: config.excludeAnywhere, attrs: attrs ?? null, store: config.store,
+  };
+  return { key: createHash('sha256').update(JSON.stringify(params)).digest('hex'), params };
+}
+
+/**
+ * Walks the package set for every system and variant, level by level, sending shards to the
+ * worker pool and writing what comes back. Resumable: all state is in the database.
+ */
+export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
+  const { config, progress } = options;
+  const started = Date.now();
+  await ensureNix();
+  const mirrors = await readMirrors(config.nixpkgs, config.store);
+  if (options.attrs?.length) await checkAttrsExist(config, options.attrs);
+
+  const db = openDb(config.db, { create: true });
+  const store = createCrawlStore(db);
+  const { key, params } = crawlKey(config, options.attrs);
+  const targets: Target[] = [];
+  for (const system of config.systems) for (const variant of Object.keys(config.variants)) targets.push({ system, variant });
+
+  let crawlId = store.findRunning(key);
+  const resumed = crawlId !== null;
+  if (crawlId === null) {
+    crawlId = store.createCrawl(key, config.nixpkgs, params, mirrors,
+      targets.map((t) => ({ ...t, config: config.variants[t.variant] })));
+  }
+  const id = crawlId;
+  const done = new Set(store.targets(id).filter((t) => t.done).map((t) => `${t.system}/${t.variant}`));
+  progress?.start({ crawl: id, resumed, targets: targets.length });
+
+  const pool = new Piscina({
+    filename: workerFile(), minThreads: config.workers, maxThreads: config.workers,
+    idleTimeout: 60_000,
+  });
+  const policy: WalkPolicy = {
+    exhaustive: config.exhaustive, maxDepth: config.maxDepth,
+    excludeTop: new Set(config.excludeTop), excludeAnywhere: new Set(config.excludeAnywhere),
+  };
+  try {
+    await Promise.all(targets.filter((t) => !done.has(`${t.system}/${t.variant}`)).map(async (t) => {
+      await crawlTarget({ config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress });
+      store.finishTarget(id, t);
+      progress?.targetDone(t);
+    }));
+  } finally {
+    await pool.destroy();
+  }
+  const durationMs = Date.now() - started;
+  store.finishCrawl(id, durationMs);
+  const summary = summarise(db, id, config, resumed, durationMs);
+  db.close();
+  progress?.finish(summary);
+  return summary;
+}
+
+interface TargetJob {
+  config: Config;
+  policy: WalkPolicy;
+  pool: Piscina;
+  store: ReturnType<typeof createCrawlStore>;
+  crawl: number;
+  target: Target;
+  mirrors: Mirrors;
+  roots: string[][];
+  progress?: Progress;
+}
+
+async function crawlTarget(job: TargetJob): Promise<void> {
+  const { store, crawl, target } = job;
+  const rows = new Map<string, AttrRow>();
+  for (const r of store.loadAttrs(crawl, target)) rows.set(r.path, r);
+  job.progress?.resume(target, rows.size);
+
+  const rootPaths = job.roots.filter((p) => !rows.has(formatAttrPath(p)));
+  await evaluate(job, rows, rootPaths);
+
+  const sigIndex = new Map<string, string>();
+  let frontier = job.roots.map((p) => rows.get(formatAttrPath(p))!).filter(expandable);
+  while (frontier.length) {
+    frontier.sort(byPath);
+    const pending: string[][] = [];
+    for (const set of frontier) {
+      for (const name of set.children!) {
+        const path = [...set.pathJson, name];
+        if (!rows.has(formatAttrPath(path))) pending.push(path);
+      }
+    }
+    await evaluate(job, rows, pending);
+
+    // every child of the frontier is now known: fingerprint the sets, find aliases
+    const changed: AttrRow[] = [];
+    const next: AttrRow[] = [];
+    for (const set of frontier) {
+      const children = set.children!.map((n) => rows.get(formatAttrPath([...set.pathJson, n]))!);
+      const sig = setSignature(children) ?? '-';
+      const aliasOf = sig !== '-' && sigIndex.has(sig) ? sigIndex.get(sig)! : null;
+      if (sig !== '-' && !aliasOf) sigIndex.set(sig, set.path);
+      if (set.sig !== sig || set.aliasOf !== aliasOf) { set.sig = sig; set.aliasOf = aliasOf; changed.push(set); }
+      if (!aliasOf) next.push(...children.filter(expandable));
+    }
+    if (changed.length) store.writeSigs(crawl, target, changed);
+    frontier = next;
+  }
+}
+
+function expandable(r: AttrRow | undefined): boolean {
+  return r !== undefined && r.status === 'set' && r.children !== null && r.children.length > 0;
+}
+
+function byPath(a: AttrRow, b: AttrRow): number {
+  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+}
+
+/** Sends `paths` to the pool in shards and writes each result as it arrives. */
+async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: string[][]): Promise<void> {
+  if (paths.length === 0) return;
+  const { config, target } = job;
+  const variant = config.variants[target.variant];
+  const size = Math.max(25, Math.min(config.shardSize, Math.ceil(paths.length / (config.workers * 3))));
+  const shards: string[][][] = [];
+  for (let i = 0; i < paths.length; i += size) shards.push(paths.slice(i, i + size));
+  job.progress?.queued(shards.length, paths.length);
+
+  await Promise.all(shards.map(async (shard) => {
+    const task: ShardTask = {
+      nixpkgs: config.nixpkgs, system: target.system, variant: target.variant,
+      config: variant.config, configNix: variant.nix, overlays: config.overlays, paths: shard,
+      exhaustive: config.exhaustive, store: config.store, mirrors: job.mirrors, explainErrors: config.explainErrors,
+      timeoutMs: config.limits.shardTimeoutSec * 1000, memoryMb: config.limits.memoryMb,
+      walker: join(packageRoot(), 'nix', 'walker.nix'),
+    };
+    const result = (await job.pool.run(task)) as ShardResult | ShardFailure;
+    let newRows: AttrRow[];
+    let drvs: ShardResult['drvs'] = [];
+    if (result.ok) {
+      newRows = result.attrs.flatMap((a) => rowsOf(job.policy, a));
+      drvs = result.drvs;
+    } else if (result.code === 'NIX_FAILED') {
+      // the package set itself does not load for this target: every path gets Nix's message
+      newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'uncatchable', error: result.message })).flat();
+    } else {
+      throw new FodderError(result.code, `${target.system}/${target.variant}: ${result.message}`, { ...target });
+    }
+    job.store.writeShard(job.crawl, target, newRows, drvs);
+    for (const r of newRows) rows.set(r.path, r);
+    job.progress?.shardDone(target, newRows, drvs);
+  }));
+}
+
+async function checkAttrsExist(config: Config, attrs: string[][]): Promise<void> {
+  const found = attrs.map(() => false);
+  for (const system of config.systems) {
+    for (const [name, v] of Object.entries(config.variants)) {
+      void name;
+      const here = await existingPaths(config.nixpkgs, system, v.config, v.nix, config.overlays, attrs, config.store);
+      here.forEach((ok, i) => { if (ok) found[i] = true; });
+      if (found.every(Boolean)) return;
+    }
+  }
+  const missing = attrs.filter((_, i) => !found[i]).map(formatAttrPath);
+  throw new FodderError(ErrorCode.ATTR_UNKNOWN,
+    `unknown attribute${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} in ${config.nixpkgs} (for ${config.systems.join(', ')})`,
+    { attrs: missing });
+}
+
+function summarise(db: Db, crawl: number, config: Config, resumed: boolean, durationMs: number): CrawlSummary {
+  const counts = db.prepare(`SELECT status, COUNT(*) n FROM attrs WHERE crawl_id = ? GROUP BY status`).all(crawl) as { status: string; n: number }[];
+  const by = Object.fromEntries(counts.map((c) => [c.status, c.n])) as Record<string, number>;
+  const drvs = (db.prepare(`
+    WITH RECURSIVE c(p) AS (
+      SELECT drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
+      UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
+    SELECT COUNT(*) n FROM c`).get(crawl) as { n: number }).n;
+  const fods = (db.prepare(`SELECT COUNT(DISTINCT drv_path) n FROM fod_seen WHERE crawl_id = ?`).get(crawl) as { n: number }).n;
+  return {
+    crawl, resumed, systems: config.systems, variants: Object.keys(config.variants),
+    attrs: {
+      total: counts.reduce((a, c) => a + c.n, 0),
+      drv: by.drv ?? 0, set: by.set ?? 0, error: by.error ?? 0, skipped: by.skipped ?? 0,
+    },
+    drvs, fods, durationMs,
+  };
+}

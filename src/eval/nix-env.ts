@@ -1,0 +1,56 @@
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { FodderError, ErrorCode } from '../errors.js';
+import { cleanNixMessage, nixStoreArgs } from './nix-run.js';
+import type { Mirrors } from '../graph/fod.js';
+
+/** Fails clearly when Nix is not installed. Returns Nix's version. */
+export async function ensureNix(): Promise<string> {
+  try {
+    const r = await execa('nix-instantiate', ['--version'], { reject: false });
+    if (r.exitCode === 0) return String(r.stdout).trim();
+  } catch { /* not found */ }
+  throw new FodderError(ErrorCode.NIX_MISSING,
+    'nix-instantiate not found: run `npm run quickstart` (installs Debian\'s nix-bin) or install Nix', {});
+}
+
+/** Evaluates a Nix expression to JSON (read-only). */
+export async function evalJson(expr: string, store: string | null): Promise<unknown> {
+  const r = await execa('nix-instantiate', ['--eval', '--strict', '--json', ...nixStoreArgs(store), '-E', expr], { reject: false });
+  if (r.exitCode !== 0) {
+    throw new FodderError(ErrorCode.NIX_FAILED, cleanNixMessage(String(r.stderr)) || `nix-instantiate failed (${r.exitCode})`, { expr });
+  }
+  return JSON.parse(String(r.stdout));
+}
+
+/** The package set's mirror list (pkgs/build-support/fetchurl/mirrors.nix), or {} when it has none. */
+export async function readMirrors(nixpkgs: string, store: string | null): Promise<Mirrors> {
+  const file = join(nixpkgs, 'pkgs', 'build-support', 'fetchurl', 'mirrors.nix');
+  if (!existsSync(file)) return {};
+  const value = await evalJson(
+    `let m = import ${JSON.stringify(file)}; in builtins.mapAttrs (n: v: if builtins.isList v then v else [ ]) m`, store);
+  return value as Mirrors;
+}
+
+/**
+ * Which of `paths` exist in the package set for one system and variant. Evaluates only the
+ * names along each path (tryEval'd), never the values themselves.
+ */
+export async function existingPaths(
+  nixpkgs: string, system: string, config: Record<string, unknown>, configNix: string | null,
+  overlays: string[], paths: string[][], store: string | null,
+): Promise<boolean[]> {
+  const expr = `
+    let
+      pkgs = import ${JSON.stringify(nixpkgs)} {
+        system = ${JSON.stringify(system)};
+        config = builtins.fromJSON ${JSON.stringify(JSON.stringify(config))} // (${configNix ?? '{ }'});
+        overlays = map import (builtins.fromJSON ${JSON.stringify(JSON.stringify(overlays))});
+      };
+      has = v: path: if path == [ ] then true else
+        let r = builtins.tryEval (builtins.isAttrs v && builtins.hasAttr (builtins.head path) v); in
+        r.success && r.value && has (v.\${builtins.head path}) (builtins.tail path);
+    in map (has pkgs) (builtins.fromJSON ${JSON.stringify(JSON.stringify(paths))})`;
+  return (await evalJson(expr, store)) as boolean[];
+}

@@ -1,0 +1,119 @@
+import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
+
+const MARKER = 'trace: @fodder@';
+
+export interface WalkerRun {
+  /** the package set loaded (the walker's `ready` record was seen) */
+  ready: boolean;
+  records: Record<string, unknown>[];
+  exitCode: number | null;
+  signal: string | null;
+  killedFor: 'timeout' | 'memory' | null;
+  /** what Nix printed after the last record: its error message when it died */
+  tail: string;
+  ms: number;
+}
+
+export interface WalkerRunOptions {
+  walker: string;
+  specFile: string;
+  configNix: string | null;
+  store: string | null;
+  timeoutMs: number;
+  memoryMb: number;
+}
+
+/** Arguments common to every nix-instantiate the crawl runs. */
+export function nixStoreArgs(store: string | null): string[] {
+  return store ? ['--store', store] : [];
+}
+
+/**
+ * Runs the walker once and streams its per-attribute records from stderr. Kills it when it
+ * passes its time or memory cap, and says so.
+ */
+export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
+  const args = [
+    '--eval', '--strict', '--json', '--read-write-mode',
+    ...nixStoreArgs(o.store),
+    o.walker,
+    '--argstr', 'specFile', o.specFile,
+  ];
+  if (o.configNix) args.push('--arg', 'extraConfig', o.configNix);
+  const started = Date.now();
+  const child = execa('nix-instantiate', args, {
+    reject: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false,
+    env: { NIX_SHOW_STATS: '0' }, extendEnv: true,
+  });
+  const records: Record<string, unknown>[] = [];
+  let ready = false;
+  let tailLines: string[] = [];
+  let pending = '';
+  let killedFor: WalkerRun['killedFor'] = null;
+
+  const onLine = (line: string) => {
+    if (line.startsWith(MARKER)) {
+      const rec = JSON.parse(line.slice(MARKER.length)) as Record<string, unknown>;
+      if (rec.ready === true) ready = true; else records.push(rec);
+      tailLines = [];
+    } else {
+      tailLines.push(line);
+      if (tailLines.length > 400) tailLines.shift();
+    }
+  };
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => {
+    pending += chunk;
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      onLine(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+    }
+  });
+  child.stdout!.resume();
+
+  const timer = setTimeout(() => { killedFor = 'timeout'; child.kill('SIGKILL'); }, o.timeoutMs);
+  const memLimitKb = o.memoryMb * 1024;
+  const poll = setInterval(() => {
+    const pid = child.pid;
+    if (!pid) return;
+    const rss = rssKb(pid);
+    if (rss !== null && rss > memLimitKb) { killedFor = 'memory'; child.kill('SIGKILL'); }
+  }, 200);
+
+  const result = await child;
+  clearTimeout(timer);
+  clearInterval(poll);
+  if (pending) onLine(pending);
+  return {
+    ready,
+    records,
+    exitCode: result.exitCode ?? null,
+    signal: result.signal ?? null,
+    killedFor,
+    tail: cleanNixMessage(tailLines.join('\n')),
+    ms: Date.now() - started,
+  };
+}
+
+function rssKb(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Nix's error text without colours, hints and unrelated traces. */
+export function cleanNixMessage(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const noColour = text.replace(/\x1b\[[0-9;]*m/g, '');
+  return noColour
+    .split('\n')
+    .filter((l) => !l.startsWith('trace: ') && !l.startsWith("(use '--show-trace'")
+      && !l.startsWith('warning: you did not specify'))
+    .join('\n')
+    .trim();
+}

@@ -1,0 +1,116 @@
+import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readDrvClosure } from '../graph/closure.js';
+import { runWalker, type WalkerRun } from './nix-run.js';
+import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
+
+let specDir: string | null = null;
+let specCounter = 0;
+
+function writeSpec(task: ShardTask, paths: string[][], mode: 'walk' | 'explain'): string {
+  specDir ??= mkdtempSync(join(tmpdir(), 'fodder-spec-'));
+  const file = join(specDir, `spec-${process.pid}-${++specCounter}.json`);
+  writeFileSync(file, JSON.stringify({
+    nixpkgs: task.nixpkgs, system: task.system, config: task.config, overlays: task.overlays,
+    paths, mode, exhaustive: task.exhaustive,
+  }));
+  return file;
+}
+
+async function walkerRun(task: ShardTask, paths: string[][], mode: 'walk' | 'explain'): Promise<WalkerRun> {
+  const specFile = writeSpec(task, paths, mode);
+  try {
+    return await runWalker({
+      walker: task.walker, specFile, configNix: task.configNix, store: task.store,
+      timeoutMs: task.timeoutMs, memoryMb: task.memoryMb,
+    });
+  } finally {
+    rmSync(specFile, { force: true });
+  }
+}
+
+function toResult(path: string[], rec: Record<string, unknown>): AttrResult {
+  switch (rec.s) {
+    case 'drv': return { path, status: 'drv', drvPath: String(rec.d) };
+    case 'set': return { path, status: 'set', recurse: rec.r === true, names: (rec.n as string[] | null) ?? null };
+    case 'skipped': return { path, status: 'skipped', type: String(rec.t) };
+    default: return { path, status: 'error', errorKind: 'catchable', error: rec.e === 'drvPath' ? 'drvPath' : 'value' };
+  }
+}
+
+function died(run: WalkerRun): string {
+  if (run.tail) return run.tail;
+  if (run.signal) return `nix-instantiate was killed by ${run.signal}`;
+  return `nix-instantiate exited with code ${run.exitCode}`;
+}
+
+/**
+ * Evaluates one shard. Records stream from the walker one attribute at a time, so an
+ * uncatchable error costs one restart: the culprit is the path after the last record. A run
+ * that passes its time or memory cap is split in halves and retried; a single path that still
+ * passes it is recorded as such.
+ */
+export async function runShard(task: ShardTask, knownDrvs: Set<string>): Promise<ShardResult | ShardFailure> {
+  const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, readMs: 0 };
+  const results = new Map<number, AttrResult>();
+  const index = new Map<string[], number>();
+  task.paths.forEach((p, i) => index.set(p, i));
+
+  const queue: string[][][] = [task.paths];
+  while (queue.length) {
+    const paths = queue.shift()!;
+    if (paths.length === 0) continue;
+    const run = await walkerRun(task, paths, 'walk');
+    stats.nixRuns++;
+    stats.evalMs += run.ms;
+    if (!run.ready && !run.killedFor) {
+      return { ok: false, code: 'NIX_FAILED', message: `cannot load ${task.nixpkgs} for ${task.system}/${task.variant}: ${died(run)}` };
+    }
+    run.records.forEach((rec, k) => results.set(index.get(paths[k])!, toResult(paths[k], rec)));
+    const done = run.records.length;
+    if (done >= paths.length) continue;
+    const rest = paths.slice(done);
+    if (run.killedFor) {
+      if (rest.length === 1) {
+        const limit = run.killedFor === 'timeout' ? `${task.timeoutMs} ms` : `${task.memoryMb} MiB`;
+        results.set(index.get(rest[0])!, {
+          path: rest[0], status: 'error', errorKind: run.killedFor,
+          error: `evaluation passed the ${run.killedFor} cap (${limit}) on its own`,
+        });
+      } else {
+        stats.splits++;
+        const half = Math.ceil(rest.length / 2);
+        queue.unshift(rest.slice(0, half), rest.slice(half));
+      }
+      continue;
+    }
+    // an uncatchable error: the culprit is the first path without a record
+    stats.restarts++;
+    results.set(index.get(rest[0])!, { path: rest[0], status: 'error', errorKind: 'uncatchable', error: died(run) });
+    queue.unshift(rest.slice(1));
+  }
+
+  const attrs = task.paths.map((_, i) => results.get(i)!);
+  if (task.explainErrors) await explainCaught(task, attrs, stats);
+
+  const started = Date.now();
+  const roots = attrs.filter((a) => a.status === 'drv').map((a) => a.drvPath!);
+  const drvs = readDrvClosure(roots, task.store, task.mirrors, knownDrvs);
+  stats.readMs += Date.now() - started;
+  return { ok: true, attrs, drvs, stats };
+}
+
+/** tryEval hides the message of what it caught: evaluate those paths again, alone, to hear Nix say it. */
+async function explainCaught(task: ShardTask, attrs: AttrResult[], stats: ShardStats): Promise<void> {
+  for (const a of attrs) {
+    if (a.status !== 'error' || a.errorKind !== 'catchable') continue;
+    const run = await walkerRun(task, [a.path], 'explain');
+    stats.nixRuns++;
+    stats.evalMs += run.ms;
+    const what = a.error === 'drvPath' ? 'its drvPath' : 'its value';
+    a.error = run.exitCode === 0
+      ? `evaluating ${what} failed inside tryEval, but not when evaluated alone`
+      : died(run);
+  }
+}

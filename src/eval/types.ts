@@ -1,0 +1,61 @@
+import type { DrvNode } from '../graph/types.js';
+import type { Mirrors } from '../graph/fod.js';
+
+/** One unit of work for a worker: some attribute paths of one system and config variant. */
+export interface ShardTask {
+  nixpkgs: string;
+  system: string;
+  variant: string;
+  config: Record<string, unknown>;
+  /** a Nix expression merged over `config` (for values JSON cannot express, like functions) */
+  configNix: string | null;
+  overlays: string[];
+  paths: string[][];
+  exhaustive: boolean;
+  store: string | null;
+  mirrors: Mirrors;
+  explainErrors: boolean;
+  timeoutMs: number;
+  memoryMb: number;
+  walker: string;
+}
+
+export type AttrStatus = 'drv' | 'set' | 'error' | 'skipped';
+export type ErrorKind = 'catchable' | 'uncatchable' | 'timeout' | 'memory';
+
+/** What the walker says of one attribute path. */
+export interface AttrResult {
+  path: string[];
+  status: AttrStatus;
+  drvPath?: string;
+  /** set: carries recurseForDerivations */
+  recurse?: boolean;
+  /** set: attribute names (when recursed or exhaustive) */
+  names?: string[] | null;
+  /** skipped: the value's type */
+  type?: string;
+  errorKind?: ErrorKind;
+  error?: string;
+}
+
+export interface ShardStats {
+  nixRuns: number;
+  restarts: number;
+  splits: number;
+  evalMs: number;
+  readMs: number;
+}
+
+export interface ShardResult {
+  ok: true;
+  attrs: AttrResult[];
+  drvs: DrvNode[];
+  stats: ShardStats;
+}
+
+/** A shard that could not even load the package set. */
+export interface ShardFailure {
+  ok: false;
+  code: string;
+  message: string;
+}

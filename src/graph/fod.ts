@@ -1,0 +1,134 @@
+import { FodderError, ErrorCode } from '../errors.js';
+import type { Derivation, Fod, FodKind, GitSource, HashAlgo, HashMode } from './types.js';
+import { drvName } from './drv-parse.js';
+
+/** site name -> URL prefixes, as in the package set's pkgs/build-support/fetchurl/mirrors.nix */
+export type Mirrors = Record<string, string[]>;
+
+const ALGOS: Record<string, HashAlgo> = { md5: 'md5', sha1: 'sha1', sha256: 'sha256', sha512: 'sha512' };
+
+/** True when the derivation has a fixed output (both hash fields set on `out`). */
+export function isFixedOutput(drv: Derivation): boolean {
+  return drv.outputs.length === 1 && drv.outputs[0].hash !== '' && drv.outputs[0].hashAlgo !== '';
+}
+
+/**
+ * Reads a FOD's record from its parsed .drv. The hash comes from the output tuple, which
+ * Nix always writes as lowercase base16 whatever spelling the expression used.
+ */
+export function fodFromDrv(drvPath: string, drv: Derivation, mirrors: Mirrors): Fod {
+  const out = drv.outputs[0];
+  const recursive = out.hashAlgo.startsWith('r:');
+  const algoName = recursive ? out.hashAlgo.slice(2) : out.hashAlgo;
+  const algo = ALGOS[algoName];
+  if (!algo) {
+    throw new FodderError(ErrorCode.DRV_PARSE, `${drvPath}: unknown output hash algorithm "${out.hashAlgo}"`, { drvPath });
+  }
+  const mode: HashMode = recursive ? 'recursive' : 'flat';
+  const hex = out.hash.toLowerCase();
+  const env = drv.env;
+  const urls = urlsOf(env);
+  const git = gitOf(env, drv);
+  const kind = kindOf(drv, urls, git, mode);
+  return {
+    drvPath,
+    outPath: out.path,
+    name: env.name ?? drvName(drvPath),
+    kind,
+    hash: { algo, mode, hex, sri: `${algo}-${Buffer.from(hex, 'hex').toString('base64')}` },
+    urls,
+    resolvedUrls: resolveUrls(urls, mirrors),
+    git,
+    postFetch: hasCustomPostFetch(env.postFetch ?? '', kind),
+  };
+}
+
+/** URLs as written: nixpkgs' fetchurl keeps them space-separated in `urls`; builtin:fetchurl uses `url`. */
+function urlsOf(env: Record<string, string>): string[] {
+  const split = (s: string) => s.split(/\s+/).filter(Boolean);
+  if (env.urls !== undefined && env.urls.trim() !== '') return split(env.urls);
+  if (env.url !== undefined && env.url.trim() !== '') return split(env.url);
+  return [];
+}
+
+function bool(v: string | undefined): boolean {
+  return v === '1' || v === 'true';
+}
+
+function gitOf(env: Record<string, string>, drv: Derivation): GitSource | null {
+  if (!env.url || !env.rev) return null;
+  const looksGit = 'fetchSubmodules' in env || 'leaveDotGit' in env || 'deepClone' in env
+    || /fetchgit|nix-prefetch-git/.test(drv.builder + ' ' + drv.args.join(' '));
+  if (!looksGit) return null;
+  return {
+    url: env.url,
+    rev: env.rev,
+    submodules: bool(env.fetchSubmodules),
+    deepClone: bool(env.deepClone),
+    leaveDotGit: bool(env.leaveDotGit),
+    lfs: bool(env.fetchLFS),
+    sparseCheckout: (env.sparseCheckout ?? '').split(/\s+/).filter(Boolean),
+  };
+}
+
+const FETCHZIP_HEAD = /^\s*unpackDir="\$TMPDIR\/unpack"/;
+const PATCH_MARK = /\blsdiff\b[\s\S]*\bfilterdiff\b/;
+
+function kindOf(drv: Derivation, urls: string[], git: GitSource | null, mode: HashMode): FodKind {
+  const env = drv.env;
+  if (git) return 'git';
+  const builderText = drv.builder + ' ' + drv.args.join(' ');
+  if (isRequireFile(drv)) return 'manual';
+  if (env.url && env.rev && ('fetchSubrepos' in env || /fetchhg|hg/.test(builderText))) return 'hg';
+  if (env.url && env.rev && ('ignoreExternals' in env || /fetchsvn|svn/.test(builderText))) return 'svn';
+  if (urls.length === 0) return 'vendor';
+  const postFetch = env.postFetch ?? '';
+  if (mode === 'recursive' && FETCHZIP_HEAD.test(postFetch)) return 'archive';
+  if (PATCH_MARK.test(postFetch)) return 'patch';
+  if ('urls' in env || drv.builder === 'builtin:fetchurl') return 'url';
+  return 'other';
+}
+
+/** requireFile: a FOD whose builder is the `restrict-message` script (or which carries its message). */
+function isRequireFile(drv: Derivation): boolean {
+  if (drv.inputDrvs.some((i) => i.path.endsWith('-restrict-message.drv'))) return true;
+  if (/restrict-message/.test(drv.builder)) return true;
+  return drv.inputSrcs.some((s) => s.endsWith('-restrict-message'));
+}
+
+/**
+ * Whether a postFetch beyond the fetcher's own normalisation runs. fetchzip's own script ends
+ * with moving the unpacked tree to `$out` and a final `chmod 755 "$out"`; anything the user added
+ * sits between. fetchpatch's own script ends with `mv "$tmpfile" "$out"`.
+ */
+export function hasCustomPostFetch(postFetch: string, kind: FodKind): boolean {
+  const text = postFetch.trim();
+  if (text === '') return false;
+  if (kind === 'archive') {
+    const lines = text.split('\n');
+    let last = -1;
+    lines.forEach((l, i) => { if (/^\s*mv "\$unpackDir(\/\$fn)?" "\$out"\s*$/.test(l)) last = i; });
+    if (last < 0) return true;
+    const rest = lines.slice(last + 1).filter((l) => l.trim() !== '' && !/^\s*fi\s*$/.test(l));
+    return rest.some((l) => !/^\s*chmod 755 "\$out"\s*$/.test(l));
+  }
+  if (kind === 'patch') {
+    const idx = text.lastIndexOf('mv "$tmpfile" "$out"');
+    if (idx < 0) return true;
+    return text.slice(idx + 'mv "$tmpfile" "$out"'.length).trim() !== '';
+  }
+  return true;
+}
+
+/** Expands `mirror://site/path` into every prefix of `site`, in order; other URLs pass through. */
+export function resolveUrls(urls: string[], mirrors: Mirrors): string[] {
+  const out: string[] = [];
+  for (const url of urls) {
+    const m = /^mirror:\/\/([^/]+)\/(.*)$/.exec(url);
+    if (!m) { out.push(url); continue; }
+    const prefixes = mirrors[m[1]];
+    if (!prefixes || prefixes.length === 0) continue;
+    for (const prefix of prefixes) out.push(prefix.endsWith('/') ? prefix + m[2] : `${prefix}/${m[2]}`);
+  }
+  return [...new Set(out)];
+}

@@ -1,0 +1,78 @@
+/** Shapes produced by reading .drv files. These are the project's contract between stages. */
+
+export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
+export type HashMode = 'flat' | 'recursive';
+
+export type FodKind =
+  | 'url' // flat download, no custom postFetch
+  | 'archive' // fetchzip / fetchFromGitHub archive: download, unpack, NAR hash
+  | 'git'
+  | 'hg'
+  | 'svn'
+  | 'patch' // fetchpatch: download then normalise
+  | 'vendor' // no URL at all: only running the builder reproduces it
+  | 'manual' // requireFile
+  | 'other';
+
+export const FOD_KINDS: readonly FodKind[] = [
+  'url', 'archive', 'git', 'hg', 'svn', 'patch', 'vendor', 'manual', 'other',
+];
+
+export interface FodHash {
+  algo: HashAlgo;
+  mode: HashMode;
+  /** lowercase base16, as in the .drv */
+  hex: string;
+  /** `<algo>-<base64>` */
+  sri: string;
+}
+
+export interface GitSource {
+  url: string;
+  rev: string;
+  submodules: boolean;
+  deepClone: boolean;
+  leaveDotGit: boolean;
+  lfs: boolean;
+  sparseCheckout: string[];
+}
+
+/** One fixed-output derivation, the `Fod` JSON shape of `fodder sources`. */
+export interface Fod {
+  drvPath: string;
+  outPath: string;
+  name: string;
+  kind: FodKind;
+  hash: FodHash;
+  /** URLs as written in the derivation (may hold `mirror://`) */
+  urls: string[];
+  /** URLs with `mirror://` expanded from the package set's mirrors.nix, in order */
+  resolvedUrls: string[];
+  git: GitSource | null;
+  /** true when a postFetch other than the fetcher's own normalisation runs */
+  postFetch: boolean;
+}
+
+/** A parsed .drv file. */
+export interface Derivation {
+  outputs: { name: string; path: string; hashAlgo: string; hash: string }[];
+  inputDrvs: { path: string; outputs: string[] }[];
+  inputSrcs: string[];
+  system: string;
+  builder: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** What the crawl keeps of every derivation in a closure. */
+export interface DrvNode {
+  drvPath: string;
+  name: string;
+  system: string;
+  outputs: Record<string, string>;
+  inputDrvs: string[];
+  /** present when the derivation is fixed-output */
+  fod: Fod | null;
+  /** a FOD's whole environment (fetchers need more than the Fod shape); null otherwise */
+  fodEnv: Record<string, string> | null;
+}

@@ -1,0 +1,15 @@
+/** Thread entry point for the crawl: evaluates one shard (see src/eval/shard.ts). */
+import { runShard } from '../src/eval/shard.js';
+import type { ShardTask, ShardResult, ShardFailure } from '../src/eval/types.js';
+
+// derivations this thread already returned; the coordinator stores each only once anyway
+const knownDrvs = new Set<string>();
+
+export default async function evalShard(task: ShardTask): Promise<ShardResult | ShardFailure> {
+  try {
+    return await runShard(task, knownDrvs);
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    return { ok: false, code: e.code ?? 'WORKER_FAILED', message: e.message ?? String(err) };
+  }
+}
