@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { execa } from 'execa';
+import { slotStorePath } from './shard.js';
 import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot } from '../config/defaults.js';
 import type { Config } from '../config/load.js';
@@ -32,6 +34,9 @@ export interface CrawlSummary {
   fods: number;
   durationMs: number;
 }
+
+/** Cumulative phase timings of this process (FODDER_TIMINGS=1 prints them). */
+const timings = { evalMs: 0, readMs: 0, writeMs: 0, runs: 0 };
 
 function workerFile(): string {
   const beside = fileURLToPath(new URL('../../workers/eval-worker.js', import.meta.url));
@@ -78,6 +83,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const done = new Set(store.targets(id).filter((t) => t.done).map((t) => `${t.system}/${t.variant}`));
   progress?.start({ crawl: id, resumed, targets: targets.length });
 
+  await initStores(config);
   const pool = new Piscina({
     filename: workerFile(), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
@@ -96,6 +102,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     await pool.destroy();
   }
   const durationMs = Date.now() - started;
+  if (process.env.FODDER_TIMINGS) process.stderr.write(`timings: ${JSON.stringify(timings)} total ${durationMs} ms\n`);
   store.finishCrawl(id, durationMs);
   const summary = summarise(db, id, config, resumed, durationMs);
   db.close();
@@ -175,7 +182,7 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
     const task: ShardTask = {
       nixpkgs: config.nixpkgs, system: target.system, variant: target.variant,
       config: variant.config, configNix: variant.nix, overlays: config.overlays, paths: shard,
-      exhaustive: config.exhaustive, store: config.store, mirrors: job.mirrors, explainErrors: config.explainErrors,
+      exhaustive: config.exhaustive, store: config.store, storeSlots: config.workers, mirrors: job.mirrors, explainErrors: config.explainErrors,
       timeoutMs: config.limits.shardTimeoutSec * 1000, memoryMb: config.limits.memoryMb,
       walker: join(packageRoot(), 'nix', 'walker.nix'),
     };
@@ -191,10 +198,26 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
     } else {
       throw new FodderError(result.code, `${target.system}/${target.variant}: ${result.message}`, { ...target });
     }
+    const w0 = Date.now();
     job.store.writeShard(job.crawl, target, newRows, drvs);
+    timings.writeMs += Date.now() - w0;
+    if (result.ok) { timings.evalMs += result.stats.evalMs; timings.readMs += result.stats.readMs; timings.runs += result.stats.nixRuns; }
     for (const r of newRows) rows.set(r.path, r);
     job.progress?.shardDone(target, newRows, drvs);
   }));
+}
+
+/** Creates every chroot store slot up front: two Nix processes creating one store race. */
+async function initStores(config: Config): Promise<void> {
+  if (config.store === null) return;
+  for (let slot = 0; slot < config.workers; slot++) {
+    const dir = slotStorePath(config.store, slot);
+    if (existsSync(join(dir, 'nix', 'var', 'nix', 'db', 'db.sqlite'))) continue;
+    const r = await execa('nix-store', ['--store', dir, '--verify'], { reject: false });
+    if (r.exitCode !== 0) {
+      throw new FodderError(ErrorCode.NIX_FAILED, `cannot create the chroot store ${dir}: ${String(r.stderr).trim()}`, { store: dir });
+    }
+  }
 }
 
 async function checkAttrsExist(config: Config, attrs: string[][]): Promise<void> {

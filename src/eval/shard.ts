@@ -1,6 +1,7 @@
 import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { readDrvClosure } from '../graph/closure.js';
 import { runWalker, type WalkerRun } from './nix-run.js';
 import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
@@ -18,11 +19,26 @@ function writeSpec(task: ShardTask, paths: string[][], mode: 'walk' | 'explain')
   return file;
 }
 
+/**
+ * The chroot store this thread writes to. Nix serialises writers on its store database and
+ * backs off when busy, so each worker gets a store of its own (slot 0 is the configured one).
+ */
+export function slotStore(store: string | null, slots: number): string | null {
+  if (store === null) return null;
+  const slot = slots > 1 ? Math.max(0, threadId - 1) % slots : 0;
+  return slotStorePath(store, slot);
+}
+
+/** The directory of store slot `slot` for the configured chroot store. */
+export function slotStorePath(store: string, slot: number): string {
+  return slot === 0 ? store : `${store}-w${slot}`;
+}
+
 async function walkerRun(task: ShardTask, paths: string[][], mode: 'walk' | 'explain'): Promise<WalkerRun> {
   const specFile = writeSpec(task, paths, mode);
   try {
     return await runWalker({
-      walker: task.walker, specFile, configNix: task.configNix, store: task.store,
+      walker: task.walker, specFile, configNix: task.configNix, store: slotStore(task.store, task.storeSlots),
       timeoutMs: task.timeoutMs, memoryMb: task.memoryMb,
     });
   } finally {
@@ -96,7 +112,7 @@ export async function runShard(task: ShardTask, knownDrvs: Set<string>): Promise
 
   const started = Date.now();
   const roots = attrs.filter((a) => a.status === 'drv').map((a) => a.drvPath!);
-  const drvs = readDrvClosure(roots, task.store, task.mirrors, knownDrvs);
+  const drvs = readDrvClosure(roots, slotStore(task.store, task.storeSlots), task.mirrors, knownDrvs);
   stats.readMs += Date.now() - started;
   return { ok: true, attrs, drvs, stats };
 }

@@ -12,7 +12,10 @@ export interface ShardTask {
   overlays: string[];
   paths: string[][];
   exhaustive: boolean;
+  /** chroot store root; null for the system store */
   store: string | null;
+  /** how many chroot stores the workers spread over (one each, so their writes never contend) */
+  storeSlots: number;
   mirrors: Mirrors;
   explainErrors: boolean;
   timeoutMs: number;

@@ -7,6 +7,15 @@ import type { Derivation } from './types.js';
  * Hand-written single pass over the string: .drv files are parsed by the ten thousand.
  */
 export function parseDrv(text: string, origin = '<drv>'): Derivation {
+  return parseDrvPart(text, origin, true);
+}
+
+/**
+ * Parses outputs and inputs always; the rest (sources, builder, args, env) only when `full` is
+ * true or the derivation is fixed-output. Most derivations of a closure are not FODs, and their
+ * environments hold the largest strings of the file.
+ */
+export function parseDrvPart(text: string, origin: string, full: boolean): Derivation {
   const p = new Parser(text, origin);
   p.expect('Derive(');
   const outputs = p.list(() => {
@@ -26,6 +35,10 @@ export function parseDrv(text: string, origin = '<drv>'): Derivation {
     return { path, outputs: outs };
   });
   p.expect(',');
+  const fixed = outputs.length === 1 && outputs[0].hash !== '';
+  if (!full && !fixed) {
+    return { outputs, inputDrvs, inputSrcs: [], system: '', builder: '', args: [], env: {} };
+  }
   const inputSrcs = p.list(() => p.str());
   p.expect(',');
   const system = p.str(); p.expect(',');

@@ -7,3 +7,5 @@ export const commands: ((program: Command) => void)[] = [
   registerCrawl,
   registerQueries,
 ];
+import { registerFetch } from './fetch.js';
+commands.push(registerFetch);

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set-up, then every test (real Nix, real servers on 127.0.0.1). Ends with a plain
+# "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+results="$(mktemp -t fodder-vitest-XXXXXX.json)"
+set +e
+npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "$@"
+code=$?
+set -e
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$results" 2>/dev/null || true
+rm -f "$results"
+exit $code

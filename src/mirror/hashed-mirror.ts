@@ -1,0 +1,188 @@
+import {
+  chmodSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync,
+  rmSync, statSync, unlinkSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { FodderError } from '../errors.js';
+import { encodeNix32, HASH_ALGOS } from '../graph/hash.js';
+import type { HashAlgo } from '../graph/types.js';
+import { FetchErrorCode, storageError } from '../fetch/outcome.js';
+import type { Digests } from '../fetch/types.js';
+
+/**
+ * The hashed mirror: `DIR/tarballs/<algo>/<name>` answering every name the public tarballs
+ * mirror answers. Each file is stored once as `sha512/<hex>`; `md5/<hex>`, `sha1/<hex>`,
+ * `sha256/<hex>`, `sha256/<nix32>` and `sha512/<nix32>` are hard links to it. Nix uses
+ * `DIR/tarballs/` as a `hashed-mirrors` entry (it asks for `<algo>/<hex>`).
+ *
+ * Nothing appears under a final name before it is complete, verified and fsynced: downloads
+ * live in `DIR/tmp/` (same filesystem) until admitFile links them into place.
+ */
+export interface HashedMirror {
+  readonly root: string;
+  readonly tarballs: string;
+  /** absolute path of `tarballs/<algo>/<hex>` */
+  pathOf(algo: HashAlgo, hex: string): string;
+  /** whether the mirror holds content with this hash */
+  has(algo: HashAlgo, hex: string): boolean;
+  /** a work directory for one source (kept across runs so a download can resume) */
+  workDir(key: string): string;
+  removeWorkDir(key: string): void;
+  /** moves a verified file into the mirror under every alias; returns the stored path */
+  admitFile(path: string, digests: Digests): Promise<string>;
+  /** fsyncs the directories that got new names since the last call */
+  syncDirs(): Promise<void>;
+  /** takes the mirror's lock (one writer at a time); throws MIRROR_LOCKED if a live process has it */
+  lock(): void;
+  unlock(): void;
+}
+
+/** Every `algo/name` a file with these digests is reachable as; the first is where it is stored. */
+export function aliasNames(d: Digests): { algo: HashAlgo; name: string }[] {
+  const nix32 = (hex: string) => encodeNix32(Buffer.from(hex, 'hex'));
+  return [
+    { algo: 'sha512', name: d.sha512 },
+    { algo: 'sha256', name: d.sha256 },
+    { algo: 'sha1', name: d.sha1 },
+    { algo: 'md5', name: d.md5 },
+    { algo: 'sha256', name: nix32(d.sha256) },
+    { algo: 'sha512', name: nix32(d.sha512) },
+  ];
+}
+
+const LOCK_FILE = 'lock';
+/** Work dirs untouched for this long are leftovers of sources no longer fetched. */
+const STALE_WORK_MS = 7 * 24 * 3600 * 1000;
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+function unwritable(root: string, err: unknown, what: string): FodderError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOTDIR' || code === 'EEXIST') {
+    return new FodderError(FetchErrorCode.MIRROR_UNWRITABLE, `mirror ${root}: ${what} is not a directory`, { mirror: root });
+  }
+  return storageError(err, `mirror ${root}: ${what}`)
+    ?? new FodderError(FetchErrorCode.MIRROR_UNWRITABLE, `mirror ${root}: cannot use ${what}: ${(err as Error).message}`, { mirror: root });
+}
+
+/**
+ * Opens (creating it when `create`) the mirror at `dir` and checks it can be written: a probe
+ * file is created and removed in `tmp/`. `create: false` only requires the directory to exist.
+ */
+export function createHashedMirror(dir: string, options: { create: boolean } = { create: true }): HashedMirror {
+  const root = resolve(dir);
+  const tarballs = join(root, 'tarballs');
+  const tmp = join(root, 'tmp');
+  if (!options.create) {
+    if (!existsSync(tarballs) || !statSync(tarballs).isDirectory()) {
+      throw new FodderError(FetchErrorCode.MIRROR_MISSING, `no mirror at ${root} (expected ${tarballs}/): run \`fodder fetch\` first or pass --mirror DIR`, { mirror: root });
+    }
+  }
+  try {
+    for (const a of HASH_ALGOS) mkdirSync(join(tarballs, a), { recursive: true });
+    mkdirSync(tmp, { recursive: true });
+    const probe = join(tmp, `.probe-${process.pid}`);
+    writeFileSync(probe, 'fodder');
+    unlinkSync(probe);
+  } catch (err) {
+    throw unwritable(root, err, 'the directory');
+  }
+
+  const dirty = new Set<string>();
+  let locked = false;
+  const pathOf = (algo: HashAlgo, name: string) => join(tarballs, algo, name);
+
+  /** name -> the stored file, replacing a different file already there (it has the same hash) */
+  const linkAlias = (stored: string, alias: string) => {
+    try {
+      linkSync(stored, alias);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const a = lstatSync(alias);
+      const s = statSync(stored);
+      if (a.ino === s.ino && a.dev === s.dev) return;
+      const temp = `${alias}.link-${process.pid}`;
+      rmSync(temp, { force: true });
+      linkSync(stored, temp);
+      renameSync(temp, alias);
+    }
+  };
+
+  return {
+    root,
+    tarballs,
+    pathOf,
+    has(algo, hex) {
+      return existsSync(pathOf(algo, hex));
+    },
+    workDir(key) {
+      const d = join(tmp, key);
+      try { mkdirSync(d, { recursive: true }); } catch (err) { throw unwritable(root, err, 'tmp/'); }
+      return d;
+    },
+    removeWorkDir(key) {
+      rmSync(join(tmp, key), { recursive: true, force: true });
+    },
+    async admitFile(path, digests) {
+      const names = aliasNames(digests);
+      const stored = pathOf(names[0].algo, names[0].name);
+      try {
+        const fh = await open(path, 'r');
+        try { await fh.sync(); } finally { await fh.close(); }
+        chmodSync(path, 0o444);
+        renameSync(path, stored);
+        for (const n of names.slice(1)) linkAlias(stored, pathOf(n.algo, n.name));
+      } catch (err) {
+        throw storageError(err, `storing ${stored}`) ?? err;
+      }
+      for (const n of names) dirty.add(join(tarballs, n.algo));
+      return stored;
+    },
+    async syncDirs() {
+      const dirs = [...dirty];
+      dirty.clear();
+      await Promise.all(dirs.map(async (d) => {
+        const fh = await open(d, 'r');
+        try { await fh.sync(); } finally { await fh.close(); }
+      }));
+    },
+    lock() {
+      const file = join(root, LOCK_FILE);
+      for (let i = 0; i < 2; i++) {
+        try {
+          const fd = openSync(file, 'wx');
+          writeSync(fd, `${process.pid}\n`);
+          closeSync(fd);
+          locked = true;
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(root, err, 'the lock file');
+          const pid = Number(readFileSync(file, 'utf8').trim());
+          if (pid !== process.pid && pidAlive(pid)) {
+            throw new FodderError(FetchErrorCode.MIRROR_LOCKED,
+              `mirror ${root} is in use by process ${pid} (another fodder fetch or verify); remove ${file} if that is wrong`, { mirror: root, pid });
+          }
+          rmSync(file, { force: true }); // left by a process that died
+        }
+      }
+      if (!locked) throw new FodderError(FetchErrorCode.MIRROR_LOCKED, `cannot take the lock ${file}`, { mirror: root });
+      // leftovers of dead runs: alias temp links, and work dirs nobody came back for
+      for (const a of HASH_ALGOS) {
+        for (const name of readdirSync(join(tarballs, a))) if (name.includes('.link-')) rmSync(join(tarballs, a, name), { force: true });
+      }
+      for (const name of readdirSync(tmp)) {
+        const p = join(tmp, name);
+        try { if (Date.now() - statSync(p).mtimeMs > STALE_WORK_MS) rmSync(p, { recursive: true, force: true }); } catch { /* gone */ }
+      }
+    },
+    unlock() {
+      if (!locked) return;
+      locked = false;
+      rmSync(join(root, LOCK_FILE), { force: true });
+    },
+  };
+}
