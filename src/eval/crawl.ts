@@ -36,7 +36,7 @@ export interface CrawlSummary {
 }
 
 /** Cumulative phase timings of this process (FODDER_TIMINGS=1 prints them). */
-const timings = { evalMs: 0, readMs: 0, writeMs: 0, runs: 0 };
+const timings = { evalMs: 0, readMs: 0, writeMs: 0, runs: 0, peakNixRssKb: 0 };
 
 function workerFile(): string {
   const beside = fileURLToPath(new URL('../../workers/eval-worker.js', import.meta.url));
@@ -201,7 +201,7 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
     const w0 = Date.now();
     job.store.writeShard(job.crawl, target, newRows, drvs);
     timings.writeMs += Date.now() - w0;
-    if (result.ok) { timings.evalMs += result.stats.evalMs; timings.readMs += result.stats.readMs; timings.runs += result.stats.nixRuns; }
+    if (result.ok) { timings.evalMs += result.stats.evalMs; timings.readMs += result.stats.readMs; timings.runs += result.stats.nixRuns; timings.peakNixRssKb = Math.max(timings.peakNixRssKb, result.stats.peakNixRssKb); }
     for (const r of newRows) rows.set(r.path, r);
     job.progress?.shardDone(target, newRows, drvs);
   }));

@@ -13,6 +13,8 @@ export interface WalkerRun {
   /** what Nix printed after the last record: its error message when it died */
   tail: string;
   ms: number;
+  /** the largest resident size seen while polling, KiB */
+  peakRssKb: number;
 }
 
 export interface WalkerRunOptions {
@@ -75,12 +77,14 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
 
   const timer = setTimeout(() => { killedFor = 'timeout'; child.kill('SIGKILL'); }, o.timeoutMs);
   const memLimitKb = o.memoryMb * 1024;
+  let peakRssKb = 0;
   const poll = setInterval(() => {
     const pid = child.pid;
     if (!pid) return;
     const rss = rssKb(pid);
+    if (rss !== null && rss > peakRssKb) peakRssKb = rss;
     if (rss !== null && rss > memLimitKb) { killedFor = 'memory'; child.kill('SIGKILL'); }
-  }, 200);
+  }, 100);
 
   const result = await child;
   clearTimeout(timer);
@@ -94,6 +98,7 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
     killedFor,
     tail: cleanNixMessage(tailLines.join('\n')),
     ms: Date.now() - started,
+    peakRssKb,
   };
 }
 

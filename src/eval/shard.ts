@@ -68,7 +68,7 @@ function died(run: WalkerRun): string {
  * passes it is recorded as such.
  */
 export async function runShard(task: ShardTask, knownDrvs: Set<string>): Promise<ShardResult | ShardFailure> {
-  const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, readMs: 0 };
+  const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, readMs: 0, peakNixRssKb: 0 };
   const results = new Map<number, AttrResult>();
   const index = new Map<string[], number>();
   task.paths.forEach((p, i) => index.set(p, i));
@@ -80,6 +80,7 @@ export async function runShard(task: ShardTask, knownDrvs: Set<string>): Promise
     const run = await walkerRun(task, paths, 'walk');
     stats.nixRuns++;
     stats.evalMs += run.ms;
+    stats.peakNixRssKb = Math.max(stats.peakNixRssKb, run.peakRssKb);
     if (!run.ready && !run.killedFor) {
       return { ok: false, code: 'NIX_FAILED', message: `cannot load ${task.nixpkgs} for ${task.system}/${task.variant}: ${died(run)}` };
     }

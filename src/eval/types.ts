@@ -47,6 +47,8 @@ export interface ShardStats {
   splits: number;
   evalMs: number;
   readMs: number;
+  /** largest resident size of one nix-instantiate of this shard, KiB */
+  peakNixRssKb: number;
 }
 
 export interface ShardResult {
