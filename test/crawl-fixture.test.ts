@@ -1,0 +1,205 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURE, ROOT, fodder, tempDir } from './helpers/cli.js';
+import { closureDrvs, showDerivations, storeHolding } from './helpers/nix.js';
+import { openDb, type Db } from '../src/db/open.js';
+import { sourcesOf } from '../src/query/sources.js';
+import { formatAttrPath } from '../src/eval/attr-path.js';
+
+interface Expected {
+  uncatchable: { path: string[]; messageIncludes: string }[];
+  catchable: { path: string[]; why: string; allowedIn: string | null }[];
+  systemOnly: { path: string[]; fodName: string; systems: string[] }[];
+  configOnly: { path: string[]; fodName: string; config: Record<string, unknown> }[];
+  stringContextOnly: { path: string[]; fodName: string }[];
+  nonRecursedSets: string[][];
+  aliasedSets: { path: string[]; sameAs: string[] }[];
+  traps: string[][];
+  hashSpellings: { path: string[]; spelling: string }[];
+}
+const expected = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'expected.json'), 'utf8')) as Expected;
+
+const SYSTEMS = ['x86_64-linux', 'aarch64-linux', 'x86_64-darwin'];
+let dir: string, dbFile: string, store: string, db: Db;
+let summary: { attrs: { total: number; drv: number; error: number }; fods: number };
+
+/** The variants of the test crawl: nixpkgs' two defaults plus one with the config flag the fixture knows. */
+function configYaml(): string {
+  const flags = Object.assign({}, ...expected.configOnly.map((c) => c.config)) as Record<string, unknown>;
+  return [
+    'variants:',
+    '  default: {}',
+    '  permissive:',
+    '    config: { allowUnfree: true, allowBroken: true, allowUnsupportedSystem: true }',
+    '    nix: "{ allowInsecurePredicate = _: true; }"',
+    '  flagged:',
+    `    config: ${JSON.stringify(flags)}`,
+    '',
+  ].join('\n');
+}
+
+beforeAll(async () => {
+  dir = tempDir();
+  dbFile = join(dir, 'fodder.db');
+  store = join(dir, 'store');
+  writeFileSync(join(dir, 'fodder.yaml'), configYaml());
+  const r = await fodder(['crawl', '--config', join(dir, 'fodder.yaml'), '--nixpkgs', FIXTURE, '--db', dbFile,
+    '--store', store, '--workers', '2', '--json', ...SYSTEMS.flatMap((s) => ['--system', s])]);
+  expect(r.code, r.stderr).toBe(0);
+  summary = JSON.parse(r.stdout);
+  db = openDb(dbFile, { readonly: true });
+}, 300_000);
+
+function rowsWhere(sql: string, ...params: unknown[]) {
+  return db.prepare(sql).all(...params) as Record<string, string>[];
+}
+
+function sourceNames(path: string[], system: string, variant: string): string[] | null {
+  try {
+    return sourcesOf(db, formatAttrPath(path), { system, variant }).sources.map((s) => s.name);
+  } catch {
+    return null;
+  }
+}
+
+describe('crawling the test package set', () => {
+  it('finds, for every derivation attribute, exactly the FODs nix-store -qR and the .drv files say', async () => {
+    const attrs = rowsWhere(`SELECT path, system, variant, drv_path FROM attrs WHERE status = 'drv' AND system IN ('x86_64-linux', 'aarch64-linux')`);
+    expect(attrs.length).toBeGreaterThan(100);
+    const byDrv = new Map<string, string[]>();
+    for (const a of attrs) byDrv.set(a.drv_path, []);
+    for (const drv of byDrv.keys()) byDrv.set(drv, await closureDrvs(storeHolding(store, drv, 2), drv));
+    const all = [...new Set([...byDrv.values()].flat())];
+    const shown: Record<string, Awaited<ReturnType<typeof showDerivations>>[string]> = {};
+    for (const s of [store, `${store}-w1`]) {
+      const here = all.filter((d) => !shown[d] && (() => { try { return storeHolding(store, d, 2) === s; } catch { return false; } })());
+      Object.assign(shown, await showDerivations(s, here));
+    }
+    let compared = 0;
+    for (const a of attrs) {
+      const truth = byDrv.get(a.drv_path)!.filter((d) => shown[d].outputs.out?.hash).sort();
+      const ours = sourcesOf(db, a.path, { system: a.system, variant: a.variant });
+      expect(ours.drvPath).toBe(a.drv_path);
+      expect(ours.sources.map((s) => s.drvPath).sort(), `${a.path} on ${a.system}/${a.variant}`).toEqual(truth);
+      for (const s of ours.sources) {
+        const out = shown[s.drvPath].outputs.out;
+        expect(s.outPath).toBe(out.path);
+        expect(`${s.hash.mode === 'recursive' ? 'r:' : ''}${s.hash.algo}`).toBe(out.hashAlgo);
+        expect(s.hash.hex).toBe(out.hash);
+      }
+      compared++;
+    }
+    expect(compared).toBe(attrs.length);
+  });
+
+  it('sees system-only sources exactly on their systems', () => {
+    expect(expected.systemOnly.length).toBeGreaterThan(0);
+    for (const e of expected.systemOnly) {
+      for (const system of SYSTEMS) {
+        const names = sourceNames(e.path, system, 'permissive');
+        const has = names?.includes(e.fodName) ?? false;
+        expect(has, `${formatAttrPath(e.path)} / ${e.fodName} on ${system}`).toBe(e.systems.includes(system));
+      }
+    }
+  });
+
+  it('sees config-only sources only in the variant that sets the flag', () => {
+    expect(expected.configOnly.length).toBeGreaterThan(0);
+    for (const e of expected.configOnly) {
+      expect(sourceNames(e.path, 'x86_64-linux', 'flagged')).toContain(e.fodName);
+      expect(sourceNames(e.path, 'x86_64-linux', 'default') ?? []).not.toContain(e.fodName);
+    }
+  });
+
+  it('finds a FOD reached only through string context', () => {
+    expect(expected.stringContextOnly.length).toBeGreaterThan(0);
+    for (const e of expected.stringContextOnly) expect(sourceNames(e.path, 'x86_64-linux', 'default')).toContain(e.fodName);
+  });
+
+  it('records every uncatchable attribute with Nix\'s message and crawls everything after it', () => {
+    for (const e of expected.uncatchable) {
+      const rows = rowsWhere(`SELECT system, variant, status, error_kind, error FROM attrs WHERE path = ?`, formatAttrPath(e.path));
+      expect(rows.length, formatAttrPath(e.path)).toBe(SYSTEMS.length * 3);
+      for (const r of rows) {
+        expect(r).toMatchObject({ status: 'error', error_kind: 'uncatchable' });
+        expect(r.error).toContain(e.messageIncludes);
+      }
+      // every later sibling (names are walked in sorted order) was still evaluated
+      const parent = formatAttrPath(e.path.slice(0, -1));
+      const later = rowsWhere(`SELECT path FROM attrs WHERE ${e.path.length === 1 ? 'parent = \'\'' : 'parent = ?'} AND path > ? AND system = 'x86_64-linux' AND variant = 'default'`,
+        ...(e.path.length === 1 ? [] : [parent]), formatAttrPath(e.path));
+      expect(later.length, `siblings after ${formatAttrPath(e.path)}`).toBeGreaterThan(0);
+    }
+  });
+
+  it('records caught failures with their message, and lets the permissive variant through', () => {
+    expect(expected.catchable.length).toBeGreaterThan(0);
+    for (const e of expected.catchable) {
+      const get = (variant: string) => rowsWhere(`SELECT status, error_kind, error FROM attrs WHERE path = ? AND system = 'x86_64-linux' AND variant = ?`, formatAttrPath(e.path), variant)[0];
+      const def = get('default');
+      expect(def, formatAttrPath(e.path)).toMatchObject({ status: 'error', error_kind: 'catchable' });
+      expect(def.error).toMatch(/error/);
+      if (e.allowedIn === 'permissive') expect(get('permissive').status, formatAttrPath(e.path)).toBe('drv');
+    }
+  });
+
+  it('terminates on every trap and crawls an aliased set once', () => {
+    for (const t of expected.traps) {
+      const deeper = rowsWhere(`SELECT path FROM attrs WHERE path LIKE ? AND system = 'x86_64-linux' AND variant = 'default'`, `${formatAttrPath(t)}.%.%.%`);
+      expect(deeper, formatAttrPath(t)).toEqual([]);
+    }
+    for (const a of expected.aliasedSets) {
+      const row = rowsWhere(`SELECT alias_of FROM attrs WHERE path = ? AND system = 'x86_64-linux' AND variant = 'default'`, formatAttrPath(a.path))[0];
+      expect(row.alias_of, formatAttrPath(a.path)).toBe(formatAttrPath(a.sameAs));
+    }
+    const maxDepth = rowsWhere(`SELECT MAX(depth) d FROM attrs`)[0].d as unknown as number;
+    expect(maxDepth).toBeLessThanOrEqual(8);
+  });
+
+  it('reads every hash spelling to the same base16 form Nix writes', () => {
+    for (const h of expected.hashSpellings) {
+      const drv = rowsWhere(`SELECT drv_path FROM attrs WHERE path = ? AND system = 'x86_64-linux' AND variant = 'permissive'`, formatAttrPath(h.path))[0];
+      expect(drv, formatAttrPath(h.path)).toBeDefined();
+    }
+    const algos = rowsWhere(`SELECT DISTINCT hash_algo FROM fods`).map((r) => r.hash_algo).sort();
+    expect(algos).toEqual(['md5', 'sha1', 'sha256', 'sha512']);
+  });
+
+  it('answers `fodder sources` on the command line with the JSON contract, and refuses what it cannot answer', async () => {
+    const one = rowsWhere(`SELECT path FROM attrs WHERE status = 'drv' AND system = 'x86_64-linux' AND variant = 'default' ORDER BY path LIMIT 1`)[0].path;
+    const r = await fodder(['sources', one, '--db', dbFile, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const answer = JSON.parse(r.stdout);
+    expect(Object.keys(answer).sort()).toEqual(['attr', 'crawl', 'drvPath', 'sources', 'system', 'variant']);
+    expect(answer).toEqual(JSON.parse(JSON.stringify(sourcesOf(db, one, {}))));
+    for (const s of answer.sources) {
+      expect(Object.keys(s).sort()).toEqual(['drvPath', 'git', 'hash', 'kind', 'name', 'outPath', 'postFetch', 'resolvedUrls', 'urls']);
+    }
+    const never = await fodder(['sources', 'no.such.attribute', '--db', dbFile]);
+    expect(never.code).not.toBe(0);
+    expect(never.stderr).toMatch(/"no.such.attribute" was never crawled/);
+    const failed = await fodder(['sources', formatAttrPath(expected.uncatchable[0].path), '--db', dbFile]);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain(expected.uncatchable[0].messageIncludes);
+    const set = await fodder(['sources', formatAttrPath(expected.aliasedSets[0].sameAs), '--db', dbFile]);
+    expect(set.code).not.toBe(0);
+    expect(set.stderr).toMatch(/is a package set, not a derivation/);
+  });
+
+  it('lists every FOD with the systems and variants it was seen in', async () => {
+    const r = await fodder(['fods', '--db', dbFile, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const fods = JSON.parse(r.stdout) as { name: string; systems: string[]; variants: string[] }[];
+    expect(fods.length).toBe(Number(rowsWhere(`SELECT COUNT(*) n FROM fods`)[0].n));
+    for (const e of expected.systemOnly) {
+      const f = fods.filter((x) => x.name === e.fodName);
+      expect(f.length, e.fodName).toBeGreaterThan(0);
+      for (const x of f) for (const s of x.systems) expect(e.systems).toContain(s);
+    }
+    const kinds = await fodder(['fods', '--db', dbFile, '--kind', 'bogus']);
+    expect(kinds.code).not.toBe(0);
+    expect(kinds.stderr).toMatch(/unknown kind "bogus"/);
+    expect(summary.fods).toBe(fods.length);
+  });
+});
