@@ -17,8 +17,10 @@ export const NAR_FILE_CHANGED = 'NAR_FILE_CHANGED';
 /** Error code for an archive that is malformed, non-canonical or unsafe to restore. */
 export const NAR_INVALID = 'NAR_INVALID';
 
+/** Files of at least this size are read asynchronously, in NAR_CHUNK_SIZE pieces; smaller ones in one synchronous read. */
+export const NAR_LARGE_FILE = 1 << 20;
 /** Bytes read from a large file per read call. */
-export const NAR_CHUNK_SIZE = 1 << 20;
+export const NAR_CHUNK_SIZE = 4 << 20;
 /** Small strings and small files are gathered into blocks of this size before being emitted. */
 const BATCH_SIZE = 64 * 1024;
 
@@ -89,7 +91,7 @@ const BREATHER_MS = 10;
 
 /**
  * The core producer: yields the NAR of `root` in chunks. Metadata and files below
- * NAR_CHUNK_SIZE are read with synchronous calls (a tree of small files is syscall-bound, and
+ * NAR_LARGE_FILE are read with synchronous calls (a tree of small files is syscall-bound, and
  * one thread-pool round trip per call costs more than the call), gathered into blocks of
  * BATCH_SIZE, and the event loop gets a turn every BREATHER_MS. Larger files are read
  * asynchronously in NAR_CHUNK_SIZE pieces with the next read in flight while the consumer
@@ -101,7 +103,7 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
   // memory costs a page fault per 4 KiB on first touch.
   const blockPool: Buffer[] = [];
   let mediumSpare: Buffer | null = null;
-  let block = Buffer.allocUnsafe(BATCH_SIZE);
+  let block: Buffer = Buffer.allocUnsafe(BATCH_SIZE);
   let fill = 0;
   /** Chunks to yield, each with the pooled buffer it lives in (if any). */
   const ready: { chunk: Buffer; owner: Buffer | null }[] = [];
@@ -142,7 +144,7 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
     if (executable) put(T.executable);
     put(T.contents);
     put(u64(size));
-    if (size >= NAR_CHUNK_SIZE) return { kind: 'large', path, size };
+    if (size >= NAR_LARGE_FILE) return { kind: 'large', path, size };
     if (fill + size + 1 > BATCH_SIZE) seal();
     const fd = openSync(path, 'r');
     try {
@@ -150,7 +152,7 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
         readWhole(fd, block, fill, size, path);
         fill += size;
       } else {
-        const own = mediumSpare ?? Buffer.allocUnsafe(NAR_CHUNK_SIZE);
+        const own = mediumSpare ?? Buffer.allocUnsafe(NAR_LARGE_FILE);
         mediumSpare = null;
         readWhole(fd, own, 0, size, path);
         ready.push({ chunk: own.subarray(0, size), owner: own });
@@ -194,14 +196,23 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
     let pending: Promise<Buffer> | null = null;
     try {
       let pos = 0;
-      pending = readChunk(fh, take(), pos, Math.min(NAR_CHUNK_SIZE, size), path);
+      let target = take();
+      pending = readChunk(fh, target, pos, Math.min(NAR_CHUNK_SIZE, size), path);
+      // A read ahead may fail while the consumer holds the previous chunk: it is awaited (and
+      // its error thrown) below, this only keeps it from counting as unhandled meanwhile.
+      pending.catch(() => undefined);
       while (pending) {
         const chunk: Buffer = await pending;
+        const owner = target;
         pending = null;
         pos += chunk.length;
-        if (pos < size) pending = readChunk(fh, take(), pos, Math.min(NAR_CHUNK_SIZE, size - pos), path);
+        if (pos < size) {
+          target = take();
+          pending = readChunk(fh, target, pos, Math.min(NAR_CHUNK_SIZE, size - pos), path);
+          pending.catch(() => undefined);
+        }
         yield chunk;
-        if (opts.reuse) spareChunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, NAR_CHUNK_SIZE));
+        if (opts.reuse) spareChunks.push(owner);
       }
       const probe = Buffer.allocUnsafe(1);
       if ((await fh.read(probe, 0, 1, size)).bytesRead !== 0) throw changed(path);
@@ -227,9 +238,12 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
 
   put(T.magic);
   const stack: Frame[] = [];
-  let v = visit(typeof root === 'string' ? Buffer.from(root) : root, opts.flatFile);
-  let frame = v.kind === 'done' ? (put(T.close), null) : yield* settle(v);
-  if (frame) stack.push(frame);
+  const first = visit(typeof root === 'string' ? Buffer.from(root) : root, opts.flatFile);
+  if (first.kind === 'done') put(T.close);
+  else {
+    const frame = yield* settle(first);
+    if (frame) stack.push(frame);
+  }
   let lastBreak = Date.now();
   while (stack.length > 0) {
     const top = stack[stack.length - 1];
@@ -240,8 +254,9 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
       put(T.name);
       put(narString(name));
       put(T.node);
-      v = visit(Buffer.concat([top.path, SLASH, name]));
-      frame = v.kind === 'done' ? (put(T.close), null) : yield* settle(v);
+      const v = visit(Buffer.concat([top.path, SLASH, name]));
+      // Leaves (the common case) need no generator: close the node here.
+      const frame = v.kind === 'done' ? (put(T.close), null) : yield* settle(v);
       if (frame) stack.push(frame);
       else put(T.close); // closes the entry
     } else {
@@ -271,14 +286,19 @@ function changed(path: Buffer): FodderError {
   return new FodderError(NAR_FILE_CHANGED, `file '${p}' changed size while being archived`, { path: p });
 }
 
-/** Read exactly `size` bytes of `fd` into `buf` at `offset`, failing if the file is not that size. */
+/**
+ * Read exactly `size` bytes of `fd` into `buf` at `offset` (which has room for one more),
+ * failing if the file is not that size. Asking for one byte more than expected makes the
+ * usual short read prove the end of the file without an extra call.
+ */
 function readWhole(fd: number, buf: Buffer, offset: number, size: number, path: Buffer): void {
   let got = 0;
   for (;;) {
-    const n = readSync(fd, buf, offset + got, size + 1 - got, got);
-    if (n === 0) break;
+    const want = size + 1 - got;
+    const n = readSync(fd, buf, offset + got, want, got);
     got += n;
     if (got > size) throw changed(path);
+    if (n === 0 || (got === size && n < want)) break;
   }
   if (got !== size) throw changed(path);
 }
