@@ -150,8 +150,13 @@ describe('crawling the test package set', () => {
       expect(deeper, formatAttrPath(t)).toEqual([]);
     }
     for (const a of expected.aliasedSets) {
-      const row = rowsWhere(`SELECT alias_of FROM attrs WHERE path = ? AND system = 'x86_64-linux' AND variant = 'default'`, formatAttrPath(a.path))[0];
-      expect(row.alias_of, formatAttrPath(a.path)).toBe(formatAttrPath(a.sameAs));
+      // the same value under two names: whichever sorts first is crawled, the other is its alias
+      const [first, second] = [formatAttrPath(a.path), formatAttrPath(a.sameAs)].sort();
+      const alias = (p: string) => rowsWhere(`SELECT alias_of FROM attrs WHERE path = ? AND system = 'x86_64-linux' AND variant = 'default'`, p)[0].alias_of;
+      expect(alias(second), second).toBe(first);
+      expect(alias(first), first).toBeNull();
+      const below = (p: string) => rowsWhere(`SELECT COUNT(*) n FROM attrs WHERE path LIKE ? AND depth > ? AND system = 'x86_64-linux' AND variant = 'default'`, `${p}.%`, p.split('.').length + 1)[0].n;
+      expect(Number(below(second))).toBe(0);
     }
     const maxDepth = rowsWhere(`SELECT MAX(depth) d FROM attrs`)[0].d as unknown as number;
     expect(maxDepth).toBeLessThanOrEqual(8);
@@ -201,5 +206,57 @@ describe('crawling the test package set', () => {
     expect(kinds.code).not.toBe(0);
     expect(kinds.stderr).toMatch(/unknown kind "bogus"/);
     expect(summary.fods).toBe(fods.length);
+  });
+});
+
+describe('classifying the test package set\'s fetchers', () => {
+  const KIND: Record<string, [string, boolean]> = {
+    fetchurlBuiltin: ['url', false], fetchurlMirror: ['url', false], fetchzipTarball: ['archive', false],
+    fetchzipZip: ['archive', false], fetchzipNoStripRoot: ['archive', false], fetchzipUserPostFetch: ['archive', true],
+    fetchpatch: ['patch', false], fetchpatchAlreadyNormalised: ['patch', false], fetchgit: ['git', false],
+    fetchgitSubmodules: ['git', false], fetchhg: ['hg', false], fetchsvn: ['svn', false], vendored: ['vendor', false],
+    requireFile: ['manual', false],
+  };
+  it('gives every fetcher its kind, tells a user postFetch from the fetcher\'s own, and reads git details', () => {
+    const fetchers = (expected as unknown as { fetchers: Record<string, { fodName: string; rev?: string; url?: string; fetchSubmodules?: boolean; urls?: string[] }> }).fetchers;
+    expect(Object.keys(fetchers).sort()).toEqual(Object.keys(KIND).sort());
+    for (const [name, e] of Object.entries(fetchers)) {
+      const rows = rowsWhere(`SELECT kind, post_fetch, git_json, urls_json, resolved_urls_json FROM fods WHERE name = ?`, e.fodName);
+      expect(rows.length, name).toBeGreaterThan(0);
+      for (const r of rows) {
+        expect(r.kind, name).toBe(KIND[name][0]);
+        expect(Number(r.post_fetch), name).toBe(KIND[name][1] ? 1 : 0);
+        if (e.rev) {
+          const git = JSON.parse(r.git_json);
+          expect(git).toMatchObject({ url: e.url, rev: e.rev });
+          // nixpkgs' fetchgit defaults to fetchSubmodules = true
+          expect(git.submodules, name).toBe(e.fetchSubmodules ?? true);
+        }
+        if (e.urls) expect(JSON.parse(r.urls_json)).toEqual(e.urls);
+      }
+    }
+    // mirror:// expanded from the package set's mirrors.nix, dead mirror first
+    const hello = rowsWhere(`SELECT resolved_urls_json FROM fods WHERE name = ?`, fetchers.fetchurlMirror.fodName)[0];
+    expect(JSON.parse(hello.resolved_urls_json)[0]).toBe((fetchers.fetchurlMirror as unknown as { url: string }).url);
+  });
+});
+
+describe('overlays', () => {
+  it('crawls what an overlay adds and overrides', async () => {
+    const ov = (expected as unknown as { overlay: { file: string; adds: { path: string[]; fodName: string }[]; overrides: { path: string[]; fodName: string; replaces: string }[] } }).overlay;
+    const d = tempDir();
+    writeFileSync(join(d, 'c.yaml'), `overlays: [${JSON.stringify(join(ROOT, ov.file))}]\n`);
+    const file = join(d, 'o.db');
+    const r = await fodder(['crawl', '--config', join(d, 'c.yaml'), '--nixpkgs', FIXTURE, '--db', file, '--store', join(d, 'store'),
+      '--system', 'x86_64-linux', '--variant', 'default', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const odb = openDb(file, { readonly: true });
+    for (const a of ov.adds) expect(sourcesOf(odb, formatAttrPath(a.path)).sources.map((s) => s.name)).toContain(a.fodName);
+    for (const o of ov.overrides) {
+      const names = sourcesOf(odb, formatAttrPath(o.path)).sources.map((s) => s.name);
+      expect(names).toContain(o.fodName);
+      expect(names).not.toContain(o.replaces);
+    }
+    odb.close();
   });
 });

@@ -112,12 +112,30 @@ export function hasCustomPostFetch(postFetch: string, kind: FodKind): boolean {
     const rest = lines.slice(last + 1).filter((l) => l.trim() !== '' && !/^\s*fi\s*$/.test(l));
     return rest.some((l) => !/^\s*chmod 755 "\$out"\s*$/.test(l));
   }
-  if (kind === 'patch') {
-    const idx = text.lastIndexOf('mv "$tmpfile" "$out"');
-    if (idx < 0) return true;
-    return text.slice(idx + 'mv "$tmpfile" "$out"'.length).trim() !== '';
-  }
+  if (kind === 'patch') return patchUserPart(text).trim() !== '';
   return true;
+}
+
+/**
+ * What a user appended to fetchpatch's own script. Current nixpkgs ends its script with the
+ * "Check your includes and excludes" check (then, with `revert`, an interdiff); older nixpkgs
+ * ends with `mv "$tmpfile" "$out"` after filterdiff.
+ */
+function patchUserPart(text: string): string {
+  let rest: string;
+  const check = text.lastIndexOf('Check your includes and excludes.');
+  if (check >= 0) {
+    const fi = /\n\s*fi\s*(\n|$)/.exec(text.slice(check));
+    if (!fi) return text;
+    rest = text.slice(check + fi.index + fi[0].length);
+  } else {
+    const mv = text.indexOf('mv "$tmpfile" "$out"', Math.max(0, text.lastIndexOf('filterdiff')));
+    if (mv < 0) return text;
+    rest = text.slice(mv + 'mv "$tmpfile" "$out"'.length);
+  }
+  return rest.split('\n')
+    .filter((l) => !/^\s*\S*interdiff"? "\$out" \/dev\/null > "\$tmpfile"\s*$/.test(l) && !/^\s*mv "\$tmpfile" "\$out"\s*$/.test(l))
+    .join('\n');
 }
 
 /** Expands `mirror://site/path` into every prefix of `site`, in order; other URLs pass through. */
