@@ -79,8 +79,9 @@ function kindOf(drv: Derivation, urls: string[], git: GitSource | null, mode: Ha
   if (git) return 'git';
   const builderText = drv.builder + ' ' + drv.args.join(' ');
   if (isRequireFile(drv)) return 'manual';
-  if (env.url && env.rev && ('fetchSubrepos' in env || /fetchhg|hg/.test(builderText))) return 'hg';
-  if (env.url && env.rev && ('ignoreExternals' in env || /fetchsvn|svn/.test(builderText))) return 'svn';
+  const tools = `${env.nativeBuildInputs ?? ''} ${builderText}`;
+  if (env.url && env.rev && ('subrepoClause' in env || 'fetchSubrepos' in env || /-mercurial-|fetchhg/.test(tools))) return 'hg';
+  if (env.url && env.rev && ('ignoreExternals' in env || /-subversion-|fetchsvn/.test(tools))) return 'svn';
   if (urls.length === 0) return 'vendor';
   const postFetch = env.postFetch ?? '';
   if (mode === 'recursive' && FETCHZIP_HEAD.test(postFetch)) return 'archive';
