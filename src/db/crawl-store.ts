@@ -56,9 +56,12 @@ export function createCrawlStore(db: Db) {
   };
 
   const writeRows = db.transaction((crawl: number, t: Target, rows: AttrRow[], drvs: DrvNode[]) => {
+    const added = { drvs: 0, fods: 0 };
     for (const d of drvs) {
       const r = s.insertDrv.run(d.drvPath, d.name, d.system, JSON.stringify(d.outputs), d.fod ? 1 : 0);
       if (r.changes === 0) continue;
+      added.drvs++;
+      if (d.fod) added.fods++;
       for (const i of d.inputDrvs) s.insertInput.run(d.drvPath, i);
       if (d.fod) {
         const f = d.fod;
@@ -70,6 +73,7 @@ export function createCrawlStore(db: Db) {
       }
     }
     for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
+    return added;
   });
 
   const writeSigs = db.transaction((crawl: number, t: Target, rows: AttrRow[]) => {
@@ -99,7 +103,10 @@ export function createCrawlStore(db: Db) {
     loadAttrs(crawl: number, t: Target): AttrRow[] {
       return (s.attrs.all(crawl, t.system, t.variant) as Record<string, unknown>[]).map(fromRow);
     },
-    writeShard(crawl: number, t: Target, rows: AttrRow[], drvs: DrvNode[]): void { writeRows(crawl, t, rows, drvs); },
+    /** Writes one shard's records in one transaction; returns how many derivations and FODs were new. */
+    writeShard(crawl: number, t: Target, rows: AttrRow[], drvs: DrvNode[]): { drvs: number; fods: number } {
+      return writeRows(crawl, t, rows, drvs);
+    },
     writeSigs(crawl: number, t: Target, rows: AttrRow[]): void { writeSigs(crawl, t, rows); },
     finishTarget(crawl: number, t: Target): void { finishTarget(crawl, t); },
     finishCrawl(crawl: number, durationMs: number): void { s.finish.run(new Date().toISOString(), durationMs, crawl); },

@@ -29,6 +29,8 @@ export function openDb(file: string, options: OpenDbOptions = {}): Db {
     if (!options.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      // fewer, larger checkpoints: a crawl writes tens of thousands of rows in bursts
+      db.pragma('wal_autocheckpoint = 8000');
       db.pragma('foreign_keys = OFF');
       db.exec(SCHEMA_SQL);
       const row = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined;

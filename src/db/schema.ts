@@ -71,7 +71,6 @@ CREATE TABLE IF NOT EXISTS drv_inputs (
   input_drv TEXT NOT NULL,
   PRIMARY KEY (drv_path, input_drv)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS drv_inputs_rev ON drv_inputs(input_drv);
 
 CREATE TABLE IF NOT EXISTS fods (
   drv_path TEXT PRIMARY KEY,

@@ -199,11 +199,11 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       throw new FodderError(result.code, `${target.system}/${target.variant}: ${result.message}`, { ...target });
     }
     const w0 = Date.now();
-    job.store.writeShard(job.crawl, target, newRows, drvs);
+    const added = job.store.writeShard(job.crawl, target, newRows, drvs);
     timings.writeMs += Date.now() - w0;
     if (result.ok) { timings.evalMs += result.stats.evalMs; timings.readMs += result.stats.readMs; timings.runs += result.stats.nixRuns; timings.peakNixRssKb = Math.max(timings.peakNixRssKb, result.stats.peakNixRssKb); }
     for (const r of newRows) rows.set(r.path, r);
-    job.progress?.shardDone(target, newRows, drvs);
+    job.progress?.shardDone(target, newRows, added);
   }));
 }
 

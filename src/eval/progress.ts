@@ -1,5 +1,4 @@
 import type { AttrRow, Target } from '../db/crawl-store.js';
-import type { DrvNode } from '../graph/types.js';
 import type { CrawlSummary } from './crawl.js';
 
 /** Receives crawl events; the CLI draws them, tests may count them. */
@@ -7,7 +6,8 @@ export interface Progress {
   start(info: { crawl: number; resumed: boolean; targets: number }): void;
   resume(target: Target, rows: number): void;
   queued(shards: number, attrs: number): void;
-  shardDone(target: Target, rows: AttrRow[], drvs: DrvNode[]): void;
+  /** `added`: derivations and FODs new to the database */
+  shardDone(target: Target, rows: AttrRow[], added: { drvs: number; fods: number }): void;
   targetDone(target: Target): void;
   finish(summary: CrawlSummary): void;
 }
@@ -37,12 +37,12 @@ export function createProgress(interactive: boolean, write: (s: string) => void 
     },
     resume(target, rows) { if (rows) write(`${interactive ? '\r\x1b[K' : ''}${target.system}/${target.variant}: ${rows} attributes already recorded, continuing\n`); },
     queued(n) { shardsQueued += n; draw(); },
-    shardDone(_t, rows, newDrvs) {
+    shardDone(_t, rows, added) {
       shardsDone++;
       attrs += rows.length;
       errors += rows.filter((r) => r.status === 'error').length;
-      drvs += newDrvs.length;
-      fods += newDrvs.filter((d) => d.fod).length;
+      drvs += added.drvs;
+      fods += added.fods;
       draw();
     },
     targetDone(target) {
