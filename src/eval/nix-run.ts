@@ -46,7 +46,12 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
   const started = Date.now();
   const child = execa('nix-instantiate', args, {
     reject: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false,
-    env: { NIX_SHOW_STATS: '0' }, extendEnv: true,
+    // the variant's config decides what is allowed, not the caller's environment
+    env: {
+      NIX_SHOW_STATS: '0', NIXPKGS_ALLOW_UNFREE: '', NIXPKGS_ALLOW_BROKEN: '', NIXPKGS_ALLOW_INSECURE: '',
+      NIXPKGS_ALLOW_UNSUPPORTED_SYSTEM: '', NIXPKGS_CONFIG: '', NIXPKGS_ALLOW_NONSOURCE: '',
+    },
+    extendEnv: true,
   });
   const records: Record<string, unknown>[] = [];
   let ready = false;
