@@ -20,6 +20,9 @@ export interface AttrRow {
 
 export interface Target { system: string; variant: string }
 
+/** One shard's records, as the coordinator writes them. */
+export interface ShardWrite { crawl: number; target: Target; rows: AttrRow[]; drvs: DrvNode[] }
+
 /** The crawl's single writer: every statement prepared once, every batch one transaction. */
 export function createCrawlStore(db: Db) {
   const s = {
@@ -55,8 +58,9 @@ export function createCrawlStore(db: Db) {
     hasDrv: db.prepare(`SELECT 1 FROM drvs WHERE drv_path = ?`),
   };
 
-  const writeRows = db.transaction((crawl: number, t: Target, rows: AttrRow[], drvs: DrvNode[]) => {
+  const writeRows = db.transaction((batch: ShardWrite[]) => {
     const added = { drvs: 0, fods: 0 };
+    for (const { crawl, target: t, rows, drvs } of batch) {
     for (const d of drvs) {
       const r = s.insertDrv.run(d.drvPath, d.name, d.system, JSON.stringify(d.outputs), d.fod ? 1 : 0);
       if (r.changes === 0) continue;
@@ -68,11 +72,14 @@ export function createCrawlStore(db: Db) {
         s.insertFod.run({
           drvPath: f.drvPath, outPath: f.outPath, name: f.name, kind: f.kind, algo: f.hash.algo, mode: f.hash.mode,
           hex: f.hash.hex, sri: f.hash.sri, urls: JSON.stringify(f.urls), resolved: JSON.stringify(f.resolvedUrls),
-          git: f.git ? JSON.stringify(f.git) : null, postFetch: f.postFetch ? 1 : 0, env: JSON.stringify(d.fodEnv ?? {}),
+          git: f.git ? JSON.stringify(f.git) : null, postFetch: f.postFetch ? 1 : 0,
+          // a plain download needs nothing beyond the Fod fields; other kinds keep their whole env
+          env: f.kind === 'url' && !f.postFetch ? '{}' : JSON.stringify(d.fodEnv ?? {}),
         });
       }
     }
     for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
+    }
     return added;
   });
 
@@ -103,9 +110,9 @@ export function createCrawlStore(db: Db) {
     loadAttrs(crawl: number, t: Target): AttrRow[] {
       return (s.attrs.all(crawl, t.system, t.variant) as Record<string, unknown>[]).map(fromRow);
     },
-    /** Writes one shard's records in one transaction; returns how many derivations and FODs were new. */
-    writeShard(crawl: number, t: Target, rows: AttrRow[], drvs: DrvNode[]): { drvs: number; fods: number } {
-      return writeRows(crawl, t, rows, drvs);
+    /** Writes shards' records in one transaction; returns how many derivations and FODs were new. */
+    writeShards(batch: ShardWrite[]): { drvs: number; fods: number } {
+      return writeRows(batch);
     },
     writeSigs(crawl: number, t: Target, rows: AttrRow[]): void { writeSigs(crawl, t, rows); },
     finishTarget(crawl: number, t: Target): void { finishTarget(crawl, t); },

@@ -31,6 +31,8 @@ export function openDb(file: string, options: OpenDbOptions = {}): Db {
       db.pragma('synchronous = NORMAL');
       // fewer, larger checkpoints: a crawl writes tens of thousands of rows in bursts
       db.pragma('wal_autocheckpoint = 8000');
+      // keys are store-path hashes, so inserts land all over the B-trees: keep them in memory
+      db.pragma('cache_size = -262144');
       db.pragma('foreign_keys = OFF');
       db.exec(SCHEMA_SQL);
       const row = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined;

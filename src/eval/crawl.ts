@@ -9,7 +9,7 @@ import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot } from '../config/defaults.js';
 import type { Config } from '../config/load.js';
 import { openDb, type Db } from '../db/open.js';
-import { createCrawlStore, type AttrRow, type Target } from '../db/crawl-store.js';
+import { createCrawlStore, type AttrRow, type ShardWrite, type Target } from '../db/crawl-store.js';
 import { formatAttrPath } from './attr-path.js';
 import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
 import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
@@ -92,9 +92,10 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     exhaustive: config.exhaustive, maxDepth: config.maxDepth,
     excludeTop: new Set(config.excludeTop), excludeAnywhere: new Set(config.excludeAnywhere),
   };
+  const writer = createBatchWriter(store, progress);
   try {
     await Promise.all(targets.filter((t) => !done.has(`${t.system}/${t.variant}`)).map(async (t) => {
-      await crawlTarget({ config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress });
+      await crawlTarget({ config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer });
       store.finishTarget(id, t);
       progress?.targetDone(t);
     }));
@@ -120,6 +121,7 @@ interface TargetJob {
   mirrors: Mirrors;
   roots: string[][];
   progress?: Progress;
+  writer: ReturnType<typeof createBatchWriter>;
 }
 
 async function crawlTarget(job: TargetJob): Promise<void> {
@@ -198,13 +200,43 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
     } else {
       throw new FodderError(result.code, `${target.system}/${target.variant}: ${result.message}`, { ...target });
     }
-    const w0 = Date.now();
-    const added = job.store.writeShard(job.crawl, target, newRows, drvs);
-    timings.writeMs += Date.now() - w0;
     if (result.ok) { timings.evalMs += result.stats.evalMs; timings.readMs += result.stats.readMs; timings.runs += result.stats.nixRuns; timings.peakNixRssKb = Math.max(timings.peakNixRssKb, result.stats.peakNixRssKb); }
-    for (const r of newRows) rows.set(r.path, r);
-    job.progress?.shardDone(target, newRows, added);
+    job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs }, () => {
+      for (const r of newRows) rows.set(r.path, r);
+    });
   }));
+  job.writer.flush();
+}
+
+/**
+ * Groups shard results into fewer transactions: inserts land all over the B-trees, so each
+ * commit rewrites many pages, and fewer commits write far less. A crash loses only what was
+ * not yet committed, which a re-run evaluates again.
+ */
+function createBatchWriter(store: ReturnType<typeof createCrawlStore>, progress: Progress | undefined) {
+  let batch: ShardWrite[] = [];
+  let done: (() => void)[] = [];
+  let size = 0;
+  let last = Date.now();
+  const flush = () => {
+    if (batch.length === 0) return;
+    const w0 = Date.now();
+    const added = store.writeShards(batch);
+    timings.writeMs += Date.now() - w0;
+    for (const d of done) d();
+    const attrs = batch.flatMap((b) => b.rows);
+    progress?.shardDone(batch[0].target, attrs, added, batch.length);
+    batch = []; done = []; size = 0; last = Date.now();
+  };
+  return {
+    add(write: ShardWrite, onWritten: () => void) {
+      batch.push(write);
+      done.push(onWritten);
+      size += write.drvs.length + write.rows.length;
+      if (size >= 20_000 || Date.now() - last >= 3000) flush();
+    },
+    flush,
+  };
 }
 
 /** Creates every chroot store slot up front: two Nix processes creating one store race. */

@@ -7,7 +7,7 @@ export interface Progress {
   resume(target: Target, rows: number): void;
   queued(shards: number, attrs: number): void;
   /** `added`: derivations and FODs new to the database */
-  shardDone(target: Target, rows: AttrRow[], added: { drvs: number; fods: number }): void;
+  shardDone(target: Target, rows: AttrRow[], added: { drvs: number; fods: number }, shards: number): void;
   targetDone(target: Target): void;
   finish(summary: CrawlSummary): void;
 }
@@ -37,8 +37,8 @@ export function createProgress(interactive: boolean, write: (s: string) => void 
     },
     resume(target, rows) { if (rows) write(`${interactive ? '\r\x1b[K' : ''}${target.system}/${target.variant}: ${rows} attributes already recorded, continuing\n`); },
     queued(n) { shardsQueued += n; draw(); },
-    shardDone(_t, rows, added) {
-      shardsDone++;
+    shardDone(_t, rows, added, shards) {
+      shardsDone += shards;
       attrs += rows.length;
       errors += rows.filter((r) => r.status === 'error').length;
       drvs += added.drvs;

@@ -81,6 +81,7 @@ export async function runShard(task: ShardTask, knownDrvs: Set<string>): Promise
     stats.nixRuns++;
     stats.evalMs += run.ms;
     stats.peakNixRssKb = Math.max(stats.peakNixRssKb, run.peakRssKb);
+    if (process.env.FODDER_TIMINGS) process.stderr.write(`run: thread ${threadId} ${paths.length} paths ${run.ms} ms at ${Date.now() % 100000}\n`);
     if (!run.ready && !run.killedFor) {
       return { ok: false, code: 'NIX_FAILED', message: `cannot load ${task.nixpkgs} for ${task.system}/${task.variant}: ${died(run)}` };
     }
