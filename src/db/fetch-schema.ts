@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS fetch_runs (
   crawl_id INTEGER,              -- the crawl whose FODs were fetched
   mirror_dir TEXT NOT NULL,
   options_json TEXT NOT NULL,
-  status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+  status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
   started_at TEXT NOT NULL,
   finished_at TEXT,
   summary_json TEXT              -- the --json summary once finished
@@ -45,7 +45,10 @@ CREATE INDEX IF NOT EXISTS fetch_attempts_run ON fetch_attempts(run_id);
 CREATE TABLE IF NOT EXISTS fetch_results (
   run_id INTEGER NOT NULL,
   drv_path TEXT NOT NULL,
-  verdict TEXT NOT NULL CHECK (verdict IN ('ok', 'dead', 'broken-hash')),
+  verdict TEXT NOT NULL CHECK (verdict IN ('ok', 'dead', 'broken-hash', 'unverifiable')),
+  reason TEXT,                   -- unverifiable: why (src/fetch/types.ts UnverifiableReason)
+  message TEXT,
+  plugin TEXT,                   -- the plug-in whose verdict this is (url, archive, git, nix)
   url TEXT,                      -- ok: the URL that delivered; broken-hash: the first that mismatched
   url_index INTEGER,
   actual_algo TEXT,              -- broken-hash: what that URL delivered

@@ -87,7 +87,7 @@ export async function httpHop(url: URL, env: HttpEnv): Promise<HopResult> {
     const length = contentLength(h);
     const total = status === 206 ? contentRange(h)?.total ?? (length === null ? null : resumed + length) : length;
     if (total !== null && total > env.maxBytes) {
-      body.destroy();
+      discard(body);
       return tryFailure('too-large', `Content-Length ${total} is over the size cap of ${env.maxBytes} bytes`, base);
     }
     return receiveBody(body, env, resumed, total, length, base);
@@ -102,7 +102,7 @@ async function receiveBody(
   try {
     rx = createReceiver(env, resumed, total);
   } catch (err) {
-    body.destroy();
+    discard(body);
     throw err; // local: cannot open the part file
   }
   const result = (outcome: TryResult['outcome'], message: string | null, extra: Partial<TryResult> = {}): TryResult => ({
@@ -112,7 +112,7 @@ async function receiveBody(
     for await (const chunk of body) rx.push(chunk as Buffer);
   } catch (err) {
     rx.abandon();
-    body.destroy();
+    discard(body);
     if (err instanceof FetchError) return result(err.outcome, err.message);
     if (isLocal(err)) throw err;
     const short = length !== null && rx.received < length;
@@ -125,6 +125,12 @@ async function receiveBody(
   }
   const { size, digests } = await rx.finish();
   return result('ok', null, { size, digests });
+}
+
+/** Drops a body we will not read; undici reports the abort as an error nobody needs. */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 /** A write error on our side (disk full, read-only), as opposed to a network error. */

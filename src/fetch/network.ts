@@ -77,8 +77,8 @@ export function createNetwork(options: NetworkOptions, hashPool: HashPool): Netw
     hostQueue(host).add(() => global.add(fn, { throwOnTimeout: true }), { throwOnTimeout: true });
 
   /** One try: follows redirects (checking each target's scheme), then HTTP or FTP. */
-  async function tryOnce(start: URL, dest: string, ctx: Pick<FetchContext, 'onBytes' | 'signal'>): Promise<TryResult> {
-    const env = { dest, hashPool, maxBytes: o.maxBytes, onBytes: ctx.onBytes, signal: ctx.signal };
+  async function tryOnce(start: URL, dest: string, ctx: Pick<FetchContext, 'onBytes' | 'onExpect' | 'signal'>): Promise<TryResult> {
+    const env = { dest, hashPool, maxBytes: o.maxBytes, onBytes: ctx.onBytes, onExpect: ctx.onExpect, signal: ctx.signal };
     const seen = new Set<string>([start.href]);
     let url = start;
     let lastStatus: number | null = null;
@@ -117,6 +117,10 @@ export function createNetwork(options: NetworkOptions, hashPool: HashPool): Netw
             const c = outcomeOfError(err, false);
             r = tryFailure(c.outcome, c.message);
           }
+        }
+        if (ctx.signal.aborted) {
+          // interrupted by the user: no verdict, nothing recorded, the partial file stays for a resume
+          return { ok: false, outcome: r.outcome, message: 'interrupted', actual: null };
         }
         let outcome = r.outcome;
         let actual = null;

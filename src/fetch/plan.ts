@@ -2,6 +2,7 @@ import { FodderError, ErrorCode } from '../errors.js';
 import type { Db } from '../db/open.js';
 import type { Fod, FodKind } from '../graph/types.js';
 import { FOD_COLUMNS, fodFromRow, type FodRow } from '../query/fod-row.js';
+import type { FodEnv } from './types.js';
 
 export interface CrawlInfo {
   id: number;
@@ -21,6 +22,15 @@ export function latestCrawl(db: Db): CrawlInfo {
   }
   if (!row) throw new FodderError(ErrorCode.DB_EMPTY, 'the database holds no crawl yet: run `fodder crawl` first');
   return { id: row.id, nixpkgs: row.nixpkgs, status: row.status, startedAt: row.started_at, finishedAt: row.finished_at };
+}
+
+/** Reads a FOD's .drv environment on demand (it can be large: not kept for every FOD at once). */
+export function createEnvReader(db: Db): (drvPath: string) => FodEnv {
+  const get = db.prepare(`SELECT env_json FROM fods WHERE drv_path = ?`).pluck();
+  return (drvPath) => {
+    const text = get.get(drvPath) as string | undefined;
+    return text ? (JSON.parse(text) as Record<string, string>) : {};
+  };
 }
 
 /** The FODs the crawl saw (any system or variant), of the given kinds, in a stable order. */

@@ -4,7 +4,9 @@ import type { FetchSummary } from './run.js';
 export interface FetchProgress {
   start(info: { run: number; crawl: number; queued: number; skipped: number }): void;
   bytes(delta: number): void;
-  done(info: { name: string; verdict: 'ok' | 'dead' | 'broken-hash'; message: string | null }): void;
+  /** a download announced its size */
+  expect(bytes: number): void;
+  done(info: { name: string; verdict: 'ok' | 'dead' | 'broken-hash' | 'unverifiable'; message: string | null }): void;
   finish(summary: FetchSummary): void;
 }
 
@@ -30,7 +32,7 @@ export function formatDuration(secs: number): string {
  */
 export function createFetchProgress(interactive: boolean, write: (s: string) => void = (s) => process.stderr.write(s)): FetchProgress {
   const t0 = Date.now();
-  let queued = 0, done = 0, failed = 0, bytes = 0;
+  let queued = 0, done = 0, failed = 0, bytes = 0, expected = 0;
   let lastDraw = 0, lastPlain = Date.now();
   // rate over a sliding window of (time, bytes) samples
   const samples: [number, number][] = [[t0, 0]];
@@ -43,7 +45,11 @@ export function createFetchProgress(interactive: boolean, write: (s: string) => 
   const line = () => {
     const secs = (Date.now() - t0) / 1000;
     const filesRate = secs > 0 ? done / secs : 0;
-    const eta = done > 0 && queued > done ? formatDuration((queued - done) / filesRate) : queued === done ? '0s' : '?';
+    // the longer of: the files left at the file rate so far, the announced bytes left at the byte rate
+    const byFiles = done > 0 ? (queued - done) / filesRate : 0;
+    const r = rate();
+    const byBytes = expected > bytes && r > 0 ? (expected - bytes) / r : 0;
+    const eta = queued === done ? '0s' : done > 0 || byBytes > 0 ? formatDuration(Math.max(byFiles, byBytes)) : '?';
     return `fetch: ${done}/${queued} files  ${formatBytes(bytes)}  ${formatBytes(rate())}/s  ${failed} failed  ETA ${eta}`;
   };
   const draw = (force = false) => {
@@ -62,6 +68,7 @@ export function createFetchProgress(interactive: boolean, write: (s: string) => 
       draw(true);
     },
     bytes(delta) { bytes += delta; draw(); },
+    expect(n) { expected += n; },
     done(info) {
       done++;
       if (info.verdict !== 'ok') {

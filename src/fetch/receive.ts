@@ -12,6 +12,7 @@ export interface TryEnv {
   hashPool: HashPool;
   maxBytes: number;
   onBytes: BytesListener;
+  onExpect?: (bytes: number) => void;
   signal: AbortSignal;
 }
 
@@ -62,6 +63,7 @@ export function createReceiver(env: TryEnv, resumeFrom: number, expectedTotal: n
     : env.hashPool.trailing(env.dest);
   let received = 0;
   let done = false;
+  if (expectedTotal !== null) env.onExpect?.(expectedTotal - resumeFrom);
   return {
     part,
     get received() { return received; },

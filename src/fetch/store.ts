@@ -5,7 +5,11 @@ import type { AttemptRecord } from './types.js';
 
 export interface ResultRow {
   drvPath: string;
-  verdict: 'ok' | 'dead' | 'broken-hash';
+  verdict: 'ok' | 'dead' | 'broken-hash' | 'unverifiable';
+  /** unverifiable: why */
+  reason?: string | null;
+  message?: string | null;
+  plugin?: string | null;
   url: string | null;
   urlIndex: number | null;
   actual: { algo: HashAlgo; hex: string } | null;
@@ -34,8 +38,8 @@ export function createFetchStore(db: Db) {
       ftp_reply, bytes, resumed_from, duration_ms, actual_algo, actual_hex, message, at)
       VALUES (@run, @drvPath, @url, @urlIndex, @try, @finalUrl, @outcome, @httpStatus, @ftpReply, @bytes, @resumedFrom,
       @durationMs, @actualAlgo, @actualHex, @message, @at)`),
-    result: db.prepare(`INSERT OR REPLACE INTO fetch_results (run_id, drv_path, verdict, url, url_index, actual_algo, actual_hex, at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    result: db.prepare(`INSERT OR REPLACE INTO fetch_results (run_id, drv_path, verdict, reason, message, plugin, url, url_index,
+      actual_algo, actual_hex, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     mirrored: db.prepare(`INSERT OR REPLACE INTO mirror_state (drv_path, mirror_dir, path, hash_algo, hash_hex, size, url, url_index, run_id, mirrored_at)
       VALUES (@drvPath, @mirror, @path, @algo, @hex, @size, @url, @urlIndex, @run, @at)`),
     mirroredIn: db.prepare(`SELECT drv_path FROM mirror_state WHERE mirror_dir = ?`),
@@ -57,7 +61,7 @@ export function createFetchStore(db: Db) {
     beginRun(crawlId: number, mirrorDir: string, options: unknown): number {
       return Number(s.beginRun.run(crawlId, mirrorDir, JSON.stringify(options), new Date().toISOString()).lastInsertRowid);
     },
-    finishRun(run: number, status: 'done' | 'failed', summary: unknown): void {
+    finishRun(run: number, status: 'done' | 'failed' | 'interrupted', summary: unknown): void {
       this.flush();
       s.finishRun.run(status, new Date().toISOString(), JSON.stringify(summary), run);
     },
@@ -69,7 +73,8 @@ export function createFetchStore(db: Db) {
       });
     },
     result(run: number, r: ResultRow): void {
-      results.push([run, r.drvPath, r.verdict, r.url, r.urlIndex, r.actual?.algo ?? null, r.actual?.hex ?? null, new Date().toISOString()]);
+      results.push([run, r.drvPath, r.verdict, r.reason ?? null, r.message ?? null, r.plugin ?? null, r.url, r.urlIndex,
+        r.actual?.algo ?? null, r.actual?.hex ?? null, new Date().toISOString()]);
     },
     mirrored(run: number | null, mirrorDir: string, m: MirroredRow): void {
       mirrored.push({ ...m, mirror: mirrorDir, run, at: new Date().toISOString() });

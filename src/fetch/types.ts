@@ -29,8 +29,41 @@ export type FetchedOutput =
   /** a directory tree whose NAR hash is the FOD's declared recursive hash (stored in a binary cache) */
   | { type: 'tree'; path: string; narHash: string; narSize: number };
 
+/** A FOD's whole .drv environment (the `fods.env_json` column). */
+export type FodEnv = Readonly<Record<string, string>>;
+
+/**
+ * Why fodder could not check a FOD itself: never a verdict on the source. Stable strings, the
+ * report groups by them.
+ * - `custom-postFetch`: a postFetch beyond the fetcher's own (fetchzip, fetchgit)
+ * - `not-exact`: an option fodder does not reproduce (recursive hash of a plain file, leaveDotGit, LFS, ...)
+ * - `unpack-refused`: the archive has entries fodder refuses to write (path traversal, devices, bomb)
+ * - `unpack-unsupported`: a format or feature fodder does not unpack
+ * - `unpack-failed`: the unpacking tool failed on the download
+ * - `no-fetcher`: no native plug-in for the kind and the nix fallback is off
+ * - `nix-failed`: the nix fallback could not realise the derivation (not a hash mismatch)
+ * - `drv-missing`: the nix fallback found no .drv file to realise
+ * - `no-url`: the FOD names no URL to fetch
+ */
+export type UnverifiableReason =
+  | 'custom-postFetch' | 'not-exact' | 'unpack-refused' | 'unpack-unsupported' | 'unpack-failed'
+  | 'no-fetcher' | 'nix-failed' | 'drv-missing' | 'no-url';
+
+export interface UnverifiableVerdict {
+  ok: false;
+  verdict: 'unverifiable';
+  reason: UnverifiableReason;
+  message: string;
+  mismatch: null;
+}
+
+export function unverifiable(reason: UnverifiableReason, message: string): UnverifiableVerdict {
+  return { ok: false, verdict: 'unverifiable', reason, message, mismatch: null };
+}
+
 /** The plug-in's verdict on one FOD. */
 export type FetchVerdict =
+  | UnverifiableVerdict
   | { ok: true; output: FetchedOutput; url: string; urlIndex: number }
   | {
       ok: false;
@@ -78,7 +111,7 @@ export interface DownloadRequest {
  * limits, timeouts, retries with backoff, resumption, the size cap and attempt recording.
  */
 export interface Network {
-  download(req: DownloadRequest, ctx: Pick<FetchContext, 'recordAttempt' | 'onBytes' | 'signal'>): Promise<DownloadOk | DownloadFailed>;
+  download(req: DownloadRequest, ctx: Pick<FetchContext, 'recordAttempt' | 'onBytes' | 'onExpect' | 'signal'>): Promise<DownloadOk | DownloadFailed>;
 }
 
 /** What the runner hands a plug-in for one FOD. */
@@ -88,7 +121,11 @@ export interface FetchContext {
   network: Network;
   recordAttempt(attempt: AttemptRecord): void;
   onBytes: BytesListener;
+  /** bytes a try is about to receive, when the server announced them (for the ETA) */
+  onExpect?: (bytes: number) => void;
   signal: AbortSignal;
+  /** the FOD's whole .drv environment */
+  env: FodEnv;
 }
 
 /** How sure a plug-in's verdict is: `exact` means it does what Nix's own fetcher does. */
@@ -96,11 +133,15 @@ export type Certainty = 'exact' | 'approximate';
 
 /** A fetcher kind. Adding one is a module with this shape plus one line in registry.ts. */
 export interface FetcherPlugin {
-  /** stable name; matches the FOD kind it handles */
-  readonly id: FodKind;
+  /** stable name: the FOD kind it handles, or `nix` for the fallback that realises any derivation */
+  readonly id: FodKind | 'nix';
   readonly certainty: Certainty;
-  /** whether this FOD is within the plug-in's reach; the reason is shown when it is not */
-  canFetch(fod: Fod): { ok: true } | { ok: false; reason: string };
-  /** produces the FOD's content in ctx.workDir, verified against its declared hash */
+  /** whether this plug-in reproduces this FOD exactly; the reason is recorded when it does not */
+  canFetch(fod: Fod, env: FodEnv): { ok: true } | { ok: false; reason: string; code: UnverifiableReason };
+  /**
+   * Produces the FOD's content in ctx.workDir, verified against its declared hash: a flat file
+   * (stored in tarballs/) or a directory tree (for the binary cache). Failures are verdicts:
+   * `dead`, `broken-hash`, or `unverifiable` when fodder cannot judge.
+   */
   fetch(fod: Fod, ctx: FetchContext): Promise<FetchVerdict>;
 }

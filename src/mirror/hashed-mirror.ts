@@ -52,6 +52,7 @@ export function aliasNames(d: Digests): { algo: HashAlgo; name: string }[] {
 }
 
 const LOCK_FILE = 'lock';
+let linkSeq = 0;
 /** Work dirs untouched for this long are leftovers of sources no longer fetched. */
 const STALE_WORK_MS = 7 * 24 * 3600 * 1000;
 
@@ -105,7 +106,7 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
       const a = lstatSync(alias);
       const s = statSync(stored);
       if (a.ino === s.ino && a.dev === s.dev) return;
-      const temp = `${alias}.link-${process.pid}`;
+      const temp = `${alias}.link-${process.pid}-${linkSeq++}`;
       rmSync(temp, { force: true });
       linkSync(stored, temp);
       renameSync(temp, alias);

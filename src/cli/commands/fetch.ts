@@ -8,17 +8,18 @@ import { collect, isInteractive, positiveInt, printJson } from '../common.js';
 function summaryText(s: FetchSummary): string {
   const unsupported = Object.entries(s.skipped.unsupported).map(([k, n]) => `${k} ${n}`).join(', ');
   const notFetchable = Object.entries(s.skipped.notFetchable).map(([k, n]) => `${n} (${k})`).join(', ');
+  const unverifiable = Object.entries(s.unverifiable).map(([k, n]) => `${k} ${n}`).join(', ');
   const outcomes = Object.entries(s.outcomes).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
   return [
     `fetch run ${s.run} (crawl ${s.crawl}) into ${s.mirror}`,
     `  sources: ${s.fods}; mirrored now ${s.mirrored}, already mirrored ${s.alreadyMirrored}, dead ${s.dead}, broken hash ${s.brokenHash}`,
+    unverifiable && `  tried but could not be judged (not a verdict on the source): ${unverifiable}`,
     unsupported && `  skipped, no fetcher for the kind yet: ${unsupported}`,
     notFetchable && `  skipped, out of the fetcher's reach: ${notFetchable}`,
     s.skipped.failedBefore && `  skipped, failed in an earlier run: ${s.skipped.failedBefore} (--retry-failed to try again)`,
     outcomes && `  tries: ${outcomes}`,
     `  ${formatBytes(s.bytes)} in ${formatDuration(s.durationMs / 1000)}; see \`fodder report\` for what is broken`,
-    '',
-  ].filter(Boolean).join('\n');
+  ].filter(Boolean).join('\n') + '\n';
 }
 
 export function registerFetch(program: Command): void {

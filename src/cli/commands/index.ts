@@ -9,3 +9,9 @@ export const commands: ((program: Command) => void)[] = [
 ];
 import { registerFetch } from './fetch.js';
 commands.push(registerFetch);
+import { registerVerify } from './verify.js';
+commands.push(registerVerify);
+import { registerReport } from './report.js';
+commands.push(registerReport);
+import { registerKeygen } from './keygen.js';
+commands.push(registerKeygen);

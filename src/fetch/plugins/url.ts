@@ -13,10 +13,12 @@ export const urlFetcher: FetcherPlugin = {
   certainty: 'exact',
 
   canFetch(fod: Fod) {
-    if (fod.hash.mode !== 'flat') return { ok: false, reason: 'recursive (NAR) hash: the file would have to be wrapped in a NAR' };
-    if (fod.postFetch) return { ok: false, reason: 'has a postFetch: the hash is of its result, not of the download' };
-    if (fod.resolvedUrls.length === 0) return { ok: false, reason: 'no URL' };
-    return { ok: true };
+    if (fod.hash.mode !== 'flat') {
+      return { ok: false, code: 'not-exact', reason: 'recursive (NAR) hash: the file would have to be wrapped in a NAR' } as const;
+    }
+    if (fod.postFetch) return { ok: false, code: 'custom-postFetch', reason: 'has a postFetch: the hash is of its result, not of the download' } as const;
+    if (fod.resolvedUrls.length === 0) return { ok: false, code: 'no-url', reason: 'no URL' } as const;
+    return { ok: true } as const;
   },
 
   async fetch(fod: Fod, ctx: FetchContext): Promise<FetchVerdict> {

@@ -1,0 +1,216 @@
+/**
+ * A streaming reader of tar headers (v7, ustar, GNU and pax), used only to judge entries before
+ * GNU tar extracts them: every chunk of the decompressed stream passes through `push` first and
+ * is handed to tar afterwards, so tar never sees a header that was refused. It also finds the
+ * end of the archive (the first zero block, where GNU tar stops).
+ */
+import { FodderError } from '../errors.js';
+import { UnpackErrorCode, unpackError, type EntryPolicy, type EntryType } from './unpack-policy.js';
+
+const BLOCK = 512;
+/** Longest GNU long name / long link or pax header accepted. */
+const MAX_META = 1 << 20;
+
+export interface TarScanner {
+  /**
+   * Judges `chunk`; returns how many of its bytes belong to the archive (all of them, or fewer
+   * when the end-of-archive block is in it). Throws a FodderError on a refused entry.
+   */
+  push(chunk: Buffer): number;
+  /** true once the end-of-archive block was seen */
+  readonly ended: boolean;
+  /** throws when the stream stopped inside a header or an entry */
+  finish(): void;
+}
+
+interface Pending {
+  path?: string;
+  linkpath?: string;
+  size?: number;
+}
+
+type MetaKind = 'L' | 'K' | 'x' | 'g';
+
+export function createTarScanner(policy: EntryPolicy): TarScanner {
+  const header = Buffer.alloc(BLOCK);
+  let headerFill = 0;
+  /** bytes of the current entry's data and padding still to pass */
+  let skip = 0;
+  /** collecting a metadata entry's data */
+  let meta: { kind: MetaKind; data: Buffer; fill: number; size: number } | null = null;
+  let pending: Pending = {};
+  let ended = false;
+  let offset = 0;
+
+  const onHeader = (h: Buffer): void => {
+    if (h.every((b) => b === 0)) { ended = true; return; }
+    if (!checksumOk(h)) {
+      throw unpackError(UnpackErrorCode.FAILED, `not a tar archive (bad header checksum at byte ${offset})`, { offset });
+    }
+    const typeflag = String.fromCharCode(h[156] || 0x30);
+    let size = pending.size ?? parseNumber(h.subarray(124, 136), offset);
+    if (typeflag === 'L' || typeflag === 'K' || typeflag === 'x' || typeflag === 'g') {
+      size = parseNumber(h.subarray(124, 136), offset);
+      if (size > MAX_META) throw unpackError(UnpackErrorCode.UNSUPPORTED, `tar metadata entry of ${size} bytes (cap ${MAX_META})`, { offset });
+      policy.addMetaBytes(size, '(tar metadata)');
+      meta = { kind: typeflag, data: Buffer.alloc(size), fill: 0, size };
+      if (size === 0) endMeta();
+      return;
+    }
+    const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
+    const name = pending.path ?? joinPrefix(ustar ? cstr(h.subarray(345, 500)) : '', cstr(h.subarray(0, 100)));
+    const link = pending.linkpath ?? cstr(h.subarray(157, 257));
+    pending = {};
+    const type = entryType(typeflag, name, offset);
+    if ((type === 'symlink' || type === 'hardlink' || type === 'device' || type === 'fifo') && size !== 0 && typeflag !== '1') {
+      throw unpackError(UnpackErrorCode.UNSUPPORTED, `tar entry '${name}' of type '${typeflag}' carries ${size} bytes of data`, { offset });
+    }
+    policy.check({ name, type, linkTarget: type === 'hardlink' ? link : undefined, size });
+    // a hard link's data (if any) is skipped by tar as well
+    skip = padded(size);
+  };
+
+  const endMeta = (): void => {
+    const m = meta!;
+    meta = null;
+    skip = padded(m.size) - m.size;
+    if (m.kind === 'L') pending.path = cstr(m.data);
+    else if (m.kind === 'K') pending.linkpath = cstr(m.data);
+    else {
+      const rec = parsePax(m.data, offset);
+      if (m.kind === 'g') {
+        if ('path' in rec || 'linkpath' in rec || 'size' in rec || Object.keys(rec).some((k) => k.startsWith('GNU.sparse'))) {
+          throw unpackError(UnpackErrorCode.UNSUPPORTED, 'a pax global header sets path, linkpath, size or sparse data', { offset });
+        }
+        return;
+      }
+      if (Object.keys(rec).some((k) => k.startsWith('GNU.sparse'))) {
+        throw unpackError(UnpackErrorCode.UNSUPPORTED, 'sparse files (pax GNU.sparse) are not unpacked by fodder', { offset });
+      }
+      if (rec.path !== undefined) pending.path = rec.path;
+      if (rec.linkpath !== undefined) pending.linkpath = rec.linkpath;
+      if (rec.size !== undefined) {
+        if (!/^\d+$/.test(rec.size)) throw unpackError(UnpackErrorCode.FAILED, `bad pax size '${rec.size}'`, { offset });
+        pending.size = Number(rec.size);
+      }
+    }
+  };
+
+  return {
+    get ended() { return ended; },
+    push(chunk: Buffer): number {
+      let pos = 0;
+      while (pos < chunk.length && !ended) {
+        if (skip > 0) {
+          const n = Math.min(skip, chunk.length - pos);
+          skip -= n; pos += n; offset += n;
+          continue;
+        }
+        if (meta) {
+          const n = Math.min(meta.size - meta.fill, chunk.length - pos);
+          chunk.copy(meta.data, meta.fill, pos, pos + n);
+          meta.fill += n; pos += n; offset += n;
+          if (meta.fill === meta.size) endMeta();
+          continue;
+        }
+        const n = Math.min(BLOCK - headerFill, chunk.length - pos);
+        chunk.copy(header, headerFill, pos, pos + n);
+        headerFill += n; pos += n; offset += n;
+        if (headerFill === BLOCK) {
+          headerFill = 0;
+          onHeader(header);
+        }
+      }
+      return pos;
+    },
+    finish() {
+      if (ended) return;
+      if (offset === 0) throw unpackError(UnpackErrorCode.FAILED, 'empty archive: not a tar archive', {});
+      // GNU tar accepts an archive that simply stops at an entry boundary (with a warning)
+      if (skip > 0 || meta || headerFill > 0) {
+        throw unpackError(UnpackErrorCode.FAILED, `tar archive is truncated (at byte ${offset})`, { offset });
+      }
+    },
+  };
+}
+
+function entryType(typeflag: string, name: string, offset: number): EntryType {
+  switch (typeflag) {
+    case '0': case '7': return name.endsWith('/') ? 'dir' : 'file';
+    case '1': return 'hardlink';
+    case '2': return 'symlink';
+    case '3': case '4': return 'device';
+    case '5': case 'D': return 'dir';
+    case '6': return 'fifo';
+    case 'S':
+      throw unpackError(UnpackErrorCode.UNSUPPORTED, `sparse file '${name}' (GNU 'S' entry) is not unpacked by fodder`, { offset });
+    default:
+      throw unpackError(UnpackErrorCode.UNSUPPORTED, `tar entry '${name}' has type '${typeflag}', which fodder does not unpack`, { offset, typeflag });
+  }
+}
+
+const padded = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
+
+function cstr(b: Buffer): string {
+  const z = b.indexOf(0);
+  return (z < 0 ? b : b.subarray(0, z)).toString('latin1');
+}
+
+function joinPrefix(prefix: string, name: string): string {
+  return prefix ? `${prefix}/${name}` : name;
+}
+
+/** Octal (NUL/space padded) or GNU base-256 (high bit set). */
+function parseNumber(field: Buffer, offset: number): number {
+  if (field[0] & 0x80) {
+    if (field[0] !== 0x80) throw unpackError(UnpackErrorCode.FAILED, `negative or huge base-256 size at byte ${offset}`, { offset });
+    let n = 0;
+    for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
+    if (!Number.isSafeInteger(n)) throw unpackError(UnpackErrorCode.TOO_LARGE, `size past 2^53 at byte ${offset}`, { offset });
+    return n;
+  }
+  const s = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw unpackError(UnpackErrorCode.FAILED, `bad octal number '${s}' in tar header at byte ${offset}`, { offset });
+  return parseInt(s, 8);
+}
+
+/** Checksum with the field itself counted as spaces; GNU tar accepts the unsigned or the signed sum. */
+function checksumOk(h: Buffer): boolean {
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : h[i];
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  let stored: number;
+  try {
+    stored = parseNumber(h.subarray(148, 156), 0);
+  } catch (e) {
+    if (e instanceof FodderError) return false;
+    throw e;
+  }
+  return stored === unsigned || stored === signed;
+}
+
+/** `<len> <key>=<value>\n` records. */
+function parsePax(data: Buffer, offset: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  let pos = 0;
+  while (pos < data.length) {
+    if (data[pos] === 0) break;
+    const space = data.indexOf(0x20, pos);
+    const len = space < 0 ? NaN : Number(data.subarray(pos, space).toString('latin1'));
+    if (!Number.isInteger(len) || len <= 0 || pos + len > data.length || data[pos + len - 1] !== 0x0a) {
+      throw unpackError(UnpackErrorCode.FAILED, `malformed pax header at byte ${offset}`, { offset });
+    }
+    const rec = data.subarray(space + 1, pos + len - 1);
+    const eq = rec.indexOf(0x3d);
+    if (eq < 0) throw unpackError(UnpackErrorCode.FAILED, `malformed pax record at byte ${offset}`, { offset });
+    // pax values are UTF-8; keep them as the bytes GNU tar will use (latin1 = byte for byte)
+    out[rec.subarray(0, eq).toString('latin1')] = rec.subarray(eq + 1).toString('latin1');
+    pos += len;
+  }
+  return out;
+}

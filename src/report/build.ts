@@ -1,0 +1,134 @@
+import type { Db } from '../db/open.js';
+import { ensureFetchSchema } from '../db/fetch-schema.js';
+import { toSri } from '../graph/hash.js';
+import { FOD_KINDS, type Fod, type HashAlgo } from '../graph/types.js';
+import { fodsOfCrawl, latestCrawl } from '../fetch/plan.js';
+import { createDependents } from './dependents.js';
+import type { BrokenHashEntry, DeadEntry, EvalErrorEntry, HashJson, Report, RottingEntry, UrlOutcome } from './types.js';
+
+interface ResultRow { run_id: number; drv_path: string; verdict: string; url: string | null; url_index: number | null; actual_algo: string | null; actual_hex: string | null; at: string }
+interface AttemptRow { url: string; url_index: number; outcome: string; http_status: number | null; message: string | null }
+
+const hashJson = (algo: HashAlgo, hex: string): HashJson => ({ algo, hex, sri: toSri({ algo, hex }) });
+
+export interface BuildReportOptions {
+  /** record this report as a snapshot, so the next one can tell what is new (default true) */
+  save?: boolean;
+}
+
+/**
+ * The report on the latest crawl: broken hashes, dead sources, rotting sources (mirrored
+ * through a later URL while earlier ones fail) and evaluation errors, each with the
+ * attributes that need it and whether the previous report listed it.
+ */
+export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
+  ensureFetchSchema(db);
+  const crawl = latestCrawl(db);
+  const fods = fodsOfCrawl(db, crawl.id, FOD_KINDS);
+  const mirrored = new Set((db.prepare(`SELECT drv_path FROM mirror_state`).raw().all() as [string][]).map((r) => r[0]));
+  const latest = new Map<string, ResultRow>();
+  for (const r of db.prepare(`SELECT r.* FROM fetch_results r
+      WHERE r.run_id = (SELECT MAX(run_id) FROM fetch_results x WHERE x.drv_path = r.drv_path)`).all() as ResultRow[]) {
+    latest.set(r.drv_path, r);
+  }
+  const history = db.prepare(`SELECT verdict, url_index, at FROM fetch_results WHERE drv_path = ? ORDER BY run_id DESC`);
+  const attemptsOf = db.prepare(`SELECT url, url_index, outcome, http_status, message FROM fetch_attempts
+    WHERE run_id = ? AND drv_path = ? ORDER BY id`);
+  const previous = db.prepare(`SELECT id, created_at, keys_json FROM report_snapshots ORDER BY id DESC LIMIT 1`).get() as
+    { id: number; created_at: string; keys_json: string } | undefined;
+  const previousKeys = new Set<string>(previous ? (JSON.parse(previous.keys_json) as string[]) : []);
+  const isNew = (key: string) => !previousKeys.has(key);
+
+  /** the last try of each URL in a run, in URL order */
+  const urlOutcomes = (run: number, drv: string): UrlOutcome[] => {
+    const last = new Map<number, AttemptRow>();
+    for (const a of attemptsOf.all(run, drv) as AttemptRow[]) last.set(a.url_index, a);
+    return [...last.entries()].sort((x, y) => x[0] - y[0])
+      .map(([, a]) => ({ url: a.url, outcome: a.outcome, httpStatus: a.http_status, message: a.message }));
+  };
+  /** start of the streak of runs in the same state as the latest */
+  const since = (drv: string, same: (r: { verdict: string; url_index: number | null }) => boolean): string => {
+    let at = '';
+    for (const r of history.all(drv) as { verdict: string; url_index: number | null; at: string }[]) {
+      if (!same(r)) break;
+      at = r.at;
+    }
+    return at;
+  };
+
+  let dependents: ReturnType<typeof createDependents> | null = null;
+  const attrsOf = (drv: string) => (dependents ??= createDependents(db, crawl.id)).needs(drv);
+
+  const brokenHashes: BrokenHashEntry[] = [];
+  const dead: DeadEntry[] = [];
+  const rotting: RottingEntry[] = [];
+  let mirroredCount = 0;
+  let unfetched = 0;
+  const keys: string[] = [];
+  for (const fod of fods) {
+    const r = latest.get(fod.drvPath);
+    if (mirrored.has(fod.drvPath)) {
+      mirroredCount++;
+      if (r && r.verdict === 'ok' && (r.url_index ?? 0) > 0) {
+        const key = `rotting:${fod.drvPath}`;
+        keys.push(key);
+        rotting.push({
+          fod, url: r.url ?? '', urlIndex: r.url_index ?? 0,
+          failing: urlOutcomes(r.run_id, fod.drvPath).filter((u) => u.outcome !== 'ok'),
+          attrs: attrsOf(fod.drvPath), since: since(fod.drvPath, (x) => x.verdict === 'ok' && (x.url_index ?? 0) > 0),
+          lastTried: r.at, new: isNew(key),
+        });
+      }
+      continue;
+    }
+    // never tried, unverifiable (fodder could not judge it), or fetched and since lost from the mirror
+    if (!r || r.verdict === 'ok' || r.verdict === 'unverifiable') { unfetched++; continue; }
+    if (r.verdict === 'broken-hash') {
+      const key = `broken:${fod.drvPath}`;
+      keys.push(key);
+      const actualAlgo = (r.actual_algo ?? fod.hash.algo) as HashAlgo;
+      brokenHashes.push({
+        fod, url: r.url ?? '', expected: hashJson(fod.hash.algo, fod.hash.hex), actual: hashJson(actualAlgo, r.actual_hex ?? ''),
+        urls: urlOutcomes(r.run_id, fod.drvPath), attrs: attrsOf(fod.drvPath),
+        since: since(fod.drvPath, (x) => x.verdict === 'broken-hash'), lastTried: r.at, new: isNew(key),
+      });
+    } else {
+      const key = `dead:${fod.drvPath}`;
+      keys.push(key);
+      dead.push({
+        fod, urls: urlOutcomes(r.run_id, fod.drvPath), attrs: attrsOf(fod.drvPath),
+        since: since(fod.drvPath, (x) => x.verdict === 'dead'), lastTried: r.at, new: isNew(key),
+      });
+    }
+  }
+
+  const evalErrors: EvalErrorEntry[] = (db.prepare(`SELECT path, system, variant, error, error_kind FROM attrs
+      WHERE crawl_id = ? AND status = 'error' ORDER BY path, system, variant`).all(crawl.id) as
+      { path: string; system: string; variant: string; error: string | null; error_kind: string | null }[])
+    .map((e) => {
+      const key = `eval:${e.system}/${e.variant}/${e.path}`;
+      keys.push(key);
+      return { attr: e.path, system: e.system, variant: e.variant, message: e.error ?? '', kind: e.error_kind, new: isNew(key) };
+    });
+
+  const byAttrs = (a: { attrs: { total: number }; fod: Fod }, b: { attrs: { total: number }; fod: Fod }) =>
+    b.attrs.total - a.attrs.total || a.fod.name.localeCompare(b.fod.name);
+  brokenHashes.sort(byAttrs);
+  dead.sort(byAttrs);
+  rotting.sort(byAttrs);
+
+  const generatedAt = new Date().toISOString();
+  if (options.save !== false) {
+    db.prepare(`INSERT INTO report_snapshots (crawl_id, created_at, keys_json) VALUES (?, ?, ?)`).run(crawl.id, generatedAt, JSON.stringify(keys));
+  }
+  return {
+    crawl,
+    generatedAt,
+    previousReport: previous ? { id: previous.id, createdAt: previous.created_at } : null,
+    summary: {
+      fods: fods.length, mirrored: mirroredCount, brokenHash: brokenHashes.length, dead: dead.length, rotting: rotting.length,
+      unfetched, evalErrors: evalErrors.length,
+    },
+    brokenHashes, dead, rotting, evalErrors,
+  };
+}

@@ -1,0 +1,77 @@
+import type { Fod, HashAlgo } from '../graph/types.js';
+import type { AttrNeeds } from './dependents.js';
+
+/** A hash in every spelling a reader may search for. */
+export interface HashJson {
+  algo: HashAlgo;
+  hex: string;
+  sri: string;
+}
+
+export interface UrlOutcome {
+  url: string;
+  /** the outcome of this URL's last try (src/fetch/outcome.ts) */
+  outcome: string;
+  httpStatus: number | null;
+  message: string | null;
+}
+
+interface EntryBase {
+  fod: Fod;
+  attrs: AttrNeeds;
+  /** when the current streak began: the first fetch run that found the source in this state */
+  since: string;
+  /** the latest fetch run that tried it */
+  lastTried: string;
+  /** not listed by the previous report */
+  new: boolean;
+}
+
+export interface BrokenHashEntry extends EntryBase {
+  url: string;
+  expected: HashJson;
+  actual: HashJson;
+  /** every URL's outcome in the latest try */
+  urls: UrlOutcome[];
+}
+
+export interface DeadEntry extends EntryBase {
+  urls: UrlOutcome[];
+}
+
+export interface RottingEntry extends EntryBase {
+  /** the URL the mirrored copy came from */
+  url: string;
+  urlIndex: number;
+  /** the URLs before it, all failing */
+  failing: UrlOutcome[];
+}
+
+export interface EvalErrorEntry {
+  attr: string;
+  system: string;
+  variant: string;
+  message: string;
+  kind: string | null;
+  new: boolean;
+}
+
+/** The `fodder report --format json` contract. */
+export interface Report {
+  crawl: { id: number; nixpkgs: string; status: string; startedAt: string; finishedAt: string | null };
+  generatedAt: string;
+  previousReport: { id: number; createdAt: string } | null;
+  summary: {
+    fods: number;
+    mirrored: number;
+    brokenHash: number;
+    dead: number;
+    rotting: number;
+    unfetched: number;
+    evalErrors: number;
+  };
+  brokenHashes: BrokenHashEntry[];
+  dead: DeadEntry[];
+  rotting: RottingEntry[];
+  evalErrors: EvalErrorEntry[];
+}
