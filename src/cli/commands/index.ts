@@ -1,17 +1,17 @@
 import type { Command } from 'commander';
 import { registerCrawl } from './crawl.js';
 import { registerQueries } from './queries.js';
+import { registerFetch } from './fetch.js';
+import { registerVerify } from './verify.js';
+import { registerReport } from './report.js';
+import { registerKeygen } from './keygen.js';
 
-/** Every command, one line each. */
+/** Every command, one line each, in the order `fodder --help` lists them. */
 export const commands: ((program: Command) => void)[] = [
   registerCrawl,
   registerQueries,
+  registerFetch,
+  registerVerify,
+  registerReport,
+  registerKeygen,
 ];
-import { registerFetch } from './fetch.js';
-commands.push(registerFetch);
-import { registerVerify } from './verify.js';
-commands.push(registerVerify);
-import { registerReport } from './report.js';
-commands.push(registerReport);
-import { registerKeygen } from './keygen.js';
-commands.push(registerKeygen);
