@@ -167,6 +167,8 @@ async function untarInto(archive: string, dest: string, method: UnpackMethod, li
     cwd: dest, stdin: 'pipe', stdout: 'ignore',
   });
   const dc = decomp ? run(decomp.cmd, [...decomp.args, '--', archive], { stdin: 'ignore', stdout: 'pipe' }) : null;
+  let dcError: unknown = null;
+  dc?.exit.catch((e: unknown) => { dcError = e; });
   const source: AsyncIterable<Buffer> = dc ? (dc.proc.stdout as AsyncIterable<Buffer>) : createReadStream(archive, { highWaterMark: 1 << 20 });
   const stdin = tar.proc.stdin!;
   let tarGone = false;
@@ -178,7 +180,7 @@ async function untarInto(archive: string, dest: string, method: UnpackMethod, li
       if (signal?.aborted) throw new FodderError(UnpackErrorCode.FAILED, 'unpacking aborted', {});
       const n = scanner.push(chunk); // throws before tar sees a refused header
       if (!tarGone && !stdin.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-        await Promise.race([once(stdin, 'drain'), tar.exit]);
+        await Promise.race([once(stdin, 'drain').catch(() => undefined), tar.exit]);
       }
       if (scanner.ended) break;
     }
@@ -203,7 +205,7 @@ async function untarInto(archive: string, dest: string, method: UnpackMethod, li
     kill(tar);
     kill(dc);
     await tar.exit.catch(() => undefined);
-    throw asUnpackError(e, 'tar');
+    throw asUnpackError(dcError ?? e, dcError ? decomp!.cmd : 'tar');
   } finally {
     signal?.removeEventListener('abort', onAbort);
     kill(dc);

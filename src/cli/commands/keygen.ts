@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ErrorCode, FodderError } from '../../errors.js';
 import { generateKeyPair } from '../../mirror/narinfo.js';
@@ -31,6 +31,7 @@ export function registerKeygen(program: Command): void {
       const keys = generateKeyPair(name);
       mkdirSync(dir, { recursive: true });
       writeFileSync(secretFile, keys.secretKey, { mode: 0o600 });
+      chmodSync(secretFile, 0o600); // also when --force replaced a file with other permissions
       writeFileSync(publicFile, keys.publicKey, { mode: 0o644 });
       if (flags.json) { printJson({ name, secretKeyFile: secretFile, publicKeyFile: publicFile, publicKey: keys.publicKey }); return; }
       process.stdout.write(`secret key: ${secretFile}\npublic key: ${publicFile}\n${keys.publicKey}\n`);

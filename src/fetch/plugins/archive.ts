@@ -1,0 +1,153 @@
+/**
+ * `archive`: fetchzip and fetchFromGitHub's archive form. Downloads through the shared Network,
+ * unpacks as nixpkgs' unpackFile does (src/fetch/unpack.ts), applies stripRoot, NAR-hashes the
+ * tree and compares with the declared recursive hash.
+ *
+ * Exact only for a fetchzip whose postFetch is fetchzip's own script (no user code between its
+ * `mv ... "$out"` and its final `chmod 755 "$out"`), with no curl options or netrc: then a
+ * different hash means the upstream archive changed (`broken-hash`). Everything fodder does
+ * not reproduce exactly is `unverifiable`, never broken.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FodderError } from '../../errors.js';
+import type { Fod, HashAlgo } from '../../graph/types.js';
+import { narHashThreaded as narHash } from '../../mirror/nar-hash-threaded.js';
+import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict, type FodEnv } from '../types.js';
+import {
+  DEFAULT_UNPACK_LIMITS, placeUnpacked, unpackArchive, UnpackErrorCode, unpackMethodFor, type UnpackLimits,
+} from '../unpack.js';
+
+/** What fetchzip's own postFetch says about the unpacking. */
+export interface FetchzipShape {
+  /** the name the download is renamed to before unpackFile: it picks the unpacking tool */
+  fileName: string;
+  stripRoot: boolean;
+}
+
+const HEAD_RE = /^unpackDir="\$TMPDIR\/unpack"\nmkdir "\$unpackDir"\ncd "\$unpackDir"\n\nrenamed="\$TMPDIR\/([^"\n]*)"\nmv "\$downloadedFile" "\$renamed"\nunpackFile "\$renamed"\n(?:chmod -R \+w "\$unpackDir"\n)?/;
+const STRIP = `if [ $(ls -A "$unpackDir" | wc -l) != 1 ]; then
+  echo "error: zip file must contain a single file or directory."
+  echo "hint: Pass stripRoot=false; to fetchzip to assume flat list of files."
+  exit 1
+fi
+fn=$(cd "$unpackDir" && ls -A)
+if [ -f "$unpackDir/$fn" ]; then
+  mkdir $out
+fi
+mv "$unpackDir/$fn" "$out"
+`;
+const NO_STRIP = 'mv "$unpackDir" "$out"\n';
+const TAIL_RE = /^\s*chmod 755 "\$out"\s*$/;
+
+/**
+ * Recognises fetchzip's postFetch (nixpkgs' text, byte for byte, up to the renamed file name)
+ * and whether anything was added to it.
+ */
+export function fetchzipShape(env: FodEnv): { ok: true; shape: FetchzipShape } | { ok: false; custom: boolean; reason: string } {
+  const text = env.postFetch ?? '';
+  const head = HEAD_RE.exec(text);
+  if (!head) return { ok: false, custom: true, reason: 'postFetch is not fetchzip\'s script' };
+  const rest = text.slice(head[0].length);
+  let stripRoot: boolean;
+  let user: string;
+  if (rest.startsWith(STRIP)) { stripRoot = true; user = rest.slice(STRIP.length); }
+  else if (rest.startsWith(NO_STRIP)) { stripRoot = false; user = rest.slice(NO_STRIP.length); }
+  else return { ok: false, custom: true, reason: 'postFetch is not fetchzip\'s script' };
+  if (!TAIL_RE.test(user)) return { ok: false, custom: true, reason: 'fetchzip with a custom postFetch' };
+  if (env.stripRoot !== undefined && (env.stripRoot === '1') !== stripRoot) {
+    return { ok: false, custom: false, reason: 'stripRoot in the environment disagrees with the postFetch script' };
+  }
+  return { ok: true, shape: { fileName: head[1], stripRoot } };
+}
+
+export interface ArchiveFetcherOptions {
+  limits?: UnpackLimits;
+}
+
+export function createArchiveFetcher(options: ArchiveFetcherOptions = {}): FetcherPlugin {
+  const limits = options.limits ?? DEFAULT_UNPACK_LIMITS;
+
+  const canFetch: FetcherPlugin['canFetch'] = (fod: Fod, env: FodEnv) => {
+    if (fod.hash.mode !== 'recursive') return { ok: false, reason: 'flat hash: not an unpacked archive', code: 'not-exact' };
+    const shape = fetchzipShape(env);
+    if (!shape.ok) return { ok: false, reason: shape.reason, code: shape.custom ? 'custom-postFetch' : 'not-exact' };
+    if (!unpackMethodFor(shape.shape.fileName)) {
+      return { ok: false, reason: `unpackFile has no tool for '${shape.shape.fileName}'`, code: 'not-exact' };
+    }
+    if ((env.curlOpts ?? '') !== '' || (env.curlOptsList ?? '') !== '' || (env.netrcPhase ?? '') !== '') {
+      return { ok: false, reason: 'custom curl options or netrc', code: 'not-exact' };
+    }
+    if (fod.resolvedUrls.length === 0) return { ok: false, reason: 'no URL', code: 'not-exact' };
+    return { ok: true };
+  };
+
+  return {
+    id: 'archive',
+    certainty: 'exact',
+    canFetch,
+
+    async fetch(fod: Fod, ctx: FetchContext): Promise<FetchVerdict> {
+      const can = canFetch(fod, ctx.env);
+      if (!can.ok) return unverifiable(can.code, can.reason);
+      const shape = (fetchzipShape(ctx.env) as { ok: true; shape: FetchzipShape }).shape;
+      const method = unpackMethodFor(shape.fileName)!;
+      const download = join(ctx.workDir, 'download');
+      const unpackDir = join(ctx.workDir, 'unpack');
+      const out = join(ctx.workDir, 'out');
+      let mismatch: Mismatch | null = null;
+      let refusal: FetchVerdict | null = null;
+      const failures: string[] = [];
+      for (const [urlIndex, url] of fod.resolvedUrls.entries()) {
+        if (ctx.signal.aborted) break;
+        const r = await ctx.network.download({ url, urlIndex, dest: download }, ctx);
+        if (!r.ok) { failures.push(`${url}: ${r.outcome}`); continue; }
+        await rm(unpackDir, { recursive: true, force: true });
+        await rm(out, { recursive: true, force: true });
+        try {
+          await unpackArchive(download, unpackDir, method, { limits, signal: ctx.signal });
+          await placeUnpacked(unpackDir, out, shape.stripRoot);
+        } catch (e) {
+          await rm(download, { force: true });
+          await rm(unpackDir, { recursive: true, force: true });
+          if (!(e instanceof FodderError) || !e.code.startsWith('UNPACK_')) throw e; // local failure: stop the run
+          if (e.code === UnpackErrorCode.STRIP_ROOT) {
+            // fetchzip fails the same way on this download: exact, so the source is broken
+            mismatch ??= { url, urlIndex, actual: { algo: fod.hash.algo, hex: '' } };
+            failures.push(`${url}: ${e.message}`);
+            continue;
+          }
+          refusal ??= unverifiable(unpackReason(e.code), `${url}: ${e.message}`);
+          continue;
+        }
+        await rm(download, { force: true });
+        const h = await narHash(out, fod.hash.algo);
+        if (h.hex === fod.hash.hex) {
+          const nar = fod.hash.algo === 'sha256' ? h : await narHash(out, 'sha256');
+          return { ok: true, url, urlIndex, output: { type: 'tree', path: out, narHash: nar.hex, narSize: nar.size } };
+        }
+        mismatch ??= { url, urlIndex, actual: { algo: fod.hash.algo, hex: h.hex } };
+        failures.push(`${url}: unpacked tree has ${fod.hash.algo}:${h.hex}`);
+        await rm(out, { recursive: true, force: true });
+      }
+      if (mismatch) {
+        const what = mismatch.actual.hex
+          ? `the unpacked tree has NAR ${mismatch.actual.algo}:${mismatch.actual.hex}, expected ${fod.hash.algo}:${fod.hash.hex}`
+          : failures.find((f) => f.startsWith(mismatch!.url)) ?? 'fetchzip would fail';
+        return { ok: false, verdict: 'broken-hash', mismatch: mismatch.actual.hex ? mismatch : null, message: `${mismatch.url}: ${what}` };
+      }
+      if (refusal) return refusal;
+      return { ok: false, verdict: 'dead', mismatch: null, message: failures.join('; ') || 'no URL tried' };
+    },
+  };
+}
+
+function unpackReason(code: string) {
+  if (code === UnpackErrorCode.UNSAFE || code === UnpackErrorCode.TOO_LARGE) return 'unpack-refused' as const;
+  if (code === UnpackErrorCode.UNSUPPORTED) return 'unpack-unsupported' as const;
+  return 'unpack-failed' as const;
+}
+
+interface Mismatch { url: string; urlIndex: number; actual: { algo: HashAlgo; hex: string } }
+
+export const archiveFetcher = createArchiveFetcher();

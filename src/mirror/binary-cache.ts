@@ -1,0 +1,310 @@
+/**
+ * The mirror as a Nix binary cache of FOD outputs, in `DIR/cache`: `nix-cache-info`,
+ * `<hash>.narinfo` per output and `nar/<filehash>.nar[.xz|.zst]`. A machine with
+ * `substituters = file://DIR/cache` then substitutes sources directly, with no curl, git or
+ * stdenv. Every output is checked before it is published: its store path must follow from the
+ * declared hash and name, and its content must have the declared hash (NAR hash for recursive
+ * FODs, file hash for flat ones). NAR files are written to a temporary name and renamed; the
+ * narinfo is written last, the same way, so a reader never sees an entry whose NAR is missing.
+ *
+ * Signing: with a secret key (Nix's `name:base64` format) every narinfo carries a `Sig` over
+ * `1;<storePath>;<narHash>;<narSize>;` (FODs have no references). Nix accepts a narinfo whose
+ * `CA` matches its store path without any signature (the content address is checked instead);
+ * see docs/binary-cache.md.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
+import { FodderError } from '../errors.js';
+import { toNix32, type HashValue } from '../graph/hash.js';
+import { fodStorePath } from '../graph/store-path.js';
+import type { Fod } from '../graph/types.js';
+import type { FetchedOutput } from '../fetch/types.js';
+import { narHash, narOfFile, narStream } from './nar.js';
+import {
+  fixedOutputCa, formatNarInfo, narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, publicKeyOf, signNarInfo,
+  writeNarFile, type NarInfo, type WrittenNar,
+} from './narinfo.js';
+
+/** Error codes of the binary cache. */
+export const CacheErrorCode = {
+  /** the content does not have the FOD's declared hash: nothing was published */
+  HASH_MISMATCH: 'CACHE_HASH_MISMATCH',
+  /** the FOD's out path does not follow from its hash and name */
+  PATH_MISMATCH: 'CACHE_PATH_MISMATCH',
+  OPTIONS_INVALID: 'CACHE_OPTIONS_INVALID',
+} as const;
+
+export type CacheCompression = 'none' | 'xz' | 'zstd';
+
+/** The `cache:` options, validated once at the edge. */
+export const binaryCacheOptionsSchema = z.object({
+  compression: z.enum(['none', 'xz', 'zstd']).default('xz'),
+  /** xz (0-9) or zstd (1-19) level */
+  level: z.number().int().min(0).max(19).optional(),
+  /** a file holding a Nix secret key (`name:base64`); absent: narinfos are not signed */
+  secretKeyFile: z.string().min(1).optional(),
+  /** `Priority` in nix-cache-info (lower is preferred; cache.nixos.org is 40) */
+  priority: z.number().int().min(0).default(30),
+}).strict();
+
+export type BinaryCacheConfig = z.input<typeof binaryCacheOptionsSchema>;
+
+export interface BinaryCacheOptions {
+  /** the mirror directory; the cache is `<mirrorDir>/cache` */
+  mirrorDir: string;
+  compression?: CacheCompression;
+  level?: number;
+  /** the secret key itself (`name:base64`), or null for an unsigned cache */
+  secretKey?: string | null;
+  priority?: number;
+}
+
+/** Validates a `cache:` section and reads its key file; errors name the bad key. */
+export function binaryCacheOptions(mirrorDir: string, raw: unknown): BinaryCacheOptions {
+  const parsed = binaryCacheOptionsSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new FodderError(CacheErrorCode.OPTIONS_INVALID, `cache.${i.path.join('.')}: ${i.message}`, { key: i.path.join('.') });
+  }
+  const o = parsed.data;
+  let secretKey: string | null = null;
+  if (o.secretKeyFile) {
+    try {
+      secretKey = readFileSync(o.secretKeyFile, 'utf8').trim();
+      publicKeyOf(secretKey);
+    } catch (e) {
+      throw new FodderError(CacheErrorCode.OPTIONS_INVALID, `cache.secretKeyFile: ${o.secretKeyFile}: ${(e as Error).message}`, { key: 'secretKeyFile' });
+    }
+  }
+  return { mirrorDir, compression: o.compression, level: o.level, secretKey, priority: o.priority };
+}
+
+/** What one published entry is. */
+export interface CacheEntry {
+  storePath: string;
+  narInfoFile: string;
+  url: string;
+  narHash: HashValue;
+  narSize: number;
+  fileSize: number;
+  signed: boolean;
+  /** the entry was there already and nothing was written */
+  existed: boolean;
+}
+
+export interface BinaryCache {
+  readonly dir: string;
+  /** the public key narinfos are signed for, or null */
+  readonly publicKey: string | null;
+  narInfoPath(storePath: string): string;
+  /** a complete entry (narinfo and its NAR file) exists for the FOD's output */
+  has(fod: Fod): boolean;
+  /** publishes a recursive FOD's output tree */
+  addTree(fod: Fod, path: string): Promise<CacheEntry>;
+  /** publishes a flat FOD's output file (e.g. the hashed mirror's copy) */
+  addFile(fod: Fod, path: string): Promise<CacheEntry>;
+  /** publishes what a fetch plug-in produced */
+  addOutput(fod: Fod, output: FetchedOutput): Promise<CacheEntry>;
+}
+
+export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
+  const dir = resolve(options.mirrorDir, 'cache');
+  const compression = options.compression ?? 'xz';
+  const secretKey = options.secretKey ?? null;
+  const publicKey = secretKey ? publicKeyOf(secretKey) : null;
+  const narInfoPath = (storePath: string) => join(dir, narInfoFileName(storePath));
+
+  let ready: Promise<void> | null = null;
+  const prepare = () => (ready ??= (async () => {
+    await mkdir(join(dir, 'nar'), { recursive: true });
+    const info = join(dir, 'nix-cache-info');
+    if (!existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: options.priority ?? 30 }));
+  })());
+
+  const storePathOf = (fod: Fod): string => {
+    const path = fodStorePath(fod.hash, fod.name);
+    if (path !== fod.outPath) {
+      throw new FodderError(CacheErrorCode.PATH_MISMATCH, `${fod.drvPath}: ${fod.outPath} does not follow from its hash and name (${path})`, {
+        drvPath: fod.drvPath, outPath: fod.outPath, computed: path,
+      });
+    }
+    return path;
+  };
+
+  const existing = (storePath: string): CacheEntry | null => {
+    const file = narInfoPath(storePath);
+    if (!existsSync(file)) return null;
+    try {
+      const info = parseNarInfo(readFileSync(file, 'utf8'));
+      if (!existsSync(join(dir, info.url))) return null;
+      if (publicKey && !info.sigs.some((s) => s.startsWith(`${publicKey.split(':')[0]}:`))) return null; // re-sign with the key now configured
+      return {
+        storePath, narInfoFile: file, url: info.url, narHash: info.narHash, narSize: info.narSize, fileSize: info.fileSize ?? 0,
+        signed: info.sigs.length > 0, existed: true,
+      };
+    } catch {
+      return null;
+    }
+  };
+
+  /** Writes the NAR, checks it, then the narinfo. `check` throws to withdraw the NAR. */
+  const publish = async (fod: Fod, storePath: string, source: string, flatFile: boolean, check: (nar: WrittenCacheNar) => Promise<void>): Promise<CacheEntry> => {
+    await prepare();
+    const nar = await writeNar(source, dir, compression, { flatFile, level: options.level });
+    try {
+      await check(nar);
+    } catch (e) {
+      await rm(join(dir, nar.url), { force: true });
+      throw e;
+    }
+    const info: NarInfo = {
+      storePath, url: nar.url, compression: nar.compression, fileHash: nar.fileHash, fileSize: nar.fileSize,
+      narHash: nar.narHash, narSize: nar.narSize, references: [], deriver: basename(fod.drvPath), ca: fixedOutputCa(fod.hash), sigs: [],
+    };
+    if (secretKey) info.sigs.push(signNarInfo(narInfoFingerprint(info), secretKey));
+    const file = narInfoPath(storePath);
+    await writeAtomic(file, formatNarInfo(info));
+    return { storePath, narInfoFile: file, url: nar.url, narHash: nar.narHash, narSize: nar.narSize, fileSize: nar.fileSize, signed: !!secretKey, existed: false };
+  };
+
+  const mismatch = (fod: Fod, actual: string) => new FodderError(CacheErrorCode.HASH_MISMATCH,
+    `${fod.name}: content has ${fod.hash.mode === 'flat' ? '' : 'NAR '}${fod.hash.algo}:${actual}, declared ${fod.hash.algo}:${fod.hash.hex}; not published`,
+    { drvPath: fod.drvPath, expected: fod.hash.hex, actual });
+
+  const cache: BinaryCache = {
+    dir,
+    publicKey,
+    narInfoPath,
+    has(fod) {
+      return existing(fod.outPath) !== null;
+    },
+    async addTree(fod, path) {
+      if (fod.hash.mode !== 'recursive') throw mismatch(fod, '(a tree for a flat hash)');
+      const storePath = storePathOf(fod);
+      const have = existing(storePath);
+      if (have) return have;
+      const other = fod.hash.algo === 'sha256' ? null : await narHash(path, fod.hash.algo);
+      return publish(fod, storePath, path, false, async (nar) => {
+        const actual = other ? other.hex : nar.narHash.hex;
+        if (actual !== fod.hash.hex) throw mismatch(fod, actual);
+      });
+    },
+    async addFile(fod, path) {
+      if (fod.hash.mode !== 'flat') throw mismatch(fod, '(a file for a recursive hash)');
+      const storePath = storePathOf(fod);
+      const have = existing(storePath);
+      if (have) return have;
+      const actual = await fileHash(path, fod.hash.algo);
+      if (actual !== fod.hash.hex) throw mismatch(fod, actual);
+      return publish(fod, storePath, path, true, async () => undefined);
+    },
+    addOutput(fod, output) {
+      return output.type === 'tree' ? cache.addTree(fod, output.path) : cache.addFile(fod, output.path);
+    },
+  };
+  return cache;
+}
+
+/** Summary of adding a batch of flat sources from the hashed mirror. */
+export interface FlatSourcesAdded {
+  added: CacheEntry[];
+  existed: number;
+  /** flat FODs whose file the mirror does not hold */
+  missing: Fod[];
+}
+
+/**
+ * Publishes every flat FOD of `fods` whose file the hashed mirror holds (`pathOf` answers
+ * `tarballs/<algo>/<hex>`); the others are returned as missing.
+ */
+export async function addFlatSources(
+  cache: BinaryCache, fods: Fod[], mirror: { pathOf(algo: Fod['hash']['algo'], hex: string): string },
+): Promise<FlatSourcesAdded> {
+  const out: FlatSourcesAdded = { added: [], existed: 0, missing: [] };
+  const seen = new Set<string>();
+  for (const fod of fods) {
+    if (fod.hash.mode !== 'flat' || seen.has(fod.outPath)) continue;
+    seen.add(fod.outPath);
+    const path = mirror.pathOf(fod.hash.algo, fod.hash.hex);
+    if (!existsSync(path)) { out.missing.push(fod); continue; }
+    const e = await cache.addFile(fod, path);
+    if (e.existed) out.existed++; else out.added.push(e);
+  }
+  return out;
+}
+
+async function fileHash(path: string, algo: Fod['hash']['algo']): Promise<string> {
+  const h = createHash(algo);
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+  const fh = await open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, file);
+}
+
+type WrittenCacheNar = Omit<WrittenNar, 'compression'> & { compression: CacheCompression };
+
+/** writeNarFile for none/xz; zstd (which writeNarFile lacks) through the `zstd` binary, the same way. */
+async function writeNar(source: string, cacheDir: string, compression: CacheCompression, opts: { flatFile: boolean; level?: number }): Promise<WrittenCacheNar> {
+  if (compression !== 'zstd') return writeNarFile(source, cacheDir, compression, { flatFile: opts.flatFile, level: opts.level });
+  const narDir = join(cacheDir, 'nar');
+  const tmp = join(narDir, `.tmp-${randomBytes(8).toString('hex')}`);
+  const narHasher = createHash('sha256');
+  const fileHasher = createHash('sha256');
+  let narSize = 0;
+  let fileSize = 0;
+  const nar = opts.flatFile ? narOfFile(source) : narStream(source);
+  const child = spawn('zstd', ['-q', '-c', `-${opts.level ?? 3}`, '-T1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<number | null>((res, rej) => { child.on('error', rej); child.on('close', res); });
+  exited.catch(() => undefined);
+  const feeding = pipeline(Readable.from((async function* () {
+    for await (const c of nar) { narHasher.update(c); narSize += c.length; yield c; }
+  })()), child.stdin);
+  feeding.catch(() => undefined);
+  const fh = await open(tmp, 'wx');
+  try {
+    for await (const c of child.stdout as AsyncIterable<Buffer>) {
+      fileHasher.update(c);
+      fileSize += c.length;
+      let done = 0;
+      while (done < c.length) done += (await fh.write(c, done, c.length - done)).bytesWritten;
+    }
+    await feeding;
+    const code = await exited;
+    if (code !== 0) throw new FodderError('COMPRESS_FAILED', `zstd exited with ${code}: ${stderr.trim()}`, { code });
+    await fh.sync();
+  } catch (e) {
+    child.kill();
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  const fileHash: HashValue = { algo: 'sha256', hex: fileHasher.digest('hex') };
+  const name = `${toNix32(fileHash)}.nar.zst`;
+  await rename(tmp, join(narDir, name));
+  return {
+    url: `nar/${name}`, compression: 'zstd', fileHash, fileSize,
+    narHash: { algo: 'sha256', hex: narHasher.digest('hex') }, narSize,
+  };
+}
