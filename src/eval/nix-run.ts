@@ -24,6 +24,8 @@ export interface WalkerRunOptions {
   store: string | null;
   timeoutMs: number;
   memoryMb: number;
+  /** called with each record as it arrives, while Nix goes on evaluating */
+  onRecord?: (record: Record<string, unknown>) => void;
 }
 
 /** Arguments common to every nix-instantiate the crawl runs. */
@@ -62,7 +64,8 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
   const onLine = (line: string) => {
     if (line.startsWith(MARKER)) {
       const rec = JSON.parse(line.slice(MARKER.length)) as Record<string, unknown>;
-      if (rec.ready === true) ready = true; else records.push(rec);
+      if (rec.ready === true) ready = true;
+      else { records.push(rec); o.onRecord?.(rec); }
       tailLines = [];
     } else {
       tailLines.push(line);

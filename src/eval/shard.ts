@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { readDrvClosure } from '../graph/closure.js';
 import { runWalker, type WalkerRun } from './nix-run.js';
+import type { DrvNode } from '../graph/types.js';
 import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
 
 let specDir: string | null = null;
@@ -34,12 +35,14 @@ export function slotStorePath(store: string, slot: number): string {
   return slot === 0 ? store : `${store}-w${slot}`;
 }
 
-async function walkerRun(task: ShardTask, paths: string[][], mode: 'walk' | 'explain'): Promise<WalkerRun> {
+async function walkerRun(
+  task: ShardTask, paths: string[][], mode: 'walk' | 'explain', onRecord?: (r: Record<string, unknown>) => void,
+): Promise<WalkerRun> {
   const specFile = writeSpec(task, paths, mode);
   try {
     return await runWalker({
       walker: task.walker, specFile, configNix: task.configNix, store: slotStore(task.store, task.storeSlots),
-      timeoutMs: task.timeoutMs, memoryMb: task.memoryMb,
+      timeoutMs: task.timeoutMs, memoryMb: task.memoryMb, onRecord,
     });
   } finally {
     rmSync(specFile, { force: true });
@@ -73,11 +76,21 @@ export async function runShard(task: ShardTask, knownDrvs: Set<string>): Promise
   const index = new Map<string[], number>();
   task.paths.forEach((p, i) => index.set(p, i));
 
+  // .drv files are read as their records stream in, while Nix evaluates the next attributes:
+  // by the time Nix prints a drvPath, the .drv and its inputs are written
+  const storeRoot = slotStore(task.store, task.storeSlots);
+  const drvs: DrvNode[] = [];
+  const onRecord = (rec: Record<string, unknown>) => {
+    if (rec.s !== 'drv') return;
+    const t0 = Date.now();
+    for (const d of readDrvClosure([String(rec.d)], storeRoot, task.mirrors, knownDrvs)) drvs.push(d);
+    stats.readMs += Date.now() - t0;
+  };
   const queue: string[][][] = [task.paths];
   while (queue.length) {
     const paths = queue.shift()!;
     if (paths.length === 0) continue;
-    const run = await walkerRun(task, paths, 'walk');
+    const run = await walkerRun(task, paths, 'walk', onRecord);
     stats.nixRuns++;
     stats.evalMs += run.ms;
     stats.peakNixRssKb = Math.max(stats.peakNixRssKb, run.peakRssKb);
@@ -112,10 +125,6 @@ export async function runShard(task: ShardTask, knownDrvs: Set<string>): Promise
   const attrs = task.paths.map((_, i) => results.get(i)!);
   if (task.explainErrors) await explainCaught(task, attrs, stats);
 
-  const started = Date.now();
-  const roots = attrs.filter((a) => a.status === 'drv').map((a) => a.drvPath!);
-  const drvs = readDrvClosure(roots, slotStore(task.store, task.storeSlots), task.mirrors, knownDrvs);
-  stats.readMs += Date.now() - started;
   return { ok: true, attrs, drvs, stats };
 }
 
