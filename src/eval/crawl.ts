@@ -103,7 +103,10 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     await pool.destroy();
   }
   const durationMs = Date.now() - started;
-  if (process.env.FODDER_TIMINGS) process.stderr.write(`timings: ${JSON.stringify(timings)} total ${durationMs} ms\n`);
+  if (process.env.FODDER_TIMINGS) {
+    const cpu = process.cpuUsage();
+    process.stderr.write(`timings: ${JSON.stringify(timings)} total ${durationMs} ms; fodder process cpu user ${Math.round(cpu.user / 1000)} ms system ${Math.round(cpu.system / 1000)} ms\n`);
+  }
   store.finishCrawl(id, durationMs);
   const summary = summarise(db, id, config, resumed, durationMs);
   db.close();
