@@ -1,6 +1,6 @@
 /**
  * Builds a crawl database by hand for fetch and report tests: a crawl, FOD rows in the crawl's
- * output contract (`fods`, `fod_seen`), derivations, inputs and attributes. The lead's end to
+ * output contract (`fods`, `fod_seen`), derivations, inputs and attributes. The end to
  * end tests use a real crawl; these only need the rows.
  */
 import { createHash } from 'node:crypto';
