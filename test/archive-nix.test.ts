@@ -118,7 +118,9 @@ describe('a fetchzip with a custom postFetch, realised by Nix', () => {
     const ctx = h.ctx(f.env, 'trimmed-nix');
     const v = await fetchWithFallback(f.fod, ctx, set);
     expect(v.by).toBe('nix');
-    expect(v.nativeVerdict).toBeNull(); // refused up front: the archive plug-in never downloaded it
+    // refused up front: the archive plug-in never downloaded it, and its refusal says why
+    expect(v.nativeVerdict).toMatchObject({ verdict: 'unverifiable', reason: 'custom-postFetch', message: 'archive: fetchzip with a custom postFetch' });
+    expect(h.attempts.filter((a) => a.url.endsWith('/custom/trimmed-2.0.tar.gz'))).toEqual([]);
     expect(v.verdict).toMatchObject({ ok: true, output: { type: 'tree', narHash: hashes.get('trimmed')!['nar-sha256-hex'] } });
     if (!v.verdict.ok) throw new Error('not ok');
     expect(readFileSync(join(v.verdict.output.path, 'TRIMMED'), 'utf8')).toBe('trimmed by postFetch\n');

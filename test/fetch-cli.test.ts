@@ -72,13 +72,37 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
   test('an unknown --kind', async () => {
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm1'), '--kind', 'bogus']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/unknown kind "bogus"; kinds are: url, archive, git/);
+    expect(r.stderr).toMatch(/unknown kind "bogus"; kinds are: url, archive, git, .*, and nix \(the fallback/);
   });
 
-  test('a known kind with no fetcher yet is skipped, not an error', async () => {
+  test('a known kind the crawl has no source of: nothing to do, not an error; `--kind nix` alone selects every kind', async () => {
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-git'), '--kind', 'git', '--json', '--no-progress']);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ fods: 0, mirrored: 0 });
+    expect(JSON.parse(r.stdout)).toMatchObject({ fods: 0, mirrored: 0, kinds: ['git'], nixFallback: false });
+    const all = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-git'), '--kind', 'nix', '--json', '--no-progress']);
+    expect(all.code, all.stderr).toBe(0);
+    expect(JSON.parse(all.stdout)).toMatchObject({
+      fods: 1, mirrored: 1, nixFallback: true, kinds: ['url', 'archive', 'git', 'hg', 'svn', 'patch', 'vendor', 'manual', 'other'],
+      // a flat file goes to tarballs/ only: fetch.cache.flat is off by default
+      byKind: { url: { fods: 1, mirrored: 1 } }, mirroredBy: { url: 1 }, published: 0,
+    });
+  });
+
+  test('a signing key that cannot be read, and a bad cache or nix key in the config, are named', async () => {
+    const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-key'), '--sign-key', join(dir, 'no-such.secret')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/CACHE_OPTIONS_INVALID.*--sign-key: .*no-such\.secret/);
+    writeFileSync(join(dir, 'bad.secret'), 'not a key');
+    const bad = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-key'), '--sign-key', join(dir, 'bad.secret')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--sign-key: .*bad\.secret/);
+    const cfg = join(dir, 'cache.yaml');
+    writeFileSync(cfg, `db: ${dbFile}\nfetch:\n  cache:\n    compression: gzip\n  nix:\n    jobz: 2\n`);
+    const c = await fodder(['fetch', '--config', cfg]);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toMatch(/key "fetch\.cache\.compression": Invalid enum value/);
+    expect(c.stderr).toMatch(/unknown key "jobz" in fetch\.nix/);
+    expect(existsSync(join(dir, 'm-key', 'cache'))).toBe(false);
   });
 
   test('no database at all', async () => {

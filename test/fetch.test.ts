@@ -268,16 +268,28 @@ describe('fetch classifies every failure and admits only verified content', () =
     expect(summary.alreadyMirrored).toBe(1);
   });
 
-  test('kinds without a plug-in and sources out of reach are skipped, not failed', () => {
-    expect(summary.skipped.unsupported).toEqual({ git: 1 });
-    expect(Object.values(summary.skipped.notFetchable)).toEqual([1]);
+  test('sources no plug-in reproduces are recorded unverifiable with the reason, not tried and not failed', () => {
+    expect(summary.unverifiable).toEqual({ 'not-exact': 1, 'custom-postFetch': 1 });
     expect(attempts('git-source')).toEqual([]);
+    expect(attempts('with-postfetch')).toEqual([]);
+    const row = crawl.db.prepare(`SELECT verdict, reason, plugin, message FROM fetch_results WHERE drv_path = ?`).get(drv['with-postfetch']);
+    expect(row).toEqual({ verdict: 'unverifiable', reason: 'custom-postFetch', plugin: null, message: expect.stringMatching(/^url: has a postFetch/) });
   });
 
   test('the summary adds up', () => {
     expect(summary.mirrored).toBe(11);
     expect(summary.dead).toBe(11);
     expect(summary.brokenHash).toBe(1);
+    const unverifiable = Object.values(summary.unverifiable).reduce((a, b) => a + b, 0);
+    expect(summary.mirrored + summary.alreadyMirrored + summary.dead + summary.brokenHash + unverifiable + summary.skipped.failedBefore).toBe(summary.fods);
+    expect(summary.byKind.url).toEqual({ fods: 25, mirrored: 11, alreadyMirrored: 1, dead: 11, brokenHash: 1, unverifiable: 1, failedBefore: 0 });
+    expect(summary.mirroredBy).toEqual({ url: 11 });
+  });
+
+  test('every mirrored file is in the binary cache too, under its FOD\'s store path', () => {
+    expect(summary.published).toBe(12);
+    const infos = readdirSync(join(mirrorDir, 'cache')).filter((n) => n.endsWith('.narinfo'));
+    expect(infos).toHaveLength(12);
   });
 
   test('nothing unverified is in the mirror, and no temp file is left', async () => {
@@ -300,6 +312,7 @@ describe('fetch classifies every failure and admits only verified content', () =
     expect(wrong.actual.sri).toMatch(/^sha256-/);
     const missing = r.dead.find((e) => e.fod.name === 'missing')!;
     expect(missing.urls).toEqual([{ url: node.url('/missing.tar.gz'), outcome: 'http-404', httpStatus: 404, message: 'HTTP 404' }]);
-    expect(r.summary).toEqual({ fods: 26, mirrored: 12, brokenHash: 1, dead: 11, rotting: 1, unfetched: 2, evalErrors: 0 });
+    expect(r.summary).toEqual({ fods: 26, mirrored: 12, brokenHash: 1, dead: 11, rotting: 1, unfetched: 0, unverifiable: 2, evalErrors: 0 });
+    expect(r.unverifiable.map((e) => [e.fod.name, e.reason])).toEqual([['with-postfetch', 'custom-postFetch'], ['git-source', 'not-exact']]);
   });
 });

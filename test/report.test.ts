@@ -27,10 +27,11 @@ const reportSchema = z.object({
   crawl: z.object({ id: z.number(), nixpkgs: z.string(), status: z.string(), startedAt: z.string(), finishedAt: z.string().nullable() }),
   generatedAt: z.string(),
   previousReport: z.object({ id: z.number(), createdAt: z.string() }).nullable(),
-  summary: z.object({ fods: z.number(), mirrored: z.number(), brokenHash: z.number(), dead: z.number(), rotting: z.number(), unfetched: z.number(), evalErrors: z.number() }).strict(),
+  summary: z.object({ fods: z.number(), mirrored: z.number(), brokenHash: z.number(), dead: z.number(), rotting: z.number(), unfetched: z.number(), unverifiable: z.number(), evalErrors: z.number() }).strict(),
   brokenHashes: z.array(z.object({ ...entry, url: z.string(), expected: hashSchema, actual: hashSchema, urls: z.array(urlSchema) }).strict()),
   dead: z.array(z.object({ ...entry, urls: z.array(urlSchema) }).strict()),
   rotting: z.array(z.object({ ...entry, url: z.string(), urlIndex: z.number(), failing: z.array(urlSchema) }).strict()),
+  unverifiable: z.array(z.object({ ...entry, reason: z.string(), message: z.string(), plugin: z.string().nullable() }).strict()),
   evalErrors: z.array(z.object({ attr: z.string(), system: z.string(), variant: z.string(), message: z.string(), kind: z.string().nullable(), new: z.boolean() }).strict()),
 }).strict();
 
@@ -43,6 +44,7 @@ function fixture(): { c: TestCrawl; drv: Record<string, string> } {
   drv.rotting = c.addFod({ name: 'rotting.tar.gz', urls: ['https://old.example/r.tar.gz', 'https://new.example/r.tar.gz'], content: 'r' });
   drv.fine = c.addFod({ name: 'fine.tar.gz', urls: ['https://example.org/fine.tar.gz'], content: 'f' });
   drv.never = c.addFod({ name: 'never-fetched.tar.gz', urls: ['https://example.org/never.tar.gz'], content: 'n' });
+  drv.custom = c.addFod({ name: 'custom-source', urls: ['https://example.org/custom.zip'], content: 'c', kind: 'archive', mode: 'recursive' });
   const lib = c.addDrv('libfoo', [drv.broken, drv.rotting], 'libfoo');
   c.addDrv('app', [lib, drv.dead], 'app');
   c.addDrv('suite', [lib], 'tools.suite');
@@ -65,6 +67,7 @@ function fixture(): { c: TestCrawl; drv: Record<string, string> } {
   store.attempt(run, drv.fine, at('https://example.org/fine.tar.gz', 0, 'ok', 200));
   store.result(run, { drvPath: drv.fine, verdict: 'ok', url: 'https://example.org/fine.tar.gz', urlIndex: 0, actual: null });
   store.mirrored(run, '/m', { drvPath: drv.fine, path: 'tarballs/sha256/y', algo: 'sha256', hex: 'y', size: 1, url: 'https://example.org/fine.tar.gz', urlIndex: 0 });
+  store.result(run, { drvPath: drv.custom, verdict: 'unverifiable', reason: 'custom-postFetch', message: 'archive: fetchzip with a custom postFetch', plugin: null, url: null, urlIndex: null, actual: null });
   store.finishRun(run, 'done', {});
   return { c, drv };
 }
@@ -74,13 +77,28 @@ describe('report', () => {
     const { c } = fixture();
     const r = JSON.parse(JSON.stringify(buildReport(c.db)));
     expect(() => reportSchema.parse(r)).not.toThrow();
-    expect(r.summary).toEqual({ fods: 5, mirrored: 2, brokenHash: 1, dead: 1, rotting: 1, unfetched: 1, evalErrors: 1 });
+    expect(r.summary).toEqual({ fods: 6, mirrored: 2, brokenHash: 1, dead: 1, rotting: 1, unfetched: 1, unverifiable: 1, evalErrors: 1 });
+    expect(r.unverifiable).toEqual([expect.objectContaining({ reason: 'custom-postFetch', plugin: null, message: 'archive: fetchzip with a custom postFetch', new: true })]);
     expect(r.brokenHashes[0]).toMatchObject({
       url: 'https://example.org/broken-1.0.tar.gz',
       actual: { algo: 'sha256', hex: 'ab'.repeat(32), sri: `sha256-${Buffer.from('ab'.repeat(32), 'hex').toString('base64')}` },
     });
     expect(r.dead[0].urls.map((u: { outcome: string }) => u.outcome)).toEqual(['http-404', 'dns']);
     expect(r.rotting[0]).toMatchObject({ url: 'https://new.example/r.tar.gz', urlIndex: 1, failing: [{ outcome: 'http-5xx', httpStatus: 503 }] });
+    c.close();
+  });
+
+  test('a source fodder cannot judge is listed as such, never as broken, whatever an earlier run said', () => {
+    const { c, drv } = fixture();
+    const store = createFetchStore(c.db);
+    const run = store.beginRun(c.crawlId, '/m', {});
+    store.result(run, { drvPath: drv.broken, verdict: 'unverifiable', reason: 'nix-failed', message: 'nix-store --realise: builder failed', plugin: 'nix', url: null, urlIndex: null, actual: null });
+    store.finishRun(run, 'done', {});
+    const r = buildReport(c.db, { save: false });
+    expect(r.brokenHashes).toEqual([]);
+    expect(r.unverifiable.map((e) => [e.fod.name, e.reason, e.plugin])).toEqual([['custom-source', 'custom-postFetch', null], ['broken-1.0.tar.gz', 'nix-failed', 'nix']]);
+    expect(r.summary).toMatchObject({ brokenHash: 0, unverifiable: 2 });
+    expect(renderText(r)).toMatch(/NOT JUDGED BY FODDER \(2; not a verdict on the source\)/);
     c.close();
   });
 
@@ -116,7 +134,8 @@ describe('report', () => {
     const { c } = fixture();
     const md = renderMarkdown(buildReport(c.db));
     expect(md).toMatch(/^## fodder report: crawl 1/);
-    expect(md).toContain('| sources | mirrored | broken hash | dead | rotting | unfetched | eval errors |');
+    expect(md).toContain('| sources | mirrored | broken hash | dead | rotting | not judged | unfetched | eval errors |');
+    expect(md).toContain('| `custom-postFetch` | 1 | `custom-source` |');
     expect(md).toContain('### Broken hashes (1)');
     expect(md).toContain('https://a.example/dead.tar.gz (http-404)<br>ftp://b.example/dead.tar.gz (dns)');
     const big = buildReport(c.db, { save: false });

@@ -15,6 +15,38 @@ export const crawlLimitsSchema = z.object({
   memoryMb: z.number().int().positive().default(4096),
 }).strict();
 
+/** `fetch.cache`: the binary cache of FOD outputs in `<mirror>/cache`. */
+export const cacheSchema = z.object({
+  /** NAR compression: none (the default: most sources are compressed already), xz or zstd */
+  compression: z.enum(['none', 'xz', 'zstd']).default('none'),
+  /** xz (0-9) or zstd (1-19) level */
+  level: z.number().int().min(0).max(19).optional(),
+  /** a file holding a Nix secret key (`name:base64`); absent: narinfos are not signed */
+  secretKeyFile: z.string().min(1).optional(),
+  /** `Priority` in nix-cache-info (lower is preferred; cache.nixos.org is 40) */
+  priority: z.number().int().min(0).default(30),
+  /**
+   * flat sources (already in tarballs/, which Nix uses as hashed-mirrors) get a cache entry too,
+   * so Nix substitutes them with no hashed-mirrors setting; costs a second copy of each file (a
+   * NAR) on disk, so it is off unless asked for
+   */
+  flat: z.boolean().default(false),
+}).strict();
+
+/** `fetch.nix`: the fallback that realises a FOD's .drv with the user's Nix. */
+export const nixFallbackSchema = z.object({
+  /** on for every run (otherwise only with `--kind nix`) */
+  enabled: z.boolean().default(false),
+  /** the store that builds (`--store`); null: the user's default store */
+  store: z.string().min(1).nullable().default(null),
+  /** `--option NAME VALUE` for every Nix call (substituters, extra-sandbox-paths, ...) */
+  options: z.record(z.string()).default({}),
+  /** one realisation is killed after this long */
+  timeoutSec: z.number().positive().default(7200),
+  /** realisations at once */
+  jobs: z.number().int().positive().default(2),
+}).strict();
+
 export const fetchSchema = z.object({
   mirror: z.string().min(1).default('data/mirror'),
   kinds: z.array(name).optional(),
@@ -23,7 +55,10 @@ export const fetchSchema = z.object({
   connectTimeoutSec: z.number().positive().default(20),
   idleTimeoutSec: z.number().positive().default(60),
   retries: z.number().int().min(0).default(3),
+  retryDelaySec: z.number().min(0).default(1),
   maxSizeMb: z.number().positive().default(8192),
+  cache: cacheSchema.default({}),
+  nix: nixFallbackSchema.default({}),
 }).strict();
 
 export const configSchema = z.object({

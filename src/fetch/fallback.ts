@@ -16,7 +16,8 @@ export interface FetcherSet {
 }
 
 export type FetchPlan =
-  | { plugin: FetcherPlugin; fallback: FetcherPlugin | null }
+  /** `refusal`: why the native plug-in of the kind did not take it, when the fallback does instead */
+  | { plugin: FetcherPlugin; fallback: FetcherPlugin | null; refusal: UnverifiableVerdict | null }
   | { plugin: null; reason: UnverifiableVerdict };
 
 /** The plug-in to try first for `fod` and the fallback after it, or why there is none. */
@@ -25,11 +26,12 @@ export function planFetch(fod: Fod, env: FodEnv, set: FetcherSet): FetchPlan {
   const nixOk = set.nix && set.nix.canFetch(fod, env).ok ? set.nix : null;
   if (native) {
     const can = native.canFetch(fod, env);
-    if (can.ok) return { plugin: native, fallback: nixOk };
-    if (nixOk) return { plugin: nixOk, fallback: null };
-    return { plugin: null, reason: unverifiable(can.code, `${native.id}: ${can.reason}`) };
+    if (can.ok) return { plugin: native, fallback: nixOk, refusal: null };
+    const refusal = unverifiable(can.code, `${native.id}: ${can.reason}`);
+    if (nixOk) return { plugin: nixOk, fallback: null, refusal };
+    return { plugin: null, reason: refusal };
   }
-  if (nixOk) return { plugin: nixOk, fallback: null };
+  if (nixOk) return { plugin: nixOk, fallback: null, refusal: null };
   if (set.nix) {
     const why = set.nix.canFetch(fod, env);
     return { plugin: null, reason: unverifiable(why.ok ? 'no-fetcher' : why.code, why.ok ? `no fetcher for kind ${fod.kind}` : `nix: ${why.reason}`) };
@@ -41,7 +43,7 @@ export interface PlannedVerdict {
   verdict: FetchVerdict;
   /** the plug-in whose verdict this is; null when none ran */
   by: FetcherPlugin['id'] | null;
-  /** the native plug-in's verdict when the fallback replaced it */
+  /** the native plug-in's verdict (or refusal) when the fallback replaced it */
   nativeVerdict: FetchVerdict | null;
 }
 
@@ -51,7 +53,7 @@ export async function fetchWithFallback(fod: Fod, ctx: FetchContext, set: Fetche
   if (!plan.plugin) return { verdict: plan.reason, by: null, nativeVerdict: null };
   const first = await plan.plugin.fetch(fod, ctx);
   if (first.ok || first.verdict !== 'unverifiable' || !plan.fallback || ctx.signal.aborted) {
-    return { verdict: first, by: plan.plugin.id, nativeVerdict: null };
+    return { verdict: first, by: plan.plugin.id, nativeVerdict: plan.refusal };
   }
   const second = await plan.fallback.fetch(fod, ctx);
   return { verdict: second, by: plan.fallback.id, nativeVerdict: first };

@@ -42,3 +42,14 @@ export function fodsOfCrawl(db: Db, crawlId: number, kinds: readonly FodKind[]):
     ORDER BY f.name, f.drv_path`).all(crawlId, JSON.stringify(kinds)) as FodRow[];
   return rows.map(fodFromRow);
 }
+
+/** The chroot store a crawl wrote its .drv files to (`--store`), or null for the system store. */
+export function crawlStoreOf(db: Db, crawlId: number): string | null {
+  const text = db.prepare(`SELECT params_json FROM crawls WHERE id = ?`).pluck().get(crawlId) as string | undefined;
+  try {
+    const store = (JSON.parse(text ?? '{}') as { store?: unknown }).store;
+    return typeof store === 'string' && store !== '' ? store : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,15 +1,22 @@
 import { setMaxListeners } from 'node:events';
+import { relative } from 'node:path';
+import PQueue from 'p-queue';
 import type { Db } from '../db/open.js';
+import { FodderError } from '../errors.js';
 import type { Fod, FodKind } from '../graph/types.js';
+import { CacheErrorCode, createBinaryCache, publishable, type BinaryCache } from '../mirror/binary-cache.js';
 import { createHashedMirror, type HashedMirror } from '../mirror/hashed-mirror.js';
+import { fetchWithFallback, planFetch, type FetcherSet } from './fallback.js';
 import { createHashPool } from './hashing.js';
 import { createNetwork, type NetworkOptions } from './network.js';
+import type { CacheSettings, NixFallbackSettings } from './options.js';
 import { storageError, type Outcome } from './outcome.js';
-import { createEnvReader, fodsOfCrawl, latestCrawl } from './plan.js';
+import { createEnvReader, crawlStoreOf, fodsOfCrawl, latestCrawl } from './plan.js';
+import { createNixFetcher, crawlDrvStores } from './plugins/nix.js';
 import type { FetchProgress } from './progress.js';
 import { FETCHERS } from './registry.js';
 import { createFetchStore, type FetchStore } from './store.js';
-import type { FetchContext, FetcherPlugin, FodEnv, Network } from './types.js';
+import type { FetchContext, FetcherPlugin, FetchVerdict, FodEnv, Network, UnverifiableVerdict } from './types.js';
 
 export interface FetchRunOptions {
   db: Db;
@@ -17,33 +24,54 @@ export interface FetchRunOptions {
   kinds: FodKind[];
   retryFailed: boolean;
   network: NetworkOptions;
+  /** the binary cache in `<mirrorDir>/cache` (default: uncompressed, unsigned) */
+  cache?: CacheSettings;
+  /** the nix fallback; null or absent: off */
+  nix?: NixFallbackSettings | null;
   progress?: FetchProgress;
   signal?: AbortSignal;
-  /** the plug-ins by kind (default: the registry's FETCHERS) */
+  /** the native plug-ins by kind (default: the registry's FETCHERS) */
   fetchers?: Partial<Record<FodKind, FetcherPlugin>>;
+  /** the fallback plug-in itself (default: made from `nix` and the crawl's stores); turns the fallback on */
+  nixFetcher?: FetcherPlugin;
+}
+
+/** The fate of the FODs of one kind in one run. */
+export interface KindCounts {
+  fods: number;
+  mirrored: number;
+  alreadyMirrored: number;
+  dead: number;
+  brokenHash: number;
+  unverifiable: number;
+  failedBefore: number;
 }
 
 export interface FetchSummary {
   run: number;
   crawl: number;
   mirror: string;
+  /** the binary cache: `<mirror>/cache` */
+  cache: string;
+  kinds: FodKind[];
+  /** whether the nix fallback was on */
+  nixFallback: boolean;
   /** FODs of the selected kinds in the crawl */
   fods: number;
   /** newly stored by this run */
   mirrored: number;
-  /** directory trees verified but not stored: the binary cache is not wired into fetch yet */
-  treesNotStored: number;
-  /** found in the mirror already: not downloaded */
+  /** found in the mirror already: not fetched again */
   alreadyMirrored: number;
   dead: number;
   brokenHash: number;
-  /** tried, but fodder could not judge them (by reason): not a verdict on the source */
+  /** fodder could not judge them, by reason (no plug-in reproduces them, or one tried and could not): not a verdict on the source */
   unverifiable: Record<string, number>;
+  /** newly stored, by the plug-in that produced them */
+  mirroredBy: Record<string, number>;
+  /** entries written to the binary cache (new sources, and mirrored files it lacked) */
+  published: number;
+  byKind: Partial<Record<FodKind, KindCounts>>;
   skipped: {
-    /** kinds with no fetcher plug-in yet */
-    unsupported: Record<string, number>;
-    /** in a supported kind but out of its plug-in's reach, by reason */
-    notFetchable: Record<string, number>;
     /** failed in an earlier run (use --retry-failed) */
     failedBefore: number;
   };
@@ -53,16 +81,41 @@ export interface FetchSummary {
   outcomes: Partial<Record<Outcome, number>>;
 }
 
-interface Job { fod: Fod; plugin: FetcherPlugin }
+/** A FOD to fetch, or (publishOnly) a file the hashed mirror holds and the binary cache lacks. */
+interface Job { fod: Fod; publishOnly: boolean }
 
 type EnvReader = (drvPath: string) => FodEnv;
 
 /** The work dir of a source is named by its declared hash: the same content resumes the same partial file. */
 const workKey = (fod: Fod) => `${fod.hash.algo}-${fod.hash.hex}`;
 
+/** The chroot stores holding the crawl's .drv files, for the nix fallback. */
+function drvStoresOf(db: Db, crawlId: number): string[] {
+  const store = crawlStoreOf(db, crawlId);
+  return store ? crawlDrvStores(store) : [];
+}
+
+/** What one run works with, shared by every job. */
+interface RunState {
+  run: number;
+  mirror: HashedMirror;
+  cache: BinaryCache;
+  network: Network;
+  store: FetchStore;
+  set: FetcherSet;
+  envOf: EnvReader;
+  summary: FetchSummary;
+  signal: AbortSignal;
+  progress: FetchProgress | undefined;
+  /** `cache.flat`: flat files are published in the binary cache too */
+  flatToCache: boolean;
+}
+
 /**
- * Fetches every source of the latest crawl that a plug-in can reproduce and the mirror lacks,
- * storing verified content in the mirror and every try in the database.
+ * Fetches every source of the latest crawl that the mirror lacks with the plug-in that
+ * reproduces it (or the nix fallback), storing flat files in the hashed mirror and every output
+ * in the binary cache, and every try and verdict in the database. A source no plug-in can
+ * reproduce is recorded `unverifiable` with the reason.
  */
 export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   const t0 = Date.now();
@@ -72,18 +125,29 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   mirror.lock();
   let store: FetchStore;
   let run: number;
+  let cache: BinaryCache;
+  const nixPlugin = o.nixFetcher ?? (o.nix ? createNixFetcher({
+    store: o.nix.store, options: o.nix.options, timeoutMs: o.nix.timeoutMs,
+    drvStores: drvStoresOf(o.db, crawl.id),
+  }) : null);
   try {
+    cache = createBinaryCache({ ...o.cache, mirrorDir: mirror.root });
+    cache.removeLeftovers();
     store = createFetchStore(o.db);
-    run = store.beginRun(crawl.id, mirror.root, { kinds: o.kinds, retryFailed: o.retryFailed, network: o.network });
+    run = store.beginRun(crawl.id, mirror.root, {
+      kinds: o.kinds, nix: nixPlugin !== null, retryFailed: o.retryFailed, network: o.network,
+      cache: { compression: o.cache?.compression ?? 'none', flat: o.cache?.flat ?? true, signedBy: cache.publicKey?.split(':')[0] ?? null },
+    });
   } catch (err) {
     mirror.unlock();
-    throw err;
+    throw storageError(err, 'the binary cache') ?? err;
   }
   const summary: FetchSummary = {
-    run, crawl: crawl.id, mirror: mirror.root, fods: fods.length, mirrored: 0, treesNotStored: 0, alreadyMirrored: 0,
-    dead: 0, brokenHash: 0, unverifiable: {},
-    skipped: { unsupported: {}, notFetchable: {}, failedBefore: 0 }, bytes: 0, durationMs: 0, outcomes: {},
+    run, crawl: crawl.id, mirror: mirror.root, cache: cache.dir, kinds: o.kinds, nixFallback: nixPlugin !== null,
+    fods: fods.length, mirrored: 0, alreadyMirrored: 0, dead: 0, brokenHash: 0, unverifiable: {}, mirroredBy: {}, published: 0,
+    byKind: {}, skipped: { failedBefore: 0 }, bytes: 0, durationMs: 0, outcomes: {},
   };
+  for (const kind of o.kinds) countsOf(summary, kind); // every selected kind, in FOD_KINDS order
   const pool = createHashPool();
   const network = createNetwork(o.network, pool);
   const abort = new AbortController();
@@ -94,8 +158,12 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   flushTimer.unref();
   let failure: unknown = null;
   try {
-    const envOf = createEnvReader(o.db);
-    const jobs = selectJobs(fods, o.fetchers ?? FETCHERS, envOf, mirror, store, o.retryFailed, summary, run);
+    const state: RunState = {
+      run, mirror, cache, network, store, summary, signal: abort.signal, progress: o.progress, envOf: createEnvReader(o.db),
+      flatToCache: o.cache?.flat ?? true,
+      set: fetcherSet(o.fetchers ?? FETCHERS, nixPlugin, o.network.concurrency, o.nix?.jobs ?? 2),
+    };
+    const jobs = selectJobs(fods, state, o.retryFailed);
     store.flush();
     o.progress?.start({ run, crawl: crawl.id, queued: jobs.length, skipped: fods.length - jobs.length });
     const window = Math.max(64, o.network.concurrency * 4);
@@ -107,7 +175,7 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
         // sources with the same hash are one download: serialise them, the second finds it stored
         const key = workKey(job.fod);
         const before = locks.get(key) ?? Promise.resolve();
-        const mine = before.then(() => fetchOne(job, envOf, mirror, network, store, run, summary, abort.signal, o.progress));
+        const mine = before.then(() => fetchOne(job, state));
         const tail = mine.catch(() => undefined);
         locks.set(key, tail);
         try { await mine; } finally { if (locks.get(key) === tail) locks.delete(key); }
@@ -115,7 +183,7 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
     };
     const workers = Array.from({ length: Math.min(window, jobs.length) }, () => worker().catch((err) => {
       failure ??= err;
-      abort.abort(); // a local problem (disk full, unwritable): stop everything
+      abort.abort(); // a local problem (disk full, unwritable, a plug-in bug): stop everything
     }));
     await Promise.all(workers);
     if (failure) throw failure;
@@ -136,99 +204,176 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   return summary;
 }
 
-/** Decides what to do with each FOD; records the already-mirrored ones the database did not know. */
-function selectJobs(
-  fods: Fod[], fetchers: Partial<Record<FodKind, FetcherPlugin>>, envOf: EnvReader, mirror: HashedMirror, store: FetchStore,
-  retryFailed: boolean, summary: FetchSummary, run: number,
-): Job[] {
-  const known = store.mirroredIn(mirror.root);
-  const failedBefore = retryFailed ? new Set<string>() : store.lastFailed();
+/**
+ * The plug-ins of this run. Downloads are limited by the shared Network; what a plug-in does
+ * outside it (git, unpacking, Nix builds) is limited here: the native ones to the run's
+ * concurrency, the nix fallback to its own number of jobs.
+ */
+function fetcherSet(native: Partial<Record<FodKind, FetcherPlugin>>, nix: FetcherPlugin | null, concurrency: number, nixJobs: number): FetcherSet {
+  const limited = (p: FetcherPlugin, n: number): FetcherPlugin => {
+    const queue = new PQueue({ concurrency: n });
+    return { id: p.id, certainty: p.certainty, canFetch: p.canFetch, fetch: (fod, ctx) => queue.add(() => p.fetch(fod, ctx)) as Promise<FetchVerdict> };
+  };
+  const out: FetcherSet['native'] = {};
+  for (const [kind, p] of Object.entries(native) as [FodKind, FetcherPlugin][]) out[kind] = p.id === 'url' ? p : limited(p, concurrency);
+  return { native: out, nix: nix ? limited(nix, nixJobs) : null };
+}
+
+const countsOf = (s: FetchSummary, kind: FodKind): KindCounts =>
+  (s.byKind[kind] ??= { fods: 0, mirrored: 0, alreadyMirrored: 0, dead: 0, brokenHash: 0, unverifiable: 0, failedBefore: 0 });
+
+/** Whether the mirror holds the FOD's content: a flat file in tarballs/, or the output in the binary cache. */
+function isStored(fod: Fod, s: RunState): boolean {
+  return fod.hash.mode === 'flat' ? s.mirror.has(fod.hash.algo, fod.hash.hex) : publishable(fod) && s.cache.has(fod);
+}
+
+/** Whether a flat FOD's file (in tarballs/) goes to the binary cache too. */
+function flatToCache(fod: Fod, s: RunState): boolean {
+  return s.flatToCache && publishable(fod);
+}
+
+/**
+ * Decides what to do with each FOD: already stored (recorded when the database did not know),
+ * no plug-in for it (recorded unverifiable with the reason), failed before (skipped unless
+ * --retry-failed), or a job.
+ */
+function selectJobs(fods: Fod[], s: RunState, retryFailed: boolean): Job[] {
+  const known = s.store.mirroredIn(s.mirror.root);
+  const failedBefore = retryFailed ? new Set<string>() : s.store.lastFailed();
   const jobs: Job[] = [];
   for (const fod of fods) {
-    const plugin = fetchers[fod.kind];
-    if (!plugin) { summary.skipped.unsupported[fod.kind] = (summary.skipped.unsupported[fod.kind] ?? 0) + 1; continue; }
-    const can = plugin.canFetch(fod, envOf(fod.drvPath));
-    if (!can.ok) { summary.skipped.notFetchable[can.reason] = (summary.skipped.notFetchable[can.reason] ?? 0) + 1; continue; }
-    if (fod.hash.mode === 'flat' && mirror.has(fod.hash.algo, fod.hash.hex)) {
-      summary.alreadyMirrored++;
-      if (!known.has(fod.drvPath)) recordMirrored(store, run, mirror, fod, null, null, null);
+    const counts = countsOf(s.summary, fod.kind);
+    counts.fods++;
+    if (isStored(fod, s)) {
+      s.summary.alreadyMirrored++;
+      counts.alreadyMirrored++;
+      if (!known.has(fod.drvPath)) recordMirrored(s, fod, null);
+      // a file mirrored before the binary cache was (publish it there too), or an entry lacking the configured key's signature (sign it)
+      const state = publishable(fod) ? s.cache.state(fod) : 'absent';
+      if ((state === 'absent' && fod.hash.mode === 'flat' && s.flatToCache) || state === 'needs-signature') jobs.push({ fod, publishOnly: true });
       continue;
     }
-    if (failedBefore.has(fod.drvPath)) { summary.skipped.failedBefore++; continue; }
-    jobs.push({ fod, plugin });
+    const plan = planFetch(fod, s.envOf(fod.drvPath), s.set);
+    if (!plan.plugin) { recordVerdict(s, fod, plan.reason, null); continue; }
+    if (fod.hash.mode === 'recursive' && !publishable(fod)) {
+      const why: UnverifiableVerdict = {
+        ok: false, verdict: 'unverifiable', reason: 'not-exact', mismatch: null,
+        message: `${fod.outPath} does not follow from its hash and name: a binary cache cannot hold it`,
+      };
+      recordVerdict(s, fod, why, null);
+      continue;
+    }
+    if (failedBefore.has(fod.drvPath)) { s.summary.skipped.failedBefore++; counts.failedBefore++; continue; }
+    jobs.push({ fod, publishOnly: false });
   }
   return jobs;
 }
 
-function recordMirrored(store: FetchStore, run: number | null, mirror: HashedMirror, fod: Fod, size: number | null, url: string | null, urlIndex: number | null): void {
-  store.mirrored(run, mirror.root, {
-    drvPath: fod.drvPath, path: `tarballs/${fod.hash.algo}/${fod.hash.hex}`, algo: fod.hash.algo, hex: fod.hash.hex, size, url, urlIndex,
+/** Where the mirror holds a FOD: its file in tarballs/, else its narinfo in the binary cache. */
+function recordMirrored(s: RunState, fod: Fod, from: { size: number; url: string; urlIndex: number } | null): void {
+  const path = fod.hash.mode === 'flat'
+    ? `tarballs/${fod.hash.algo}/${fod.hash.hex}`
+    : relative(s.mirror.root, s.cache.narInfoPath(fod.outPath));
+  s.store.mirrored(from ? s.run : null, s.mirror.root, {
+    drvPath: fod.drvPath, path, algo: fod.hash.algo, hex: fod.hash.hex, size: from?.size ?? null, url: from?.url ?? null, urlIndex: from?.urlIndex ?? null,
   });
 }
 
-async function fetchOne(
-  job: Job, envOf: EnvReader, mirror: HashedMirror, network: Network, store: FetchStore, run: number, summary: FetchSummary,
-  signal: AbortSignal, progress: FetchProgress | undefined,
-): Promise<void> {
-  const { fod, plugin } = job;
-  if (signal.aborted) return;
-  if (fod.hash.mode === 'flat' && mirror.has(fod.hash.algo, fod.hash.hex)) {
-    summary.alreadyMirrored++;
-    recordMirrored(store, run, mirror, fod, null, null, null);
+/** Records a verdict that is not ok (`by`: the plug-in whose verdict it is; null when none ran). */
+function recordVerdict(s: RunState, fod: Fod, v: Exclude<FetchVerdict, { ok: true }>, by: string | null): void {
+  const counts = countsOf(s.summary, fod.kind);
+  if (v.verdict === 'unverifiable') {
+    s.summary.unverifiable[v.reason] = (s.summary.unverifiable[v.reason] ?? 0) + 1;
+    counts.unverifiable++;
+  } else if (v.verdict === 'dead') {
+    s.summary.dead++;
+    counts.dead++;
+  } else {
+    s.summary.brokenHash++;
+    counts.brokenHash++;
+  }
+  s.store.result(s.run, {
+    drvPath: fod.drvPath, verdict: v.verdict, reason: v.verdict === 'unverifiable' ? v.reason : null, message: v.message, plugin: by,
+    url: v.mismatch?.url ?? null, urlIndex: v.mismatch?.urlIndex ?? null, actual: v.mismatch?.actual ?? null,
+  });
+}
+
+/** Publishes in the binary cache; a content mismatch there is a bug in a plug-in (it verified already) and stops the run. */
+async function publish(s: RunState, what: () => Promise<{ existed: boolean }>, where: string): Promise<void> {
+  try {
+    const e = await what();
+    if (!e.existed) s.summary.published++;
+  } catch (err) {
+    if (err instanceof FodderError && err.code === CacheErrorCode.HASH_MISMATCH) {
+      throw new FodderError(err.code, `${err.message} (a verified output changed: a bug in fodder)`, err.fields);
+    }
+    throw storageError(err, where) ?? err;
+  }
+}
+
+async function fetchOne(job: Job, s: RunState): Promise<void> {
+  const { fod } = job;
+  const { mirror, cache, summary } = s;
+  if (s.signal.aborted) return;
+  if (job.publishOnly || isStored(fod, s)) {
+    if (!job.publishOnly) { // the same content, fetched for another FOD meanwhile
+      summary.alreadyMirrored++;
+      countsOf(summary, fod.kind).alreadyMirrored++;
+      recordMirrored(s, fod, null);
+    }
+    if (fod.hash.mode === 'flat' && flatToCache(fod, s)) {
+      await publish(s, () => cache.addFile(fod, mirror.pathOf(fod.hash.algo, fod.hash.hex)), `publishing ${fod.name} in ${cache.dir}`);
+    } else if (publishable(fod) && cache.state(fod) === 'needs-signature') {
+      await publish(s, async () => (await cache.sign(fod)) ?? { existed: true }, `signing ${fod.name} in ${cache.dir}`);
+    }
+    s.progress?.done({ name: fod.name, verdict: 'ok', message: null });
     return;
   }
   const key = workKey(fod);
   const ctx: FetchContext = {
     workDir: mirror.workDir(key),
-    network,
-    signal,
-    env: envOf(fod.drvPath),
+    network: s.network,
+    signal: s.signal,
+    env: s.envOf(fod.drvPath),
     recordAttempt(a) {
       summary.outcomes[a.outcome] = (summary.outcomes[a.outcome] ?? 0) + 1;
-      store.attempt(run, fod.drvPath, a);
+      s.store.attempt(s.run, fod.drvPath, a);
     },
-    onBytes(delta) { summary.bytes += delta; progress?.bytes(delta); },
-    onExpect(bytes) { progress?.expect(bytes); },
+    onBytes(delta) { summary.bytes += delta; s.progress?.bytes(delta); },
+    onExpect(bytes) { s.progress?.expect(bytes); },
   };
-  let verdict;
+  let planned;
   try {
-    verdict = await plugin.fetch(fod, ctx);
+    planned = await fetchWithFallback(fod, ctx, s.set);
   } catch (err) {
     mirror.removeWorkDir(key); // a local failure: free what this source took
     throw storageError(err, `writing ${fod.name} into ${mirror.root}/tmp`) ?? err;
   }
-  if (signal.aborted && !verdict.ok) return; // interrupted: no verdict, the partial file stays for a resume
+  const { verdict, by } = planned;
+  if (s.signal.aborted && !verdict.ok) return; // interrupted: no verdict, the partial file stays for a resume
   if (verdict.ok) {
-    if (verdict.output.type !== 'file') {
-      // verified, but only the binary cache can hold a tree, and fetch does not write it yet
+    const out = verdict.output;
+    try {
+      if (out.type === 'file') {
+        const stored = await mirror.admitFile(out.path, out.digests);
+        if (flatToCache(fod, s)) await publish(s, () => cache.addFile(fod, stored, out.digests), `publishing ${fod.name} in ${cache.dir}`);
+      } else {
+        await publish(s, () => cache.addOutput(fod, out), `publishing ${fod.name} in ${cache.dir}`);
+      }
+    } finally {
       mirror.removeWorkDir(key);
-      summary.treesNotStored++;
-      store.result(run, { drvPath: fod.drvPath, verdict: 'ok', plugin: plugin.id, message: 'tree verified, not stored', url: verdict.url, urlIndex: verdict.urlIndex, actual: null });
-      progress?.done({ name: fod.name, verdict: 'ok', message: null });
-      return;
     }
-    await mirror.admitFile(verdict.output.path, verdict.output.digests);
-    mirror.removeWorkDir(key);
     summary.mirrored++;
-    recordMirrored(store, run, mirror, fod, verdict.output.size, verdict.url, verdict.urlIndex);
-    store.result(run, { drvPath: fod.drvPath, verdict: 'ok', plugin: plugin.id, url: verdict.url, urlIndex: verdict.urlIndex, actual: null });
-    progress?.done({ name: fod.name, verdict: 'ok', message: null });
+    countsOf(summary, fod.kind).mirrored++;
+    summary.mirroredBy[by ?? 'unknown'] = (summary.mirroredBy[by ?? 'unknown'] ?? 0) + 1;
+    recordMirrored(s, fod, { size: out.type === 'file' ? out.size : out.narSize, url: verdict.url, urlIndex: verdict.urlIndex });
+    s.store.result(s.run, { drvPath: fod.drvPath, verdict: 'ok', plugin: by, url: verdict.url, urlIndex: verdict.urlIndex, actual: null });
+    s.progress?.done({ name: fod.name, verdict: 'ok', message: null });
     return;
   }
   mirror.removeWorkDir(key);
-  if (verdict.verdict === 'unverifiable') {
-    summary.unverifiable[verdict.reason] = (summary.unverifiable[verdict.reason] ?? 0) + 1;
-    store.result(run, {
-      drvPath: fod.drvPath, verdict: 'unverifiable', reason: verdict.reason, message: verdict.message, plugin: plugin.id,
-      url: null, urlIndex: null, actual: null,
-    });
-    progress?.done({ name: fod.name, verdict: verdict.verdict, message: verdict.message });
-    return;
-  }
-  if (verdict.verdict === 'dead') summary.dead++; else summary.brokenHash++;
-  store.result(run, {
-    drvPath: fod.drvPath, verdict: verdict.verdict, message: verdict.message, plugin: plugin.id,
-    url: verdict.mismatch?.url ?? null, urlIndex: verdict.mismatch?.urlIndex ?? null, actual: verdict.mismatch?.actual ?? null,
-  });
-  progress?.done({ name: fod.name, verdict: verdict.verdict, message: verdict.message });
+  const first = planned.nativeVerdict;
+  const message = first && !first.ok ? `${verdict.message}; before the fallback: ${first.message}` : verdict.message;
+  recordVerdict(s, fod, { ...verdict, message }, by);
+  s.progress?.done({ name: fod.name, verdict: verdict.verdict, message });
 }

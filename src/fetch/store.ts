@@ -45,7 +45,8 @@ export function createFetchStore(db: Db) {
     mirroredIn: db.prepare(`SELECT drv_path FROM mirror_state WHERE mirror_dir = ?`),
     lastFailed: db.prepare(`
       SELECT r.drv_path FROM fetch_results r
-      WHERE r.verdict != 'ok' AND r.run_id = (SELECT MAX(run_id) FROM fetch_results x WHERE x.drv_path = r.drv_path)`),
+      WHERE r.verdict != 'ok' AND NOT (r.verdict = 'unverifiable' AND r.plugin IS NULL)
+        AND r.run_id = (SELECT MAX(run_id) FROM fetch_results x WHERE x.drv_path = r.drv_path)`),
   };
 
   let attempts: Record<string, unknown>[] = [];
@@ -83,7 +84,10 @@ export function createFetchStore(db: Db) {
     mirroredIn(mirrorDir: string): Set<string> {
       return new Set((s.mirroredIn.all(mirrorDir) as { drv_path: string }[]).map((r) => r.drv_path));
     },
-    /** drv paths whose latest verdict, in any run, was a failure */
+    /**
+     * drv paths whose latest verdict, in any run, was a failure of a plug-in that tried (not an
+     * `unverifiable` for want of a plug-in: that is decided again each run, at no cost)
+     */
     lastFailed(): Set<string> {
       return new Set((s.lastFailed.all() as { drv_path: string }[]).map((r) => r.drv_path));
     },

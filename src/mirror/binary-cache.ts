@@ -14,12 +14,13 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { cacheSchema } from '../config/schema.js';
 import { FodderError } from '../errors.js';
 import { toNix32, type HashValue } from '../graph/hash.js';
 import { fodStorePath } from '../graph/store-path.js';
@@ -42,16 +43,8 @@ export const CacheErrorCode = {
 
 export type CacheCompression = 'none' | 'xz' | 'zstd';
 
-/** The `cache:` options, validated once at the edge. */
-export const binaryCacheOptionsSchema = z.object({
-  compression: z.enum(['none', 'xz', 'zstd']).default('xz'),
-  /** xz (0-9) or zstd (1-19) level */
-  level: z.number().int().min(0).max(19).optional(),
-  /** a file holding a Nix secret key (`name:base64`); absent: narinfos are not signed */
-  secretKeyFile: z.string().min(1).optional(),
-  /** `Priority` in nix-cache-info (lower is preferred; cache.nixos.org is 40) */
-  priority: z.number().int().min(0).default(30),
-}).strict();
+/** The `cache:` options (`fetch.cache` in the config file), validated once at the edge. */
+export const binaryCacheOptionsSchema = cacheSchema;
 
 export type BinaryCacheConfig = z.input<typeof binaryCacheOptionsSchema>;
 
@@ -63,6 +56,8 @@ export interface BinaryCacheOptions {
   /** the secret key itself (`name:base64`), or null for an unsigned cache */
   secretKey?: string | null;
   priority?: number;
+  /** whether the fetch stage publishes flat sources too (default true); the cache itself takes whatever it is given */
+  flat?: boolean;
 }
 
 /** Validates a `cache:` section and reads its key file; errors name the bad key. */
@@ -82,7 +77,7 @@ export function binaryCacheOptions(mirrorDir: string, raw: unknown): BinaryCache
       throw new FodderError(CacheErrorCode.OPTIONS_INVALID, `cache.secretKeyFile: ${o.secretKeyFile}: ${(e as Error).message}`, { key: 'secretKeyFile' });
     }
   }
-  return { mirrorDir, compression: o.compression, level: o.level, secretKey, priority: o.priority };
+  return { mirrorDir, compression: o.compression, level: o.level, secretKey, priority: o.priority, flat: o.flat };
 }
 
 /** What one published entry is. */
@@ -103,19 +98,41 @@ export interface BinaryCache {
   /** the public key narinfos are signed for, or null */
   readonly publicKey: string | null;
   narInfoPath(storePath: string): string;
-  /** a complete entry (narinfo and its NAR file) exists for the FOD's output */
+  /** a complete entry (narinfo and its NAR file) exists for the FOD's output, signed or not */
   has(fod: Fod): boolean;
+  /** `has`, and whether the entry lacks a signature by the key now configured, in one read */
+  state(fod: Fod): 'absent' | 'needs-signature' | 'complete';
+  /** signs the FOD's existing entry with the key now configured when it lacks that signature; null when there is no entry */
+  sign(fod: Fod): Promise<CacheEntry | null>;
   /** publishes a recursive FOD's output tree */
   addTree(fod: Fod, path: string): Promise<CacheEntry>;
-  /** publishes a flat FOD's output file (e.g. the hashed mirror's copy) */
-  addFile(fod: Fod, path: string): Promise<CacheEntry>;
+  /**
+   * publishes a flat FOD's output file (e.g. the hashed mirror's copy). `digests`: the file's
+   * hashes as already verified by the caller (the fetch stage hashed it while downloading);
+   * without them the file is hashed again before anything is published.
+   */
+  addFile(fod: Fod, path: string, digests?: Partial<Record<Fod['hash']['algo'], string>>): Promise<CacheEntry>;
   /** publishes what a fetch plug-in produced */
   addOutput(fod: Fod, output: FetchedOutput): Promise<CacheEntry>;
+  /**
+   * Removes the temporary files of writes that never finished (a killed process). Only while
+   * no other process writes to the cache (the mirror's lock).
+   */
+  removeLeftovers(): void;
+}
+
+/** Whether a FOD's output can be published: its out path must follow from its hash and name. */
+export function publishable(fod: Fod): boolean {
+  try {
+    return fodStorePath(fod.hash, fod.name) === fod.outPath;
+  } catch {
+    return false;
+  }
 }
 
 export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
   const dir = resolve(options.mirrorDir, 'cache');
-  const compression = options.compression ?? 'xz';
+  const compression = options.compression ?? 'none';
   const secretKey = options.secretKey ?? null;
   const publicKey = secretKey ? publicKeyOf(secretKey) : null;
   const narInfoPath = (storePath: string) => join(dir, narInfoFileName(storePath));
@@ -137,20 +154,37 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
     return path;
   };
 
-  const existing = (storePath: string): CacheEntry | null => {
+  /** The complete entry of a store path (its narinfo parses and its NAR file exists), or null. */
+  const readEntry = (storePath: string): { file: string; info: NarInfo } | null => {
     const file = narInfoPath(storePath);
     if (!existsSync(file)) return null;
     try {
       const info = parseNarInfo(readFileSync(file, 'utf8'));
-      if (!existsSync(join(dir, info.url))) return null;
-      if (publicKey && !info.sigs.some((s) => s.startsWith(`${publicKey.split(':')[0]}:`))) return null; // re-sign with the key now configured
-      return {
-        storePath, narInfoFile: file, url: info.url, narHash: info.narHash, narSize: info.narSize, fileSize: info.fileSize ?? 0,
-        signed: info.sigs.length > 0, existed: true,
-      };
+      return existsSync(join(dir, info.url)) ? { file, info } : null;
     } catch {
       return null;
     }
+  };
+  /**
+   * true when no key is configured, or a signature by the key's name is there. By name only: a
+   * cache holds many entries and every run looks at each, so signatures are not verified here
+   * (a narinfo written by fodder under that name carries a good one; clients verify).
+   */
+  const keyName = publicKey ? publicKey.split(':')[0] : null;
+  const signedByKey = (info: NarInfo): boolean => !keyName || info.sigs.some((sig) => sig.startsWith(`${keyName}:`));
+  const entryOf = (storePath: string, file: string, info: NarInfo, existed: boolean): CacheEntry => ({
+    storePath, narInfoFile: file, url: info.url, narHash: info.narHash, narSize: info.narSize, fileSize: info.fileSize ?? 0,
+    signed: info.sigs.length > 0, existed,
+  });
+
+  /** The complete entry of a store path, signed by the key now configured (its narinfo is re-signed when it is not), or null. */
+  const existing = async (storePath: string): Promise<CacheEntry | null> => {
+    const e = readEntry(storePath);
+    if (!e) return null;
+    if (signedByKey(e.info)) return entryOf(storePath, e.file, e.info, true);
+    e.info.sigs = [...e.info.sigs.filter((sig) => !sig.startsWith(`${keyName}:`)), signNarInfo(narInfoFingerprint(e.info), secretKey!)];
+    await writeAtomic(e.file, formatNarInfo(e.info));
+    return entryOf(storePath, e.file, e.info, false);
   };
 
   /** Writes the NAR, checks it, then the narinfo. `check` throws to withdraw the NAR. */
@@ -181,13 +215,20 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
     dir,
     publicKey,
     narInfoPath,
+    state(fod) {
+      const e = readEntry(fod.outPath);
+      return !e ? 'absent' : signedByKey(e.info) ? 'complete' : 'needs-signature';
+    },
     has(fod) {
-      return existing(fod.outPath) !== null;
+      return readEntry(fod.outPath) !== null;
+    },
+    async sign(fod) {
+      return existing(storePathOf(fod));
     },
     async addTree(fod, path) {
       if (fod.hash.mode !== 'recursive') throw mismatch(fod, '(a tree for a flat hash)');
       const storePath = storePathOf(fod);
-      const have = existing(storePath);
+      const have = await existing(storePath);
       if (have) return have;
       const other = fod.hash.algo === 'sha256' ? null : await narHash(path, fod.hash.algo);
       return publish(fod, storePath, path, false, async (nar) => {
@@ -195,17 +236,21 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
         if (actual !== fod.hash.hex) throw mismatch(fod, actual);
       });
     },
-    async addFile(fod, path) {
+    async addFile(fod, path, digests) {
       if (fod.hash.mode !== 'flat') throw mismatch(fod, '(a file for a recursive hash)');
       const storePath = storePathOf(fod);
-      const have = existing(storePath);
+      const have = await existing(storePath);
       if (have) return have;
-      const actual = await fileHash(path, fod.hash.algo);
+      const actual = digests?.[fod.hash.algo] ?? await fileHash(path, fod.hash.algo);
       if (actual !== fod.hash.hex) throw mismatch(fod, actual);
       return publish(fod, storePath, path, true, async () => undefined);
     },
     addOutput(fod, output) {
-      return output.type === 'tree' ? cache.addTree(fod, output.path) : cache.addFile(fod, output.path);
+      return output.type === 'tree' ? cache.addTree(fod, output.path) : cache.addFile(fod, output.path, output.digests);
+    },
+    removeLeftovers() {
+      const leftovers = (d: string, re: RegExp) => (existsSync(d) ? readdirSync(d).filter((n) => re.test(n)).map((n) => join(d, n)) : []);
+      for (const f of [...leftovers(join(dir, 'nar'), /^\.tmp-/), ...leftovers(dir, /\.tmp-[0-9a-f]+$/)]) rmSync(f, { force: true });
     },
   };
   return cache;

@@ -355,24 +355,46 @@ export async function writeNarFile(
     }
   })();
   const tmp = join(narDir, `.tmp-${randomBytes(8).toString('hex')}`);
-  const fileHasher = createHash('sha256');
+  // uncompressed, the file is the NAR: one hash serves both
+  const fileHasher = compression === 'none' ? null : createHash('sha256');
   let fileSize = 0;
   const fh = await open(tmp, 'wx');
+  // one write in flight while the next chunk is hashed, and a background fdatasync every
+  // FLUSH_STEP bytes so that the final fsync does not wait for the whole file's writeback
+  let writing: Promise<unknown> = Promise.resolve();
+  let flushing: Promise<unknown> | null = null;
+  let unflushed = 0;
+  const writeAll = async (c: Buffer) => {
+    let done = 0;
+    while (done < c.length) done += (await fh.write(c, done, c.length - done)).bytesWritten;
+  };
   try {
     for await (const c of compressedStream(counted, compression, opts)) {
-      fileHasher.update(c);
+      fileHasher?.update(c);
       fileSize += c.length;
-      let done = 0;
-      while (done < c.length) done += (await fh.write(c, done, c.length - done)).bytesWritten;
+      await writing;
+      writing = writeAll(c);
+      writing.catch(() => undefined); // awaited at the next chunk; never an unhandled rejection meanwhile
+      unflushed += c.length;
+      if (unflushed >= FLUSH_STEP && !flushing) {
+        unflushed = 0;
+        const w = writing;
+        flushing = w.then(() => fh.datasync()).catch(() => undefined).finally(() => { flushing = null; });
+      }
     }
+    await writing;
+    await flushing;
     await fh.sync();
   } catch (e) {
+    await writing.catch(() => undefined);
+    await flushing;
     await fh.close().catch(() => undefined);
     await rm(tmp, { force: true });
     throw e;
   }
   await fh.close();
-  const fileHash: HashValue = { algo: 'sha256', hex: fileHasher.digest('hex') };
+  const narDigest = narHasher.digest('hex');
+  const fileHash: HashValue = { algo: 'sha256', hex: fileHasher ? fileHasher.digest('hex') : narDigest };
   const fileName = `${toNix32(fileHash)}${narFileSuffix(compression)}`;
   await rename(tmp, join(narDir, fileName));
   return {
@@ -380,7 +402,10 @@ export async function writeNarFile(
     compression,
     fileHash,
     fileSize,
-    narHash: { algo: 'sha256', hex: narHasher.digest('hex') },
+    narHash: { algo: 'sha256', hex: narDigest },
     narSize,
   };
 }
+
+/** Bytes written between two background fdatasyncs of a NAR file. */
+const FLUSH_STEP = 64 << 20;

@@ -4,9 +4,9 @@ import { toSri } from '../graph/hash.js';
 import { FOD_KINDS, type Fod, type HashAlgo } from '../graph/types.js';
 import { fodsOfCrawl, latestCrawl } from '../fetch/plan.js';
 import { createDependents } from './dependents.js';
-import type { BrokenHashEntry, DeadEntry, EvalErrorEntry, HashJson, Report, RottingEntry, UrlOutcome } from './types.js';
+import type { BrokenHashEntry, DeadEntry, EvalErrorEntry, HashJson, Report, RottingEntry, UnverifiableEntry, UrlOutcome } from './types.js';
 
-interface ResultRow { run_id: number; drv_path: string; verdict: string; url: string | null; url_index: number | null; actual_algo: string | null; actual_hex: string | null; at: string }
+interface ResultRow { run_id: number; drv_path: string; verdict: string; reason: string | null; message: string | null; plugin: string | null; url: string | null; url_index: number | null; actual_algo: string | null; actual_hex: string | null; at: string }
 interface AttemptRow { url: string; url_index: number; outcome: string; http_status: number | null; message: string | null }
 
 const hashJson = (algo: HashAlgo, hex: string): HashJson => ({ algo, hex, sri: toSri({ algo, hex }) });
@@ -18,8 +18,9 @@ export interface BuildReportOptions {
 
 /**
  * The report on the latest crawl: broken hashes, dead sources, rotting sources (mirrored
- * through a later URL while earlier ones fail) and evaluation errors, each with the
- * attributes that need it and whether the previous report listed it.
+ * through a later URL while earlier ones fail), sources fodder could not judge (unverifiable:
+ * never counted as broken or dead) and evaluation errors, each with the attributes that need
+ * it and whether the previous report listed it.
  */
 export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
   ensureFetchSchema(db);
@@ -62,6 +63,7 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
   const brokenHashes: BrokenHashEntry[] = [];
   const dead: DeadEntry[] = [];
   const rotting: RottingEntry[] = [];
+  const unverifiable: UnverifiableEntry[] = [];
   let mirroredCount = 0;
   let unfetched = 0;
   const keys: string[] = [];
@@ -81,8 +83,18 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
       }
       continue;
     }
-    // never tried, unverifiable (fodder could not judge it), or fetched and since lost from the mirror
-    if (!r || r.verdict === 'ok' || r.verdict === 'unverifiable') { unfetched++; continue; }
+    // never tried, or fetched and since lost from the mirror
+    if (!r || r.verdict === 'ok') { unfetched++; continue; }
+    if (r.verdict === 'unverifiable') {
+      // fodder could not judge it: never listed as broken or dead
+      const key = `unverifiable:${fod.drvPath}`;
+      keys.push(key);
+      unverifiable.push({
+        fod, reason: r.reason ?? 'unknown', message: r.message ?? '', plugin: r.plugin, attrs: attrsOf(fod.drvPath),
+        since: since(fod.drvPath, (x) => x.verdict === 'unverifiable'), lastTried: r.at, new: isNew(key),
+      });
+      continue;
+    }
     if (r.verdict === 'broken-hash') {
       const key = `broken:${fod.drvPath}`;
       keys.push(key);
@@ -116,6 +128,7 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
   brokenHashes.sort(byAttrs);
   dead.sort(byAttrs);
   rotting.sort(byAttrs);
+  unverifiable.sort((a, b) => a.reason.localeCompare(b.reason) || byAttrs(a, b));
 
   const generatedAt = new Date().toISOString();
   if (options.save !== false) {
@@ -127,8 +140,8 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
     previousReport: previous ? { id: previous.id, createdAt: previous.created_at } : null,
     summary: {
       fods: fods.length, mirrored: mirroredCount, brokenHash: brokenHashes.length, dead: dead.length, rotting: rotting.length,
-      unfetched, evalErrors: evalErrors.length,
+      unfetched, unverifiable: unverifiable.length, evalErrors: evalErrors.length,
     },
-    brokenHashes, dead, rotting, evalErrors,
+    brokenHashes, dead, rotting, unverifiable, evalErrors,
   };
 }

@@ -88,6 +88,8 @@ export function renderHtml(r: Report): string {
 <td><span class="hash">${esc(e.expected.sri)}</span></td><td><span class="hash">${esc(e.actual.sri)}</span></td>${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
   const dead = r.dead.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}${urlsCell(e.urls)}${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
   const rotting = r.rotting.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${link(e.url)}</td>${urlsCell(e.failing)}${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
+  const unverifiable = r.unverifiable.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${esc(e.fod.kind)}</td>
+<td><code>${esc(e.reason)}</code></td><td>${esc(e.plugin ?? '')}</td><td>${esc(e.message.split('\n')[0].slice(0, 300))}</td>${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
   const evalErrors = r.evalErrors.map((e) => `<tr><td data-sort="${esc(e.attr)}"><code>${esc(e.attr)}</code>${e.new ? ' <span class="new">new</span>' : ''}</td>
 <td>${esc(e.system)}</td><td>${esc(e.variant)}</td><td>${esc(e.message.split('\n')[0].slice(0, 300))}</td></tr>`);
   return `<!doctype html>
@@ -97,12 +99,14 @@ export function renderHtml(r: Report): string {
 <p>${esc(r.crawl.nixpkgs)} · crawl ${esc(r.crawl.status)} ${esc(day(r.crawl.startedAt))} · generated ${esc(r.generatedAt)} · ${r.previousReport ? `“new” = not in report ${r.previousReport.id} (${esc(day(r.previousReport.createdAt))})` : 'first report: everything is new'}</p></header>
 <main><div class="cards">
 ${card(s.fods, 'sources', '', '#')}${card(s.mirrored, 'mirrored', 'good', '#')}${card(s.brokenHash, 'broken hash', 'bad', '#broken')}
-${card(s.dead, 'dead', 'bad', '#dead')}${card(s.rotting, 'rotting', 'warn', '#rotting')}${card(s.unfetched, 'unfetched', '', '#')}
+${card(s.dead, 'dead', 'bad', '#dead')}${card(s.rotting, 'rotting', 'warn', '#rotting')}${card(s.unverifiable, 'not judged', '', '#unverifiable')}
+${card(s.unfetched, 'unfetched', '', '#')}
 ${card(s.evalErrors, 'eval errors', 'warn', '#eval')}
 </div>
 ${section('broken', 'Broken hashes', broken.length, ['source', 'URL', 'expected', 'actual', 'needed by', 'since'], broken)}
 ${section('dead', 'Dead sources', dead.length, ['source', 'URLs tried', 'needed by', 'since'], dead)}
 ${section('rotting', 'Rotting sources', rotting.length, ['source', 'mirrored from', 'failing URLs', 'needed by', 'since'], rotting)}
+${section('unverifiable', 'Not judged by fodder (not a verdict on the source)', unverifiable.length, ['source', 'kind', 'reason', 'plug-in', 'message', 'needed by', 'since'], unverifiable)}
 ${section('eval', 'Evaluation errors', evalErrors.length, ['attribute', 'system', 'variant', 'message'], evalErrors)}
 </main><script>${JS}</script></body></html>
 `;

@@ -1,5 +1,5 @@
 import type { Report } from './types.js';
-import { attrsSummary, day, outcomeText } from './render-text.js';
+import { attrsSummary, day, outcomeText, unverifiableByReason } from './render-text.js';
 
 /** GitHub's limit on an issue body is 65,536 characters; stay under it. */
 export const MARKDOWN_LIMIT = 60_000;
@@ -26,9 +26,9 @@ function render(r: Report, cap: number): string {
     `Package set \`${r.crawl.nixpkgs}\`, crawl ${r.crawl.status} ${day(r.crawl.startedAt)}; report of ${r.generatedAt}.`,
     r.previousReport ? `"new" marks entries not in report ${r.previousReport.id} (${day(r.previousReport.createdAt)}).` : 'First report: every entry is new.',
     '',
-    '| sources | mirrored | broken hash | dead | rotting | unfetched | eval errors |',
-    '|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${s.fods} | ${s.mirrored} | ${s.brokenHash} | ${s.dead} | ${s.rotting} | ${s.unfetched} | ${s.evalErrors} |`,
+    '| sources | mirrored | broken hash | dead | rotting | not judged | unfetched | eval errors |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${s.fods} | ${s.mirrored} | ${s.brokenHash} | ${s.dead} | ${s.rotting} | ${s.unverifiable} | ${s.unfetched} | ${s.evalErrors} |`,
     '',
   ];
   out.push(...section('Broken hashes', ['source', 'URL', 'expected', 'actual', 'needed by', 'since'],
@@ -37,6 +37,8 @@ function render(r: Report, cap: number): string {
     r.dead.map((e) => [code(e.fod.name) + newMark(e.new), e.urls.map((u) => `${u.url} (${outcomeText(u)})`).join('<br>'), attrsSummary(e.attrs), day(e.since)]), cap));
   out.push(...section('Rotting sources', ['source', 'mirrored from', 'failing URLs', 'needed by', 'since'],
     r.rotting.map((e) => [code(e.fod.name) + newMark(e.new), e.url, e.failing.map((u) => `${u.url} (${outcomeText(u)})`).join('<br>'), attrsSummary(e.attrs), day(e.since)]), cap));
+  out.push(...section('Not judged by fodder (not a verdict on the source)', ['reason', 'sources', 'for example'],
+    unverifiableByReason(r).map(([reason, names]) => [code(reason), String(names.length), names.slice(0, 5).map(code).join(', ') + (names.length > 5 ? ', …' : '')]), cap));
   out.push(...section('Evaluation errors', ['attribute', 'system', 'variant', 'message'],
     r.evalErrors.map((e) => [code(e.attr) + newMark(e.new), e.system, e.variant, e.message.split('\n')[0].slice(0, 200)]), cap));
   return out.join('\n');

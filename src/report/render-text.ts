@@ -20,12 +20,19 @@ function table(rows: string[][]): string {
   return rows.map((r) => '  ' + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
 }
 
+/** The unverifiable sources grouped by reason, most first: [reason, names]. */
+export function unverifiableByReason(r: Report): [string, string[]][] {
+  const by = new Map<string, string[]>();
+  for (const e of r.unverifiable) by.set(e.reason, [...(by.get(e.reason) ?? []), e.fod.name]);
+  return [...by.entries()].sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]));
+}
+
 /** The report for a terminal. */
 export function renderText(r: Report): string {
   const s = r.summary;
   const out: string[] = [];
   out.push(`fodder report: crawl ${r.crawl.id} of ${r.crawl.nixpkgs} (${r.crawl.status}, ${r.crawl.startedAt})`);
-  out.push(`  sources ${s.fods}  mirrored ${s.mirrored}  broken hash ${s.brokenHash}  dead ${s.dead}  rotting ${s.rotting}  unfetched ${s.unfetched}  eval errors ${s.evalErrors}`);
+  out.push(`  sources ${s.fods}  mirrored ${s.mirrored}  broken hash ${s.brokenHash}  dead ${s.dead}  rotting ${s.rotting}  not judged ${s.unverifiable}  unfetched ${s.unfetched}  eval errors ${s.evalErrors}`);
   out.push(r.previousReport ? `  "new" is relative to report ${r.previousReport.id} of ${r.previousReport.createdAt}` : '  first report: everything is new');
   const mark = (isNew: boolean) => (isNew ? 'NEW' : '');
   if (r.brokenHashes.length) {
@@ -42,6 +49,11 @@ export function renderText(r: Report): string {
     out.push('', `ROTTING (${r.rotting.length})`);
     out.push(table([['source', 'mirrored from', 'failing', 'needed by', 'since', ''],
       ...r.rotting.map((e) => [e.fod.name, e.url, e.failing.map((u) => `${u.url} ${outcomeText(u)}`).join(' | '), attrsSummary(e.attrs), day(e.since), mark(e.new)])]));
+  }
+  if (r.unverifiable.length) {
+    out.push('', `NOT JUDGED BY FODDER (${r.unverifiable.length}; not a verdict on the source)`);
+    out.push(table([['reason', 'sources', 'for example'], ...unverifiableByReason(r).map(([reason, names]) =>
+      [reason, String(names.length), names.slice(0, 4).join(', ') + (names.length > 4 ? ', …' : '')])]));
   }
   if (r.evalErrors.length) {
     out.push('', `EVALUATION ERRORS (${r.evalErrors.length})`);

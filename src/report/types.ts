@@ -47,6 +47,15 @@ export interface RottingEntry extends EntryBase {
   failing: UrlOutcome[];
 }
 
+/** A source fodder could not judge: never a verdict on it (src/fetch/types.ts UnverifiableReason). */
+export interface UnverifiableEntry extends EntryBase {
+  /** why: no-fetcher, custom-postFetch, not-exact, nix-failed, ... */
+  reason: string;
+  message: string;
+  /** the plug-in that tried, or null when none could */
+  plugin: string | null;
+}
+
 export interface EvalErrorEntry {
   attr: string;
   system: string;
@@ -68,10 +77,13 @@ export interface Report {
     dead: number;
     rotting: number;
     unfetched: number;
+    /** not mirrored, and fodder could not judge them (listed in `unverifiable`) */
+    unverifiable: number;
     evalErrors: number;
   };
   brokenHashes: BrokenHashEntry[];
   dead: DeadEntry[];
   rotting: RottingEntry[];
+  unverifiable: UnverifiableEntry[];
   evalErrors: EvalErrorEntry[];
 }

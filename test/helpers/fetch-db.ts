@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { openDb, type Db } from '../../src/db/open.js';
+import { fodStorePath } from '../../src/graph/store-path.js';
 import type { FodKind, HashAlgo } from '../../src/graph/types.js';
 
 export interface FodSpec {
@@ -42,6 +43,15 @@ function storeHash(seed: string): string {
   return s;
 }
 
+/** The FOD's real output path (as Nix computes it), or a made-up one when the name is not a valid store path name. */
+function outPathOf(hash: { algo: HashAlgo; mode: 'flat' | 'recursive'; hex: string }, name: string): string {
+  try {
+    return fodStorePath(hash, name);
+  } catch {
+    return `/nix/store/${storeHash(name + 'out')}-${name}`;
+  }
+}
+
 export function hashHex(algo: HashAlgo, content: Buffer | string): string {
   return createHash(algo).update(content).digest('hex');
 }
@@ -70,7 +80,7 @@ export function createTestCrawl(file: string, system = 'x86_64-linux', variant =
       const algo = spec.algo ?? 'sha256';
       const hex = spec.hex ?? hashHex(algo, spec.content ?? '');
       const drvPath = `/nix/store/${storeHash(spec.name)}-${spec.name}.drv`;
-      const outPath = `/nix/store/${storeHash(spec.name + 'out')}-${spec.name}`;
+      const outPath = outPathOf({ algo, mode: spec.mode ?? 'flat', hex }, spec.name);
       const sri = `${algo}-${Buffer.from(hex, 'hex').toString('base64')}`;
       db.prepare(`INSERT INTO drvs (drv_path, name, system, outputs_json, is_fod) VALUES (?, ?, 'builtin', ?, 1)`)
         .run(drvPath, spec.name, JSON.stringify({ out: outPath }));

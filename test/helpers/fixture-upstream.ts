@@ -82,7 +82,30 @@ async function listenOn(port: number, handler: Parameters<typeof startHttp>[0]):
         close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
       };
     }
-    if (err.code !== 'EADDRINUSE' || Date.now() > until) throw err;
+    if (err.code !== 'EADDRINUSE') throw err;
+    if (Date.now() > until) {
+      throw new Error(`127.0.0.1:${port} is still in use after 120 s: the fixture's URLs name this port, so the test needs it (${err.message})`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/**
+ * Waits until nothing listens on 127.0.0.1:`port` (the fixture's dead mirror, 18662, must stay
+ * dead); fails with a message that names the port after `ms`.
+ */
+export async function waitPortFree(port: number, ms = 60_000): Promise<void> {
+  const { Socket } = await import('node:net');
+  const until = Date.now() + ms;
+  for (;;) {
+    const listening = await new Promise<boolean>((r) => {
+      const s = new Socket();
+      s.once('connect', () => { s.destroy(); r(true); });
+      s.once('error', () => r(false));
+      s.connect(port, '127.0.0.1');
+    });
+    if (!listening) return;
+    if (Date.now() > until) throw new Error(`something listens on 127.0.0.1:${port}; the fixture needs that port dead (its "dead mirror")`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }

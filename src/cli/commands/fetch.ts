@@ -6,18 +6,20 @@ import { runFetch, type FetchSummary } from '../../fetch/run.js';
 import { collect, isInteractive, positiveInt, printJson } from '../common.js';
 
 function summaryText(s: FetchSummary): string {
-  const unsupported = Object.entries(s.skipped.unsupported).map(([k, n]) => `${k} ${n}`).join(', ');
-  const notFetchable = Object.entries(s.skipped.notFetchable).map(([k, n]) => `${n} (${k})`).join(', ');
-  const unverifiable = Object.entries(s.unverifiable).map(([k, n]) => `${k} ${n}`).join(', ');
-  const outcomes = Object.entries(s.outcomes).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+  const counts = (r: Record<string, number>) => Object.entries(r).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+  const unverifiable = counts(s.unverifiable);
+  const by = counts(s.mirroredBy);
+  const kinds = Object.entries(s.byKind).filter(([, c]) => c.fods > 0).map(([kind, c]) =>
+    `    ${kind.padEnd(8)} ${String(c.fods).padStart(6)} sources: ${c.mirrored + c.alreadyMirrored} mirrored (${c.mirrored} now), `
+    + `${c.dead} dead, ${c.brokenHash} broken, ${c.unverifiable} unverifiable${c.failedBefore ? `, ${c.failedBefore} failed before` : ''}`);
   return [
-    `fetch run ${s.run} (crawl ${s.crawl}) into ${s.mirror}`,
-    `  sources: ${s.fods}; mirrored now ${s.mirrored}, already mirrored ${s.alreadyMirrored}, dead ${s.dead}, broken hash ${s.brokenHash}`,
-    unverifiable && `  tried but could not be judged (not a verdict on the source): ${unverifiable}`,
-    unsupported && `  skipped, no fetcher for the kind yet: ${unsupported}`,
-    notFetchable && `  skipped, out of the fetcher's reach: ${notFetchable}`,
+    `fetch run ${s.run} (crawl ${s.crawl}) into ${s.mirror}${s.nixFallback ? ', with the nix fallback' : ''}`,
+    `  sources: ${s.fods}; mirrored now ${s.mirrored}${by ? ` (${by})` : ''}, already mirrored ${s.alreadyMirrored}, dead ${s.dead}, broken hash ${s.brokenHash}`,
+    ...kinds,
+    unverifiable && `  fodder could not judge (not a verdict on the source): ${unverifiable}`,
     s.skipped.failedBefore && `  skipped, failed in an earlier run: ${s.skipped.failedBefore} (--retry-failed to try again)`,
-    outcomes && `  tries: ${outcomes}`,
+    `  binary cache ${s.cache}: ${s.published} entries written`,
+    counts(s.outcomes) && `  tries: ${counts(s.outcomes)}`,
     `  ${formatBytes(s.bytes)} in ${formatDuration(s.durationMs / 1000)}; see \`fodder report\` for what is broken`,
   ].filter(Boolean).join('\n') + '\n';
 }
@@ -25,11 +27,11 @@ function summaryText(s: FetchSummary): string {
 export function registerFetch(program: Command): void {
   program
     .command('fetch')
-    .description('download and hash-verify the sources of the latest crawl into the hashed mirror')
+    .description('fetch and verify the sources of the latest crawl into the mirror: flat files in tarballs/, every output in the binary cache')
     .option('--config <file>', 'YAML config file (its fetch: section)')
     .option('--db <file>', 'database file')
     .option('--mirror <dir>', 'mirror directory (default data/mirror)')
-    .option('--kind <kind>', 'only sources of this kind (repeatable)', collect)
+    .option('--kind <kind>', 'only sources of this kind (repeatable, or comma-separated); nix: the Nix fallback', collect)
     .option('--concurrency <n>', 'downloads at once', positiveInt('--concurrency'))
     .option('--per-host <n>', 'downloads at once from one host', positiveInt('--per-host'))
     .option('--retry-failed', 'try again sources whose last fetch failed')
@@ -38,6 +40,7 @@ export function registerFetch(program: Command): void {
     .option('--retries <n>', 'extra tries of a URL after a transient failure')
     .option('--retry-delay <secs>', 'first backoff before a retry (doubles each time)')
     .option('--max-size <MiB>', 'size cap of one download')
+    .option('--sign-key <file>', 'sign the binary cache with this Nix secret key (instead of fetch.cache.secretKeyFile)')
     .option('--json', 'print the summary as JSON')
     .option('--no-progress', 'no progress output')
     .action(async (flags: FetchFlags & { progress?: boolean }) => {
@@ -50,6 +53,7 @@ export function registerFetch(program: Command): void {
       try {
         const summary = await runFetch({
           db, mirrorDir: settings.mirror, kinds: settings.kinds, retryFailed: settings.retryFailed, network: settings.network,
+          cache: settings.cache, nix: settings.nix,
           progress: flags.progress === false ? undefined : createFetchProgress(isInteractive()),
           signal: abort.signal,
         });

@@ -16,7 +16,7 @@ interface ReportFlags { db?: string; format?: string; out?: string; save?: boole
 export function registerReport(program: Command): void {
   program
     .command('report')
-    .description('what is broken in the latest crawl: broken hashes, dead and rotting sources, evaluation errors')
+    .description('what is broken in the latest crawl: broken hashes, dead and rotting sources, sources fodder could not judge, evaluation errors')
     .option('--db <file>', 'database file')
     .option('--format <format>', `${FORMATS.join(', ')}`, 'table')
     .option('--out <file>', 'write to FILE instead of standard output')

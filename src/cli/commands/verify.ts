@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { openDb } from '../../db/open.js';
-import { fetchSettings } from '../../fetch/options.js';
+import { fetchPaths } from '../../fetch/options.js';
 import { formatBytes, formatDuration } from '../../fetch/progress.js';
 import { forgetMissing } from '../../mirror/mirror-db.js';
 import { verifyMirror } from '../../mirror/verify.js';
@@ -19,7 +19,7 @@ export function registerVerify(program: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress output')
     .action(async (flags: VerifyFlags) => {
-      const settings = fetchSettings({ config: flags.config, db: flags.db, mirror: flags.mirror });
+      const settings = fetchPaths({ config: flags.config, db: flags.db, mirror: flags.mirror });
       const interactive = isInteractive();
       let last = 0;
       const progress = flags.progress === false ? undefined : (done: number, total: number) => {
