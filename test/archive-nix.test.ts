@@ -155,20 +155,6 @@ describe('the fixture set\'s own FODs and the nix fallback', () => {
     for (const f of fixture.fods) expect(stores.some((s) => existsSync(join(s, f.fod.drvPath))), f.fod.drvPath).toBe(true);
   });
 
-  test('the trimmed fetchzip cannot be built (fake stdenv): unverifiable with Nix\'s reason, never broken', async () => {
-    const f = fixture.fods.find((x) => x.fod.name === 'trimmed-2.0-source')!;
-    const set: FetcherSet = {
-      native: { archive: createArchiveFetcher() },
-      nix: createNixFetcher({
-        store: join(tempDir('fodder-build-'), 'store'), drvStores: crawlDrvStores(fixture.store), options: { ...HOST_TOOLS, 'connect-timeout': '1' }, timeoutMs: 120_000,
-      }),
-    };
-    const v = await fetchWithFallback(f.fod, h.ctx(f.env, 'fixture-trimmed'), set);
-    expect(v.by).toBe('nix');
-    expect(v.verdict).toMatchObject({ ok: false, verdict: 'unverifiable', reason: 'nix-failed' });
-    if (!v.verdict.ok) expect(v.verdict.message).toMatch(/failed/);
-  });
-
   test('requireFile is not built at all, and a .drv in no store is unverifiable', async () => {
     const nix = createNixFetcher({ store: join(tempDir('fodder-build-'), 'store'), drvStores: [], options: HOST_TOOLS });
     const manual = fixture.fods.find((x) => x.fod.kind === 'manual')!;

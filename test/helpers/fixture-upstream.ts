@@ -49,6 +49,8 @@ export async function startUpstream(opts: { port?: number; edit?: (dir: string) 
   const dir = join(tempDir('fodder-upstream-'), 'upstream');
   cpSync(UPSTREAM, dir, { recursive: true });
   execFileSync('bash', [join(UPSTREAM, 'make-git.sh'), join(dir, 'git')], { stdio: 'ignore', env: { ...process.env, HOME: dir } });
+  // Mercurial reads a repository from a plain HTTP server (static-http://)
+  execFileSync('bash', [join(UPSTREAM, 'make-hg.sh'), join(dir, 'hg')], { stdio: 'ignore', env: { ...process.env, HOME: dir } });
   opts.edit?.(dir);
   const hits = new Map<string, number>();
   const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
@@ -60,8 +62,20 @@ export async function startUpstream(opts: { port?: number; edit?: (dir: string) 
     createReadStream(file).pipe(res);
   };
   const server = opts.port ? await listenOn(opts.port, handler) : await startHttp(handler);
-  return { ...server, dir, hits };
+  if (opts.port !== FIXTURE_SVN_PORT - 2) return { ...server, dir, hits };
+  // on the fixture's own port, the fixture's svn:// URLs (127.0.0.1:18663) are served too
+  const svn = join(dir, '..', 'svn');
+  await waitPortFree(FIXTURE_SVN_PORT);
+  execFileSync('bash', [join(UPSTREAM, 'make-svn.sh'), svn, '--serve'], { stdio: 'ignore', env: { ...process.env, HOME: dir } });
+  const close = async () => {
+    try { process.kill(Number(readFileSync(join(svn, 'svnserve.pid'), 'utf8').trim())); } catch { /* already gone */ }
+    await server.close();
+  };
+  return { ...server, close, dir, hits };
 }
+
+/** The fixture's fetchsvn URLs name svn://127.0.0.1:18663. */
+export const FIXTURE_SVN_PORT = 18663;
 
 /** startHttp on a fixed port (the fixture's own 18661), waiting a while if another test holds it. */
 async function listenOn(port: number, handler: Parameters<typeof startHttp>[0]): Promise<Running> {
