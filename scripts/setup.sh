@@ -3,7 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-nix.sh
-bash scripts/ensure-test-tools.sh
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "fodder: installing npm dependencies" >&2
   npm ci --no-audit --no-fund --loglevel=error
