@@ -260,3 +260,22 @@ describe('overlays', () => {
     odb.close();
   });
 });
+
+describe('store paths of the test package set\'s FODs', () => {
+  it('computes, for every FOD of the crawl, the outPath Nix wrote in its .drv', async () => {
+    const { fodStorePath } = await import('../src/graph/store-path.js');
+    const { toSri } = await import('../src/graph/hash.js');
+    const fods = rowsWhere(`SELECT name, out_path, hash_algo, hash_mode, hash_hex, hash_sri FROM fods`);
+    expect(fods.length).toBeGreaterThan(150);
+    const modes = new Set<string>();
+    for (const f of fods) {
+      const hash = { algo: f.hash_algo as 'sha256', mode: f.hash_mode as 'flat' | 'recursive', hex: f.hash_hex };
+      expect(fodStorePath(hash, f.name), f.name).toBe(f.out_path);
+      expect(toSri({ algo: hash.algo, hex: hash.hex })).toBe(f.hash_sri);
+      modes.add(`${f.hash_mode}:${f.hash_algo}`);
+    }
+    // flat and recursive, several algorithms: both branches of the path computation are exercised
+    expect([...modes].some((m) => m.startsWith('recursive:'))).toBe(true);
+    expect(modes.size).toBeGreaterThanOrEqual(5);
+  });
+});
