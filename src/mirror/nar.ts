@@ -41,13 +41,6 @@ export function padLength(n: number): number {
   return (8 - (n % 8)) % 8;
 }
 
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeUInt32LE(n % 2 ** 32, 0);
-  b.writeUInt32LE(Math.floor(n / 2 ** 32), 4);
-  return b;
-}
-
 const T = {
   magic: narString('nix-archive-1'),
   open: narString('('),
@@ -86,6 +79,14 @@ interface Frame {
 type Visit = { kind: 'done' } | { kind: 'dir'; frame: Frame } | { kind: 'large'; path: Buffer; size: number };
 
 const DONE: Visit = { kind: 'done' };
+
+/** Token runs written together for every regular file and every directory entry. */
+const RUN = {
+  regular: Buffer.concat([T.type, T.regular, T.contents]),
+  executable: Buffer.concat([T.type, T.regular, T.executable, T.contents]),
+  entryHead: Buffer.concat([T.entry, T.open, T.name]),
+  closeTwice: Buffer.concat([T.close, T.close]),
+};
 /** Sync work done between two turns given back to the event loop, in ms. */
 const BREATHER_MS = 10;
 
@@ -124,6 +125,22 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
       else mediumSpare = owner;
     }
   }
+  /** A u64 little-endian length, written in place. */
+  const putU64 = (n: number): void => {
+    if (fill + 8 > BATCH_SIZE) seal();
+    block.writeUInt32LE(n % 2 ** 32, fill);
+    block.writeUInt32LE(Math.floor(n / 2 ** 32), fill + 4);
+    fill += 8;
+  };
+  /** A NAR string (length, bytes, padding), written in place. */
+  const putString = (b: Buffer): void => {
+    const padded = b.length + padLength(b.length);
+    if (fill + 8 + padded > BATCH_SIZE) { put(narString(b)); return; }
+    putU64(b.length);
+    b.copy(block, fill);
+    block.fill(0, fill + b.length, fill + padded);
+    fill += padded;
+  };
   const put = (b: Buffer): void => {
     if (fill + b.length > BATCH_SIZE) {
       seal();
@@ -139,11 +156,8 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
   // Tokens and contents of a regular file, up to the padding after its contents; a large
   // file's contents are left to the caller.
   const regular = (path: Buffer, size: number, executable: boolean): Visit => {
-    put(T.type);
-    put(T.regular);
-    if (executable) put(T.executable);
-    put(T.contents);
-    put(u64(size));
+    put(executable ? RUN.executable : RUN.regular);
+    putU64(size);
     if (size >= NAR_LARGE_FILE) return { kind: 'large', path, size };
     if (fill + size + 1 > BATCH_SIZE) seal();
     const fd = openSync(path, 'r');
@@ -249,16 +263,18 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
     const top = stack[stack.length - 1];
     if (top.next < top.names.length) {
       const name = top.names[top.next++];
-      put(T.entry);
-      put(T.open);
-      put(T.name);
-      put(narString(name));
+      put(RUN.entryHead);
+      putString(name);
       put(T.node);
       const v = visit(Buffer.concat([top.path, SLASH, name]));
       // Leaves (the common case) need no generator: close the node here.
-      const frame = v.kind === 'done' ? (put(T.close), null) : yield* settle(v);
-      if (frame) stack.push(frame);
-      else put(T.close); // closes the entry
+      if (v.kind === 'done') {
+        put(RUN.closeTwice); // closes the node and the entry
+      } else {
+        const frame = yield* settle(v);
+        if (frame) stack.push(frame);
+        else put(T.close); // closes the entry
+      }
     } else {
       stack.pop();
       put(T.close); // closes the directory node
