@@ -16,7 +16,7 @@ function attrsOf(db: string): Record<string, { status: string; error_kind: strin
   return Object.fromEntries(rows.map((r) => [r.path, r]));
 }
 
-async function crawlSet(set: string, extra: string[] = [], configYaml?: string) {
+async function crawlSet(set: string, extra: string[] = [], configYaml?: string, env: Record<string, string> = {}) {
   const dir = tempDir();
   const db = join(dir, 'f.db');
   const args = ['crawl', '--nixpkgs', set, '--db', db, '--store', join(dir, 'store'), '--system', 'x86_64-linux', '--variant', 'default', '--json', ...extra];
@@ -24,7 +24,7 @@ async function crawlSet(set: string, extra: string[] = [], configYaml?: string) 
     writeFileSync(join(dir, 'c.yaml'), configYaml);
     args.push('--config', join(dir, 'c.yaml'));
   }
-  const r = await fodder(args);
+  const r = await fodder(args, { env });
   return { ...r, db, dir };
 }
 
@@ -100,6 +100,17 @@ describe('the walk', () => {
         expect(a['hidden'].reason).toBe('no recurseForDerivations');
       }
     }
+  });
+
+  it('lets the variant decide what is allowed, not NIXPKGS_ALLOW_* in the caller\'s environment', async () => {
+    const set = writePackageSet(`{ system, config ? {}, overlays ? [] }: let ${FETCH}
+      pkg = n: derivation { name = n; inherit system; builder = "/bin/sh"; src = fetch "\${n}.tar"; }; in {
+      gated = if builtins.getEnv "NIXPKGS_ALLOW_UNFREE" == "1" || (config.allowUnfree or false) then pkg "gated" else throw "unfree, refused";
+    }`);
+    const r = await crawlSet(set, [], undefined, { NIXPKGS_ALLOW_UNFREE: '1' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(attrsOf(r.db)['gated']).toMatchObject({ status: 'error', error_kind: 'catchable' });
+    expect(attrsOf(r.db)['gated'].error).toMatch(/unfree, refused/);
   });
 
   it('splits a shard that passes its time cap and records the one attribute that passes it alone', async () => {

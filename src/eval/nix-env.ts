@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { FodderError, ErrorCode } from '../errors.js';
-import { cleanNixMessage, nixStoreArgs } from './nix-run.js';
+import { NIX_ENV, cleanNixMessage, nixStoreArgs } from './nix-run.js';
 import type { Mirrors } from '../graph/fod.js';
 
 /** Fails clearly when Nix is not installed. Returns Nix's version. */
@@ -17,7 +17,9 @@ export async function ensureNix(): Promise<string> {
 
 /** Evaluates a Nix expression to JSON (read-only). */
 export async function evalJson(expr: string, store: string | null): Promise<unknown> {
-  const r = await execa('nix-instantiate', ['--eval', '--strict', '--json', ...nixStoreArgs(store), '-E', expr], { reject: false });
+  const r = await execa('nix-instantiate', ['--eval', '--strict', '--json', ...nixStoreArgs(store), '-E', expr], {
+    reject: false, env: NIX_ENV, extendEnv: true,
+  });
   if (r.exitCode !== 0) {
     throw new FodderError(ErrorCode.NIX_FAILED, cleanNixMessage(String(r.stderr)) || `nix-instantiate failed (${r.exitCode})`, { expr });
   }

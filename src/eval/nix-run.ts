@@ -28,6 +28,12 @@ export interface WalkerRunOptions {
   onRecord?: (record: Record<string, unknown>) => void;
 }
 
+/** The variant's config decides what is allowed, not the caller's environment (nixpkgs reads these). */
+export const NIX_ENV: Record<string, string> = {
+  NIX_SHOW_STATS: '0', NIXPKGS_ALLOW_UNFREE: '', NIXPKGS_ALLOW_BROKEN: '', NIXPKGS_ALLOW_INSECURE: '',
+  NIXPKGS_ALLOW_UNSUPPORTED_SYSTEM: '', NIXPKGS_CONFIG: '', NIXPKGS_ALLOW_NONSOURCE: '',
+};
+
 /** Arguments common to every nix-instantiate the crawl runs. */
 export function nixStoreArgs(store: string | null): string[] {
   return store ? ['--store', store] : [];
@@ -48,11 +54,7 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
   const started = Date.now();
   const child = execa('nix-instantiate', args, {
     reject: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false,
-    // the variant's config decides what is allowed, not the caller's environment
-    env: {
-      NIX_SHOW_STATS: '0', NIXPKGS_ALLOW_UNFREE: '', NIXPKGS_ALLOW_BROKEN: '', NIXPKGS_ALLOW_INSECURE: '',
-      NIXPKGS_ALLOW_UNSUPPORTED_SYSTEM: '', NIXPKGS_CONFIG: '', NIXPKGS_ALLOW_NONSOURCE: '',
-    },
+    env: NIX_ENV,
     extendEnv: true,
   });
   const records: Record<string, unknown>[] = [];
