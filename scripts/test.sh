@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/ensure-test-tools.sh   # host tools the test package set's FOD builders and test servers borrow
+bash scripts/ensure-nginx.sh >/dev/null   # once, before test files run in parallel (one apt-get at a time)
 results="$(mktemp -t fodder-vitest-XXXXXX.json)"
 set +e
 npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "$@"
