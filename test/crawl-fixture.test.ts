@@ -235,6 +235,12 @@ describe('classifying the test package set\'s fetchers', () => {
         if (e.urls) expect(JSON.parse(r.urls_json)).toEqual(e.urls);
       }
     }
+    // the whole environment is kept where a fetcher needs it, not for a plain download
+    const envs = rowsWhere(`SELECT kind, post_fetch, env_json FROM fods`);
+    for (const e of envs) {
+      if (e.kind === 'url' && Number(e.post_fetch) === 0) expect(e.env_json).toBe('{}');
+      else expect(JSON.parse(e.env_json)).toHaveProperty('outputHash');
+    }
     // mirror:// expanded from the package set's mirrors.nix, dead mirror first
     const hello = rowsWhere(`SELECT resolved_urls_json FROM fods WHERE name = ?`, fetchers.fetchurlMirror.fodName)[0];
     expect(JSON.parse(hello.resolved_urls_json)[0]).toBe((fetchers.fetchurlMirror as unknown as { url: string }).url);

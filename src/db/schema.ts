@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS fods (
   resolved_urls_json TEXT NOT NULL,
   git_json TEXT,
   post_fetch INTEGER NOT NULL,
-  env_json TEXT NOT NULL         -- the FOD's whole environment, for fetchers that need more
+  env_json TEXT NOT NULL         -- the FOD's whole environment for the fetchers that need it; '{}' for a plain url download
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS fods_kind ON fods(kind);
 CREATE INDEX IF NOT EXISTS fods_out ON fods(out_path);
