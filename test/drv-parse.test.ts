@@ -77,8 +77,12 @@ describe('resolveUrls', () => {
 });
 
 describe('hasCustomPostFetch', () => {
-  const zip = (extra: string) => `unpackDir="$TMPDIR/unpack"\nmkdir "$unpackDir"\ncd "$unpackDir"\nunpackFile "$renamed"\n` +
-    `fn=$(cd "$unpackDir" && ls -A)\nif [ -f "$unpackDir/$fn" ]; then\n  mkdir $out\nfi\nmv "$unpackDir/$fn" "$out"\n${extra}\nchmod 755 "$out"\n`;
+  // nixpkgs' fetchzip script, with `extra` where a user's postFetch goes
+  const zip = (extra: string) => `unpackDir="$TMPDIR/unpack"\nmkdir "$unpackDir"\ncd "$unpackDir"\n\n` +
+    `renamed="$TMPDIR/x.tar.gz"\nmv "$downloadedFile" "$renamed"\nunpackFile "$renamed"\nchmod -R +w "$unpackDir"\n` +
+    `if [ $(ls -A "$unpackDir" | wc -l) != 1 ]; then\n  echo "error: zip file must contain a single file or directory."\n` +
+    `  echo "hint: Pass stripRoot=false; to fetchzip to assume flat list of files."\n  exit 1\nfi\n` +
+    `fn=$(cd "$unpackDir" && ls -A)\nif [ -f "$unpackDir/$fn" ]; then\n  mkdir $out\nfi\nmv "$unpackDir/$fn" "$out"\n${extra}\n\nchmod 755 "$out"\n`;
   it("tells fetchzip's own script from a user's addition", () => {
     expect(hasCustomPostFetch(zip(''), 'archive')).toBe(false);
     expect(hasCustomPostFetch(zip('rm -r "$out/docs"'), 'archive')).toBe(true);

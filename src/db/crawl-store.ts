@@ -29,7 +29,6 @@ export function createCrawlStore(db: Db) {
     findRunning: db.prepare(`SELECT id FROM crawls WHERE key = ? AND status = 'running' ORDER BY id DESC LIMIT 1`),
     insertCrawl: db.prepare(`INSERT INTO crawls (key, nixpkgs, params_json, mirrors_json, status, started_at)
                              VALUES (?, ?, ?, ?, 'running', ?)`),
-    crawl: db.prepare(`SELECT * FROM crawls WHERE id = ?`),
     insertTarget: db.prepare(`INSERT OR IGNORE INTO crawl_targets (crawl_id, system, variant, config_json) VALUES (?, ?, ?, ?)`),
     targets: db.prepare(`SELECT system, variant, done FROM crawl_targets WHERE crawl_id = ? ORDER BY system, variant`),
     attrs: db.prepare(`SELECT * FROM attrs WHERE crawl_id = ? AND system = ? AND variant = ?`),
@@ -55,7 +54,6 @@ export function createCrawlStore(db: Db) {
       SELECT @crawl, @system, @variant, c.p FROM c JOIN fods f ON f.drv_path = c.p`),
     targetDone: db.prepare(`UPDATE crawl_targets SET done = 1 WHERE crawl_id = ? AND system = ? AND variant = ?`),
     finish: db.prepare(`UPDATE crawls SET status = 'done', finished_at = ?, duration_ms = ? WHERE id = ?`),
-    hasDrv: db.prepare(`SELECT 1 FROM drvs WHERE drv_path = ?`),
   };
 
   const writeRows = db.transaction((batch: ShardWrite[]) => {
@@ -105,7 +103,6 @@ export function createCrawlStore(db: Db) {
         return id;
       })();
     },
-    crawlRow(id: number) { return s.crawl.get(id) as { started_at: string; mirrors_json: string } | undefined; },
     targets(crawl: number) { return s.targets.all(crawl) as (Target & { done: number })[]; },
     loadAttrs(crawl: number, t: Target): AttrRow[] {
       return (s.attrs.all(crawl, t.system, t.variant) as Record<string, unknown>[]).map(fromRow);
@@ -117,7 +114,6 @@ export function createCrawlStore(db: Db) {
     writeSigs(crawl: number, t: Target, rows: AttrRow[]): void { writeSigs(crawl, t, rows); },
     finishTarget(crawl: number, t: Target): void { finishTarget(crawl, t); },
     finishCrawl(crawl: number, durationMs: number): void { s.finish.run(new Date().toISOString(), durationMs, crawl); },
-    hasDrv(drvPath: string): boolean { return s.hasDrv.get(drvPath) !== undefined; },
   };
 }
 

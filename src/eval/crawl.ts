@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { execa } from 'execa';
-import { slotStorePath } from './shard.js';
+import { slotStorePath } from '../graph/store-slots.js';
 import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot } from '../config/defaults.js';
 import type { Config } from '../config/load.js';
@@ -258,8 +258,7 @@ async function initStores(config: Config): Promise<void> {
 async function checkAttrsExist(config: Config, attrs: string[][]): Promise<void> {
   const found = attrs.map(() => false);
   for (const system of config.systems) {
-    for (const [name, v] of Object.entries(config.variants)) {
-      void name;
+    for (const v of Object.values(config.variants)) {
       const here = await existingPaths(config.nixpkgs, system, v.config, v.nix, config.overlays, attrs, config.store);
       here.forEach((ok, i) => { if (ok) found[i] = true; });
       if (found.every(Boolean)) return;

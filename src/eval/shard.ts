@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { readDrvClosure } from '../graph/closure.js';
+import { slotStorePath } from '../graph/store-slots.js';
 import { runWalker, type WalkerRun } from './nix-run.js';
 import type { DrvNode } from '../graph/types.js';
 import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
@@ -30,10 +31,6 @@ export function slotStore(store: string | null, slots: number): string | null {
   return slotStorePath(store, slot);
 }
 
-/** The directory of store slot `slot` for the configured chroot store. */
-export function slotStorePath(store: string, slot: number): string {
-  return slot === 0 ? store : `${store}-w${slot}`;
-}
 
 async function walkerRun(
   task: ShardTask, paths: string[][], mode: 'walk' | 'explain', onRecord?: (r: Record<string, unknown>) => void,

@@ -1,4 +1,4 @@
-import { FOD_KINDS, type FodKind } from '../graph/types.js';
+import { FOD_KINDS, isFodKind, type FodKind } from '../graph/types.js';
 import { FodderError, ErrorCode } from '../errors.js';
 import { archiveFetcher } from './plugins/archive.js';
 import { gitFetcher } from './plugins/git.js';
@@ -40,11 +40,11 @@ export function parseKinds(values: readonly string[] | undefined): KindSelection
   let nix = false;
   for (const v of values ?? []) {
     if (v === 'nix') { nix = true; continue; }
-    if (!(FOD_KINDS as readonly string[]).includes(v)) {
+    if (!isFodKind(v)) {
       throw new FodderError(ErrorCode.USAGE,
         `unknown kind "${v}"; kinds are: ${FOD_KINDS.join(', ')}, and nix (the fallback that realises a FOD with Nix)`, { kind: v });
     }
-    if (!out.includes(v as FodKind)) out.push(v as FodKind);
+    if (!out.includes(v)) out.push(v);
   }
   return { kinds: out.length ? out : [...FOD_KINDS], nix };
 }

@@ -4,25 +4,6 @@ import { parseDrvPart, drvName } from './drv-parse.js';
 import { fodFromDrv, isFixedOutput, type Mirrors } from './fod.js';
 import type { DrvNode } from './types.js';
 
-/** The system field of a .drv without parsing the rest (it follows the inputs). */
-function systemOf(text: string): string {
-  // ...,[inputSrcs],"system","builder",...: find the string after the third top-level list
-  let depth = 0, lists = 0;
-  for (let i = 'Derive('.length; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 34) { // skip a string
-      for (i++; i < text.length && text.charCodeAt(i) !== 34; i++) if (text.charCodeAt(i) === 92) i++;
-      continue;
-    }
-    if (c === 91) depth++;
-    else if (c === 93 && --depth === 0 && ++lists === 3) {
-      const start = i + 3; // ],"
-      return text.slice(start, text.indexOf('"', start));
-    }
-  }
-  return '';
-}
-
 /** Where .drv files of a store live on disk: `<chroot>/nix/store/...` or `/nix/store/...`. */
 export function storeFile(storeRoot: string | null, storePath: string): string {
   return storeRoot ? storeRoot + storePath : storePath;
@@ -55,7 +36,7 @@ export function readDrvClosure(
     out.push({
       drvPath,
       name: drv.env.name ?? drvName(drvPath),
-      system: drv.system || systemOf(text),
+      system: drv.system,
       outputs,
       inputDrvs,
       fod: isFixedOutput(drv) ? fodFromDrv(drvPath, drv, mirrors) : null,

@@ -11,8 +11,8 @@ export function parseDrv(text: string, origin = '<drv>'): Derivation {
 }
 
 /**
- * Parses outputs and inputs always; the rest (sources, builder, args, env) only when `full` is
- * true or the derivation is fixed-output. Most derivations of a closure are not FODs, and their
+ * Parses outputs, inputs and the system always; the rest (builder, args, env) only when `full`
+ * is true or the derivation is fixed-output. Most derivations of a closure are not FODs, and their
  * environments hold the largest strings of the file.
  */
 export function parseDrvPart(text: string, origin: string, full: boolean): Derivation {
@@ -35,13 +35,12 @@ export function parseDrvPart(text: string, origin: string, full: boolean): Deriv
     return { path, outputs: outs };
   });
   p.expect(',');
-  const fixed = outputs.length === 1 && outputs[0].hash !== '';
-  if (!full && !fixed) {
-    return { outputs, inputDrvs, inputSrcs: [], system: '', builder: '', args: [], env: {} };
-  }
   const inputSrcs = p.list(() => p.str());
   p.expect(',');
-  const system = p.str(); p.expect(',');
+  const system = p.str();
+  const fixed = outputs.length === 1 && outputs[0].hash !== '';
+  if (!full && !fixed) return { outputs, inputDrvs, inputSrcs, system, builder: '', args: [], env: {} };
+  p.expect(',');
   const builder = p.str(); p.expect(',');
   const args = p.list(() => p.str());
   p.expect(',');

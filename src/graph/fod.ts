@@ -1,6 +1,7 @@
 import { FodderError, ErrorCode } from '../errors.js';
 import type { Derivation, Fod, FodKind, GitSource, HashAlgo, HashMode } from './types.js';
 import { drvName } from './drv-parse.js';
+import { fetchzipShape } from './fetchzip.js';
 
 /** site name -> URL prefixes, as in the package set's pkgs/build-support/fetchurl/mirrors.nix */
 export type Mirrors = Record<string, string[]>;
@@ -98,20 +99,15 @@ function isRequireFile(drv: Derivation): boolean {
 }
 
 /**
- * Whether a postFetch beyond the fetcher's own normalisation runs. fetchzip's own script ends
- * with moving the unpacked tree to `$out` and a final `chmod 755 "$out"`; anything the user added
- * sits between. fetchpatch's own script ends with `mv "$tmpfile" "$out"`.
+ * Whether a postFetch beyond the fetcher's own normalisation runs: for fetchzip, anything that
+ * is not nixpkgs' own script (see fetchzip.ts); fetchpatch's own script is recognised below.
  */
 export function hasCustomPostFetch(postFetch: string, kind: FodKind): boolean {
   const text = postFetch.trim();
   if (text === '') return false;
   if (kind === 'archive') {
-    const lines = text.split('\n');
-    let last = -1;
-    lines.forEach((l, i) => { if (/^\s*mv "\$unpackDir(\/\$fn)?" "\$out"\s*$/.test(l)) last = i; });
-    if (last < 0) return true;
-    const rest = lines.slice(last + 1).filter((l) => l.trim() !== '' && !/^\s*fi\s*$/.test(l));
-    return rest.some((l) => !/^\s*chmod 755 "\$out"\s*$/.test(l));
+    const shape = fetchzipShape({ postFetch });
+    return !shape.ok && shape.custom;
   }
   if (kind === 'patch') return patchUserPart(text).trim() !== '';
   return true;

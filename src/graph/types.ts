@@ -18,6 +18,11 @@ export const FOD_KINDS: readonly FodKind[] = [
   'url', 'archive', 'git', 'hg', 'svn', 'patch', 'vendor', 'manual', 'other',
 ];
 
+/** Whether a user-given name is one of the FOD kinds. */
+export function isFodKind(name: string): name is FodKind {
+  return (FOD_KINDS as readonly string[]).includes(name);
+}
+
 export interface FodHash {
   algo: HashAlgo;
   mode: HashMode;

@@ -1,6 +1,6 @@
 import { FodderError, ErrorCode } from '../errors.js';
 import type { Db } from '../db/open.js';
-import { FOD_KINDS, type Fod, type FodKind } from '../graph/types.js';
+import { FOD_KINDS, isFodKind, type Fod, type FodKind } from '../graph/types.js';
 import { FOD_COLUMNS, fodFromRow, type FodRow } from './fod-row.js';
 
 export type SeenFod = Fod & { systems: string[]; variants: string[] };
@@ -10,10 +10,10 @@ export interface FodFilter { system?: string; variant?: string; kind?: string }
 /** Validates a --kind value against the known kinds. */
 export function checkKind(kind: string | undefined): FodKind | undefined {
   if (kind === undefined) return undefined;
-  if (!(FOD_KINDS as readonly string[]).includes(kind)) {
+  if (!isFodKind(kind)) {
     throw new FodderError(ErrorCode.USAGE, `unknown kind "${kind}"; kinds are: ${FOD_KINDS.join(', ')}`, { kind });
   }
-  return kind as FodKind;
+  return kind;
 }
 
 /** Every FOD recorded, with the systems and variants it was seen in. */

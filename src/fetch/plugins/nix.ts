@@ -14,9 +14,9 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { FodderError } from '../../errors.js';
 import { HASH_ALGOS, parseHash } from '../../graph/hash.js';
 import type { Fod, HashAlgo } from '../../graph/types.js';
@@ -34,13 +34,8 @@ export interface NixFetcherOptions {
   timeoutMs?: number;
 }
 
-/** The crawl's `--store` and the per-worker stores next to it (`<store>-w1`, `<store>-w2`, ...). */
-export function crawlDrvStores(store: string): string[] {
-  const dir = dirname(store);
-  const base = basename(store);
-  const siblings = existsSync(dir) ? readdirSync(dir).filter((n) => new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-w\\d+$`).test(n)) : [];
-  return [store, ...siblings.sort().map((n) => join(dir, n))].filter((s) => existsSync(s));
-}
+/** The crawl's `--store` and its per-worker stores (see src/graph/store-slots.ts). */
+export { crawlDrvStores } from '../../graph/store-slots.js';
 
 interface Ran { code: number | null; stdout: Buffer; stderr: string }
 
