@@ -14,6 +14,7 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/archives.js [archives=200] [treeMiB=256] [runs=5] [concurrency=8] [rounds=2]
  */
+import { fetchzipScript } from '../src/graph/fetchzip.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, chmodSync, readFileSync } from 'node:fs';
@@ -156,28 +157,7 @@ function makeArchives(docroot: string, n: number): string[] {
   return names;
 }
 
-const FETCHZIP_POSTFETCH = (fileName: string) => `unpackDir="$TMPDIR/unpack"
-mkdir "$unpackDir"
-cd "$unpackDir"
-
-renamed="$TMPDIR/${fileName}"
-mv "$downloadedFile" "$renamed"
-unpackFile "$renamed"
-chmod -R +w "$unpackDir"
-if [ $(ls -A "$unpackDir" | wc -l) != 1 ]; then
-  echo "error: zip file must contain a single file or directory."
-  echo "hint: Pass stripRoot=false; to fetchzip to assume flat list of files."
-  exit 1
-fi
-fn=$(cd "$unpackDir" && ls -A)
-if [ -f "$unpackDir/$fn" ]; then
-  mkdir $out
-fi
-mv "$unpackDir/$fn" "$out"
-
-
-chmod 755 "$out"
-`;
+const FETCHZIP_POSTFETCH = (fileName: string) => fetchzipScript(fileName);
 
 async function mirrorWithFodder(urls: string[], hashes: string[], parallel: number, cache: BinaryCache | null): Promise<number> {
   const pool = createHashPool();

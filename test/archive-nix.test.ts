@@ -9,6 +9,7 @@
  * so a hand-written fetchzip-like derivation runs the real fetchzip postFetch with the host's
  * curl, tar and unzip.
  */
+import { fetchzipScript } from '../src/graph/fetchzip.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,28 +40,7 @@ let fixture: { dbFile: string; store: string; fods: FodWithEnv[] };
  * runs that postFetch for real.
  */
 function fetchzipDrv(name: string, url: string, userPostFetch: string, hash: string): string {
-  const postFetch = `unpackDir="$TMPDIR/unpack"
-mkdir "$unpackDir"
-cd "$unpackDir"
-
-renamed="$TMPDIR/${url.split('/').pop()}"
-mv "$downloadedFile" "$renamed"
-unpackFile "$renamed"
-chmod -R +w "$unpackDir"
-if [ $(ls -A "$unpackDir" | wc -l) != 1 ]; then
-  echo "error: zip file must contain a single file or directory."
-  echo "hint: Pass stripRoot=false; to fetchzip to assume flat list of files."
-  exit 1
-fi
-fn=$(cd "$unpackDir" && ls -A)
-if [ -f "$unpackDir/$fn" ]; then
-  mkdir $out
-fi
-mv "$unpackDir/$fn" "$out"
-${userPostFetch}
-
-chmod 755 "$out"
-`;
+  const postFetch = fetchzipScript(url.split('/').pop()!, userPostFetch);
   const builder = `set -e
 export PATH=/usr/bin:/bin
 unpackFile() { case "$1" in *.zip) unzip -qq "$1" ;; *) tar xf "$1" --mode=+w --warning=no-timestamp ;; esac; }

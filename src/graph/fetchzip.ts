@@ -23,6 +23,16 @@ fi
 mv "$unpackDir/$fn" "$out"
 `;
 const NO_STRIP = 'mv "$unpackDir" "$out"\n';
+
+/**
+ * nixpkgs' fetchzip postFetch for a download renamed to `fileName`, with a user's `postFetch`
+ * where nixpkgs puts it: the text `fetchzipShape` recognises.
+ */
+export function fetchzipScript(fileName: string, userPostFetch = '', stripRoot = true): string {
+  return `unpackDir="$TMPDIR/unpack"\nmkdir "$unpackDir"\ncd "$unpackDir"\n\nrenamed="$TMPDIR/${fileName}"\n`
+    + `mv "$downloadedFile" "$renamed"\nunpackFile "$renamed"\nchmod -R +w "$unpackDir"\n`
+    + (stripRoot ? STRIP : NO_STRIP) + `${userPostFetch}\n\nchmod 755 "$out"\n`;
+}
 const TAIL_RE = /^\s*chmod 755 "\$out"\s*$/;
 
 /**
