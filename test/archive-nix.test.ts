@@ -19,6 +19,7 @@ import { createNixFetcher, crawlDrvStores } from '../src/fetch/plugins/nix.js';
 import { fetchWithFallback, type FetcherSet } from '../src/fetch/fallback.js';
 import { fodFromDrv } from '../src/graph/fod.js';
 import { parseDrv } from '../src/graph/drv-parse.js';
+import { drvStoreHas, drvStoreUrl, readStoreText } from '../src/graph/store-slots.js';
 import { createBinaryCache } from '../src/mirror/binary-cache.js';
 import { tempDir } from './helpers/cli.js';
 import {
@@ -63,11 +64,11 @@ eval "$postFetch"
   outputHashAlgo = "";
   outputHash = ${JSON.stringify(hash)};
 }`);
-  return execFileSync('nix-instantiate', ['--store', drvStore, join(dir, 'default.nix')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  return execFileSync('nix-instantiate', ['--store', drvStoreUrl(drvStore), join(dir, 'default.nix')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
 function fodOf(drvPath: string): FodWithEnv {
-  const drv = parseDrv(readFileSync(join(drvStore, drvPath), 'utf8'), drvPath);
+  const drv = parseDrv(readStoreText(drvStore, drvPath), drvPath);
   return { fod: fodFromDrv(drvPath, drv, {}), env: drv.env };
 }
 
@@ -132,7 +133,7 @@ describe('the fixture set\'s own FODs and the nix fallback', () => {
   test('the crawl\'s per-worker stores are all searched for .drv files', () => {
     const stores = crawlDrvStores(fixture.store);
     expect(stores[0]).toBe(fixture.store);
-    for (const f of fixture.fods) expect(stores.some((s) => existsSync(join(s, f.fod.drvPath))), f.fod.drvPath).toBe(true);
+    for (const f of fixture.fods) expect(stores.some((s) => drvStoreHas(s, f.fod.drvPath)), f.fod.drvPath).toBe(true);
   });
 
   test('requireFile is not built at all, and a .drv in no store is unverifiable', async () => {

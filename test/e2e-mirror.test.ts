@@ -24,6 +24,7 @@ import type { Report } from '../src/report/types.js';
 import { fodder, tempDir } from './helpers/cli.js';
 import { crawlFixture, fodsWithEnv, startUpstream, waitPortFree, type FixtureCrawl, type Upstream } from './helpers/fixture-upstream.js';
 import { storeHolding } from './helpers/nix.js';
+import { drvStoreUrl } from '../src/graph/store-slots.js';
 
 const dir = tempDir('fodder-e2e-mirror-');
 const FAST = ['--retries', '0', '--connect-timeout', '2', '--json', '--no-progress'];
@@ -70,12 +71,12 @@ function repack(upstreamDir: string, archive: string, top: string, edit: (tree: 
   return execFileSync('nix-hash', ['--type', 'sha256', join(t, top)], { encoding: 'utf8' }).trim();
 }
 
-/** Copies the closure of `drvs` from the crawl's chroot stores into `store` (the way a user would carry .drv files). */
+/** Copies the closure of `drvs` from the crawl's drv stores into `store` (the way a user would carry .drv files). */
 function importDrvs(crawlStore: string, drvs: string[], store: string): void {
   for (const drv of drvs) {
     const from = storeHolding(crawlStore, drv, 8);
     const r = spawnSync('bash', ['-c', 'nix-store --store "$1" --export $(nix-store --store "$1" -qR "$2") | nix-store --store "$3" --import >/dev/null', '_',
-      from, drv, store], { encoding: 'utf8' });
+      drvStoreUrl(from), drv, store], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`copying ${drv} into ${store}: ${r.stderr}`);
   }
 }

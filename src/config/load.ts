@@ -105,7 +105,7 @@ export function loadConfig(file: string | undefined, cli: CliOverrides = {}): Co
     }
   }
 
-  // default: a chroot store under data/, so no root and no daemon are needed
+  // default: a drv store directory under data/, so no root and no daemon are needed
   const storeRaw = cli.store ?? (raw.store === undefined ? 'data/store' : raw.store);
   const storeBase = cli.store || raw.store === undefined ? process.cwd() : base;
   return {

@@ -76,7 +76,7 @@ export const configSchema = z.object({
   workers: z.number().int().positive().optional(),
   shardSize: z.number().int().positive().default(1000),
   explainErrors: z.boolean().default(true),
-  /** a chroot store directory: no root and no daemon needed; null uses the system store */
+  /** the drv store directory (a Nix binary-cache store of .drv files): no root and no daemon needed; null uses the system store */
   store: z.string().min(1).nullable().optional(),
   db: z.string().min(1).optional(),
   limits: crawlLimitsSchema.default({}),

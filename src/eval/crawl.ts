@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { execa } from 'execa';
 import { slotStorePath } from '../graph/store-slots.js';
 import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot } from '../config/defaults.js';
@@ -64,6 +63,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const { config, progress } = options;
   const started = Date.now();
   await ensureNix();
+  prepareDrvStores(config);
   const mirrors = await readMirrors(config.nixpkgs, config.store);
   if (options.attrs?.length) await checkAttrsExist(config, options.attrs);
 
@@ -83,7 +83,6 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const done = new Set(store.targets(id).filter((t) => t.done).map((t) => `${t.system}/${t.variant}`));
   progress?.start({ crawl: id, resumed, targets: targets.length });
 
-  await initStores(config);
   const pool = new Piscina({
     filename: workerFile(), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
@@ -242,15 +241,23 @@ function createBatchWriter(store: ReturnType<typeof createCrawlStore>, progress:
   };
 }
 
-/** Creates every chroot store slot up front: two Nix processes creating one store race. */
-async function initStores(config: Config): Promise<void> {
+/**
+ * Makes every drv store directory (one per worker slot). A directory that holds a chroot store
+ * (`nix/var/nix/db`, as earlier fodder versions wrote) is refused rather than mixed into.
+ */
+function prepareDrvStores(config: Config): void {
   if (config.store === null) return;
   for (let slot = 0; slot < config.workers; slot++) {
     const dir = slotStorePath(config.store, slot);
-    if (existsSync(join(dir, 'nix', 'var', 'nix', 'db', 'db.sqlite'))) continue;
-    const r = await execa('nix-store', ['--store', dir, '--verify'], { reject: false });
-    if (r.exitCode !== 0) {
-      throw new FodderError(ErrorCode.NIX_FAILED, `cannot create the chroot store ${dir}: ${String(r.stderr).trim()}`, { store: dir });
+    if (existsSync(join(dir, 'nix', 'var', 'nix', 'db')) && !existsSync(join(dir, 'nix-cache-info'))) {
+      throw new FodderError(ErrorCode.CONFIG_INVALID,
+        `${dir} is a chroot Nix store; fodder now keeps .drv files in a binary-cache directory: remove it or choose another --store`,
+        { store: dir });
+    }
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw new FodderError(ErrorCode.CONFIG_INVALID, `cannot create the store directory ${dir}: ${(err as Error).message}`, { store: dir });
     }
   }
 }

@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
+import { drvStoreUrl } from '../graph/store-slots.js';
 
 const MARKER = 'trace: @fodder@';
 
@@ -34,9 +35,9 @@ export const NIX_ENV: Record<string, string> = {
   NIXPKGS_ALLOW_UNSUPPORTED_SYSTEM: '', NIXPKGS_CONFIG: '', NIXPKGS_ALLOW_NONSOURCE: '',
 };
 
-/** Arguments common to every nix-instantiate the crawl runs. */
+/** Arguments common to every nix-instantiate the crawl runs: its drv store directory, or the system store. */
 export function nixStoreArgs(store: string | null): string[] {
-  return store ? ['--store', store] : [];
+  return store ? ['--store', drvStoreUrl(store)] : [];
 }
 
 /**

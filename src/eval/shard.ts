@@ -22,8 +22,8 @@ function writeSpec(task: ShardTask, paths: string[][], mode: 'walk' | 'explain')
 }
 
 /**
- * The chroot store this thread writes to. Nix serialises writers on its store database and
- * backs off when busy, so each worker gets a store of its own (slot 0 is the configured one).
+ * The drv store directory this thread's Nix writes to: one per worker (slot 0 is the configured
+ * one), so two Nix processes never write into one directory.
  */
 export function slotStore(store: string | null, slots: number): string | null {
   if (store === null) return null;

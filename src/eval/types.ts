@@ -12,9 +12,9 @@ export interface ShardTask {
   overlays: string[];
   paths: string[][];
   exhaustive: boolean;
-  /** chroot store root; null for the system store */
+  /** drv store directory (a Nix binary-cache store, see store-slots.ts); null for the system store */
   store: string | null;
-  /** how many chroot stores the workers spread over (one each, so their writes never contend) */
+  /** how many drv store directories the workers spread over (one each) */
   storeSlots: number;
   mirrors: Mirrors;
   explainErrors: boolean;

@@ -43,7 +43,7 @@ export function fodsOfCrawl(db: Db, crawlId: number, kinds: readonly FodKind[]):
   return rows.map(fodFromRow);
 }
 
-/** The chroot store a crawl wrote its .drv files to (`--store`), or null for the system store. */
+/** The drv store directory a crawl wrote its .drv files to (`--store`), or null for the system store. */
 export function crawlStoreOf(db: Db, crawlId: number): string | null {
   const text = db.prepare(`SELECT params_json FROM crawls WHERE id = ?`).pluck().get(crawlId) as string | undefined;
   try {

@@ -89,7 +89,7 @@ type EnvReader = (drvPath: string) => FodEnv;
 /** The work dir of a source is named by its declared hash: the same content resumes the same partial file. */
 const workKey = (fod: Fod) => `${fod.hash.algo}-${fod.hash.hex}`;
 
-/** The chroot stores holding the crawl's .drv files, for the nix fallback. */
+/** The drv store directories holding the crawl's .drv files, for the nix fallback. */
 function drvStoresOf(db: Db, crawlId: number): string[] {
   const store = crawlStoreOf(db, crawlId);
   return store ? crawlDrvStores(store) : [];

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { FodderError, ErrorCode } from '../errors.js';
 import { parseDrvPart, drvName } from './drv-parse.js';
+import { readStoreText } from './store-slots.js';
 import { fodFromDrv, isFixedOutput, type Mirrors } from './fod.js';
 import type { DrvNode } from './types.js';
 
-/** Where .drv files of a store live on disk: `<chroot>/nix/store/...` or `/nix/store/...`. */
-export function storeFile(storeRoot: string | null, storePath: string): string {
-  return storeRoot ? storeRoot + storePath : storePath;
+/** The text of a .drv: from a drv store directory (see store-slots.ts), or from the system store's /nix/store. */
+function readDrvText(store: string | null, drvPath: string): string {
+  return store === null ? readFileSync(drvPath, 'utf8') : readStoreText(store, drvPath);
 }
 
 /**
@@ -14,33 +15,33 @@ export function storeFile(storeRoot: string | null, storePath: string): string {
  * files) and returns a node for every derivation not already in `known`, which it extends.
  */
 export function readDrvClosure(
-  roots: Iterable<string>, storeRoot: string | null, mirrors: Mirrors, known: Set<string>,
+  roots: Iterable<string>, store: string | null, mirrors: Mirrors, known: Set<string>,
 ): DrvNode[] {
   const out: DrvNode[] = [];
   const stack: string[] = [];
   for (const r of roots) if (!known.has(r)) { known.add(r); stack.push(r); }
   while (stack.length) {
     const drvPath = stack.pop()!;
-    const file = storeFile(storeRoot, drvPath);
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readDrvText(store, drvPath);
     } catch (err) {
-      throw new FodderError(ErrorCode.DRV_PARSE, `cannot read ${file}: ${(err as Error).message}`, { drvPath });
+      throw new FodderError(ErrorCode.DRV_PARSE, `cannot read ${drvPath} from ${store ?? 'the system store'}: ${(err as Error).message}`, { drvPath, store });
     }
-    const drv = parseDrvPart(text, file, false);
+    const drv = parseDrvPart(text, drvPath, false);
     const inputDrvs = drv.inputDrvs.map((i) => i.path);
     for (const i of inputDrvs) if (!known.has(i)) { known.add(i); stack.push(i); }
     const outputs: Record<string, string> = {};
     for (const o of drv.outputs) outputs[o.name] = o.path;
+    const fod = isFixedOutput(drv) ? fodFromDrv(drvPath, drv, mirrors) : null;
     out.push({
       drvPath,
       name: drv.env.name ?? drvName(drvPath),
       system: drv.system,
       outputs,
       inputDrvs,
-      fod: isFixedOutput(drv) ? fodFromDrv(drvPath, drv, mirrors) : null,
-      fodEnv: isFixedOutput(drv) ? drv.env : null,
+      fod,
+      fodEnv: fod && (fod.kind !== 'url' || fod.postFetch) ? drv.env : null,
     });
   }
   return out;

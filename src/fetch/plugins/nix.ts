@@ -6,7 +6,8 @@
  * source (`broken-hash`). Anything else (a builder input that cannot be built or substituted,
  * a timeout) is `unverifiable`.
  *
- * The .drv files come from the crawl's chroot stores: the closure of the FOD's .drv is copied
+ * The .drv files come from the crawl's drv stores (binary-cache directories, see
+ * src/graph/store-slots.ts): the closure of the FOD's .drv is copied
  * (`nix-store --export | nix-store --import`) into the store that builds, unless it is there
  * already. The output is read back with `nix store dump-path` into the work directory, since the
  * mirror must not move files out of a Nix store. Off unless enabled: building needs the
@@ -14,7 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FodderError } from '../../errors.js';
@@ -26,7 +27,7 @@ import { unverifiable, type Digests, type FetchContext, type FetcherPlugin, type
 export interface NixFetcherOptions {
   /** the store that builds (`--store`); null or absent: the user's default store */
   store?: string | null;
-  /** chroot stores holding the crawl's .drv files (see crawlDrvStores) */
+  /** drv store directories holding the crawl's .drv files (see crawlDrvStores) */
   drvStores?: string[];
   /** `--option NAME VALUE` pairs for every Nix call (substituters, sandbox-paths, ...) */
   options?: Record<string, string>;
@@ -36,6 +37,7 @@ export interface NixFetcherOptions {
 
 /** The crawl's `--store` and its per-worker stores (see src/graph/store-slots.ts). */
 export { crawlDrvStores } from '../../graph/store-slots.js';
+import { drvStoreHas, drvStoreUrl } from '../../graph/store-slots.js';
 
 interface Ran { code: number | null; stdout: Buffer; stderr: string }
 
@@ -107,8 +109,8 @@ export function createNixFetcher(options: NixFetcherOptions = {}): FetcherPlugin
     const valid = await nixStore(['--check-validity', drvPath], { signal });
     if (valid.code === 0) return true;
     for (const s of options.drvStores ?? []) {
-      if (!existsSync(join(s, drvPath))) continue;
-      const from = ['--store', s];
+      if (!drvStoreHas(s, drvPath)) continue;
+      const from = ['--store', drvStoreUrl(s)];
       const closure = await nixStore(['--query', '--requisites', drvPath], { signal, store: from });
       if (closure.code !== 0) continue;
       const paths = closure.stdout.toString().split('\n').filter(Boolean);
