@@ -1,7 +1,8 @@
 /**
  * Crawl benchmark: a nixpkgs-scale synthetic package set, crawled by `fodder crawl` with two
- * workers, against one plain `nix-instantiate` that instantiates the same derivations (both into
- * fresh chroot stores on the same disk). Runs alternate; medians are compared. Also checks that
+ * workers, against one plain `nix-instantiate` that instantiates the same derivations (into a
+ * fresh chroot store; fodder into fresh drv stores, on the same disk). Runs alternate; medians
+ * are compared. Also checks that
  * both produced the same drvPaths, and reports peak memory.
  *
  *   npm run bench:crawl [-- --sets 20 --per-set 1000 --rounds 3]

@@ -35,14 +35,13 @@ export function createCrawlStore(db: Db) {
     insertAttr: db.prepare(`INSERT OR REPLACE INTO attrs
       (crawl_id, system, variant, path, path_json, parent, depth, status, drv_path, error_kind, error, reason,
        recurse, children_json, sig, alias_of)
-      VALUES (@crawl, @system, @variant, @path, @pathJson, @parent, @depth, @status, @drvPath, @errorKind, @error,
-       @reason, @recurse, @children, @sig, @aliasOf)`),
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     setSig: db.prepare(`UPDATE attrs SET sig = ?, alias_of = ? WHERE crawl_id = ? AND system = ? AND variant = ? AND path = ?`),
     insertDrv: db.prepare(`INSERT OR IGNORE INTO drvs (drv_path, name, system, outputs_json, is_fod) VALUES (?, ?, ?, ?, ?)`),
     insertInput: db.prepare(`INSERT OR IGNORE INTO drv_inputs (drv_path, input_drv) VALUES (?, ?)`),
     insertFod: db.prepare(`INSERT OR IGNORE INTO fods (drv_path, out_path, name, kind, hash_algo, hash_mode, hash_hex,
       hash_sri, urls_json, resolved_urls_json, git_json, post_fetch, env_json)
-      VALUES (@drvPath, @outPath, @name, @kind, @algo, @mode, @hex, @sri, @urls, @resolved, @git, @postFetch, @env)`),
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     clearSeen: db.prepare(`DELETE FROM fod_seen WHERE crawl_id = ? AND system = ? AND variant = ?`),
     fillSeen: db.prepare(`
       INSERT OR IGNORE INTO fod_seen (crawl_id, system, variant, drv_path)
@@ -56,28 +55,30 @@ export function createCrawlStore(db: Db) {
     finish: db.prepare(`UPDATE crawls SET status = 'done', finished_at = ?, duration_ms = ? WHERE id = ?`),
   };
 
+  // keys are store-path hashes: inserting a batch in key order touches each B-tree page once
+  const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
   const writeRows = db.transaction((batch: ShardWrite[]) => {
     const added = { drvs: 0, fods: 0 };
-    for (const { crawl, target: t, rows, drvs } of batch) {
+    const drvs = batch.flatMap((w) => w.drvs).sort(byKey((d) => d.drvPath));
+    const fods: DrvNode[] = [];
     for (const d of drvs) {
       const r = s.insertDrv.run(d.drvPath, d.name, d.system, JSON.stringify(d.outputs), d.fod ? 1 : 0);
       if (r.changes === 0) continue;
       added.drvs++;
-      if (d.fod) added.fods++;
       for (const i of d.inputDrvs) s.insertInput.run(d.drvPath, i);
-      if (d.fod) {
-        const f = d.fod;
-        s.insertFod.run({
-          drvPath: f.drvPath, outPath: f.outPath, name: f.name, kind: f.kind, algo: f.hash.algo, mode: f.hash.mode,
-          hex: f.hash.hex, sri: f.hash.sri, urls: JSON.stringify(f.urls), resolved: JSON.stringify(f.resolvedUrls),
-          git: f.git ? JSON.stringify(f.git) : null, postFetch: f.postFetch ? 1 : 0,
-          // a plain download needs nothing beyond the Fod fields; other kinds keep their whole env
-          env: f.kind === 'url' && !f.postFetch ? '{}' : JSON.stringify(d.fodEnv ?? {}),
-        });
-      }
+      if (d.fod) fods.push(d);
     }
-    for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
+    for (const d of fods) {
+      const f = d.fod!;
+      added.fods++;
+      s.insertFod.run(
+        f.drvPath, f.outPath, f.name, f.kind, f.hash.algo, f.hash.mode, f.hash.hex, f.hash.sri,
+        JSON.stringify(f.urls), JSON.stringify(f.resolvedUrls), f.git ? JSON.stringify(f.git) : null, f.postFetch ? 1 : 0,
+        // a plain download needs nothing beyond the Fod fields; other kinds keep their whole env
+        f.kind === 'url' && !f.postFetch ? '{}' : JSON.stringify(d.fodEnv ?? {}),
+      );
     }
+    for (const { crawl, target: t, rows } of batch) for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
     return added;
   });
 
@@ -119,12 +120,12 @@ export function createCrawlStore(db: Db) {
 
 export type CrawlStore = ReturnType<typeof createCrawlStore>;
 
-function rowParams(crawl: number, t: Target, r: AttrRow) {
-  return {
-    crawl, system: t.system, variant: t.variant, path: r.path, pathJson: JSON.stringify(r.pathJson), parent: r.parent,
-    depth: r.depth, status: r.status, drvPath: r.drvPath, errorKind: r.errorKind, error: r.error, reason: r.reason,
-    recurse: r.recurse ? 1 : 0, children: r.children ? JSON.stringify(r.children) : null, sig: r.sig, aliasOf: r.aliasOf,
-  };
+/** An attrs row's values, in the column order of insertAttr. */
+function rowParams(crawl: number, t: Target, r: AttrRow): unknown[] {
+  return [
+    crawl, t.system, t.variant, r.path, JSON.stringify(r.pathJson), r.parent, r.depth, r.status, r.drvPath, r.errorKind,
+    r.error, r.reason, r.recurse ? 1 : 0, r.children ? JSON.stringify(r.children) : null, r.sig, r.aliasOf,
+  ];
 }
 
 function fromRow(r: Record<string, unknown>): AttrRow {

@@ -62,9 +62,13 @@ function crawlKey(config: Config, attrs: string[][] | undefined): { key: string;
 export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const { config, progress } = options;
   const started = Date.now();
+  const mark = (what: string) => { if (process.env.FODDER_TIMINGS) process.stderr.write(`mark: ${what} ${(performance.now()).toFixed(0)} ms\n`); };
+  mark('start');
   await ensureNix();
+  mark('ensureNix');
   prepareDrvStores(config);
   const mirrors = await readMirrors(config.nixpkgs, config.store);
+  mark('mirrors');
   if (options.attrs?.length) await checkAttrsExist(config, options.attrs);
 
   const db = openDb(config.db, { create: true });
@@ -83,6 +87,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const done = new Set(store.targets(id).filter((t) => t.done).map((t) => `${t.system}/${t.variant}`));
   progress?.start({ crawl: id, resumed, targets: targets.length });
 
+  mark('db');
   const pool = new Piscina({
     filename: workerFile(), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
@@ -95,11 +100,14 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   try {
     await Promise.all(targets.filter((t) => !done.has(`${t.system}/${t.variant}`)).map(async (t) => {
       await crawlTarget({ config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer });
+      mark('walked');
       store.finishTarget(id, t);
+      mark('finishTarget');
       progress?.targetDone(t);
     }));
   } finally {
     await pool.destroy();
+    mark('pool destroyed');
   }
   const durationMs = Date.now() - started;
   if (process.env.FODDER_TIMINGS) {
@@ -108,6 +116,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   }
   store.finishCrawl(id, durationMs);
   const summary = summarise(db, id, config, resumed, durationMs);
+  mark('summarised');
   db.close();
   progress?.finish(summary);
   return summary;
@@ -211,9 +220,11 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
 }
 
 /**
- * Groups shard results into fewer transactions: inserts land all over the B-trees, so each
- * commit rewrites many pages, and fewer commits write far less. A crash loses only what was
- * not yet committed, which a re-run evaluates again.
+ * Groups shard results into few transactions. Inserts land all over the B-trees (keys are
+ * store-path hashes), so every commit rewrites most of the pages it touches: in a replay of a
+ * 50,000-derivation crawl, 20 commits cost 1.2 s, 4 commits 0.4 s. A batch is committed every
+ * 10 seconds, at 150,000 rows, and at the end of every level. A crash loses only what was not
+ * yet committed, which a re-run evaluates again. Progress is reported as shards arrive.
  */
 function createBatchWriter(store: ReturnType<typeof createCrawlStore>, progress: Progress | undefined) {
   let batch: ShardWrite[] = [];
@@ -223,11 +234,9 @@ function createBatchWriter(store: ReturnType<typeof createCrawlStore>, progress:
   const flush = () => {
     if (batch.length === 0) return;
     const w0 = Date.now();
-    const added = store.writeShards(batch);
+    store.writeShards(batch);
     timings.writeMs += Date.now() - w0;
     for (const d of done) d();
-    const attrs = batch.flatMap((b) => b.rows);
-    progress?.shardDone(batch[0].target, attrs, added, batch.length);
     batch = []; done = []; size = 0; last = Date.now();
   };
   return {
@@ -235,7 +244,9 @@ function createBatchWriter(store: ReturnType<typeof createCrawlStore>, progress:
       batch.push(write);
       done.push(onWritten);
       size += write.drvs.length + write.rows.length;
-      if (size >= 20_000 || Date.now() - last >= 3000) flush();
+      // workers send each derivation once (they skip what they have read before)
+      progress?.shardDone(write.target, write.rows, { drvs: write.drvs.length, fods: write.drvs.filter((d) => d.fod).length }, 1);
+      if (size >= 150_000 || Date.now() - last >= 10_000) flush();
     },
     flush,
   };

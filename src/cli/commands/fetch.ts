@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { openDb } from '../../db/open.js';
-import { fetchSettings, type FetchFlags } from '../../fetch/options.js';
+import type { FetchFlags } from '../../fetch/options.js';
 import { createFetchProgress, formatBytes, formatDuration } from '../../fetch/progress.js';
-import { runFetch, type FetchSummary } from '../../fetch/run.js';
+import type { FetchSummary } from '../../fetch/run.js';
 import { collect, isInteractive, positiveInt, printJson } from '../common.js';
 
 function summaryText(s: FetchSummary): string {
@@ -44,6 +44,8 @@ export function registerFetch(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('--no-progress', 'no progress output')
     .action(async (flags: FetchFlags & { progress?: boolean }) => {
+      // loaded when used, so other commands start without the fetch stack
+      const { fetchSettings } = await import('../../fetch/options.js');
       const settings = fetchSettings(flags);
       const db = openDb(settings.db);
       const abort = new AbortController();
@@ -51,6 +53,7 @@ export function registerFetch(program: Command): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
+        const { runFetch } = await import('../../fetch/run.js');
         const summary = await runFetch({
           db, mirrorDir: settings.mirror, kinds: settings.kinds, retryFailed: settings.retryFailed, network: settings.network,
           cache: settings.cache, nix: settings.nix,

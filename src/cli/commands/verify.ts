@@ -1,10 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { openDb } from '../../db/open.js';
-import { fetchPaths } from '../../fetch/options.js';
 import { formatBytes, formatDuration } from '../../fetch/progress.js';
 import { forgetMissing } from '../../mirror/mirror-db.js';
-import { verifyMirror } from '../../mirror/verify.js';
 import { isInteractive, printJson } from '../common.js';
 
 interface VerifyFlags { config?: string; db?: string; mirror?: string; json?: boolean; progress?: boolean }
@@ -19,6 +17,7 @@ export function registerVerify(program: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress output')
     .action(async (flags: VerifyFlags) => {
+      const { fetchPaths } = await import('../../fetch/options.js');
       const settings = fetchPaths({ config: flags.config, db: flags.db, mirror: flags.mirror });
       const interactive = isInteractive();
       let last = 0;
@@ -29,6 +28,7 @@ export function registerVerify(program: Command): void {
         process.stderr.write(interactive ? `\r\x1b[Kverify: ${done}/${total} files` : `verify: ${done}/${total} files\n`);
         if (interactive && done === total) process.stderr.write('\n');
       };
+      const { verifyMirror } = await import('../../mirror/verify.js');
       const result = await verifyMirror(settings.mirror, progress);
       let forgotten = 0;
       if (existsSync(settings.db)) {
