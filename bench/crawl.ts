@@ -5,7 +5,7 @@
  * are compared. Also checks that
  * both produced the same drvPaths, and reports peak memory.
  *
- *   npm run bench:crawl [-- --sets 20 --per-set 1000 --rounds 3]
+ *   npm run bench:crawl [-- --sets 20 --per-set 1000 --rounds 3 --settle 65]
  */
 import { execa } from 'execa';
 import { rmSync, readFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 };
-const sets = arg('sets', 20), perSet = arg('per-set', 1000), rounds = arg('rounds', 3);
+const sets = arg('sets', 20), perSet = arg('per-set', 1000), rounds = arg('rounds', 3), settle = arg('settle', 65);
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const work = join(tmpdir(), 'fodder-bench-crawl');
@@ -26,6 +26,7 @@ rmSync(work, { recursive: true, force: true });
 const set = join(work, 'set');
 const shape = writeSyntheticSet(set, { sets, perSet });
 console.log(`synthetic set: ${shape.attrs} package attributes in ${sets} nested sets, ${shape.fods} FODs`);
+console.log(`each run starts after sync and ${settle} s of rest (see the comment on settled())`);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -41,13 +42,23 @@ async function timed(cmd: string, args: string[], env: Record<string, string> = 
   return { ms, peakKb: Number(lines[lines.length - 1]), stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
-// Stores are removed only at the end: ext4 skips recently deleted inodes when allocating new ones,
-// so a run right after deleting a 50,000-file store pays seconds of system time for it.
+// Each run starts on a settled disk. ext4 without a journal (this machine's root volume) skips
+// inodes deleted in the last 60 s (360 s while their inode table block is dirty) when it
+// allocates new ones, scanning past every one of them: a run that starts right after another
+// has deleted 50,000 files (a chroot store's lock files, a removed store) pays seconds of system
+// time for the other's deletions. So stores are removed only at the end, and before each run
+// the benchmark syncs and waits `--settle` seconds.
+async function settled(): Promise<void> {
+  await execa('sync');
+  await new Promise((r) => setTimeout(r, settle * 1000));
+}
+
 const base: number[] = [], ours: number[] = [];
 let basePaths = new Set<string>(), ourPaths = new Set<string>();
 let coordKb = 0, nixKb = 0, baseKb = 0;
 for (let round = 0; round < rounds; round++) {
   const s1 = join(work, `base-store-${round}`);
+  await settled();
   const b = await timed('nix-instantiate', ['--store', s1, set, '--argstr', 'system', 'x86_64-linux']);
   base.push(b.ms);
   baseKb = Math.max(baseKb, b.peakKb);
@@ -55,6 +66,7 @@ for (let round = 0; round < rounds; round++) {
 
   const s2 = join(work, `fodder-store-${round}`);
   const db = join(work, `fodder-${round}.db`);
+  await settled();
   const f = await timed('node', [cli, 'crawl', '--nixpkgs', set, '--system', 'x86_64-linux', '--variant', 'default',
     '--store', s2, '--db', db, '--workers', '2', '--no-progress', '--json'], { FODDER_TIMINGS: '1', CI: '1' });
   ours.push(f.ms);

@@ -93,6 +93,25 @@ describe('crawling the test package set', () => {
     expect(compared).toBe(attrs.length);
   });
 
+  it('records, per target, the FODs the shards walked, which are the closure of its derivation attributes', () => {
+    // the workers report each shard's closure; the definition is a recursive query over the graph
+    const byQuery = rowsWhere(`
+      WITH RECURSIVE c(system, variant, p) AS (
+        SELECT system, variant, drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
+        UNION SELECT c.system, c.variant, i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
+      SELECT DISTINCT c.system, c.variant, c.p drv_path FROM c JOIN fods f ON f.drv_path = c.p
+      ORDER BY 1, 2, 3`, summary.crawl);
+    const recorded = rowsWhere(`SELECT system, variant, drv_path FROM fod_seen WHERE crawl_id = ? ORDER BY 1, 2, 3`, summary.crawl);
+    expect(byQuery.length).toBeGreaterThan(100);
+    expect(recorded).toEqual(byQuery);
+    const closure = rowsWhere(`
+      WITH RECURSIVE c(p) AS (
+        SELECT drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
+        UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
+      SELECT COUNT(*) n FROM c`, summary.crawl)[0].n;
+    expect(summary.drvs).toBe(closure);
+  });
+
   it('sees system-only sources exactly on their systems', () => {
     expect(expected.systemOnly.length).toBeGreaterThan(0);
     for (const e of expected.systemOnly) {

@@ -20,8 +20,8 @@ export interface AttrRow {
 
 export interface Target { system: string; variant: string }
 
-/** One shard's records, as the coordinator writes them. */
-export interface ShardWrite { crawl: number; target: Target; rows: AttrRow[]; drvs: DrvNode[] }
+/** One shard's records, as the coordinator writes them; `seenFods`: the FODs in the closure of its derivation attributes. */
+export interface ShardWrite { crawl: number; target: Target; rows: AttrRow[]; drvs: DrvNode[]; seenFods: string[] }
 
 /** The crawl's single writer: every statement prepared once, every batch one transaction. */
 export function createCrawlStore(db: Db) {
@@ -42,6 +42,7 @@ export function createCrawlStore(db: Db) {
     insertFod: db.prepare(`INSERT OR IGNORE INTO fods (drv_path, out_path, name, kind, hash_algo, hash_mode, hash_hex,
       hash_sri, urls_json, resolved_urls_json, git_json, post_fetch, env_json)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertSeen: db.prepare(`INSERT OR IGNORE INTO fod_seen (crawl_id, system, variant, drv_path) VALUES (?, ?, ?, ?)`),
     clearSeen: db.prepare(`DELETE FROM fod_seen WHERE crawl_id = ? AND system = ? AND variant = ?`),
     fillSeen: db.prepare(`
       INSERT OR IGNORE INTO fod_seen (crawl_id, system, variant, drv_path)
@@ -78,7 +79,10 @@ export function createCrawlStore(db: Db) {
         f.kind === 'url' && !f.postFetch ? '{}' : JSON.stringify(d.fodEnv ?? {}),
       );
     }
-    for (const { crawl, target: t, rows } of batch) for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
+    for (const { crawl, target: t, rows, seenFods } of batch) {
+      for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
+      for (const f of [...seenFods].sort()) s.insertSeen.run(crawl, t.system, t.variant, f);
+    }
     return added;
   });
 
@@ -86,9 +90,11 @@ export function createCrawlStore(db: Db) {
     for (const r of rows) s.setSig.run(r.sig, r.aliasOf, crawl, t.system, t.variant, r.path);
   });
 
-  const finishTarget = db.transaction((crawl: number, t: Target) => {
-    s.clearSeen.run(crawl, t.system, t.variant);
-    s.fillSeen.run({ crawl, system: t.system, variant: t.variant });
+  const finishTarget = db.transaction((crawl: number, t: Target, recompute: boolean) => {
+    if (recompute) {
+      s.clearSeen.run(crawl, t.system, t.variant);
+      s.fillSeen.run({ crawl, system: t.system, variant: t.variant });
+    }
     s.targetDone.run(crawl, t.system, t.variant);
   });
 
@@ -113,7 +119,12 @@ export function createCrawlStore(db: Db) {
       return writeRows(batch);
     },
     writeSigs(crawl: number, t: Target, rows: AttrRow[]): void { writeSigs(crawl, t, rows); },
-    finishTarget(crawl: number, t: Target): void { finishTarget(crawl, t); },
+    /**
+     * Marks a target done. Each shard wrote the FODs of its closure to fod_seen with its rows;
+     * with `recompute` (a target resumed from an earlier run, which may predate that) fod_seen
+     * is filled again from the recorded graph, by a recursive query over drv_inputs.
+     */
+    finishTarget(crawl: number, t: Target, recompute: boolean): void { finishTarget(crawl, t, recompute); },
     finishCrawl(crawl: number, durationMs: number): void { s.finish.run(new Date().toISOString(), durationMs, crawl); },
   };
 }

@@ -97,11 +97,17 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     excludeTop: new Set(config.excludeTop), excludeAnywhere: new Set(config.excludeAnywhere),
   };
   const writer = createBatchWriter(store, progress);
+  // the union of every shard's closure, for the summary, while every target runs in this process
+  const closure: Set<string> | null = done.size === 0 ? new Set() : null;
+  let continued = false;
   try {
     await Promise.all(targets.filter((t) => !done.has(`${t.system}/${t.variant}`)).map(async (t) => {
-      await crawlTarget({ config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer });
+      const resumedTarget = await crawlTarget({
+        config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer, closure,
+      });
+      if (resumedTarget) continued = true;
       mark('walked');
-      store.finishTarget(id, t);
+      store.finishTarget(id, t, resumedTarget);
       mark('finishTarget');
       progress?.targetDone(t);
     }));
@@ -115,7 +121,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     process.stderr.write(`timings: ${JSON.stringify(timings)} total ${durationMs} ms; fodder process cpu user ${Math.round(cpu.user / 1000)} ms system ${Math.round(cpu.system / 1000)} ms\n`);
   }
   store.finishCrawl(id, durationMs);
-  const summary = summarise(db, id, config, resumed, durationMs);
+  const summary = summarise(db, id, config, resumed, durationMs, continued ? null : closure);
   mark('summarised');
   db.close();
   progress?.finish(summary);
@@ -133,13 +139,17 @@ interface TargetJob {
   roots: string[][];
   progress?: Progress;
   writer: ReturnType<typeof createBatchWriter>;
+  /** collects every shard's closure (null: not needed) */
+  closure: Set<string> | null;
 }
 
-async function crawlTarget(job: TargetJob): Promise<void> {
+/** Crawls one target; true when it continued from attributes an earlier run recorded. */
+async function crawlTarget(job: TargetJob): Promise<boolean> {
   const { store, crawl, target } = job;
   const rows = new Map<string, AttrRow>();
   for (const r of store.loadAttrs(crawl, target)) rows.set(r.path, r);
   job.progress?.resume(target, rows.size);
+  const continued = rows.size > 0;
 
   const rootPaths = job.roots.filter((p) => !rows.has(formatAttrPath(p)));
   await evaluate(job, rows, rootPaths);
@@ -171,6 +181,7 @@ async function crawlTarget(job: TargetJob): Promise<void> {
     if (changed.length) store.writeSigs(crawl, target, changed);
     frontier = next;
   }
+  return continued;
 }
 
 function expandable(r: AttrRow | undefined): boolean {
@@ -202,9 +213,12 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
     const result = (await job.pool.run(task)) as ShardResult | ShardFailure;
     let newRows: AttrRow[];
     let drvs: ShardResult['drvs'] = [];
+    let seenFods: string[] = [];
     if (result.ok) {
       newRows = result.attrs.flatMap((a) => rowsOf(job.policy, a));
       drvs = result.drvs;
+      seenFods = result.closureFods;
+      if (job.closure) for (const d of result.closureDrvs) job.closure.add(d);
     } else if (result.code === 'NIX_FAILED') {
       // the package set itself does not load for this target: every path gets Nix's message
       newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'uncatchable', error: result.message })).flat();
@@ -212,7 +226,7 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       throw new FodderError(result.code, `${target.system}/${target.variant}: ${result.message}`, { ...target });
     }
     if (result.ok) { timings.evalMs += result.stats.evalMs; timings.readMs += result.stats.readMs; timings.runs += result.stats.nixRuns; timings.peakNixRssKb = Math.max(timings.peakNixRssKb, result.stats.peakNixRssKb); }
-    job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs }, () => {
+    job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs, seenFods }, () => {
       for (const r of newRows) rows.set(r.path, r);
     });
   }));
@@ -288,10 +302,14 @@ async function checkAttrsExist(config: Config, attrs: string[][]): Promise<void>
     { attrs: missing });
 }
 
-function summarise(db: Db, crawl: number, config: Config, resumed: boolean, durationMs: number): CrawlSummary {
+/**
+ * The crawl's summary. `closure`: every derivation in the closures of its attributes, when this
+ * process crawled all of them; otherwise the database is asked (a recursive query).
+ */
+function summarise(db: Db, crawl: number, config: Config, resumed: boolean, durationMs: number, closure: Set<string> | null): CrawlSummary {
   const counts = db.prepare(`SELECT status, COUNT(*) n FROM attrs WHERE crawl_id = ? GROUP BY status`).all(crawl) as { status: string; n: number }[];
   const by = Object.fromEntries(counts.map((c) => [c.status, c.n])) as Record<string, number>;
-  const drvs = (db.prepare(`
+  const drvs = closure ? closure.size : (db.prepare(`
     WITH RECURSIVE c(p) AS (
       SELECT drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
       UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)

@@ -2,7 +2,7 @@ import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import { readDrvClosure } from '../graph/closure.js';
+import { readDrvClosure, type DrvGraph } from '../graph/closure.js';
 import { slotStorePath } from '../graph/store-slots.js';
 import { runWalker, type WalkerRun } from './nix-run.js';
 import type { DrvNode } from '../graph/types.js';
@@ -67,7 +67,7 @@ function died(run: WalkerRun): string {
  * that passes its time or memory cap is split in halves and retried; a single path that still
  * passes it is recorded as such.
  */
-export async function runShard(task: ShardTask, knownDrvs: Set<string>): Promise<ShardResult | ShardFailure> {
+export async function runShard(task: ShardTask, knownDrvs: Set<string>, graph: DrvGraph): Promise<ShardResult | ShardFailure> {
   const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, readMs: 0, peakNixRssKb: 0 };
   const results = new Map<number, AttrResult>();
   const index = new Map<string[], number>();
@@ -122,7 +122,10 @@ export async function runShard(task: ShardTask, knownDrvs: Set<string>): Promise
   const attrs = task.paths.map((_, i) => results.get(i)!);
   if (task.explainErrors) await explainCaught(task, attrs, stats);
 
-  return { ok: true, attrs, drvs, stats };
+  // the shard's whole closure, new and already known parts: what its target saw
+  graph.add(drvs);
+  const closure = graph.closure(attrs.flatMap((a) => (a.status === 'drv' ? [a.drvPath!] : [])));
+  return { ok: true, attrs, drvs, closureDrvs: closure.drvs, closureFods: closure.fods, stats };
 }
 
 /** tryEval hides the message of what it caught: evaluate those paths again, alone, to hear Nix say it. */

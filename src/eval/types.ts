@@ -54,7 +54,11 @@ export interface ShardStats {
 export interface ShardResult {
   ok: true;
   attrs: AttrResult[];
+  /** derivations this thread reads for the first time */
   drvs: DrvNode[];
+  /** every derivation, and every FOD, in the closure of the shard's derivation attributes */
+  closureDrvs: string[];
+  closureFods: string[];
   stats: ShardStats;
 }
 

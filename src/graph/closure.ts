@@ -46,3 +46,36 @@ export function readDrvClosure(
   }
   return out;
 }
+
+/**
+ * The derivation graph one worker thread has read so far: each .drv's inputs and whether it is
+ * fixed-output. Every .drv in the closure of a drvPath the thread reported is in it (the thread
+ * read it then, or earlier), so closures can be walked again without reading a file.
+ */
+export class DrvGraph {
+  private readonly inputs = new Map<string, string[]>();
+  private readonly fods = new Set<string>();
+
+  add(nodes: Iterable<DrvNode>): void {
+    for (const n of nodes) {
+      this.inputs.set(n.drvPath, n.inputDrvs);
+      if (n.fod) this.fods.add(n.drvPath);
+    }
+  }
+
+  /** Every derivation and every FOD in the closure of `roots`. */
+  closure(roots: Iterable<string>): { drvs: string[]; fods: string[] } {
+    const seen = new Set<string>();
+    const stack: string[] = [];
+    for (const r of roots) if (!seen.has(r)) { seen.add(r); stack.push(r); }
+    const fods: string[] = [];
+    while (stack.length) {
+      const p = stack.pop()!;
+      if (this.fods.has(p)) fods.push(p);
+      const inputs = this.inputs.get(p);
+      if (inputs === undefined) throw new Error(`${p} was never read by this thread`);
+      for (const i of inputs) if (!seen.has(i)) { seen.add(i); stack.push(i); }
+    }
+    return { drvs: [...seen], fods };
+  }
+}
