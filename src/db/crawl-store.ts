@@ -58,7 +58,7 @@ export function createCrawlStore(db: Db) {
 
   // keys are store-path hashes: inserting a batch in key order touches each B-tree page once
   const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
-  const writeRows = db.transaction((batch: ShardWrite[]) => {
+  const insertShards = (batch: ShardWrite[]) => {
     const added = { drvs: 0, fods: 0 };
     const drvs = batch.flatMap((w) => w.drvs).sort(byKey((d) => d.drvPath));
     const fods: DrvNode[] = [];
@@ -84,7 +84,7 @@ export function createCrawlStore(db: Db) {
       for (const f of [...seenFods].sort()) s.insertSeen.run(crawl, t.system, t.variant, f);
     }
     return added;
-  });
+  };
 
   const writeSigs = db.transaction((crawl: number, t: Target, rows: AttrRow[]) => {
     for (const r of rows) s.setSig.run(r.sig, r.aliasOf, crawl, t.system, t.variant, r.path);
@@ -114,10 +114,18 @@ export function createCrawlStore(db: Db) {
     loadAttrs(crawl: number, t: Target): AttrRow[] {
       return (s.attrs.all(crawl, t.system, t.variant) as Record<string, unknown>[]).map(fromRow);
     },
-    /** Writes shards' records in one transaction; returns how many derivations and FODs were new. */
-    writeShards(batch: ShardWrite[]): { drvs: number; fods: number } {
-      return writeRows(batch);
+    /**
+     * Inserts shards' records into the open write transaction (see begin); returns how many
+     * derivations and FODs were new. Nothing is durable before commit.
+     */
+    insertShards(batch: ShardWrite[]): { drvs: number; fods: number } {
+      if (!db.inTransaction) throw new Error('insertShards outside a transaction');
+      return insertShards(batch);
     },
+    /** Opens the write transaction shards are inserted into, unless one is open. */
+    begin(): void { if (!db.inTransaction) db.exec('BEGIN'); },
+    /** Commits what was inserted since begin. */
+    commit(): void { if (db.inTransaction) db.exec('COMMIT'); },
     writeSigs(crawl: number, t: Target, rows: AttrRow[]): void { writeSigs(crawl, t, rows); },
     /**
      * Marks a target done. Each shard wrote the FODs of its closure to fod_seen with its rows;

@@ -96,7 +96,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     exhaustive: config.exhaustive, maxDepth: config.maxDepth,
     excludeTop: new Set(config.excludeTop), excludeAnywhere: new Set(config.excludeAnywhere),
   };
-  const writer = createBatchWriter(store, progress);
+  const writer = createShardWriter(store, progress);
   // the union of every shard's closure, for the summary, while every target runs in this process
   const closure: Set<string> | null = done.size === 0 ? new Set() : null;
   let continued = false;
@@ -138,7 +138,7 @@ interface TargetJob {
   mirrors: Mirrors;
   roots: string[][];
   progress?: Progress;
-  writer: ReturnType<typeof createBatchWriter>;
+  writer: ReturnType<typeof createShardWriter>;
   /** collects every shard's closure (null: not needed) */
   closure: Set<string> | null;
 }
@@ -226,43 +226,43 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       throw new FodderError(result.code, `${target.system}/${target.variant}: ${result.message}`, { ...target });
     }
     if (result.ok) { timings.evalMs += result.stats.evalMs; timings.readMs += result.stats.readMs; timings.runs += result.stats.nixRuns; timings.peakNixRssKb = Math.max(timings.peakNixRssKb, result.stats.peakNixRssKb); }
-    job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs, seenFods }, () => {
-      for (const r of newRows) rows.set(r.path, r);
-    });
+    job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs, seenFods });
+    for (const r of newRows) rows.set(r.path, r);
   }));
-  job.writer.flush();
+  job.writer.commit();
 }
 
 /**
- * Groups shard results into few transactions. Inserts land all over the B-trees (keys are
- * store-path hashes), so every commit rewrites most of the pages it touches: in a replay of a
- * 50,000-derivation crawl, 20 commits cost 1.2 s, 4 commits 0.4 s. A batch is committed every
- * 10 seconds, at 150,000 rows, and at the end of every level. A crash loses only what was not
- * yet committed, which a re-run evaluates again. Progress is reported as shards arrive.
+ * Writes shard results as they arrive, into few transactions. Inserts land all over the
+ * B-trees (keys are store-path hashes), so every commit rewrites most of the pages it touches:
+ * in a replay of a 50,000-derivation crawl, 20 commits cost 1.2 s, 4 commits 0.4 s. So one
+ * transaction stays open while shards arrive (their rows are inserted at once, while Nix goes on
+ * evaluating), committed every 10 seconds and at the end of every level. A crash loses only
+ * what was not yet committed, which a re-run evaluates again.
  */
-function createBatchWriter(store: ReturnType<typeof createCrawlStore>, progress: Progress | undefined) {
-  let batch: ShardWrite[] = [];
-  let done: (() => void)[] = [];
-  let size = 0;
-  let last = Date.now();
-  const flush = () => {
-    if (batch.length === 0) return;
+function createShardWriter(store: ReturnType<typeof createCrawlStore>, progress: Progress | undefined) {
+  let pending = 0;
+  let opened = 0;
+  const commit = () => {
+    if (pending === 0) return;
     const w0 = Date.now();
-    store.writeShards(batch);
+    store.commit();
     timings.writeMs += Date.now() - w0;
-    for (const d of done) d();
-    batch = []; done = []; size = 0; last = Date.now();
+    if (process.env.FODDER_TIMINGS) process.stderr.write(`commit: ${pending} shards ${Date.now() - w0} ms\n`);
+    pending = 0;
   };
   return {
-    add(write: ShardWrite, onWritten: () => void) {
-      batch.push(write);
-      done.push(onWritten);
-      size += write.drvs.length + write.rows.length;
+    add(write: ShardWrite) {
+      if (pending === 0) { store.begin(); opened = Date.now(); }
+      const w0 = Date.now();
+      store.insertShards([write]);
+      timings.writeMs += Date.now() - w0;
+      pending++;
       // workers send each derivation once (they skip what they have read before)
       progress?.shardDone(write.target, write.rows, { drvs: write.drvs.length, fods: write.drvs.filter((d) => d.fod).length }, 1);
-      if (size >= 150_000 || Date.now() - last >= 10_000) flush();
+      if (Date.now() - opened >= 10_000) commit();
     },
-    flush,
+    commit,
   };
 }
 
