@@ -1,14 +1,24 @@
 /**
- * `narHash` with the hashing on another core: the calling thread walks the tree and serialises
- * the NAR (src/mirror/nar.ts), a worker thread hashes it. On a source tree (many small files)
- * the walk and the hash cost about the same, so overlapping them beats `nix-hash`, which does
- * both on one thread. The chunks' memory is moved to the worker, not copied; at most IN_FLIGHT
- * bytes wait for it. One worker serves every caller and does not keep the process alive while
- * idle.
+ * `narHash` spread over threads, for the archive and git plug-ins and the mirror.
+ *
+ * A tree of many small files is bound by the walk: a `stat`, `open`, `read`, `close` per file.
+ * So for a directory the walk itself is split: this thread lists the top SPLIT_DEPTH levels and
+ * writes their NAR framing, and every subtree below is a *unit* that one of two walker threads
+ * serialises (src/mirror/nar-walk-worker.ts) while this thread hashes the units' bytes in
+ * order. One such job runs at a time; a call made meanwhile (fetches run several at once, and
+ * are parallel already), a single file, or a tree with fewer than two units takes the older
+ * route: this thread walks, one worker hashes. Chunks' memory is moved between threads, not
+ * copied. Workers do not keep the process alive while idle.
  */
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { packageRoot } from '../config/defaults.js';
+import { FodderError } from '../errors.js';
 import type { HashAlgo } from '../graph/types.js';
-import { narStream, type NarHashResult } from './nar.js';
+import { narStream, narString, type NarHashResult } from './nar.js';
 
 /** Bytes handed to the worker per message. */
 const BATCH = 1 << 20;
@@ -75,8 +85,8 @@ function refresh(): void {
   if (jobs.size > 0) worker.ref(); else worker.unref();
 }
 
-/** What `nix-hash --type <algo> <path>` prints (and the NAR's size), hashed on a worker thread. */
-export async function narHashThreaded(path: string | Buffer, algo: HashAlgo = 'sha256'): Promise<NarHashResult> {
+/** The NAR hash with one walking thread (this one) and the hashing on a worker thread. */
+async function narHashOneWalker(path: string | Buffer, algo: HashAlgo): Promise<NarHashResult> {
   const w = ensureWorker();
   const id = nextId++;
   let failure: Error | null = null;
@@ -130,5 +140,159 @@ export async function narHashThreaded(path: string | Buffer, algo: HashAlgo = 's
     refresh();
     w.postMessage({ type: 'abort', id });
     throw e;
+  }
+}
+
+/** What `nix-hash --type <algo> <path>` prints (and the NAR's size), computed on several threads. */
+export async function narHashThreaded(path: string | Buffer, algo: HashAlgo = 'sha256'): Promise<NarHashResult> {
+  const file = walkerFile();
+  if (parallelBusy || file === null) return narHashOneWalker(path, algo);
+  parallelBusy = true;
+  try {
+    const plan = planUnits(typeof path === 'string' ? Buffer.from(path) : path);
+    if (plan === null) return await narHashOneWalker(path, algo);
+    return await hashUnits(plan, algo, file);
+  } finally {
+    parallelBusy = false;
+  }
+}
+
+/** Levels of directories this thread lists itself; everything below is a unit for a walker. */
+const SPLIT_DEPTH = 2;
+const WALKERS = 2;
+const TOKEN = {
+  magic: narString('nix-archive-1'),
+  dirOpen: Buffer.concat([narString('('), narString('type'), narString('directory')]),
+  entryHead: Buffer.concat([narString('entry'), narString('('), narString('name')]),
+  node: narString('node'),
+  close: narString(')'),
+};
+
+/** The NAR as literal framing and units (subtrees serialised by walkers), in order. */
+type Plan = (Buffer | { unit: number; path: Buffer })[];
+
+let parallelBusy = false;
+
+function walkerFile(): string | null {
+  const beside = fileURLToPath(new URL('./nar-walk-worker.js', import.meta.url));
+  if (existsSync(beside)) return beside;
+  const built = join(packageRoot(), 'dist', 'src', 'mirror', 'nar-walk-worker.js');
+  return existsSync(built) ? built : null;
+}
+
+/** Null when the root is not a directory or there would be fewer than two units. */
+function planUnits(root: Buffer): Plan | null {
+  if (!lstatSync(root).isDirectory()) return null;
+  const plan: Plan = [TOKEN.magic];
+  let units = 0;
+  const dir = (path: Buffer, depth: number) => {
+    plan.push(TOKEN.dirOpen);
+    const names = readdirSync(path, { encoding: 'buffer' }).sort(Buffer.compare);
+    for (const name of names) {
+      plan.push(TOKEN.entryHead, narString(name), TOKEN.node);
+      const child = Buffer.concat([path, SLASH, name]);
+      if (depth + 1 < SPLIT_DEPTH && lstatSync(child).isDirectory()) dir(child, depth + 1);
+      else plan.push({ unit: units++, path: child });
+      plan.push(TOKEN.close); // the entry
+    }
+    plan.push(TOKEN.close); // the directory node
+  };
+  dir(root, 0);
+  return units >= 2 ? plan : null;
+}
+
+const SLASH = Buffer.from('/');
+
+interface UnitData { chunks: Uint8Array[]; ended: boolean }
+
+let walkers: Worker[] = [];
+let nextJob = 1;
+/** Messages for the running job go to this handler. */
+let onWalkerMessage: ((from: number, m: WalkerMessage) => void) | null = null;
+
+type WalkerMessage =
+  | { type: 'data'; job: number; unit: number; buffers: ArrayBuffer[]; offsets: number[]; lengths: number[]; end: boolean }
+  | { type: 'error'; job: number; code: string | null; message: string };
+
+function ensureWalkers(file: string): Worker[] {
+  if (walkers.length === WALKERS) return walkers;
+  walkers = [];
+  for (let k = 0; k < WALKERS; k++) {
+    const w = new Worker(file);
+    w.on('message', (m: WalkerMessage) => onWalkerMessage?.(k, m));
+    w.on('error', (e) => {
+      walkers = [];
+      onWalkerMessage?.(k, { type: 'error', job: -1, code: null, message: `NAR walker thread failed: ${e.message}` });
+    });
+    w.unref();
+    walkers.push(w);
+  }
+  return walkers;
+}
+
+async function hashUnits(plan: Plan, algo: HashAlgo, file: string): Promise<NarHashResult> {
+  const ws = ensureWalkers(file);
+  const job = nextJob++;
+  const data = new Map<number, UnitData>();
+  let failure: Error | null = null;
+  let wake: (() => void) | null = null;
+  const owner: number[] = [];
+  onWalkerMessage = (from, m) => {
+    if (m.job !== job && m.job !== -1) return;
+    if (m.type === 'error') {
+      failure ??= m.code ? new FodderError(m.code, m.message, {}) : new Error(m.message);
+    } else {
+      let d = data.get(m.unit);
+      if (!d) { d = { chunks: [], ended: false }; data.set(m.unit, d); }
+      for (let i = 0; i < m.buffers.length; i++) d.chunks.push(new Uint8Array(m.buffers[i], m.offsets[i], m.lengths[i]));
+      if (m.end) d.ended = true;
+      void from;
+    }
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  for (const w of ws) w.ref();
+  try {
+    const assigned: { index: number; path: Uint8Array }[][] = ws.map(() => []);
+    for (const item of plan) {
+      if (Buffer.isBuffer(item)) continue;
+      owner[item.unit] = item.unit % ws.length;
+      assigned[owner[item.unit]].push({ index: item.unit, path: new Uint8Array(item.path) });
+    }
+    ws.forEach((w, k) => w.postMessage({ type: 'run', job, units: assigned[k] }));
+
+    const hash = createHash(algo);
+    let size = 0;
+    for (const item of plan) {
+      if (Buffer.isBuffer(item)) { hash.update(item); size += item.length; continue; }
+      for (;;) {
+        if (failure) throw failure;
+        const d = data.get(item.unit);
+        if (d && d.chunks.length > 0) {
+          let n = 0;
+          const back: ArrayBuffer[] = [];
+          for (const c of d.chunks) {
+            hash.update(c);
+            n += c.byteLength;
+            const ab = c.buffer as ArrayBuffer;
+            if (!back.includes(ab)) back.push(ab);
+          }
+          d.chunks = [];
+          size += n;
+          // hashed: the memory goes back to the walker, which reuses it
+          ws[owner[item.unit]].postMessage({ type: 'ack', job, bytes: n, buffers: back }, back);
+        }
+        if (d?.ended) { data.delete(item.unit); break; }
+        await new Promise<void>((r) => { wake = r; });
+      }
+    }
+    return { algo, hex: hash.digest('hex'), size };
+  } catch (e) {
+    for (const w of ws) w.postMessage({ type: 'abort', job });
+    throw e;
+  } finally {
+    onWalkerMessage = null;
+    for (const w of ws) w.unref();
   }
 }

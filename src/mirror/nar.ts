@@ -66,6 +66,8 @@ interface ProduceOptions {
   reuse: boolean;
   /** Treat the root as a regular file with this executable flag, ignoring its mode bits. */
   flatFile?: { executable: boolean };
+  /** Where fresh buffers come from (a pool of buffers handed back by another thread); default Buffer.allocUnsafe */
+  alloc?: (size: number) => Buffer;
 }
 
 /** One directory being walked: its path and sorted entry names still to visit. */
@@ -104,7 +106,8 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
   // memory costs a page fault per 4 KiB on first touch.
   const blockPool: Buffer[] = [];
   let mediumSpare: Buffer | null = null;
-  let block: Buffer = Buffer.allocUnsafe(BATCH_SIZE);
+  const alloc = opts.alloc ?? ((n: number) => Buffer.allocUnsafe(n));
+  let block: Buffer = alloc(BATCH_SIZE);
   let fill = 0;
   /** Chunks to yield, each with the pooled buffer it lives in (if any). */
   const ready: { chunk: Buffer; owner: Buffer | null }[] = [];
@@ -113,7 +116,7 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
   const seal = (): void => {
     if (fill === 0) return;
     ready.push({ chunk: block.subarray(0, fill), owner: block });
-    block = blockPool.pop() ?? Buffer.allocUnsafe(BATCH_SIZE);
+    block = blockPool.pop() ?? alloc(BATCH_SIZE);
     fill = 0;
   };
   function* drain(): Generator<Buffer> {
@@ -166,7 +169,7 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
         readWhole(fd, block, fill, size, path);
         fill += size;
       } else {
-        const own = mediumSpare ?? Buffer.allocUnsafe(NAR_LARGE_FILE);
+        const own = mediumSpare ?? alloc(NAR_LARGE_FILE);
         mediumSpare = null;
         readWhole(fd, own, 0, size, path);
         ready.push({ chunk: own.subarray(0, size), owner: own });
@@ -205,7 +208,7 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
   };
 
   async function* largeFile(path: Buffer, size: number): AsyncGenerator<Buffer> {
-    const take = (): Buffer => (opts.reuse && spareChunks.length > 0 ? spareChunks.pop()! : Buffer.allocUnsafe(NAR_CHUNK_SIZE));
+    const take = (): Buffer => (opts.reuse && spareChunks.length > 0 ? spareChunks.pop()! : alloc(NAR_CHUNK_SIZE));
     const fh = await open(path, 'r');
     let pending: Promise<Buffer> | null = null;
     try {
@@ -335,6 +338,14 @@ async function readChunk(fh: FileHandle, buf: Buffer, pos: number, len: number, 
  */
 export function narStream(path: string | Buffer): AsyncIterable<Buffer> {
   return narChunks(path, { reuse: false });
+}
+
+/**
+ * `narStream` taking its buffers from `alloc`: for a consumer on another thread that hands the
+ * memory back once it has used it (no fresh pages to fault in per chunk).
+ */
+export function narStreamWith(path: string | Buffer, alloc: (size: number) => Buffer): AsyncIterable<Buffer> {
+  return narChunks(path, { reuse: false, alloc });
 }
 
 /**
