@@ -1,6 +1,7 @@
 /**
- * The threaded NAR hash the archive and git plug-ins use (the walk on the calling thread, the
- * hash on a worker) gives what `nix-hash --type sha256` and the single-threaded narHash give:
+ * The threaded NAR hash the archive and git plug-ins use (a large tree's walk split over two
+ * walker threads and hashed on the calling thread; otherwise the walk on the calling thread and
+ * the hash on a worker) gives what `nix-hash --type sha256` and the single-threaded narHash give:
  * on a tree with large files (moved to the worker in 4 MiB chunks), many small ones, symlinks
  * and executables; for other algorithms; for a single file; with several hashes at once.
  */
@@ -10,7 +11,7 @@ import { randomFillSync } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { narHash } from '../src/mirror/nar.js';
-import { narHashThreaded } from '../src/mirror/nar-hash-threaded.js';
+import { narHashRoutes, narHashThreaded } from '../src/mirror/nar-hash-threaded.js';
 import { tempDir } from './helpers/cli.js';
 
 const dir = tempDir('fodder-narthreaded-');
@@ -33,10 +34,35 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('narHashThreaded', () => {
-  test('equals nix-hash and narHash on a mixed tree, with the NAR size', async () => {
+  test('equals nix-hash and narHash on a mixed tree, with the NAR size, splitting the walk over threads', async () => {
+    const before = narHashRoutes();
     const [threaded, single] = await Promise.all([narHashThreaded(tree), narHash(tree)]);
     expect(threaded).toEqual(single);
     expect(threaded.hex).toBe(nixHash(tree));
+    expect(narHashRoutes().parallel).toBe(before.parallel + 1);
+  });
+
+  test('split walks: odd names, empty and dangling units at the seams, and a failure inside a unit', async () => {
+    const t = join(dir, 'seams');
+    for (let d = 0; d < 10; d++) {
+      const sub = join(t, `top${d}`, `unit${d}`);
+      mkdirSync(sub, { recursive: true });
+      writeFileSync(join(sub, 'f'), `unit ${d}\n`);
+    }
+    mkdirSync(join(t, 'top0', 'empty-unit'));
+    symlinkSync('/nowhere', join(t, 'top1', 'dangling-unit'));
+    writeFileSync(join(t, 'top2', 'exec-unit'), '#!/bin/sh\n');
+    chmodSync(join(t, 'top2', 'exec-unit'), 0o755);
+    writeFileSync(Buffer.from(join(t, 'top3') + '/caf\xe9-\xff', 'latin1'), 'not UTF-8\n');
+    writeFileSync(join(t, 'file-at-depth-1'), '');
+    const before = narHashRoutes().parallel;
+    expect((await narHashThreaded(t)).hex).toBe(nixHash(t));
+    expect(narHashRoutes().parallel).toBe(before + 1);
+
+    execFileSync('mkfifo', [join(t, 'top7', 'unit7', 'fifo')]);
+    await expect(narHashThreaded(t)).rejects.toThrow(/fifo/);
+    rmSync(join(t, 'top7', 'unit7', 'fifo'));
+    expect((await narHashThreaded(t)).hex).toBe(nixHash(t));
   });
 
   test('other algorithms', async () => {

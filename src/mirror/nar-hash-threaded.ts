@@ -146,11 +146,12 @@ async function narHashOneWalker(path: string | Buffer, algo: HashAlgo): Promise<
 /** What `nix-hash --type <algo> <path>` prints (and the NAR's size), computed on several threads. */
 export async function narHashThreaded(path: string | Buffer, algo: HashAlgo = 'sha256'): Promise<NarHashResult> {
   const file = walkerFile();
-  if (parallelBusy || file === null) return narHashOneWalker(path, algo);
+  if (parallelBusy || file === null) { routes.oneWalker++; return narHashOneWalker(path, algo); }
   parallelBusy = true;
   try {
     const plan = planUnits(typeof path === 'string' ? Buffer.from(path) : path);
-    if (plan === null) return await narHashOneWalker(path, algo);
+    if (plan === null) { routes.oneWalker++; return await narHashOneWalker(path, algo); }
+    routes.parallel++;
     return await hashUnits(plan, algo, file);
   } finally {
     parallelBusy = false;
@@ -160,6 +161,7 @@ export async function narHashThreaded(path: string | Buffer, algo: HashAlgo = 's
 /** Levels of directories this thread lists itself; everything below is a unit for a walker. */
 const SPLIT_DEPTH = 2;
 const WALKERS = 2;
+const MIN_DIR_UNITS = 8;
 const TOKEN = {
   magic: narString('nix-archive-1'),
   dirOpen: Buffer.concat([narString('('), narString('type'), narString('directory')]),
@@ -172,6 +174,12 @@ const TOKEN = {
 type Plan = (Buffer | { unit: number; path: Buffer })[];
 
 let parallelBusy = false;
+const routes = { parallel: 0, oneWalker: 0 };
+
+/** How many hashes took each route so far (for tests and benchmarks). */
+export function narHashRoutes(): { parallel: number; oneWalker: number } {
+  return { ...routes };
+}
 
 function walkerFile(): string | null {
   const beside = fileURLToPath(new URL('./nar-walk-worker.js', import.meta.url));
@@ -180,25 +188,34 @@ function walkerFile(): string | null {
   return existsSync(built) ? built : null;
 }
 
-/** Null when the root is not a directory or there would be fewer than two units. */
+/**
+ * Null when splitting would not pay: the root is not a directory, or fewer than MIN_DIR_UNITS
+ * units are directories (a small tree costs more in messages than a second walker saves).
+ */
 function planUnits(root: Buffer): Plan | null {
   if (!lstatSync(root).isDirectory()) return null;
   const plan: Plan = [TOKEN.magic];
   let units = 0;
+  let dirUnits = 0;
   const dir = (path: Buffer, depth: number) => {
     plan.push(TOKEN.dirOpen);
-    const names = readdirSync(path, { encoding: 'buffer' }).sort(Buffer.compare);
-    for (const name of names) {
+    const entries = readdirSync(path, { encoding: 'buffer', withFileTypes: true })
+      .sort((a, b) => Buffer.compare(a.name as unknown as Buffer, b.name as unknown as Buffer));
+    for (const e of entries) {
+      const name = e.name as unknown as Buffer;
       plan.push(TOKEN.entryHead, narString(name), TOKEN.node);
       const child = Buffer.concat([path, SLASH, name]);
-      if (depth + 1 < SPLIT_DEPTH && lstatSync(child).isDirectory()) dir(child, depth + 1);
-      else plan.push({ unit: units++, path: child });
+      if (depth + 1 < SPLIT_DEPTH && e.isDirectory()) dir(child, depth + 1);
+      else {
+        plan.push({ unit: units++, path: child });
+        if (e.isDirectory()) dirUnits++;
+      }
       plan.push(TOKEN.close); // the entry
     }
     plan.push(TOKEN.close); // the directory node
   };
   dir(root, 0);
-  return units >= 2 ? plan : null;
+  return dirUnits >= MIN_DIR_UNITS ? plan : null;
 }
 
 const SLASH = Buffer.from('/');

@@ -22,27 +22,31 @@ type Message =
 
 const port = parentPort!;
 
-// memory the consumer handed back after hashing it, by size: reused instead of fresh pages
+// memory the consumer handed back after hashing it, by size: reused instead of fresh pages;
+// never more than what can be in flight, so an idle walker holds little
 const pool = new Map<number, ArrayBuffer[]>();
+let pooled = 0;
 const alloc = (size: number): Buffer => {
   const ab = pool.get(size)?.pop();
-  return ab ? Buffer.from(ab) : Buffer.allocUnsafeSlow(size);
+  if (!ab) return Buffer.allocUnsafeSlow(size);
+  pooled -= ab.byteLength;
+  return Buffer.from(ab);
+};
+const giveBack = (buffers: ArrayBuffer[]): void => {
+  for (const ab of buffers) {
+    if (pooled + ab.byteLength > IN_FLIGHT) return;
+    const list = pool.get(ab.byteLength) ?? pool.set(ab.byteLength, []).get(ab.byteLength)!;
+    list.push(ab);
+    pooled += ab.byteLength;
+  }
 };
 
 port.on('message', (m: Message) => {
   if (m.type === 'run') { void run(m.job, m.units); return; }
   const state = jobs.get(m.job);
-  if (!state) {
-    if (m.type === 'ack') for (const ab of m.buffers) (pool.get(ab.byteLength) ?? pool.set(ab.byteLength, []).get(ab.byteLength)!).push(ab);
-    return;
-  }
-  if (m.type === 'ack') {
-    state.acked += m.bytes;
-    for (const ab of m.buffers) {
-      const list = pool.get(ab.byteLength) ?? pool.set(ab.byteLength, []).get(ab.byteLength)!;
-      if (list.length < 64) list.push(ab);
-    }
-  }
+  if (m.type === 'ack') giveBack(m.buffers);
+  if (!state) return;
+  if (m.type === 'ack') state.acked += m.bytes;
   else state.aborted = true;
   const wake = state.wake;
   state.wake = null;
