@@ -231,7 +231,12 @@ type WalkerMessage =
   | { type: 'data'; job: number; unit: number; buffers: ArrayBuffer[]; offsets: number[]; lengths: number[]; end: boolean }
   | { type: 'error'; job: number; code: string | null; message: string };
 
+/** Idle walkers are stopped after this long: a process that goes on to other work runs measurably slower beside them. */
+const WALKER_IDLE_MS = 5000;
+let idleTimer: NodeJS.Timeout | null = null;
+
 function ensureWalkers(file: string): Worker[] {
+  if (idleTimer) { clearTimeout(idleTimer); idleTimer = null; }
   if (walkers.length === WALKERS) return walkers;
   walkers = [];
   for (let k = 0; k < WALKERS; k++) {
@@ -311,5 +316,12 @@ async function hashUnits(plan: Plan, algo: HashAlgo, file: string): Promise<NarH
   } finally {
     onWalkerMessage = null;
     for (const w of ws) w.unref();
+    idleTimer = setTimeout(() => {
+      idleTimer = null;
+      const stopping = walkers;
+      walkers = [];
+      for (const w of stopping) void w.terminate();
+    }, WALKER_IDLE_MS);
+    idleTimer.unref();
   }
 }
