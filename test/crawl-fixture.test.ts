@@ -22,6 +22,7 @@ const expected = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'expecte
 
 const SYSTEMS = ['x86_64-linux', 'aarch64-linux', 'x86_64-darwin'];
 let dir: string, dbFile: string, store: string, db: Db;
+let stderrOfCrawl = '';
 let summary: { attrs: { total: number; drv: number; error: number }; fods: number };
 
 /** The variants of the test crawl: nixpkgs' two defaults plus one with the config flag the fixture knows. */
@@ -48,6 +49,7 @@ beforeAll(async () => {
     '--store', store, '--workers', '2', '--json', ...SYSTEMS.flatMap((s) => ['--system', s])]);
   expect(r.code, r.stderr).toBe(0);
   summary = JSON.parse(r.stdout);
+  stderrOfCrawl = r.stderr;
   db = openDb(dbFile, { readonly: true });
 }, 300_000);
 
@@ -110,6 +112,9 @@ describe('crawling the test package set', () => {
         UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
       SELECT COUNT(*) n FROM c`, summary.crawl)[0].n;
     expect(summary.drvs).toBe(closure);
+    // into a fresh database, the progress counts (new rows) end at the summary's figures
+    const last = stderrOfCrawl.trim().split('\n').filter((l) => l.startsWith('crawl: targets')).at(-1);
+    expect(last).toContain(`drvs ${summary.drvs}  fods ${summary.fods}`);
   });
 
   it('sees system-only sources exactly on their systems', () => {

@@ -238,7 +238,8 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
  * in a replay of a 50,000-derivation crawl, 20 commits cost 1.2 s, 4 commits 0.4 s. So one
  * transaction stays open while shards arrive (their rows are inserted at once, while Nix goes on
  * evaluating), committed every 10 seconds and at the end of every level. A crash loses only
- * what was not yet committed, which a re-run evaluates again.
+ * what was not yet committed, which a re-run evaluates again. Progress counts what is new to
+ * the database as it is inserted.
  */
 function createShardWriter(store: ReturnType<typeof createCrawlStore>, progress: Progress | undefined) {
   let pending = 0;
@@ -255,11 +256,10 @@ function createShardWriter(store: ReturnType<typeof createCrawlStore>, progress:
     add(write: ShardWrite) {
       if (pending === 0) { store.begin(); opened = Date.now(); }
       const w0 = Date.now();
-      store.insertShards([write]);
+      const added = store.insertShards([write]);
       timings.writeMs += Date.now() - w0;
       pending++;
-      // workers send each derivation once (they skip what they have read before)
-      progress?.shardDone(write.target, write.rows, { drvs: write.drvs.length, fods: write.drvs.filter((d) => d.fod).length }, 1);
+      progress?.shardDone(write.target, write.rows, added, 1);
       if (Date.now() - opened >= 10_000) commit();
     },
     commit,

@@ -6,7 +6,7 @@ export interface Progress {
   start(info: { crawl: number; resumed: boolean; targets: number }): void;
   resume(target: Target, rows: number): void;
   queued(shards: number, attrs: number): void;
-  /** `added`: derivations and FODs the shard's worker read for the first time */
+  /** `added`: derivations and FODs new to the database */
   shardDone(target: Target, rows: AttrRow[], added: { drvs: number; fods: number }, shards: number): void;
   targetDone(target: Target): void;
   finish(summary: CrawlSummary): void;
