@@ -57,10 +57,9 @@ export function createCrawlStore(db: Db) {
   };
 
   // keys are store-path hashes: inserting a batch in key order touches each B-tree page once
-  const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
-  const insertShards = (batch: ShardWrite[]) => {
+  const insertShard = ({ crawl, target: t, rows, drvs: unsorted, seenFods }: ShardWrite) => {
     const added = { drvs: 0, fods: 0 };
-    const drvs = batch.flatMap((w) => w.drvs).sort(byKey((d) => d.drvPath));
+    const drvs = [...unsorted].sort((a, b) => (a.drvPath < b.drvPath ? -1 : a.drvPath > b.drvPath ? 1 : 0));
     const fods: DrvNode[] = [];
     for (const d of drvs) {
       const r = s.insertDrv.run(d.drvPath, d.name, d.system, JSON.stringify(d.outputs), d.fod ? 1 : 0);
@@ -79,10 +78,8 @@ export function createCrawlStore(db: Db) {
         f.kind === 'url' && !f.postFetch ? '{}' : JSON.stringify(d.fodEnv ?? {}),
       );
     }
-    for (const { crawl, target: t, rows, seenFods } of batch) {
-      for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
-      for (const f of [...seenFods].sort()) s.insertSeen.run(crawl, t.system, t.variant, f);
-    }
+    for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
+    for (const f of [...seenFods].sort()) s.insertSeen.run(crawl, t.system, t.variant, f);
     return added;
   };
 
@@ -115,12 +112,12 @@ export function createCrawlStore(db: Db) {
       return (s.attrs.all(crawl, t.system, t.variant) as Record<string, unknown>[]).map(fromRow);
     },
     /**
-     * Inserts shards' records into the open write transaction (see begin); returns how many
-     * derivations and FODs were new. Nothing is durable before commit.
+     * Inserts a shard's records into the open write transaction (see begin), in key order;
+     * returns how many derivations and FODs were new. Nothing is durable before commit.
      */
-    insertShards(batch: ShardWrite[]): { drvs: number; fods: number } {
-      if (!db.inTransaction) throw new Error('insertShards outside a transaction');
-      return insertShards(batch);
+    insertShard(write: ShardWrite): { drvs: number; fods: number } {
+      if (!db.inTransaction) throw new Error('insertShard outside a transaction');
+      return insertShard(write);
     },
     /** Opens the write transaction shards are inserted into, unless one is open. */
     begin(): void { if (!db.inTransaction) db.exec('BEGIN'); },

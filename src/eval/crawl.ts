@@ -34,6 +34,9 @@ export interface CrawlSummary {
   durationMs: number;
 }
 
+/** A line on stderr when FODDER_TIMINGS is set. */
+const trace = (line: string) => { if (process.env.FODDER_TIMINGS) process.stderr.write(`${line}\n`); };
+
 /** Cumulative phase timings of this process (FODDER_TIMINGS=1 prints them). */
 const timings = { evalMs: 0, readMs: 0, writeMs: 0, runs: 0, peakNixRssKb: 0 };
 
@@ -62,7 +65,7 @@ function crawlKey(config: Config, attrs: string[][] | undefined): { key: string;
 export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const { config, progress } = options;
   const started = Date.now();
-  const mark = (what: string) => { if (process.env.FODDER_TIMINGS) process.stderr.write(`mark: ${what} ${(performance.now()).toFixed(0)} ms\n`); };
+  const mark = (what: string) => trace(`mark: ${what} ${performance.now().toFixed(0)} ms`);
   mark('start');
   await ensureNix();
   mark('ensureNix');
@@ -249,14 +252,14 @@ function createShardWriter(store: ReturnType<typeof createCrawlStore>, progress:
     const w0 = Date.now();
     store.commit();
     timings.writeMs += Date.now() - w0;
-    if (process.env.FODDER_TIMINGS) process.stderr.write(`commit: ${pending} shards ${Date.now() - w0} ms\n`);
+    trace(`commit: ${pending} shards ${Date.now() - w0} ms`);
     pending = 0;
   };
   return {
     add(write: ShardWrite) {
       if (pending === 0) { store.begin(); opened = Date.now(); }
       const w0 = Date.now();
-      const added = store.insertShards([write]);
+      const added = store.insertShard(write);
       timings.writeMs += Date.now() - w0;
       pending++;
       progress?.shardDone(write.target, write.rows, added, 1);

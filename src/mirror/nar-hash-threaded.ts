@@ -18,7 +18,7 @@ import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../config/defaults.js';
 import { FodderError } from '../errors.js';
 import type { HashAlgo } from '../graph/types.js';
-import { narStream, narString, type NarHashResult } from './nar.js';
+import { NAR_ENTRY_HEAD, NAR_TOKENS, narStream, narString, type NarHashResult } from './nar.js';
 
 /** Bytes handed to the worker per message. */
 const BATCH = 1 << 20;
@@ -162,13 +162,6 @@ export async function narHashThreaded(path: string | Buffer, algo: HashAlgo = 's
 const SPLIT_DEPTH = 2;
 const WALKERS = 2;
 const MIN_DIR_UNITS = 8;
-const TOKEN = {
-  magic: narString('nix-archive-1'),
-  dirOpen: Buffer.concat([narString('('), narString('type'), narString('directory')]),
-  entryHead: Buffer.concat([narString('entry'), narString('('), narString('name')]),
-  node: narString('node'),
-  close: narString(')'),
-};
 
 /** The NAR as literal framing and units (subtrees serialised by walkers), in order. */
 type Plan = (Buffer | { unit: number; path: Buffer })[];
@@ -194,25 +187,25 @@ function walkerFile(): string | null {
  */
 function planUnits(root: Buffer): Plan | null {
   if (!lstatSync(root).isDirectory()) return null;
-  const plan: Plan = [TOKEN.magic];
+  const plan: Plan = [NAR_TOKENS.magic];
   let units = 0;
   let dirUnits = 0;
   const dir = (path: Buffer, depth: number) => {
-    plan.push(TOKEN.dirOpen);
+    plan.push(NAR_TOKENS.directoryOpen);
     const entries = readdirSync(path, { encoding: 'buffer', withFileTypes: true })
       .sort((a, b) => Buffer.compare(a.name as unknown as Buffer, b.name as unknown as Buffer));
     for (const e of entries) {
       const name = e.name as unknown as Buffer;
-      plan.push(TOKEN.entryHead, narString(name), TOKEN.node);
+      plan.push(NAR_ENTRY_HEAD, narString(name), NAR_TOKENS.node);
       const child = Buffer.concat([path, SLASH, name]);
       if (depth + 1 < SPLIT_DEPTH && e.isDirectory()) dir(child, depth + 1);
       else {
         plan.push({ unit: units++, path: child });
         if (e.isDirectory()) dirUnits++;
       }
-      plan.push(TOKEN.close); // the entry
+      plan.push(NAR_TOKENS.close); // the entry
     }
-    plan.push(TOKEN.close); // the directory node
+    plan.push(NAR_TOKENS.close); // the directory node
   };
   dir(root, 0);
   return dirUnits >= MIN_DIR_UNITS ? plan : null;
@@ -225,7 +218,7 @@ interface UnitData { chunks: Uint8Array[]; ended: boolean }
 let walkers: Worker[] = [];
 let nextJob = 1;
 /** Messages for the running job go to this handler. */
-let onWalkerMessage: ((from: number, m: WalkerMessage) => void) | null = null;
+let onWalkerMessage: ((m: WalkerMessage) => void) | null = null;
 
 type WalkerMessage =
   | { type: 'data'; job: number; unit: number; buffers: ArrayBuffer[]; offsets: number[]; lengths: number[]; end: boolean }
@@ -241,10 +234,10 @@ function ensureWalkers(file: string): Worker[] {
   walkers = [];
   for (let k = 0; k < WALKERS; k++) {
     const w = new Worker(file);
-    w.on('message', (m: WalkerMessage) => onWalkerMessage?.(k, m));
+    w.on('message', (m: WalkerMessage) => onWalkerMessage?.(m));
     w.on('error', (e) => {
       walkers = [];
-      onWalkerMessage?.(k, { type: 'error', job: -1, code: null, message: `NAR walker thread failed: ${e.message}` });
+      onWalkerMessage?.({ type: 'error', job: -1, code: null, message: `NAR walker thread failed: ${e.message}` });
     });
     w.unref();
     walkers.push(w);
@@ -258,8 +251,7 @@ async function hashUnits(plan: Plan, algo: HashAlgo, file: string): Promise<NarH
   const data = new Map<number, UnitData>();
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
-  const owner: number[] = [];
-  onWalkerMessage = (from, m) => {
+  onWalkerMessage = (m) => {
     if (m.job !== job && m.job !== -1) return;
     if (m.type === 'error') {
       failure ??= m.code ? new FodderError(m.code, m.message, {}) : new Error(m.message);
@@ -268,7 +260,6 @@ async function hashUnits(plan: Plan, algo: HashAlgo, file: string): Promise<NarH
       if (!d) { d = { chunks: [], ended: false }; data.set(m.unit, d); }
       for (let i = 0; i < m.buffers.length; i++) d.chunks.push(new Uint8Array(m.buffers[i], m.offsets[i], m.lengths[i]));
       if (m.end) d.ended = true;
-      void from;
     }
     const w = wake;
     wake = null;
@@ -279,8 +270,7 @@ async function hashUnits(plan: Plan, algo: HashAlgo, file: string): Promise<NarH
     const assigned: { index: number; path: Uint8Array }[][] = ws.map(() => []);
     for (const item of plan) {
       if (Buffer.isBuffer(item)) continue;
-      owner[item.unit] = item.unit % ws.length;
-      assigned[owner[item.unit]].push({ index: item.unit, path: new Uint8Array(item.path) });
+      assigned[item.unit % ws.length].push({ index: item.unit, path: new Uint8Array(item.path) });
     }
     ws.forEach((w, k) => w.postMessage({ type: 'run', job, units: assigned[k] }));
 
@@ -303,7 +293,7 @@ async function hashUnits(plan: Plan, algo: HashAlgo, file: string): Promise<NarH
           d.chunks = [];
           size += n;
           // hashed: the memory goes back to the walker, which reuses it
-          ws[owner[item.unit]].postMessage({ type: 'ack', job, bytes: n, buffers: back }, back);
+          ws[item.unit % ws.length].postMessage({ type: 'ack', job, bytes: n, buffers: back }, back);
         }
         if (d?.ended) { data.delete(item.unit); break; }
         await new Promise<void>((r) => { wake = r; });

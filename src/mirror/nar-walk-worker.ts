@@ -8,12 +8,12 @@
  * flight, 174 ms with 8 MiB).
  */
 import { parentPort } from 'node:worker_threads';
-import { narStreamWith, narString } from './nar.js';
+import { NAR_TOKENS, narStreamWith } from './nar.js';
 
 const BATCH = 1 << 20;
 const IN_FLIGHT = 8 << 20;
 /** `narStream` starts with the archive's magic string; a unit is only the node after it. */
-const MAGIC_LENGTH = narString('nix-archive-1').length;
+const MAGIC_LENGTH = NAR_TOKENS.magic.length;
 
 interface JobState { sent: number; acked: number; wake: (() => void) | null; aborted: boolean }
 const jobs = new Map<number, JobState>();

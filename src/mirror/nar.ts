@@ -82,6 +82,14 @@ type Visit = { kind: 'done' } | { kind: 'dir'; frame: Frame } | { kind: 'large';
 
 const DONE: Visit = { kind: 'done' };
 
+/** NAR tokens for code that writes NAR framing of its own (the parallel hash). */
+export const NAR_TOKENS = {
+  magic: T.magic,
+  directoryOpen: Buffer.concat([T.open, T.type, T.directory]),
+  node: T.node,
+  close: T.close,
+};
+
 /** Token runs written together for every regular file and every directory entry. */
 const RUN = {
   regular: Buffer.concat([T.type, T.regular, T.contents]),
@@ -89,6 +97,8 @@ const RUN = {
   entryHead: Buffer.concat([T.entry, T.open, T.name]),
   closeTwice: Buffer.concat([T.close, T.close]),
 };
+/** `entry ( name`, before an entry's name. */
+export const NAR_ENTRY_HEAD = RUN.entryHead;
 /** Sync work done between two turns given back to the event loop, in ms. */
 const BREATHER_MS = 10;
 
