@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -91,6 +92,8 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   progress?.start({ crawl: id, resumed, targets: targets.length });
 
   mark('db');
+  // the walker's spec files, one per Nix run: gone when the crawl ends, however it ends
+  const specDir = mkdtempSync(join(tmpdir(), 'fodder-spec-'));
   const pool = new Piscina({
     filename: workerFile(), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
@@ -106,7 +109,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   try {
     await Promise.all(targets.filter((t) => !done.has(`${t.system}/${t.variant}`)).map(async (t) => {
       const resumedTarget = await crawlTarget({
-        config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer, closure,
+        config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer, closure, specDir,
       });
       if (resumedTarget) continued = true;
       mark('walked');
@@ -116,6 +119,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     }));
   } finally {
     await pool.destroy();
+    rmSync(specDir, { recursive: true, force: true });
     mark('pool destroyed');
   }
   const durationMs = Date.now() - started;
@@ -144,6 +148,7 @@ interface TargetJob {
   writer: ReturnType<typeof createShardWriter>;
   /** collects every shard's closure (null: not needed) */
   closure: Set<string> | null;
+  specDir: string;
 }
 
 /** Crawls one target; true when it continued from attributes an earlier run recorded. */
@@ -211,7 +216,7 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       config: variant.config, configNix: variant.nix, overlays: config.overlays, paths: shard,
       exhaustive: config.exhaustive, store: config.store, storeSlots: config.workers, mirrors: job.mirrors, explainErrors: config.explainErrors,
       timeoutMs: config.limits.shardTimeoutSec * 1000, memoryMb: config.limits.memoryMb,
-      walker: join(packageRoot(), 'nix', 'walker.nix'),
+      walker: join(packageRoot(), 'nix', 'walker.nix'), specDir: job.specDir,
     };
     const result = (await job.pool.run(task)) as ShardResult | ShardFailure;
     let newRows: AttrRow[];

@@ -1,5 +1,4 @@
-import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { readDrvClosure, type DrvGraph } from '../graph/closure.js';
@@ -8,12 +7,10 @@ import { runWalker, type WalkerRun } from './nix-run.js';
 import type { DrvNode } from '../graph/types.js';
 import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
 
-let specDir: string | null = null;
 let specCounter = 0;
 
 function writeSpec(task: ShardTask, paths: string[][], mode: 'walk' | 'explain'): string {
-  specDir ??= mkdtempSync(join(tmpdir(), 'fodder-spec-'));
-  const file = join(specDir, `spec-${process.pid}-${++specCounter}.json`);
+  const file = join(task.specDir, `spec-${threadId}-${++specCounter}.json`);
   writeFileSync(file, JSON.stringify({
     nixpkgs: task.nixpkgs, system: task.system, config: task.config, overlays: task.overlays,
     paths, mode, exhaustive: task.exhaustive,

@@ -21,6 +21,8 @@ export interface ShardTask {
   timeoutMs: number;
   memoryMb: number;
   walker: string;
+  /** where the worker writes the walker's spec files; the coordinator makes it and removes it */
+  specDir: string;
 }
 
 export type AttrStatus = 'drv' | 'set' | 'error' | 'skipped';
