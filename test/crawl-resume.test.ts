@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { FIXTURE, fodder, fodderSpawn, tempDir } from './helpers/cli.js';
+import { openDb } from '../src/db/open.js';
 
 const TARGETS = ['--system', 'x86_64-linux', '--system', 'aarch64-linux'];
 
@@ -64,4 +65,40 @@ describe('an interrupted crawl', () => {
     expect(last.code, last.stderr).toBe(0);
     expect(snapshot(killed)).toEqual(snapshot(clean));
   }, 300_000);
+});
+
+describe('a database of schema 1 (derivation graph in a table of its own)', () => {
+  it('is upgraded in place by the next writer, with the same graph and the same answers', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'fodder.db');
+    const r = await fodder(['crawl', '--nixpkgs', FIXTURE, '--db', file, '--store', join(dir, 'store'), ...TARGETS]);
+    expect(r.code, r.stderr).toBe(0);
+    const sources = async () => {
+      const s = await fodder(['sources', 'hello', '--system', 'aarch64-linux', '--db', file, '--json']);
+      expect(s.code, s.stderr).toBe(0);
+      return JSON.parse(s.stdout) as unknown;
+    };
+    const before = snapshot(file);
+    const answer = await sources();
+
+    // turn it back into schema 1
+    const db = new Database(file);
+    db.exec(`
+      DROP VIEW drv_inputs;
+      CREATE TABLE drv_inputs (drv_path TEXT NOT NULL, input_drv TEXT NOT NULL, PRIMARY KEY (drv_path, input_drv)) WITHOUT ROWID;
+      INSERT INTO drv_inputs SELECT d.drv_path, j.value FROM drvs d, json_each(d.inputs_json) j;
+      ALTER TABLE drvs DROP COLUMN inputs_json;
+      UPDATE meta SET value = '1' WHERE key = 'schema';`);
+    db.close();
+    // readers answer from either layout
+    expect(await sources()).toEqual(answer);
+
+    openDb(file).close();
+    const after = new Database(file, { readonly: true });
+    expect(after.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get()).toEqual({ value: '2' });
+    expect(after.prepare(`SELECT type FROM sqlite_master WHERE name = 'drv_inputs'`).get()).toEqual({ type: 'view' });
+    after.close();
+    expect(snapshot(file)).toEqual(before);
+    expect(await sources()).toEqual(answer);
+  }, 120_000);
 });

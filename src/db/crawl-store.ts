@@ -37,8 +37,7 @@ export function createCrawlStore(db: Db) {
        recurse, children_json, sig, alias_of)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     setSig: db.prepare(`UPDATE attrs SET sig = ?, alias_of = ? WHERE crawl_id = ? AND system = ? AND variant = ? AND path = ?`),
-    insertDrv: db.prepare(`INSERT OR IGNORE INTO drvs (drv_path, name, system, outputs_json, is_fod) VALUES (?, ?, ?, ?, ?)`),
-    insertInput: db.prepare(`INSERT OR IGNORE INTO drv_inputs (drv_path, input_drv) VALUES (?, ?)`),
+    insertDrv: db.prepare(`INSERT OR IGNORE INTO drvs (drv_path, name, system, outputs_json, is_fod, inputs_json) VALUES (?, ?, ?, ?, ?, ?)`),
     insertFod: db.prepare(`INSERT OR IGNORE INTO fods (drv_path, out_path, name, kind, hash_algo, hash_mode, hash_hex,
       hash_sri, urls_json, resolved_urls_json, git_json, post_fetch, env_json)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -62,10 +61,9 @@ export function createCrawlStore(db: Db) {
     const drvs = [...unsorted].sort((a, b) => (a.drvPath < b.drvPath ? -1 : a.drvPath > b.drvPath ? 1 : 0));
     const fods: DrvNode[] = [];
     for (const d of drvs) {
-      const r = s.insertDrv.run(d.drvPath, d.name, d.system, JSON.stringify(d.outputs), d.fod ? 1 : 0);
+      const r = s.insertDrv.run(d.drvPath, d.name, d.system, JSON.stringify(d.outputs), d.fod ? 1 : 0, JSON.stringify(d.inputDrvs));
       if (r.changes === 0) continue;
       added.drvs++;
-      for (const i of d.inputDrvs) s.insertInput.run(d.drvPath, i);
       if (d.fod) fods.push(d);
     }
     for (const d of fods) {

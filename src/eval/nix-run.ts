@@ -25,6 +25,8 @@ export interface WalkerRunOptions {
   store: string | null;
   timeoutMs: number;
   memoryMb: number;
+  /** Nix's TMPDIR */
+  tmpDir?: string;
   /** called with each record as it arrives, while Nix goes on evaluating */
   onRecord?: (record: Record<string, unknown>) => void;
 }
@@ -55,7 +57,7 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
   const started = Date.now();
   const child = execa('nix-instantiate', args, {
     reject: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false,
-    env: NIX_ENV,
+    env: o.tmpDir ? { ...NIX_ENV, TMPDIR: o.tmpDir } : NIX_ENV,
     extendEnv: true,
   });
   const records: Record<string, unknown>[] = [];

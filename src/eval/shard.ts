@@ -10,7 +10,7 @@ import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } fro
 let specCounter = 0;
 
 function writeSpec(task: ShardTask, paths: string[][], mode: 'walk' | 'explain'): string {
-  const file = join(task.specDir, `spec-${threadId}-${++specCounter}.json`);
+  const file = join(task.scratch, `spec-${threadId}-${++specCounter}.json`);
   writeFileSync(file, JSON.stringify({
     nixpkgs: task.nixpkgs, system: task.system, config: task.config, overlays: task.overlays,
     paths, mode, exhaustive: task.exhaustive,
@@ -36,7 +36,7 @@ async function walkerRun(
   try {
     return await runWalker({
       walker: task.walker, specFile, configNix: task.configNix, store: slotStore(task.store, task.storeSlots),
-      timeoutMs: task.timeoutMs, memoryMb: task.memoryMb, onRecord,
+      timeoutMs: task.timeoutMs, memoryMb: task.memoryMb, tmpDir: task.scratch, onRecord,
     });
   } finally {
     rmSync(specFile, { force: true });

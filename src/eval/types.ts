@@ -21,8 +21,11 @@ export interface ShardTask {
   timeoutMs: number;
   memoryMb: number;
   walker: string;
-  /** where the worker writes the walker's spec files; the coordinator makes it and removes it */
-  specDir: string;
+  /**
+   * the crawl's scratch directory, made and removed by the coordinator: the walker's spec files
+   * go there, and Nix's TMPDIR points there
+   */
+  scratch: string;
 }
 
 export type AttrStatus = 'drv' | 'set' | 'error' | 'skipped';

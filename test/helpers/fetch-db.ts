@@ -94,8 +94,8 @@ export function createTestCrawl(file: string, system = 'x86_64-linux', variant =
     },
     addDrv(name, inputs, attr) {
       const drvPath = `/nix/store/${storeHash(name)}-${name}.drv`;
-      db.prepare(`INSERT INTO drvs (drv_path, name, system, outputs_json, is_fod) VALUES (?, ?, ?, '{}', 0)`).run(drvPath, name, system);
-      for (const i of inputs) db.prepare(`INSERT OR IGNORE INTO drv_inputs (drv_path, input_drv) VALUES (?, ?)`).run(drvPath, i);
+      db.prepare(`INSERT INTO drvs (drv_path, name, system, outputs_json, is_fod, inputs_json) VALUES (?, ?, ?, '{}', 0, ?)`)
+        .run(drvPath, name, system, JSON.stringify([...new Set(inputs)].sort()));
       if (attr) { addAttrRow(crawlId, attr, 'drv', drvPath, null); attrs.push({ path: attr, drv: drvPath }); }
       return drvPath;
     },
