@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { FIXTURE, fodder, tempDir } from './helpers/cli.js';
@@ -39,6 +39,17 @@ describe('bad input', () => {
     const r = await fodder(['crawl', '--config', file, ...base()]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${file}: unknown key "sytems"`);
+    expect(digest(db)).toBe(before);
+  });
+
+  it('says Nix is missing when nix-instantiate is not on PATH, and leaves the database as it was', async () => {
+    const before = digest(db);
+    const bin = join(dir, 'bin-without-nix');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(process.execPath, join(bin, 'node'));
+    const r = await fodder(['crawl', ...base()], { env: { PATH: bin } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('[NIX_MISSING]: nix-instantiate not found on PATH');
     expect(digest(db)).toBe(before);
   });
 

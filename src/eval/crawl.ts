@@ -68,7 +68,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const started = Date.now();
   const mark = (what: string) => trace(`mark: ${what} ${performance.now().toFixed(0)} ms at ${Date.now() % 100000}`);
   mark('start');
-  // the pool's threads start (and load their modules) while Nix is checked and the database opened
+  // the pool's threads start (and load their modules) while the mirror list is read and the database opened
   const pool = new Piscina({
     filename: workerFile(), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
@@ -77,12 +77,9 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const scratch = mkdtempSync(join(scratchBase(), 'fodder-crawl-'));
   let db: Db | null = null;
   try {
+    ensureNix();
     prepareDrvStores(config);
-    const mirrorsRead = readMirrors(config.nixpkgs, config.store).catch((err: unknown) => err as Error);
-    await ensureNix();
-    mark('ensureNix');
-    const mirrors = await mirrorsRead;
-    if (mirrors instanceof Error) throw mirrors;
+    const mirrors = await readMirrors(config.nixpkgs, config.store);
     mark('mirrors');
     if (options.attrs?.length) await checkAttrsExist(config, options.attrs);
 
@@ -239,7 +236,10 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       newRows = result.attrs.flatMap((a) => rowsOf(job.policy, a));
       drvs = result.drvs;
       seenFods = result.closureFods;
-      if (job.closure) for (const d of result.closureDrvs) job.closure.add(d);
+      if (job.closure) {
+        for (const d of result.drvs) job.closure.add(d.drvPath);
+        for (const d of result.earlierDrvs) job.closure.add(d);
+      }
     } else if (result.code === 'NIX_FAILED') {
       // the package set itself does not load for this target: every path gets Nix's message
       newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'uncatchable', error: result.message })).flat();

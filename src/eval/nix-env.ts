@@ -1,18 +1,24 @@
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { FodderError, ErrorCode } from '../errors.js';
 import { NIX_ENV, cleanNixMessage, nixStoreArgs } from './nix-run.js';
 import type { Mirrors } from '../graph/fod.js';
 
-/** Fails clearly when Nix is not installed. Returns Nix's version. */
-export async function ensureNix(): Promise<string> {
-  try {
-    const r = await execa('nix-instantiate', ['--version'], { reject: false });
-    if (r.exitCode === 0) return String(r.stdout).trim();
-  } catch { /* not found */ }
+/**
+ * Fails clearly when Nix is not installed: `nix-instantiate` must be an executable file on PATH.
+ * Looked up, not run, so the crawl's start does not wait for a process.
+ */
+export function ensureNix(): void {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, 'nix-instantiate'), constants.X_OK);
+      return;
+    } catch { /* not here */ }
+  }
   throw new FodderError(ErrorCode.NIX_MISSING,
-    'nix-instantiate not found: run `npm run quickstart` (installs Debian\'s nix-bin) or install Nix', {});
+    'nix-instantiate not found on PATH: run `npm run quickstart` (installs Debian\'s nix-bin) or install Nix', {});
 }
 
 /** Evaluates a Nix expression to JSON (read-only). */

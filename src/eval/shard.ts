@@ -122,7 +122,9 @@ export async function runShard(task: ShardTask, knownDrvs: Set<string>, graph: D
   // the shard's whole closure, new and already known parts: what its target saw
   graph.add(drvs);
   const closure = graph.closure(attrs.flatMap((a) => (a.status === 'drv' ? [a.drvPath!] : [])));
-  return { ok: true, attrs, drvs, closureDrvs: closure.drvs, closureFods: closure.fods, stats };
+  const fresh = new Set(drvs.map((d) => d.drvPath));
+  const earlierDrvs = closure.drvs.filter((d) => !fresh.has(d));
+  return { ok: true, attrs, drvs, earlierDrvs, closureFods: closure.fods, stats };
 }
 
 /** tryEval hides the message of what it caught: evaluate those paths again, alone, to hear Nix say it. */

@@ -61,8 +61,11 @@ export interface ShardResult {
   attrs: AttrResult[];
   /** derivations this thread reads for the first time */
   drvs: DrvNode[];
-  /** every derivation, and every FOD, in the closure of the shard's derivation attributes */
-  closureDrvs: string[];
+  /**
+   * The closure of the shard's derivation attributes is `drvs` plus `earlierDrvs` (derivations
+   * this thread read for earlier shards); `closureFods`: every FOD in it
+   */
+  earlierDrvs: string[];
   closureFods: string[];
   stats: ShardStats;
 }
