@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { FIXTURE, fodder, fodderSpawn, tempDir } from './helpers/cli.js';
 import { openDb } from '../src/db/open.js';
@@ -47,6 +49,7 @@ describe('an interrupted crawl', () => {
     const killed = join(dir, 'killed.db');
     const args = ['crawl', '--nixpkgs', FIXTURE, '--db', killed, '--store', join(dir, 'store-b'), '--workers', '2', ...TARGETS];
     const kills: number[] = [];
+    const killedPids: number[] = [];
     // kill at start-up, then after a growing share of the rows is written
     for (const share of [0, 0.1, 0.35, 0.6, 0.85]) {
       const child = fodderSpawn(args);
@@ -57,6 +60,7 @@ describe('an interrupted crawl', () => {
       }
       child.kill('SIGKILL');
       await child;
+      killedPids.push(child.pid!);
       kills.push(attrCount(killed));
     }
     // at least some kills landed mid-crawl (rows recorded, but not all)
@@ -64,6 +68,10 @@ describe('an interrupted crawl', () => {
     const last = await fodder([...args, '--json']);
     expect(last.code, last.stderr).toBe(0);
     expect(snapshot(killed)).toEqual(snapshot(clean));
+    // the killed crawls' scratch directories are gone: the last crawl removed them
+    const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+    const left = readdirSync(base).filter((n) => killedPids.some((pid) => n.startsWith(`fodder-crawl-${pid}-`)));
+    expect(left).toEqual([]);
   }, 300_000);
 });
 

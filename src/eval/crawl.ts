@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,8 +73,9 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     filename: workerFile(), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
   });
-  // the walker's spec files and Nix's own temporary files: gone when the crawl ends, however it ends
-  const scratch = mkdtempSync(join(scratchBase(), 'fodder-crawl-'));
+  // the walker's spec files and Nix's own temporary files: removed when the crawl ends (or, after
+  // a kill, by the next crawl)
+  const scratch = makeScratch();
   let db: Db | null = null;
   try {
     ensureNix();
@@ -297,6 +298,30 @@ function scratchBase(): string {
     if (statSync('/dev/shm').isDirectory()) { accessSync('/dev/shm', constants.W_OK); return '/dev/shm'; }
   } catch { /* no /dev/shm */ }
   return tmpdir();
+}
+
+/**
+ * This crawl's scratch directory, `fodder-crawl-<pid>-XXXXXX`. Those of crawls whose process is
+ * gone (killed before they could remove theirs) are removed first.
+ */
+function makeScratch(): string {
+  const base = scratchBase();
+  try {
+    for (const name of readdirSync(base)) {
+      const m = /^fodder-crawl-(\d+)-/.exec(name);
+      if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) rmSync(join(base, name), { recursive: true, force: true });
+    }
+  } catch { /* best effort: a leftover costs a few bytes */ }
+  return mkdtempSync(join(base, `fodder-crawl-${process.pid}-`));
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
