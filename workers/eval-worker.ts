@@ -3,14 +3,13 @@ import { DrvGraph } from '../src/graph/closure.js';
 import { runShard } from '../src/eval/shard.js';
 import type { ShardTask, ShardResult, ShardFailure } from '../src/eval/types.js';
 
-// derivations this thread already returned (the coordinator stores each only once anyway), and
-// their graph, so a shard's closure is known without reading those files again
-const knownDrvs = new Set<string>();
+// the derivations this thread has read and returned (the coordinator stores each only once
+// anyway): a shard's closure is known without reading those files again
 const graph = new DrvGraph();
 
 export default async function evalShard(task: ShardTask): Promise<ShardResult | ShardFailure> {
   try {
-    return await runShard(task, knownDrvs, graph);
+    return await runShard(task, graph);
   } catch (err) {
     const e = err as { code?: string; message?: string };
     return { ok: false, code: e.code ?? 'WORKER_FAILED', message: e.message ?? String(err) };

@@ -42,8 +42,10 @@ export function openDb(file: string, options: OpenDbOptions = {}): Db {
         const edges = db.prepare(`SELECT type FROM sqlite_master WHERE name = 'drv_inputs'`).get() as { type: string } | undefined;
         if (edges?.type === 'table') db.exec(MIGRATE_1_TO_2);
         db.exec(SCHEMA_SQL);
-        db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
-          .run(String(SCHEMA_VERSION));
+        const row = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined;
+        if (row?.value !== String(SCHEMA_VERSION)) {
+          db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)`).run(String(SCHEMA_VERSION));
+        }
       }).immediate();
     } else {
       db.prepare('SELECT 1 FROM crawls LIMIT 1').get();

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,7 +90,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     await pool.destroy();
     rmSync(scratch, { recursive: true, force: true });
     db?.close();
-    mark('pool destroyed');
+    mark('closed');
   }
 }
 
@@ -136,7 +136,7 @@ async function crawlWith(
   const durationMs = Date.now() - started;
   if (process.env.FODDER_TIMINGS) {
     const cpu = process.cpuUsage();
-    process.stderr.write(`timings: ${JSON.stringify(timings)} total ${durationMs} ms; fodder process cpu user ${Math.round(cpu.user / 1000)} ms system ${Math.round(cpu.system / 1000)} ms\n`);
+    trace(`timings: ${JSON.stringify(timings)} total ${durationMs} ms; fodder process cpu user ${Math.round(cpu.user / 1000)} ms system ${Math.round(cpu.system / 1000)} ms`);
   }
   store.finishCrawl(id, durationMs);
   const summary = summarise(db, id, config, resumed, durationMs, continued ? null : closure);
@@ -295,9 +295,11 @@ function createShardWriter(store: ReturnType<typeof createCrawlStore>, progress:
  */
 function scratchBase(): string {
   try {
-    if (statSync('/dev/shm').isDirectory()) { accessSync('/dev/shm', constants.W_OK); return '/dev/shm'; }
-  } catch { /* no /dev/shm */ }
-  return tmpdir();
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
 }
 
 /**

@@ -64,7 +64,7 @@ function died(run: WalkerRun): string {
  * that passes its time or memory cap is split in halves and retried; a single path that still
  * passes it is recorded as such.
  */
-export async function runShard(task: ShardTask, knownDrvs: Set<string>, graph: DrvGraph): Promise<ShardResult | ShardFailure> {
+export async function runShard(task: ShardTask, graph: DrvGraph): Promise<ShardResult | ShardFailure> {
   const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, readMs: 0, peakNixRssKb: 0 };
   const results = new Map<number, AttrResult>();
   const index = new Map<string[], number>();
@@ -77,7 +77,7 @@ export async function runShard(task: ShardTask, knownDrvs: Set<string>, graph: D
   const onRecord = (rec: Record<string, unknown>) => {
     if (rec.s !== 'drv') return;
     const t0 = Date.now();
-    for (const d of readDrvClosure([String(rec.d)], storeRoot, task.mirrors, knownDrvs)) drvs.push(d);
+    for (const d of readDrvClosure([String(rec.d)], storeRoot, task.mirrors, graph)) drvs.push(d);
     stats.readMs += Date.now() - t0;
   };
   const queue: string[][][] = [task.paths];
@@ -120,7 +120,6 @@ export async function runShard(task: ShardTask, knownDrvs: Set<string>, graph: D
   if (task.explainErrors) await explainCaught(task, attrs, stats);
 
   // the shard's whole closure, new and already known parts: what its target saw
-  graph.add(drvs);
   const closure = graph.closure(attrs.flatMap((a) => (a.status === 'drv' ? [a.drvPath!] : [])));
   const fresh = new Set(drvs.map((d) => d.drvPath));
   const earlierDrvs = closure.drvs.filter((d) => !fresh.has(d));

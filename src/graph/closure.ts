@@ -12,14 +12,17 @@ function readDrvText(store: string | null, drvPath: string): string {
 
 /**
  * Reads the .drv closure of `roots` (following inputDrvs, as `nix-store -qR` does for .drv
- * files) and returns a node for every derivation not already in `known`, which it extends.
+ * files) and returns a node for every derivation not already in `graph`, adding each to it as
+ * it is read.
  */
 export function readDrvClosure(
-  roots: Iterable<string>, store: string | null, mirrors: Mirrors, known: Set<string>,
+  roots: Iterable<string>, store: string | null, mirrors: Mirrors, graph: DrvGraph,
 ): DrvNode[] {
   const out: DrvNode[] = [];
+  const queued = new Set<string>();
   const stack: string[] = [];
-  for (const r of roots) if (!known.has(r)) { known.add(r); stack.push(r); }
+  const visit = (p: string) => { if (!graph.has(p) && !queued.has(p)) { queued.add(p); stack.push(p); } };
+  for (const r of roots) visit(r);
   while (stack.length) {
     const drvPath = stack.pop()!;
     let text: string;
@@ -30,11 +33,11 @@ export function readDrvClosure(
     }
     const drv = parseDrvPart(text, drvPath, false);
     const inputDrvs = drv.inputDrvs.map((i) => i.path);
-    for (const i of inputDrvs) if (!known.has(i)) { known.add(i); stack.push(i); }
+    for (const i of inputDrvs) visit(i);
     const outputs: Record<string, string> = {};
     for (const o of drv.outputs) outputs[o.name] = o.path;
     const fod = isFixedOutput(drv) ? fodFromDrv(drvPath, drv, mirrors) : null;
-    out.push({
+    const node: DrvNode = {
       drvPath,
       name: drv.env.name ?? drvName(drvPath),
       system: drv.system,
@@ -42,7 +45,9 @@ export function readDrvClosure(
       inputDrvs,
       fod,
       fodEnv: fod && (fod.kind !== 'url' || fod.postFetch) ? drv.env : null,
-    });
+    };
+    graph.add([node]);
+    out.push(node);
   }
   return out;
 }
@@ -50,11 +55,16 @@ export function readDrvClosure(
 /**
  * The derivation graph one worker thread has read so far: each .drv's inputs and whether it is
  * fixed-output. Every .drv in the closure of a drvPath the thread reported is in it (the thread
- * read it then, or earlier), so closures can be walked again without reading a file.
+ * read it then, or earlier), so closures can be walked again without reading a file, and no
+ * .drv is read twice.
  */
 export class DrvGraph {
   private readonly inputs = new Map<string, string[]>();
   private readonly fods = new Set<string>();
+
+  has(drvPath: string): boolean {
+    return this.inputs.has(drvPath);
+  }
 
   add(nodes: Iterable<DrvNode>): void {
     for (const n of nodes) {
