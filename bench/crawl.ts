@@ -1,14 +1,17 @@
 /**
  * Crawl benchmark: a nixpkgs-scale synthetic package set, crawled by `fodder crawl` with two
- * workers, against one plain `nix-instantiate` that instantiates the same derivations (into a
- * fresh chroot store; fodder into fresh drv stores, on the same disk). Runs alternate; medians
- * are compared. Also checks that
- * both produced the same drvPaths, and reports peak memory.
+ * workers, against one plain `nix-instantiate` that instantiates the same derivations into a
+ * fresh chroot store on disk. fodder runs twice a round: as a user runs it (no --store: Nix writes
+ * the .drv files into the crawl's scratch directory, a memory file system here, and their texts go
+ * into the database), and with `--store DIR` on the same disk as the chroot store (the .drv files
+ * kept there too). Runs alternate; medians are compared. Also checks that all three produced the
+ * same drvPaths, that the database holds every .drv text exactly as Nix wrote it into the chroot
+ * store, and reports peak memory.
  *
  *   npm run bench:crawl [-- --sets 20 --per-set 1000 --rounds 3 --settle 65]
  */
 import { execa } from 'execa';
-import { rmSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
@@ -53,9 +56,41 @@ async function settled(): Promise<void> {
   await new Promise((r) => setTimeout(r, settle * 1000));
 }
 
-const base: number[] = [], ours: number[] = [];
-let basePaths = new Set<string>(), ourPaths = new Set<string>();
+const base: number[] = [], ours: number[] = [], kept: number[] = [];
+let basePaths = new Set<string>(), ourPaths = new Set<string>(), keptPaths = new Set<string>();
 let coordKb = 0, nixKb = 0, baseKb = 0;
+let texts = { checked: 0, differ: 0, missing: 0 };
+
+/** One fodder crawl into a fresh database; its drvPaths. */
+async function fodderRun(db: string, extra: string[]) {
+  const f = await timed('node', [cli, 'crawl', '--nixpkgs', set, '--system', 'x86_64-linux', '--variant', 'default',
+    ...extra, '--db', db, '--workers', '2', '--no-progress', '--json'], { FODDER_TIMINGS: '1', CI: '1' });
+  coordKb = Math.max(coordKb, f.peakKb);
+  const t = /timings: (\{.*\})/.exec(f.stderr);
+  if (t) nixKb = Math.max(nixKb, (JSON.parse(t[1]) as { peakNixRssKb: number }).peakNixRssKb);
+  const d = new Database(db, { readonly: true });
+  const paths = new Set((d.prepare(`SELECT drv_path FROM attrs WHERE status = 'drv'`).all() as { drv_path: string }[]).map((r) => r.drv_path));
+  d.close();
+  return { ms: f.ms, paths };
+}
+
+/** Every derivation the chroot store holds, compared with its text in the database. */
+function compareTexts(chroot: string, db: string) {
+  const d = new Database(db, { readonly: true });
+  const text = d.prepare(`SELECT text FROM drv_texts WHERE drv_path = ?`).pluck();
+  const out = { checked: 0, differ: 0, missing: 0 };
+  for (const name of readdirSync(join(chroot, 'nix', 'store'))) {
+    if (!name.endsWith('.drv')) continue;
+    const ours = text.get(`/nix/store/${name}`) as string | undefined;
+    out.checked++;
+    if (ours === undefined) out.missing++;
+    else if (ours !== readFileSync(join(chroot, 'nix', 'store', name), 'utf8')) out.differ++;
+  }
+  d.close();
+  return out;
+}
+
+const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 for (let round = 0; round < rounds; round++) {
   const s1 = join(work, `base-store-${round}`);
   await settled();
@@ -64,25 +99,25 @@ for (let round = 0; round < rounds; round++) {
   baseKb = Math.max(baseKb, b.peakKb);
   basePaths = new Set(b.stdout.split('\n').filter(Boolean));
 
-  const s2 = join(work, `fodder-store-${round}`);
-  const db = join(work, `fodder-${round}.db`);
   await settled();
-  const f = await timed('node', [cli, 'crawl', '--nixpkgs', set, '--system', 'x86_64-linux', '--variant', 'default',
-    '--store', s2, '--db', db, '--workers', '2', '--no-progress', '--json'], { FODDER_TIMINGS: '1', CI: '1' });
+  const f = await fodderRun(join(work, `fodder-${round}.db`), []);
   ours.push(f.ms);
-  coordKb = Math.max(coordKb, f.peakKb);
-  const t = /timings: (\{.*\})/.exec(f.stderr);
-  if (t) nixKb = Math.max(nixKb, (JSON.parse(t[1]) as { peakNixRssKb: number }).peakNixRssKb);
-  const d = new Database(db, { readonly: true });
-  ourPaths = new Set((d.prepare(`SELECT drv_path FROM attrs WHERE status = 'drv'`).all() as { drv_path: string }[]).map((r) => r.drv_path));
-  d.close();
-  console.log(`round ${round + 1}: nix-instantiate ${(b.ms / 1000).toFixed(2)} s, fodder crawl ${(f.ms / 1000).toFixed(2)} s, ratio ${(f.ms / b.ms).toFixed(3)}`);
+  ourPaths = f.paths;
+
+  await settled();
+  const k = await fodderRun(join(work, `fodder-kept-${round}.db`), ['--store', join(work, `fodder-store-${round}`)]);
+  kept.push(k.ms);
+  keptPaths = k.paths;
+  console.log(`round ${round + 1}: nix-instantiate ${sec(b.ms)}, fodder crawl ${sec(f.ms)} (ratio ${(f.ms / b.ms).toFixed(3)}), with --store ${sec(k.ms)} (ratio ${(k.ms / b.ms).toFixed(3)})`);
+  if (round === rounds - 1) texts = compareTexts(s1, join(work, `fodder-${round}.db`));
 }
-const same = basePaths.size === ourPaths.size && [...basePaths].every((p) => ourPaths.has(p));
-console.log(`same drvPaths: ${same} (${basePaths.size} from nix-instantiate, ${ourPaths.size} from fodder)`);
-console.log(`median: nix-instantiate ${(median(base) / 1000).toFixed(2)} s, fodder crawl (2 workers) ${(median(ours) / 1000).toFixed(2)} s`);
-console.log(`RATIO fodder/nix-instantiate: ${(median(ours) / median(base)).toFixed(3)} (target <= 0.65)`);
+const sameAs = (ps: Set<string>) => basePaths.size === ps.size && [...basePaths].every((p) => ps.has(p));
+const same = sameAs(ourPaths) && sameAs(keptPaths);
+const textsOk = texts.checked > 0 && texts.differ === 0 && texts.missing === 0;
+console.log(`same drvPaths: ${same} (${basePaths.size} from nix-instantiate, ${ourPaths.size} from fodder, ${keptPaths.size} from fodder --store)`);
+console.log(`.drv texts in the database equal to the chroot store's: ${textsOk} (${texts.checked} .drv files, ${texts.differ} differ, ${texts.missing} missing)`);
+console.log(`median: nix-instantiate ${sec(median(base))}, fodder crawl (2 workers) ${sec(median(ours))}, with --store ${sec(median(kept))}`);
+console.log(`RATIO fodder/nix-instantiate: ${(median(ours) / median(base)).toFixed(3)} (target <= 0.65); with --store DIR on disk: ${(median(kept) / median(base)).toFixed(3)}`);
 console.log(`peak RSS: fodder process (coordinator + worker threads) ${(coordKb / 1024).toFixed(0)} MiB, one nix-instantiate worker ${(nixKb / 1024).toFixed(0)} MiB, plain nix-instantiate ${(baseKb / 1024).toFixed(0)} MiB`);
-void readFileSync;
 rmSync(work, { recursive: true, force: true });
-if (!same) process.exitCode = 1;
+if (!same || !textsOk) process.exitCode = 1;

@@ -19,7 +19,8 @@ import { createNixFetcher, crawlDrvStores } from '../src/fetch/plugins/nix.js';
 import { fetchWithFallback, type FetcherSet } from '../src/fetch/fallback.js';
 import { fodFromDrv } from '../src/graph/fod.js';
 import { parseDrv } from '../src/graph/drv-parse.js';
-import { drvStoreHas, drvStoreUrl, readStoreText } from '../src/graph/store-slots.js';
+import { drvStoreHas, drvStoreUrl, readStoreSource, readStoreText } from '../src/graph/store-slots.js';
+import { drvEntry } from '../src/graph/drv-export.js';
 import { createBinaryCache } from '../src/mirror/binary-cache.js';
 import { tempDir } from './helpers/cli.js';
 import {
@@ -110,6 +111,19 @@ describe('a fetchzip with a custom postFetch, realised by Nix', () => {
     const cache = createBinaryCache({ mirrorDir: tempDir('fodder-mirror-'), compression: 'xz' });
     const e = await cache.addOutput(f.fod, v.verdict.output);
     expect(e.storePath).toBe(fixture.fods.find((x) => x.fod.name === 'trimmed-2.0-source')!.fod.outPath);
+  });
+
+  test('with no drv store, the .drv and its builder script come from the database\'s records: imported, then built', async () => {
+    const drvPath = fetchzipDrv('trimmed-2.0-source', upstream.url('/custom/trimmed-2.0.tar.gz'), TRIM, sri('trimmed'));
+    const f = fodOf(drvPath);
+    const text = readStoreText(drvStore, drvPath);
+    const srcs = parseDrv(text, drvPath).inputSrcs;
+    expect(srcs).toHaveLength(1); // ./builder.sh
+    // what a crawl records: the .drv's text and its input source (see createClosureReader)
+    const closureOf = (p: string) => (p === drvPath ? [...srcs.map((s) => readStoreSource(drvStore, s)), drvEntry({ drvPath, text })] : null);
+    const nix = createNixFetcher({ store: join(tempDir('fodder-build-'), 'store'), closureOf, options: HOST_TOOLS, timeoutMs: 120_000 });
+    const v = await nix.fetch(f.fod, h.ctx(f.env, 'trimmed-db'));
+    expect(v).toMatchObject({ ok: true, output: { type: 'tree', narHash: hashes.get('trimmed')!['nar-sha256-hex'] } });
   });
 
   test('Nix\'s own hash mismatch is a broken hash, with the hash Nix got', async () => {

@@ -9,9 +9,13 @@ import { openDb } from '../src/db/open.js';
 const TARGETS = ['--system', 'x86_64-linux', '--system', 'aarch64-linux'];
 
 /** Everything a crawl records, without ids and timestamps, in a stable order. */
-function snapshot(file: string) {
+function snapshot(file: string, options = { texts: true }) {
   const db = new Database(file, { readonly: true });
   const q = (sql: string) => db.prepare(sql).all();
+  const texts = options.texts ? {
+    texts: q(`SELECT * FROM drv_texts ORDER BY drv_path`),
+    sources: q(`SELECT * FROM store_sources ORDER BY path`),
+  } : {};
   const snap = {
     crawls: q(`SELECT status FROM crawls`),
     targets: q(`SELECT system, variant, done FROM crawl_targets ORDER BY system, variant`),
@@ -21,6 +25,7 @@ function snapshot(file: string) {
     inputs: q(`SELECT * FROM drv_inputs ORDER BY drv_path, input_drv`),
     fods: q(`SELECT * FROM fods ORDER BY drv_path`),
     seen: q(`SELECT system, variant, drv_path FROM fod_seen ORDER BY system, variant, drv_path`),
+    ...texts,
   };
   db.close();
   return snap;
@@ -75,7 +80,7 @@ describe('an interrupted crawl', () => {
   }, 300_000);
 });
 
-describe('a database of schema 1 (derivation graph in a table of its own)', () => {
+describe('a database of schema 1 (derivation graph in a table of its own, no .drv texts)', () => {
   it('is upgraded in place by the next writer, with the same graph and the same answers', async () => {
     const dir = tempDir();
     const file = join(dir, 'fodder.db');
@@ -86,12 +91,16 @@ describe('a database of schema 1 (derivation graph in a table of its own)', () =
       expect(s.code, s.stderr).toBe(0);
       return JSON.parse(s.stdout) as unknown;
     };
-    const before = snapshot(file);
+    const before = snapshot(file, { texts: false });
+    const texts = snapshot(file).texts as unknown[];
+    expect(texts.length).toBe(before.drvs.length);
     const answer = await sources();
 
     // turn it back into schema 1
     const db = new Database(file);
     db.exec(`
+      DROP TABLE drv_texts;
+      DROP TABLE store_sources;
       DROP VIEW drv_inputs;
       CREATE TABLE drv_inputs (drv_path TEXT NOT NULL, input_drv TEXT NOT NULL, PRIMARY KEY (drv_path, input_drv)) WITHOUT ROWID;
       INSERT INTO drv_inputs SELECT d.drv_path, j.value FROM drvs d, json_each(d.inputs_json) j;
@@ -103,10 +112,16 @@ describe('a database of schema 1 (derivation graph in a table of its own)', () =
 
     openDb(file).close();
     const after = new Database(file, { readonly: true });
-    expect(after.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get()).toEqual({ value: '2' });
+    expect(after.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get()).toEqual({ value: '3' });
     expect(after.prepare(`SELECT type FROM sqlite_master WHERE name = 'drv_inputs'`).get()).toEqual({ type: 'view' });
     after.close();
-    expect(snapshot(file)).toEqual(before);
+    expect(snapshot(file, { texts: false })).toEqual(before);
     expect(await sources()).toEqual(answer);
+
+    // the derivations it recorded get their texts from the next crawl that reads them
+    expect(snapshot(file).texts).toEqual([]);
+    const again = await fodder(['crawl', '--nixpkgs', FIXTURE, '--db', file, '--store', join(dir, 'store'), ...TARGETS]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(snapshot(file).texts).toEqual(texts);
   }, 120_000);
 });

@@ -105,9 +105,9 @@ export function loadConfig(file: string | undefined, cli: CliOverrides = {}): Co
     }
   }
 
-  // default: a drv store directory under data/, so no root and no daemon are needed
-  const storeRaw = cli.store ?? (raw.store === undefined ? 'data/store' : raw.store);
-  const storeBase = cli.store || raw.store === undefined ? process.cwd() : base;
+  // default: no store kept; the .drv files live in the crawl's scratch directory and their texts in the database
+  const storeRaw = cli.store ?? raw.store ?? null;
+  const storeBase = cli.store ? process.cwd() : base;
   return {
     file: file ? resolve(file) : null,
     nixpkgs,

@@ -13,6 +13,11 @@ export const crawlLimitsSchema = z.object({
   shardTimeoutSec: z.number().positive().default(900),
   /** resident memory cap of one nix-instantiate process, MiB */
   memoryMb: z.number().int().positive().default(4096),
+  /**
+   * without a kept store: a worker empties its drv store in the scratch directory once it has
+   * read this many .drv files since it last did (each costs about 8 KiB there)
+   */
+  scratchDrvs: z.number().int().positive().default(50_000),
 }).strict();
 
 /** `fetch.cache`: the binary cache of FOD outputs in `<mirror>/cache`. */
@@ -76,7 +81,7 @@ export const configSchema = z.object({
   workers: z.number().int().positive().optional(),
   shardSize: z.number().int().positive().default(1000),
   explainErrors: z.boolean().default(true),
-  /** the drv store directory (a Nix binary-cache store of .drv files): no root and no daemon needed; null uses the system store */
+  /** a directory to keep the crawl's .drv files in (a Nix binary-cache store); null or absent: they are kept only in the database */
   store: z.string().min(1).nullable().optional(),
   db: z.string().min(1).optional(),
   limits: crawlLimitsSchema.default({}),

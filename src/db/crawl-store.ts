@@ -1,5 +1,5 @@
 import type { Db } from './open.js';
-import type { DrvNode } from '../graph/types.js';
+import type { DrvNode, StoreSource } from '../graph/types.js';
 
 /** An attribute row as the coordinator keeps it in memory. */
 export interface AttrRow {
@@ -21,7 +21,7 @@ export interface AttrRow {
 export interface Target { system: string; variant: string }
 
 /** One shard's records, as the coordinator writes them; `seenFods`: the FODs in the closure of its derivation attributes. */
-export interface ShardWrite { crawl: number; target: Target; rows: AttrRow[]; drvs: DrvNode[]; seenFods: string[] }
+export interface ShardWrite { crawl: number; target: Target; rows: AttrRow[]; drvs: DrvNode[]; sources: StoreSource[]; seenFods: string[] }
 
 /** The crawl's single writer: every statement prepared once, every batch one transaction. */
 export function createCrawlStore(db: Db) {
@@ -38,6 +38,8 @@ export function createCrawlStore(db: Db) {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     setSig: db.prepare(`UPDATE attrs SET sig = ?, alias_of = ? WHERE crawl_id = ? AND system = ? AND variant = ? AND path = ?`),
     insertDrv: db.prepare(`INSERT OR IGNORE INTO drvs (drv_path, name, system, outputs_json, is_fod, inputs_json) VALUES (?, ?, ?, ?, ?, ?)`),
+    insertText: db.prepare(`INSERT OR IGNORE INTO drv_texts (drv_path, text) VALUES (?, ?)`),
+    insertSource: db.prepare(`INSERT OR IGNORE INTO store_sources (path, nar, references_json) VALUES (?, ?, ?)`),
     insertFod: db.prepare(`INSERT OR IGNORE INTO fods (drv_path, out_path, name, kind, hash_algo, hash_mode, hash_hex,
       hash_sri, urls_json, resolved_urls_json, git_json, post_fetch, env_json)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -56,12 +58,14 @@ export function createCrawlStore(db: Db) {
   };
 
   // keys are store-path hashes: inserting a batch in key order touches each B-tree page once
-  const insertShard = ({ crawl, target: t, rows, drvs: unsorted, seenFods }: ShardWrite) => {
+  const insertShard = ({ crawl, target: t, rows, drvs: unsorted, sources, seenFods }: ShardWrite) => {
     const added = { drvs: 0, fods: 0 };
     const drvs = [...unsorted].sort((a, b) => (a.drvPath < b.drvPath ? -1 : a.drvPath > b.drvPath ? 1 : 0));
     const fods: DrvNode[] = [];
     for (const d of drvs) {
       const r = s.insertDrv.run(d.drvPath, d.name, d.system, JSON.stringify(d.outputs), d.fod ? 1 : 0, JSON.stringify(d.inputDrvs));
+      // a derivation recorded by a schema 2 crawl gets its text now
+      s.insertText.run(d.drvPath, d.text);
       if (r.changes === 0) continue;
       added.drvs++;
       if (d.fod) fods.push(d);
@@ -76,6 +80,7 @@ export function createCrawlStore(db: Db) {
         f.kind === 'url' && !f.postFetch ? '{}' : JSON.stringify(d.fodEnv ?? {}),
       );
     }
+    for (const src of sources) s.insertSource.run(src.path, src.nar, JSON.stringify(src.references));
     for (const row of rows) s.insertAttr.run(rowParams(crawl, t, row));
     for (const f of [...seenFods].sort()) s.insertSeen.run(crawl, t.system, t.variant, f);
     return added;

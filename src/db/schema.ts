@@ -2,7 +2,7 @@
  * The database layout. Derivations are global (a drvPath never changes meaning); everything
  * observed by a crawl is keyed by crawl id, system and variant.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -66,6 +66,22 @@ CREATE TABLE IF NOT EXISTS drvs (
   is_fod INTEGER NOT NULL,
   inputs_json TEXT NOT NULL DEFAULT '[]'   -- JSON array of its input derivations (inputDrvs), sorted
 ) WITHOUT ROWID;
+
+-- the text of each .drv, exactly as Nix wrote it (schema 3): the crawl's .drv files live only
+-- as long as the crawl unless --store keeps them, so this is where later stages find them.
+-- A rowid table: the texts are large, and a WITHOUT ROWID table wants small rows.
+CREATE TABLE IF NOT EXISTS drv_texts (
+  drv_path TEXT PRIMARY KEY,
+  text TEXT NOT NULL
+);
+
+-- the input sources of those derivations (builder scripts, patches from the package set's tree,
+-- builtins.toFile): with drv_texts, what makes a derivation's closure importable into a Nix store
+CREATE TABLE IF NOT EXISTS store_sources (
+  path TEXT PRIMARY KEY,
+  nar BLOB NOT NULL,             -- the NAR of its contents
+  references_json TEXT NOT NULL  -- JSON array of the store paths it refers to
+);
 
 -- the derivation graph as rows, one per edge
 CREATE VIEW IF NOT EXISTS drv_inputs (drv_path, input_drv) AS

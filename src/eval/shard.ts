@@ -1,13 +1,14 @@
 import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import { readDrvClosure, type DrvGraph } from '../graph/closure.js';
+import { readDrvClosure, type DrvGraph, type ReadClosure } from '../graph/closure.js';
 import { slotStorePath } from '../graph/store-slots.js';
 import { runWalker, type WalkerRun } from './nix-run.js';
-import type { DrvNode } from '../graph/types.js';
 import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
 
 let specCounter = 0;
+/** .drv files this thread has read since it last emptied its scratch drv store */
+let readSincePrune = 0;
 
 function writeSpec(task: ShardTask, paths: string[][], mode: 'walk' | 'explain'): string {
   const file = join(task.scratch, `spec-${threadId}-${++specCounter}.json`);
@@ -22,8 +23,7 @@ function writeSpec(task: ShardTask, paths: string[][], mode: 'walk' | 'explain')
  * The drv store directory this thread's Nix writes to: one per worker (slot 0 is the configured
  * one), so two Nix processes never write into one directory.
  */
-export function slotStore(store: string | null, slots: number): string | null {
-  if (store === null) return null;
+export function slotStore(store: string, slots: number): string {
   const slot = slots > 1 ? Math.max(0, threadId - 1) % slots : 0;
   return slotStorePath(store, slot);
 }
@@ -73,11 +73,11 @@ export async function runShard(task: ShardTask, graph: DrvGraph): Promise<ShardR
   // .drv files are read as their records stream in, while Nix evaluates the next attributes:
   // by the time Nix prints a drvPath, the .drv and its inputs are written
   const storeRoot = slotStore(task.store, task.storeSlots);
-  const drvs: DrvNode[] = [];
+  const read: ReadClosure = { drvs: [], sources: [] };
   const onRecord = (rec: Record<string, unknown>) => {
     if (rec.s !== 'drv') return;
     const t0 = Date.now();
-    for (const d of readDrvClosure([String(rec.d)], storeRoot, task.mirrors, graph)) drvs.push(d);
+    readDrvClosure([String(rec.d)], storeRoot, task.mirrors, graph, read);
     stats.readMs += Date.now() - t0;
   };
   const queue: string[][][] = [task.paths];
@@ -118,12 +118,21 @@ export async function runShard(task: ShardTask, graph: DrvGraph): Promise<ShardR
 
   const attrs = task.paths.map((_, i) => results.get(i)!);
   if (task.explainErrors) await explainCaught(task, attrs, stats);
+  const { drvs, sources } = read;
+  if (task.pruneStoreAfter !== null) {
+    readSincePrune += drvs.length;
+    if (readSincePrune >= task.pruneStoreAfter) {
+      rmSync(storeRoot, { recursive: true, force: true });
+      if (process.env.FODDER_TIMINGS) process.stderr.write(`prune: thread ${threadId} pruned the scratch drv store after ${readSincePrune} .drv files\n`);
+      readSincePrune = 0;
+    }
+  }
 
   // the shard's whole closure, new and already known parts: what its target saw
   const closure = graph.closure(attrs.flatMap((a) => (a.status === 'drv' ? [a.drvPath!] : [])));
   const fresh = new Set(drvs.map((d) => d.drvPath));
   const earlierDrvs = closure.drvs.filter((d) => !fresh.has(d));
-  return { ok: true, attrs, drvs, earlierDrvs, closureFods: closure.fods, stats };
+  return { ok: true, attrs, drvs, sources, earlierDrvs, closureFods: closure.fods, stats };
 }
 
 /** tryEval hides the message of what it caught: evaluate those paths again, alone, to hear Nix say it. */

@@ -1,4 +1,4 @@
-import type { DrvNode } from '../graph/types.js';
+import type { DrvNode, StoreSource } from '../graph/types.js';
 import type { Mirrors } from '../graph/fod.js';
 
 /** One unit of work for a worker: some attribute paths of one system and config variant. */
@@ -12,8 +12,13 @@ export interface ShardTask {
   overlays: string[];
   paths: string[][];
   exhaustive: boolean;
-  /** drv store directory (a Nix binary-cache store, see store-slots.ts); null for the system store */
-  store: string | null;
+  /** drv store directory (a Nix binary-cache store, see store-slots.ts) */
+  store: string;
+  /**
+   * a worker whose drv store is scratch empties it after a shard once it has read this many
+   * .drv files since it last did; null: the store is kept (--store)
+   */
+  pruneStoreAfter: number | null;
   /** how many drv store directories the workers spread over (one each) */
   storeSlots: number;
   mirrors: Mirrors;
@@ -61,6 +66,8 @@ export interface ShardResult {
   attrs: AttrResult[];
   /** derivations this thread reads for the first time */
   drvs: DrvNode[];
+  /** input sources this thread reads for the first time */
+  sources: StoreSource[];
   /**
    * The closure of the shard's derivation attributes is `drvs` plus `earlierDrvs` (derivations
    * this thread read for earlier shards); `closureFods`: every FOD in it

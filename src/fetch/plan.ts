@@ -1,6 +1,7 @@
 import { FodderError, ErrorCode } from '../errors.js';
 import type { Db } from '../db/open.js';
 import type { Fod, FodKind } from '../graph/types.js';
+import { dependenciesFirst, drvEntry, type ImportEntry } from '../graph/drv-export.js';
 import { FOD_COLUMNS, fodFromRow, type FodRow } from '../query/fod-row.js';
 import type { FodEnv } from './types.js';
 
@@ -22,6 +23,42 @@ export function latestCrawl(db: Db): CrawlInfo {
   }
   if (!row) throw new FodderError(ErrorCode.DB_EMPTY, 'the database holds no crawl yet: run `fodder crawl` first');
   return { id: row.id, nixpkgs: row.nixpkgs, status: row.status, startedAt: row.started_at, finishedAt: row.finished_at };
+}
+
+/**
+ * Reads the closure of a derivation from the database (schema 3 keeps every .drv text and every
+ * input source), dependencies first, ready for `nix-store --import` (see exportArchive); null
+ * when the database lacks a part of it (a crawl by an older fodder).
+ */
+export function createClosureReader(db: Db): (drvPath: string) => ImportEntry[] | null {
+  const closure = db.prepare(`
+    WITH RECURSIVE c(p) AS (SELECT ? UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
+    SELECT c.p drv_path, d.inputs_json, t.text FROM c
+      LEFT JOIN drvs d ON d.drv_path = c.p LEFT JOIN drv_texts t ON t.drv_path = c.p`);
+  const source = db.prepare(`SELECT nar, references_json FROM store_sources WHERE path = ?`);
+  return (drvPath) => {
+    const rows = closure.all(drvPath) as { drv_path: string; inputs_json: string | null; text: string | null }[];
+    if (rows.some((r) => r.inputs_json === null || r.text === null)) return null;
+    const drvs = new Map<string, { entry: ImportEntry; inputs: string[] }>();
+    for (const r of rows) drvs.set(r.drv_path, { entry: drvEntry({ drvPath: r.drv_path, text: r.text! }), inputs: JSON.parse(r.inputs_json!) as string[] });
+    // input sources, and the sources they refer to
+    const sources = new Map<string, ImportEntry>();
+    const pending = [...drvs.values()].flatMap((d) => d.entry.references.filter((p) => !drvs.has(p)));
+    while (pending.length) {
+      const path = pending.pop()!;
+      if (sources.has(path)) continue;
+      const row = source.get(path) as { nar: Buffer; references_json: string } | undefined;
+      if (!row) return null;
+      const entry = { path, nar: row.nar, references: JSON.parse(row.references_json) as string[] };
+      sources.set(path, entry);
+      pending.push(...entry.references);
+    }
+    // sources refer only to sources, so they all go first
+    return [
+      ...dependenciesFirst(sources.keys(), (p) => sources.get(p)!.references.filter((r) => r !== p)).map((p) => sources.get(p)!),
+      ...dependenciesFirst([drvPath], (p) => drvs.get(p)!.inputs).map((p) => drvs.get(p)!.entry),
+    ];
+  };
 }
 
 /** Reads a FOD's .drv environment on demand (it can be large: not kept for every FOD at once). */

@@ -11,7 +11,7 @@ import { createHashPool } from './hashing.js';
 import { createNetwork, type NetworkOptions } from './network.js';
 import type { CacheSettings, NixFallbackSettings } from './options.js';
 import { storageError, type Outcome } from './outcome.js';
-import { createEnvReader, crawlStoreOf, fodsOfCrawl, latestCrawl } from './plan.js';
+import { createClosureReader, createEnvReader, crawlStoreOf, fodsOfCrawl, latestCrawl } from './plan.js';
 import { createNixFetcher, crawlDrvStores } from './plugins/nix.js';
 import type { FetchProgress } from './progress.js';
 import { FETCHERS } from './registry.js';
@@ -128,7 +128,7 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   let cache: BinaryCache;
   const nixPlugin = o.nixFetcher ?? (o.nix ? createNixFetcher({
     store: o.nix.store, options: o.nix.options, timeoutMs: o.nix.timeoutMs,
-    drvStores: drvStoresOf(o.db, crawl.id),
+    drvStores: drvStoresOf(o.db, crawl.id), closureOf: createClosureReader(o.db),
   }) : null);
   try {
     cache = createBinaryCache({ ...o.cache, mirrorDir: mirror.root });

@@ -1,39 +1,42 @@
-import { readFileSync } from 'node:fs';
 import { FodderError, ErrorCode } from '../errors.js';
 import { parseDrvPart, drvName } from './drv-parse.js';
-import { readStoreText } from './store-slots.js';
+import { readStoreSource, readStoreText } from './store-slots.js';
 import { fodFromDrv, isFixedOutput, type Mirrors } from './fod.js';
-import type { DrvNode } from './types.js';
+import type { DrvNode, StoreSource } from './types.js';
 
-/** The text of a .drv: from a drv store directory (see store-slots.ts), or from the system store's /nix/store. */
-function readDrvText(store: string | null, drvPath: string): string {
-  return store === null ? readFileSync(drvPath, 'utf8') : readStoreText(store, drvPath);
+/** What readDrvClosure found that `graph` did not know: derivations, and input sources. */
+export interface ReadClosure {
+  drvs: DrvNode[];
+  sources: StoreSource[];
 }
 
 /**
- * Reads the .drv closure of `roots` (following inputDrvs, as `nix-store -qR` does for .drv
- * files) and returns a node for every derivation not already in `graph`, adding each to it as
- * it is read.
+ * Reads the .drv closure of `roots` from a drv store directory (see store-slots.ts), following
+ * inputDrvs as `nix-store -qR` does for .drv files, and adds to `into` a node for every
+ * derivation not already in `graph`, and every input source (with the sources it refers to)
+ * the graph has not seen, adding each to the graph as it is read.
  */
 export function readDrvClosure(
-  roots: Iterable<string>, store: string | null, mirrors: Mirrors, graph: DrvGraph,
-): DrvNode[] {
-  const out: DrvNode[] = [];
+  roots: Iterable<string>, store: string, mirrors: Mirrors, graph: DrvGraph, into: ReadClosure,
+): void {
   const queued = new Set<string>();
   const stack: string[] = [];
   const visit = (p: string) => { if (!graph.has(p) && !queued.has(p)) { queued.add(p); stack.push(p); } };
+  const sources: string[] = [];
+  const visitSource = (p: string) => { if (!graph.hasSource(p)) { graph.addSource(p); sources.push(p); } };
   for (const r of roots) visit(r);
   while (stack.length) {
     const drvPath = stack.pop()!;
     let text: string;
     try {
-      text = readDrvText(store, drvPath);
+      text = readStoreText(store, drvPath);
     } catch (err) {
-      throw new FodderError(ErrorCode.DRV_PARSE, `cannot read ${drvPath} from ${store ?? 'the system store'}: ${(err as Error).message}`, { drvPath, store });
+      throw new FodderError(ErrorCode.DRV_PARSE, `cannot read ${drvPath} from ${store}: ${(err as Error).message}`, { drvPath, store });
     }
     const drv = parseDrvPart(text, drvPath, false);
     const inputDrvs = drv.inputDrvs.map((i) => i.path);
     for (const i of inputDrvs) visit(i);
+    for (const s of drv.inputSrcs) visitSource(s);
     const outputs: Record<string, string> = {};
     for (const o of drv.outputs) outputs[o.name] = o.path;
     const fod = isFixedOutput(drv) ? fodFromDrv(drvPath, drv, mirrors) : null;
@@ -45,11 +48,23 @@ export function readDrvClosure(
       inputDrvs,
       fod,
       fodEnv: fod && (fod.kind !== 'url' || fod.postFetch) ? drv.env : null,
+      text,
+      inputSrcs: drv.inputSrcs,
     };
     graph.add([node]);
-    out.push(node);
+    into.drvs.push(node);
   }
-  return out;
+  while (sources.length) {
+    const path = sources.pop()!;
+    let src: StoreSource;
+    try {
+      src = readStoreSource(store, path);
+    } catch (err) {
+      throw new FodderError(ErrorCode.DRV_PARSE, `cannot read the input source ${path} from ${store}: ${(err as Error).message}`, { path, store });
+    }
+    for (const r of src.references) visitSource(r);
+    into.sources.push(src);
+  }
 }
 
 /**
@@ -61,6 +76,16 @@ export function readDrvClosure(
 export class DrvGraph {
   private readonly inputs = new Map<string, string[]>();
   private readonly fods = new Set<string>();
+  private readonly sources = new Set<string>();
+
+  /** True when this thread has read the input source `path` already. */
+  hasSource(path: string): boolean {
+    return this.sources.has(path);
+  }
+
+  addSource(path: string): void {
+    this.sources.add(path);
+  }
 
   has(drvPath: string): boolean {
     return this.inputs.has(drvPath);

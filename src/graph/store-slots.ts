@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { FodderError, ErrorCode } from '../errors.js';
+import type { StoreSource } from './types.js';
 
 /**
  * Where the crawl's .drv files live. Nix writes them into a binary-cache store directory
@@ -65,21 +66,32 @@ function readInto(file: string): number {
   }
 }
 
+/** The narinfo of `storePath` read, and its NAR read into `buf`: the NAR's length and file, and the path's references. */
+function readNarinfoAndNar(dir: string, storePath: string): { n: number; narFile: string; references: string[] } {
+  const infoFile = narinfoFile(dir, storePath);
+  const info = buf.toString('latin1', 0, readInto(infoFile));
+  const field = (name: string): string | null => {
+    const key = `${name}: `;
+    const line = info.startsWith(key) ? 0 : info.indexOf(`\n${key}`);
+    if (line < 0) return null;
+    const at = line === 0 && info.startsWith(key) ? 0 : line + 1;
+    const end = info.indexOf('\n', at);
+    return end < 0 ? null : info.slice(at + key.length, end);
+  };
+  const url = field('URL');
+  if (url === null || field('Compression') !== 'none') throw new Error(`${infoFile} does not name an uncompressed NAR`);
+  const storeDir = storePath.slice(0, storePath.lastIndexOf('/'));
+  const references = (field('References') ?? '').split(' ').filter(Boolean).map((r) => `${storeDir}/${r}`);
+  const narFile = `${dir}/${url}`;
+  return { n: readInto(narFile), narFile, references };
+}
+
 /**
  * The text of `storePath` (a .drv) from a drv store directory: its narinfo names the NAR file,
  * which holds one regular file (compression none, so the NAR is read as it is).
  */
 export function readStoreText(dir: string, storePath: string): string {
-  const infoFile = narinfoFile(dir, storePath);
-  let n = readInto(infoFile);
-  const info = buf.toString('latin1', 0, n);
-  const at = info.startsWith('URL: ') ? 0 : info.indexOf('\nURL: ') + 1;
-  const end = info.indexOf('\n', at);
-  if (at < 0 || !/\nCompression: none\n/.test(`\n${info}`) || end < 0) {
-    throw new Error(`${infoFile} does not name an uncompressed NAR`);
-  }
-  const narFile = `${dir}/${info.slice(at + 5, end)}`;
-  n = readInto(narFile);
+  const { n, narFile } = readNarinfoAndNar(dir, storePath);
   // a NAR is a sequence of strings: 8-byte little-endian length, bytes, zero padding to 8
   let off = 0;
   const next = (): [number, number] => {
@@ -99,4 +111,14 @@ export function readStoreText(dir: string, storePath: string): string {
   if (t !== 'contents') throw new Error(`${narFile}: not the NAR of a regular file`);
   const [start, len] = next();
   return buf.toString('utf8', start, start + len);
+}
+
+/**
+ * A store path that is not a .drv (an input source: a builder script, a patch from the package
+ * set's tree, a `builtins.toFile`) from a drv store directory: its NAR and its references.
+ */
+export function readStoreSource(dir: string, storePath: string): StoreSource {
+  const { n, narFile, references } = readNarinfoAndNar(dir, storePath);
+  if (n < 16 || buf.toString('latin1', 8, 21) !== 'nix-archive-1') throw new Error(`${narFile}: not a NAR`);
+  return { path: storePath, nar: Buffer.from(buf.subarray(0, n)), references };
 }

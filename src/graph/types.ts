@@ -80,4 +80,17 @@ export interface DrvNode {
   fod: Fod | null;
   /** a FOD's whole environment (fetchers need more than the Fod shape); null otherwise */
   fodEnv: Record<string, string> | null;
+  /** the .drv file's text, exactly as Nix wrote it */
+  text: string;
+  /** its input sources: store paths that are not derivations (builder scripts, patches, ...) */
+  inputSrcs: string[];
+}
+
+/** An input source as the crawl keeps it: with the .drv texts, what `nix-store --import` needs to make a closure valid. */
+export interface StoreSource {
+  path: string;
+  /** the NAR of its contents */
+  nar: Uint8Array;
+  /** the store paths it refers to (other sources) */
+  references: string[];
 }

@@ -21,7 +21,7 @@ export function registerCrawl(program: Command): void {
     .option('--attr <path>', 'crawl only below this attribute path (repeatable)', collect)
     .option('--exhaustive', 'descend into every attribute set, not only recurseForDerivations ones')
     .option('--workers <n>', 'worker threads (one nix-instantiate each)', positiveInt('--workers'))
-    .option('--store <dir>', 'directory Nix writes the .drv files to, as a binary-cache store (no root, no daemon)')
+    .option('--store <dir>', 'also keep the .drv files in this directory, as a binary-cache store Nix reads (default: kept only in the database)')
     .option('--db <file>', 'database file', undefined)
     .option('--json', 'print the summary as JSON')
     .option('--no-progress', 'no progress output')

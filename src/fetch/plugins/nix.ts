@@ -6,19 +6,22 @@
  * source (`broken-hash`). Anything else (a builder input that cannot be built or substituted,
  * a timeout) is `unverifiable`.
  *
- * The .drv files come from the crawl's drv stores (binary-cache directories, see
- * src/graph/store-slots.ts): the closure of the FOD's .drv is copied
- * (`nix-store --export | nix-store --import`) into the store that builds, unless it is there
- * already. The output is read back with `nix store dump-path` into the work directory, since the
+ * The .drv files come from the crawl's database, which keeps every .drv text and input source:
+ * the closure of the FOD's .drv is written in the export format and given to `nix-store
+ * --import` of the store that builds, unless it is there already. A crawl by an older fodder has no texts; its drv
+ * stores (binary-cache directories, see src/graph/store-slots.ts) serve instead
+ * (`nix-store --export | nix-store --import`). The output is read back with `nix store dump-path` into the work directory, since the
  * mirror must not move files out of a Nix store. Off unless enabled: building needs the
  * builder's own inputs (a stdenv from a binary cache or built locally).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FodderError } from '../../errors.js';
+import { exportArchive, type ImportEntry } from '../../graph/drv-export.js';
 import { HASH_ALGOS, parseHash } from '../../graph/hash.js';
 import type { Fod, HashAlgo } from '../../graph/types.js';
 import { narHash, unpackNar } from '../../mirror/nar.js';
@@ -27,7 +30,9 @@ import { unverifiable, type Digests, type FetchContext, type FetcherPlugin, type
 export interface NixFetcherOptions {
   /** the store that builds (`--store`); null or absent: the user's default store */
   store?: string | null;
-  /** drv store directories holding the crawl's .drv files (see crawlDrvStores) */
+  /** the closure of a .drv (.drv files and input sources) from the crawl's database, dependencies first; null when it lacks a part */
+  closureOf?: (drvPath: string) => ImportEntry[] | null;
+  /** drv store directories holding the crawl's .drv files (see crawlDrvStores), for crawls whose database lacks the texts */
   drvStores?: string[];
   /** `--option NAME VALUE` pairs for every Nix call (substituters, sandbox-paths, ...) */
   options?: Record<string, string>;
@@ -108,6 +113,14 @@ export function createNixFetcher(options: NixFetcherOptions = {}): FetcherPlugin
   async function ensureDrv(drvPath: string, signal: AbortSignal): Promise<boolean> {
     const valid = await nixStore(['--check-validity', drvPath], { signal });
     if (valid.code === 0) return true;
+    const closure = options.closureOf?.(drvPath);
+    if (closure) {
+      const importer = streamNix('nix-store', [...storeArgs, ...optionArgs, '--import'], { stdin: Readable.from([exportArchive(closure)]), timeoutMs, signal });
+      importer.stdout.resume();
+      const i = await importer.done;
+      if (i.code !== 0) throw new FodderError('NIX_FAILED', `nix-store --import of ${closure.length} store paths from the database: ${i.stderr}`, { drvPath });
+      return true;
+    }
     for (const s of options.drvStores ?? []) {
       if (!drvStoreHas(s, drvPath)) continue;
       const from = ['--store', drvStoreUrl(s)];
@@ -137,7 +150,7 @@ export function createNixFetcher(options: NixFetcherOptions = {}): FetcherPlugin
     async fetch(fod: Fod, ctx: FetchContext): Promise<FetchVerdict> {
       if (fod.kind === 'manual') return unverifiable('not-exact', 'requireFile: only a person can add this file');
       if (!(await ensureDrv(fod.drvPath, ctx.signal))) {
-        return unverifiable('drv-missing', `${fod.drvPath} is in none of the stores ${(options.drvStores ?? []).join(', ') || '(none given)'}`);
+        return unverifiable('drv-missing', `${fod.drvPath}: the database holds no .drv text of it (or of its closure), and it is in none of the drv stores ${(options.drvStores ?? []).join(', ') || '(none given)'}`);
       }
       const t0 = Date.now();
       const built = await nixStore(['--realise', fod.drvPath, '--add-root', join(ctx.workDir, 'result')], { signal: ctx.signal });
