@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up, then the main job on the bundled defaults: crawl the bundled test package set into
-# data/fodder.db (a chroot store in data/store: no root, no daemon) and show what was found.
+# data/fodder.db (no root, no daemon: Nix writes its .drv files into a scratch directory) and show
+# what was found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
