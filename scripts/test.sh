@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/ensure-test-tools.sh   # host tools the test package set's FOD builders and test servers borrow
 bash scripts/ensure-nginx.sh >/dev/null   # once, before test files run in parallel (one apt-get at a time)
+# the tests are type-checked too (vitest only strips types): a misspelt field is an error, not an assertion on undefined
+npx tsc -p test/tsconfig.json
 results="$(mktemp -t fodder-vitest-XXXXXX.json)"
 set +e
 npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "$@"

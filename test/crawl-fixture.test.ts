@@ -23,7 +23,7 @@ const expected = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'expecte
 const SYSTEMS = ['x86_64-linux', 'aarch64-linux', 'x86_64-darwin'];
 let dir: string, dbFile: string, store: string, db: Db;
 let stderrOfCrawl = '';
-let summary: { attrs: { total: number; drv: number; error: number }; fods: number };
+let summary: { crawl: number; attrs: { total: number; drv: number; error: number }; drvs: number; fods: number };
 
 /** The variants of the test crawl: nixpkgs' two defaults plus one with the config flag the fixture knows. */
 function configYaml(): string {

@@ -127,16 +127,24 @@ export async function waitPortFree(port: number, ms = 60_000): Promise<void> {
 export interface FixtureCrawl {
   dir: string;
   dbFile: string;
+  /** the crawl's kept drv store (`--store`) */
   store: string;
 }
 
-/** `fodder crawl` of the fixture set for one system (the CLI, as a user runs it). */
-export async function crawlFixture(system = 'x86_64-linux'): Promise<FixtureCrawl> {
+/**
+ * `fodder crawl` of the fixture set for one system (the CLI, as a user runs it), keeping its .drv
+ * files in a drv store (`--store`); with `{ keepStore: false }` they are kept only in the database.
+ */
+export async function crawlFixture(system?: string): Promise<FixtureCrawl>;
+export async function crawlFixture(system: string, o: { keepStore: false }): Promise<Omit<FixtureCrawl, 'store'>>;
+export async function crawlFixture(system = 'x86_64-linux', o = { keepStore: true }): Promise<Omit<FixtureCrawl, 'store'> & { store?: string }> {
   const dir = tempDir('fodder-crawl-');
   const dbFile = join(dir, 'fodder.db');
   const store = join(dir, 'store');
-  const r = await fodder(['crawl', '--nixpkgs', FIXTURE, '--system', system, '--variant', 'default', '--db', dbFile, '--store', store, '--json']);
+  const r = await fodder(['crawl', '--nixpkgs', FIXTURE, '--system', system, '--variant', 'default', '--db', dbFile,
+    ...(o.keepStore ? ['--store', store] : []), '--json']);
   if (r.code !== 0) throw new Error(`crawl failed: ${r.stderr}`);
+  if (!o.keepStore) return { dir, dbFile };
   return { dir, dbFile, store };
 }
 
