@@ -77,6 +77,10 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   // the walker's spec files and Nix's own temporary files: removed when the crawl ends (or, after
   // a kill, by the next crawl)
   const scratch = makeScratch(config.store === null ? config.workers * config.limits.scratchDrvs * SCRATCH_BYTES_PER_DRV : 0);
+  // removed as soon as Nix's work is done (the database's last commit and close overlap it), or
+  // when the crawl fails
+  let removal: Promise<void> | null = null;
+  const removeScratch = () => (removal ??= removeTree(scratch));
   let db: Db | null = null;
   try {
     ensureNix();
@@ -89,22 +93,35 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     if (options.attrs?.length) await checkAttrsExist(config, options.attrs, drvStore);
 
     db = openDb(config.db, { create: true });
-    return await crawlWith(options, db, pool, { scratch, drvStore }, mirrors, started, mark);
+    return await crawlWith(options, db, pool, { scratch, drvStore }, mirrors, started, mark, removeScratch);
   } finally {
-    // the scratch directory holds the drv stores (two files per .drv): `rm -rf` removes them in
-    // a process of its own while the pool stops and the database closes
-    const removed = removeDir(scratch);
+    const removed = removeScratch();
     await pool.destroy();
+    mark('pool');
     db?.close();
+    mark('db closed');
     await removed;
     mark('closed');
   }
 }
 
 /**
- * Removes a directory tree with `rm -rf`, which took a third of the time of Node's rmSync for
- * 100,000 files on this machine; rmSync when rm cannot be run.
+ * Removes a directory tree: an `rm -rf` for each entry, all at once (the entries of a crawl's
+ * scratch directory are the workers' drv stores, two files per .drv), then the directory.
+ * On this machine `rm -rf` took a third of the time of Node's rmSync for 100,000 files.
  */
+async function removeTree(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(names.map((n) => removeDir(join(dir, n))));
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** `rm -rf DIR` in a process of its own; rmSync when rm cannot be run. */
 function removeDir(dir: string): Promise<void> {
   return new Promise((resolve) => {
     const fallback = () => { rmSync(dir, { recursive: true, force: true }); resolve(); };
@@ -117,7 +134,7 @@ function removeDir(dir: string): Promise<void> {
 /** The crawl proper, once Nix, the mirrors and the database are at hand. */
 async function crawlWith(
   options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string }, mirrors: Mirrors, started: number,
-  mark: (what: string) => void,
+  mark: (what: string) => void, walked: () => void,
 ): Promise<CrawlSummary> {
   const { config, progress } = options;
   const store = createCrawlStore(db);
@@ -154,6 +171,9 @@ async function crawlWith(
     mark('finishTarget');
     progress?.targetDone(t);
   }));
+  // Nix is done with the scratch directory; what the shards wrote becomes durable
+  walked();
+  writer.commit();
   const durationMs = Date.now() - started;
   if (process.env.FODDER_TIMINGS) {
     const cpu = process.cpuUsage();
@@ -199,6 +219,9 @@ async function crawlTarget(job: TargetJob): Promise<boolean> {
   const sigIndex = new Map<string, string>();
   let frontier = job.roots.map((p) => rows.get(formatAttrPath(p))!).filter(expandable);
   while (frontier.length) {
+    // the level before is durable once the next begins; the last one is committed when the
+    // crawl's walk ends (see crawlWith)
+    job.writer.commit();
     frontier.sort(byPath);
     const pending: string[][] = [];
     for (const set of frontier) {
@@ -277,7 +300,6 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
     job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs, sources, seenFods });
     for (const r of newRows) rows.set(r.path, r);
   }));
-  job.writer.commit();
 }
 
 /**
@@ -285,9 +307,10 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
  * B-trees (keys are store-path hashes), so every commit rewrites most of the pages it touches:
  * in a replay of a 50,000-derivation crawl, 20 commits cost 1.2 s, 4 commits 0.4 s. So one
  * transaction stays open while shards arrive (their rows are inserted at once, while Nix goes on
- * evaluating), committed every 10 seconds and at the end of every level. A crash loses only
- * what was not yet committed, which a re-run evaluates again. Progress counts what is new to
- * the database as it is inserted.
+ * evaluating), committed every 10 seconds, when a level ends and another begins, and when the
+ * crawl's walk ends (the scratch directory's removal has begun by then). A crash loses only what
+ * was not yet committed, which a re-run evaluates again. Progress counts what is new to the
+ * database as it is inserted.
  */
 function createShardWriter(store: ReturnType<typeof createCrawlStore>, progress: Progress | undefined) {
   let pending = 0;
