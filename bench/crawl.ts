@@ -38,11 +38,13 @@ function median(xs: number[]): number {
 
 async function timed(cmd: string, args: string[], env: Record<string, string> = {}) {
   const t0 = process.hrtime.bigint();
-  const r = await execa('/usr/bin/time', ['-f', '%M', cmd, ...args], { reject: false, env, all: false });
+  const r = await execa('/usr/bin/time', ['-f', '%M %U %S', cmd, ...args], { reject: false, env, all: false });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.exitCode !== 0) throw new Error(`${cmd} failed: ${String(r.stderr).slice(-2000)}`);
   const lines = String(r.stderr).trim().split('\n');
-  return { ms, peakKb: Number(lines[lines.length - 1]), stdout: String(r.stdout), stderr: String(r.stderr) };
+  const [peakKb, user, sys] = lines[lines.length - 1].split(' ').map(Number);
+  // CPU seconds of the command and its children (Nix processes, rm): user + system
+  return { ms, peakKb, cpu: user + sys, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 // Each run starts on a settled disk. ext4 without a journal (this machine's root volume) skips
@@ -71,7 +73,7 @@ async function fodderRun(db: string, extra: string[]) {
   const d = new Database(db, { readonly: true });
   const paths = new Set((d.prepare(`SELECT drv_path FROM attrs WHERE status = 'drv'`).all() as { drv_path: string }[]).map((r) => r.drv_path));
   d.close();
-  return { ms: f.ms, paths };
+  return { ms: f.ms, cpu: f.cpu, paths };
 }
 
 /** Every derivation the chroot store holds, compared with its text in the database. */
@@ -108,7 +110,8 @@ for (let round = 0; round < rounds; round++) {
   const k = await fodderRun(join(work, `fodder-kept-${round}.db`), ['--store', join(work, `fodder-store-${round}`)]);
   kept.push(k.ms);
   keptPaths = k.paths;
-  console.log(`round ${round + 1}: nix-instantiate ${sec(b.ms)}, fodder crawl ${sec(f.ms)} (ratio ${(f.ms / b.ms).toFixed(3)}), with --store ${sec(k.ms)} (ratio ${(k.ms / b.ms).toFixed(3)})`);
+  console.log(`round ${round + 1}: nix-instantiate ${sec(b.ms)}, fodder crawl ${sec(f.ms)} (ratio ${(f.ms / b.ms).toFixed(3)}), with --store ${sec(k.ms)} (ratio ${(k.ms / b.ms).toFixed(3)})`
+    + `; CPU s ${b.cpu.toFixed(1)}, ${f.cpu.toFixed(1)}, ${k.cpu.toFixed(1)}`);
   if (round === rounds - 1) texts = compareTexts(s1, join(work, `fodder-${round}.db`));
 }
 const sameAs = (ps: Set<string>) => basePaths.size === ps.size && [...basePaths].every((p) => ps.has(p));
