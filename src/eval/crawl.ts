@@ -176,8 +176,9 @@ async function crawlWith(
   writer.commit();
   const durationMs = Date.now() - started;
   if (process.env.FODDER_TIMINGS) {
-    const cpu = process.cpuUsage();
-    trace(`timings: ${JSON.stringify(timings)} total ${durationMs} ms; fodder process cpu user ${Math.round(cpu.user / 1000)} ms system ${Math.round(cpu.system / 1000)} ms`);
+    const use = process.resourceUsage();
+    trace(`timings: ${JSON.stringify(timings)} total ${durationMs} ms; fodder process cpu user ${Math.round(use.userCPUTime / 1000)} ms`
+      + ` system ${Math.round(use.systemCPUTime / 1000)} ms, ${use.minorPageFault} page faults`);
   }
   store.finishCrawl(id, durationMs);
   const summary = summarise(db, id, config, resumed, durationMs, continued ? null : closure);
