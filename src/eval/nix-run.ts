@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { spawner, type SpawnedRun } from './spawner.js';
 import { readFileSync } from 'node:fs';
 import { drvStoreUrl } from '../graph/store-slots.js';
 
@@ -64,11 +64,12 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
   ];
   if (o.configNix) args.push('--arg', 'extraConfig', o.configNix);
   const started = Date.now();
-  const child = execa('nix-instantiate', args, {
-    reject: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false,
-    env: o.tmpDir ? { ...NIX_ENV, TMPDIR: o.tmpDir } : NIX_ENV,
-    extendEnv: true,
-  });
+  let child: SpawnedRun;
+  try {
+    child = spawner().run('nix-instantiate', args, o.tmpDir ? { ...NIX_ENV, TMPDIR: o.tmpDir } : NIX_ENV);
+  } catch (err) {
+    return { ready: false, records: [], exitCode: null, signal: null, killedFor: null, tail: (err as Error).message, ms: 0, peakRssKb: 0 };
+  }
   const records: Record<string, unknown>[] = [];
   let ready = false;
   let tailLines: string[] = [];
@@ -86,8 +87,7 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
       if (tailLines.length > 400) tailLines.shift();
     }
   };
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
+  child.onStderr((chunk: string) => {
     pending += chunk;
     let nl: number;
     while ((nl = pending.indexOf('\n')) >= 0) {
@@ -95,9 +95,8 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
       pending = pending.slice(nl + 1);
     }
   });
-  child.stdout!.resume();
 
-  const timer = setTimeout(() => { killedFor = 'timeout'; child.kill('SIGKILL'); }, o.timeoutMs);
+  const timer = setTimeout(() => { killedFor = 'timeout'; child.kill(); }, o.timeoutMs);
   const memLimitKb = o.memoryMb * 1024;
   let peakRssKb = 0;
   const poll = setInterval(() => {
@@ -105,18 +104,25 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
     if (!pid) return;
     const rss = rssKb(pid);
     if (rss !== null && rss > peakRssKb) peakRssKb = rss;
-    if (rss !== null && rss > memLimitKb) { killedFor = 'memory'; child.kill('SIGKILL'); }
+    if (rss !== null && rss > memLimitKb) { killedFor = 'memory'; child.kill(); }
   }, 100);
 
-  const result = await child;
-  clearTimeout(timer);
-  clearInterval(poll);
+  let result: { exitCode: number | null; signal: string | null };
+  try {
+    result = await child.done;
+  } catch (err) {
+    result = { exitCode: null, signal: null };
+    tailLines.push(`cannot run nix-instantiate: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+    clearInterval(poll);
+  }
   if (pending) onLine(pending);
   return {
     ready,
     records,
-    exitCode: result.exitCode ?? null,
-    signal: result.signal ?? null,
+    exitCode: result.exitCode,
+    signal: result.signal,
     killedFor,
     tail: cleanNixMessage(tailLines.join('\n')),
     ms: Date.now() - started,
