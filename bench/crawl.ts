@@ -36,15 +36,25 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** CPU seconds the whole machine has spent busy (user, nice, system; from /proc/stat). */
+function machineCpu(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6]) / 100;
+}
+
 async function timed(cmd: string, args: string[], env: Record<string, string> = {}) {
   const t0 = process.hrtime.bigint();
-  const r = await execa('/usr/bin/time', ['-f', '%M %U %S', cmd, ...args], { reject: false, env, all: false });
+  const c0 = machineCpu();
+  const r = await execa('/usr/bin/time', ['-f', '%M', cmd, ...args], { reject: false, env, all: false });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  // the machine's busy CPU seconds over the run: the command, its Nix processes (fodder starts
+  // them from a helper process, whose children /usr/bin/time does not see) and anything else,
+  // which on a quiet machine is nothing
+  const cpu = machineCpu() - c0;
   if (r.exitCode !== 0) throw new Error(`${cmd} failed: ${String(r.stderr).slice(-2000)}`);
   const lines = String(r.stderr).trim().split('\n');
-  const [peakKb, user, sys] = lines[lines.length - 1].split(' ').map(Number);
-  // CPU seconds of the command and its children (Nix processes, rm): user + system
-  return { ms, peakKb, cpu: user + sys, stdout: String(r.stdout), stderr: String(r.stderr) };
+  const peakKb = Number(lines[lines.length - 1]);
+  return { ms, peakKb, cpu, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 // Each run starts on a settled disk. ext4 without a journal (this machine's root volume) skips
@@ -111,7 +121,7 @@ for (let round = 0; round < rounds; round++) {
   kept.push(k.ms);
   keptPaths = k.paths;
   console.log(`round ${round + 1}: nix-instantiate ${sec(b.ms)}, fodder crawl ${sec(f.ms)} (ratio ${(f.ms / b.ms).toFixed(3)}), with --store ${sec(k.ms)} (ratio ${(k.ms / b.ms).toFixed(3)})`
-    + `; CPU s ${b.cpu.toFixed(1)}, ${f.cpu.toFixed(1)}, ${k.cpu.toFixed(1)}`);
+    + `; machine CPU s ${b.cpu.toFixed(1)}, ${f.cpu.toFixed(1)}, ${k.cpu.toFixed(1)}`);
   if (round === rounds - 1) texts = compareTexts(s1, join(work, `fodder-${round}.db`));
 }
 const sameAs = (ps: Set<string>) => basePaths.size === ps.size && [...basePaths].every((p) => ps.has(p));
@@ -121,6 +131,8 @@ console.log(`same drvPaths: ${same} (${basePaths.size} from nix-instantiate, ${o
 console.log(`.drv texts in the database equal to the chroot store's: ${textsOk} (${texts.checked} .drv files, ${texts.differ} differ, ${texts.missing} missing)`);
 console.log(`median: nix-instantiate ${sec(median(base))}, fodder crawl (2 workers) ${sec(median(ours))}, with --store ${sec(median(kept))}`);
 console.log(`RATIO fodder/nix-instantiate: ${(median(ours) / median(base)).toFixed(3)} (target <= 0.65); with --store DIR on disk: ${(median(kept) / median(base)).toFixed(3)}`);
+// the chroot store's run varies most with the disk's state: the ratio against its fastest run too
+console.log(`against the fastest nix-instantiate (${sec(Math.min(...base))}): fodder crawl ${(median(ours) / Math.min(...base)).toFixed(3)}, with --store ${(median(kept) / Math.min(...base)).toFixed(3)}`);
 console.log(`peak RSS: fodder process (coordinator + worker threads) ${(coordKb / 1024).toFixed(0)} MiB, one nix-instantiate worker ${(nixKb / 1024).toFixed(0)} MiB, plain nix-instantiate ${(baseKb / 1024).toFixed(0)} MiB`);
 rmSync(work, { recursive: true, force: true });
 if (!same || !textsOk) process.exitCode = 1;

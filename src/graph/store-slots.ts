@@ -57,9 +57,12 @@ function readInto(file: string): number {
         buf.copy(bigger, 0, 0, n);
         buf = bigger;
       }
-      const r = readSync(fd, buf, n, buf.length - n, null);
-      if (r === 0) return n;
+      const want = buf.length - n;
+      const r = readSync(fd, buf, n, want, null);
       n += r;
+      // a regular file gives less than asked only at its end: no second read to hear the end
+      // (what was cut short anyway fails the NAR's and the narinfo's own checks)
+      if (r < want) return n;
     }
   } finally {
     closeSync(fd);
@@ -81,7 +84,10 @@ function readNarinfoAndNar(dir: string, storePath: string): { n: number; narFile
   const url = field('URL');
   if (url === null || field('Compression') !== 'none') throw new Error(`${infoFile} does not name an uncompressed NAR`);
   const storeDir = storePath.slice(0, storePath.lastIndexOf('/'));
-  const references = (field('References') ?? '').split(' ').filter(Boolean).map((r) => `${storeDir}/${r}`);
+  // Nix writes the line even when empty; without it the narinfo was cut short
+  const refs = field('References');
+  if (refs === null) throw new Error(`${infoFile} has no References line`);
+  const references = refs.split(' ').filter(Boolean).map((r) => `${storeDir}/${r}`);
   const narFile = `${dir}/${url}`;
   return { n: readInto(narFile), narFile, references };
 }
