@@ -27,9 +27,8 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 
 describe('the Nix process helper', () => {
   it('passes on standard error whole, the exit code, the environment, and a kill', async () => {
-    const run = spawner().run('sh', ['-c', 'for i in 1 2 3; do echo "line $i $FODDER_T" >&2; done; exit 3'], { FODDER_T: 'env-ok' });
     let err = '';
-    run.onStderr((d) => { err += d; });
+    const run = spawner().run('sh', ['-c', 'for i in 1 2 3; do echo "line $i $FODDER_T" >&2; done; exit 3'], { FODDER_T: 'env-ok' }, (d) => { err += d; });
     expect(await run.done).toEqual({ exitCode: 3, signal: null });
     expect(err).toBe('line 1 env-ok\nline 2 env-ok\nline 3 env-ok\n');
 

@@ -19,7 +19,7 @@ interface RunMessage {
   env: Record<string, string>;
 }
 
-/** how often a running Nix process's standard error is read */
+/** the longest a chunk of a Nix process's standard error waits before it is passed on */
 const BATCH_MS = 25;
 
 const running = new Map<number, ChildProcess>();

@@ -12,6 +12,18 @@ export function packageRoot(): string {
   throw new Error('cannot locate the fodder package root (nix/walker.nix)');
 }
 
+/**
+ * A built entry point under workers/ (`eval-worker.js`, `nix-spawner.js`): beside the running
+ * code when it is the build itself, else in the build under the package root (under vitest).
+ */
+export function workerScript(name: string): string {
+  const beside = fileURLToPath(new URL(`../../workers/${name}`, import.meta.url));
+  if (existsSync(beside)) return beside;
+  const built = join(packageRoot(), 'dist', 'workers', name);
+  if (existsSync(built)) return built;
+  throw new Error(`not built: ${built} is missing (run npm run build)`);
+}
+
 export const DEFAULT_SYSTEMS = ['x86_64-linux', 'aarch64-linux', 'x86_64-darwin', 'aarch64-darwin'];
 
 /** nixpkgs' own "attrpaths superset" exclusions: never descended into, at top level. */

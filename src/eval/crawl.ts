@@ -3,11 +3,10 @@ import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { slotStorePath } from '../graph/store-slots.js';
 import { FodderError, ErrorCode } from '../errors.js';
-import { packageRoot } from '../config/defaults.js';
+import { packageRoot, workerScript } from '../config/defaults.js';
 import type { Config } from '../config/load.js';
 import { openDb, type Db } from '../db/open.js';
 import { createCrawlStore, type AttrRow, type ShardWrite, type Target } from '../db/crawl-store.js';
@@ -42,14 +41,6 @@ const trace = (line: string) => { if (process.env.FODDER_TIMINGS) process.stderr
 /** Cumulative phase timings of this process (FODDER_TIMINGS=1 prints them). */
 const timings = { evalMs: 0, readMs: 0, writeMs: 0, runs: 0, peakNixRssKb: 0 };
 
-function workerFile(): string {
-  const beside = fileURLToPath(new URL('../../workers/eval-worker.js', import.meta.url));
-  if (existsSync(beside)) return beside;
-  const built = join(packageRoot(), 'dist', 'workers', 'eval-worker.js');
-  if (existsSync(built)) return built;
-  throw new Error(`worker not built: ${built} is missing (run npm run build)`);
-}
-
 /** Identifies a crawl by what it covers, so the same command resumes an interrupted one. */
 function crawlKey(config: Config, attrs: string[][] | undefined): { key: string; params: unknown } {
   const params = {
@@ -71,7 +62,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   mark('start');
   // the pool's threads start (and load their modules) while the mirror list is read and the database opened
   const pool = new Piscina({
-    filename: workerFile(), minThreads: config.workers, maxThreads: config.workers,
+    filename: workerScript('eval-worker.js'), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
   });
   // the walker's spec files and Nix's own temporary files: removed when the crawl ends (or, after

@@ -64,12 +64,6 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
   ];
   if (o.configNix) args.push('--arg', 'extraConfig', o.configNix);
   const started = Date.now();
-  let child: SpawnedRun;
-  try {
-    child = spawner().run('nix-instantiate', args, o.tmpDir ? { ...NIX_ENV, TMPDIR: o.tmpDir } : NIX_ENV);
-  } catch (err) {
-    return { ready: false, records: [], exitCode: null, signal: null, killedFor: null, tail: (err as Error).message, ms: 0, peakRssKb: 0 };
-  }
   const records: Record<string, unknown>[] = [];
   let ready = false;
   let tailLines: string[] = [];
@@ -87,14 +81,20 @@ export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
       if (tailLines.length > 400) tailLines.shift();
     }
   };
-  child.onStderr((chunk: string) => {
+  const onStderr = (chunk: string) => {
     pending += chunk;
     let nl: number;
     while ((nl = pending.indexOf('\n')) >= 0) {
       onLine(pending.slice(0, nl));
       pending = pending.slice(nl + 1);
     }
-  });
+  };
+  let child: SpawnedRun;
+  try {
+    child = spawner().run('nix-instantiate', args, o.tmpDir ? { ...NIX_ENV, TMPDIR: o.tmpDir } : NIX_ENV, onStderr);
+  } catch (err) {
+    return { ready: false, records: [], exitCode: null, signal: null, killedFor: null, tail: (err as Error).message, ms: 0, peakRssKb: 0 };
+  }
 
   const timer = setTimeout(() => { killedFor = 'timeout'; child.kill(); }, o.timeoutMs);
   const memLimitKb = o.memoryMb * 1024;

@@ -1,9 +1,3 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { packageRoot } from '../config/defaults.js';
-
 /**
  * Starts the crawl's Nix processes from a small helper process (workers/nix-spawner.ts), one per
  * thread, instead of from the crawl's own process.
@@ -16,9 +10,10 @@ import { packageRoot } from '../config/defaults.js';
  * page faults. The helper is started once, while the process is still small, and is itself
  * small, so its forks are cheap and nobody else pays for them.
  */
+import { fork, type ChildProcess } from 'node:child_process';
+import { workerScript } from '../config/defaults.js';
+
 export interface SpawnedRun {
-  /** standard error, as it arrives */
-  onStderr(listener: (data: string) => void): void;
   /** the process id once started */
   readonly pid: number | undefined;
   /** SIGKILL, when it is running */
@@ -29,7 +24,7 @@ export interface SpawnedRun {
 
 interface RunState {
   pid: number | undefined;
-  stderr: ((data: string) => void)[];
+  onStderr: (data: string) => void;
   resolve: (r: { exitCode: number | null; signal: string | null }) => void;
   reject: (err: Error) => void;
 }
@@ -40,21 +35,13 @@ type HelperMessage =
   | { t: 'exit'; id: number; code: number | null; signal: string | null }
   | { t: 'failed'; id: number; message: string };
 
-function helperFile(): string {
-  const beside = fileURLToPath(new URL('../../workers/nix-spawner.js', import.meta.url));
-  if (existsSync(beside)) return beside;
-  const built = join(packageRoot(), 'dist', 'workers', 'nix-spawner.js');
-  if (existsSync(built)) return built;
-  throw new Error(`helper not built: ${built} is missing (run npm run build)`);
-}
-
 class Spawner {
   private readonly child: ChildProcess;
   private readonly runs = new Map<number, RunState>();
   private nextId = 1;
 
   constructor() {
-    this.child = fork(helperFile(), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
+    this.child = fork(workerScript('nix-spawner.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
     this.child.on('message', (m: HelperMessage) => this.onMessage(m));
     this.child.once('exit', (code, signal) => {
       const err = new Error(`the Nix process helper exited (${signal ?? `code ${code}`})`);
@@ -81,7 +68,7 @@ class Spawner {
     if (!run) return;
     switch (m.t) {
       case 'pid': run.pid = m.pid; break;
-      case 'err': for (const l of run.stderr) l(m.data); break;
+      case 'err': run.onStderr(m.data); break;
       case 'exit': this.end(m.id); run.resolve({ exitCode: m.code, signal: m.signal }); break;
       case 'failed': this.end(m.id); run.reject(new Error(m.message)); break;
     }
@@ -92,17 +79,17 @@ class Spawner {
     if (this.runs.size === 0) this.idle();
   }
 
-  run(cmd: string, args: string[], env: Record<string, string>): SpawnedRun {
+  /** Starts `cmd args` with `env` over the helper's environment; `onStderr` gets its standard error as it comes. */
+  run(cmd: string, args: string[], env: Record<string, string>, onStderr: (data: string) => void = () => {}): SpawnedRun {
     const id = this.nextId++;
     let state!: RunState;
     const done = new Promise<{ exitCode: number | null; signal: string | null }>((resolve, reject) => {
-      state = { pid: undefined, stderr: [], resolve, reject };
+      state = { pid: undefined, onStderr, resolve, reject };
     });
     this.runs.set(id, state);
     this.busy();
     this.child.send({ t: 'run', id, cmd, args, env });
     return {
-      onStderr: (l) => { state.stderr.push(l); },
       get pid() { return state.pid; },
       kill: () => {
         if (state.pid === undefined || !this.runs.has(id)) return;
