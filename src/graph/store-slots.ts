@@ -72,7 +72,10 @@ function readInto(file: string): number {
 /** The narinfo of `storePath` read, and its NAR read into `buf`: the NAR's length and file, and the path's references. */
 function readNarinfoAndNar(dir: string, storePath: string): { n: number; narFile: string; references: string[] } {
   const infoFile = narinfoFile(dir, storePath);
-  const info = buf.toString('latin1', 0, readInto(infoFile));
+  // read first, then take `buf`: readInto may replace it with a bigger one (a narinfo past
+  // 64 KiB, like a TeX Live bundle's with thousands of references, was read from the old one)
+  const infoLength = readInto(infoFile);
+  const info = buf.toString('latin1', 0, infoLength);
   const field = (name: string): string | null => {
     const key = `${name}: `;
     const line = info.startsWith(key) ? 0 : info.indexOf(`\n${key}`);
