@@ -17,7 +17,7 @@ import { createTestCrawl, hashHex, type TestCrawl } from './helpers/fetch-db.js'
 import { deadPort, startFtp, startHttp, startNginx, type Running } from './helpers/servers.js';
 
 const net: NetworkOptions = {
-  ...NETWORK_DEFAULTS, connectTimeoutMs: 1000, idleTimeoutMs: 400, retries: 2, retryDelayMs: 10, maxRetryDelayMs: 50,
+  ...NETWORK_DEFAULTS, connectTimeoutMs: 1000, idleTimeoutMs: 2000, retries: 2, retryDelayMs: 10, maxRetryDelayMs: 50,
   maxBytes: 4 << 20,
 };
 

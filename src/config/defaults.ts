@@ -6,10 +6,10 @@ import { existsSync } from 'node:fs';
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'nix', 'walker.nix'))) return dir;
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'nix', 'evaluator.nix'))) return dir;
     dir = resolve(dir, '..');
   }
-  throw new Error('cannot locate the fodder package root (nix/walker.nix)');
+  throw new Error('cannot locate the fodder package root (nix/evaluator.nix)');
 }
 
 /**

@@ -9,9 +9,9 @@ export const variantSchema = z.object({
 }).strict();
 
 export const crawlLimitsSchema = z.object({
-  /** wall-clock cap of one nix-instantiate run before the shard is split */
+  /** wall-clock cap of one attribute's evaluation; past it the attribute is a `timeout` error */
   shardTimeoutSec: z.number().positive().default(900),
-  /** resident memory cap of one nix-instantiate process, MiB */
+  /** resident memory cap of one evaluator (a `nix repl`), MiB: past it the evaluator restarts */
   memoryMb: z.number().int().positive().default(4096),
   /**
    * without a kept store: a worker empties its drv store in the scratch directory once it has

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS attrs (
   depth INTEGER NOT NULL,
   status TEXT NOT NULL CHECK (status IN ('drv', 'set', 'error', 'skipped')),
   drv_path TEXT,
-  error_kind TEXT,               -- catchable | uncatchable | timeout | memory
+  error_kind TEXT,               -- catchable | uncatchable | timeout | memory | internal
   error TEXT,                    -- Nix's own message
   reason TEXT,                   -- why skipped / why a set was not expanded
   recurse INTEGER NOT NULL DEFAULT 0,  -- set carries recurseForDerivations

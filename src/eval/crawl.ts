@@ -4,6 +4,7 @@ import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
+import PQueue from 'p-queue';
 import { slotStorePath } from '../graph/store-slots.js';
 import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot, workerScript } from '../config/defaults.js';
@@ -35,11 +36,18 @@ export interface CrawlSummary {
   durationMs: number;
 }
 
+/**
+ * How many targets (system × variant) are crawled at once. Two keep every worker busy while one
+ * target waits for the last shard of a level; each running target costs every worker thread an
+ * evaluator holding that target's evaluated package set.
+ */
+const TARGETS_AT_ONCE = 2;
+
 /** A line on stderr when FODDER_TIMINGS is set. */
 const trace = (line: string) => { if (process.env.FODDER_TIMINGS) process.stderr.write(`${line}\n`); };
 
 /** Cumulative phase timings of this process (FODDER_TIMINGS=1 prints them). */
-const timings = { evalMs: 0, readMs: 0, writeMs: 0, runs: 0, peakNixRssKb: 0 };
+const timings = { evalMs: 0, loadMs: 0, readMs: 0, writeMs: 0, runs: 0, restarts: 0, peakNixRssKb: 0 };
 
 /** Identifies a crawl by what it covers, so the same command resumes an interrupted one. */
 function crawlKey(config: Config, attrs: string[][] | undefined): { key: string; params: unknown } {
@@ -65,7 +73,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     filename: workerScript('eval-worker.js'), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
   });
-  // the walker's spec files and Nix's own temporary files: removed when the crawl ends (or, after
+  // the evaluators' spec files and Nix's own temporary files: removed when the crawl ends (or, after
   // a kill, by the next crawl)
   const scratch = makeScratch(config.store === null ? config.workers * config.limits.scratchDrvs * SCRATCH_BYTES_PER_DRV : 0);
   // removed as soon as Nix's work is done (the database's last commit and close overlap it), or
@@ -152,16 +160,22 @@ async function crawlWith(
   // the union of every shard's closure, for the summary, while every target runs in this process
   const closure: Set<string> | null = done.size === 0 ? new Set() : null;
   let continued = false;
-  await Promise.all(targets.filter((t) => !done.has(`${t.system}/${t.variant}`)).map(async (t) => {
+  // Targets run TARGETS_AT_ONCE at a time, their shards spread over every worker: each worker
+  // thread keeps one evaluator per running target, holding that target's evaluated package set
+  const todo = targets.filter((t) => !done.has(`${t.system}/${t.variant}`));
+  const sessions = Math.min(TARGETS_AT_ONCE, todo.length);
+  const queue = new PQueue({ concurrency: Math.max(1, sessions) });
+  await Promise.all(todo.map((t) => queue.add(async () => {
     const resumedTarget = await crawlTarget({
-      config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer, closure, ...dirs,
+      config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer, closure,
+      sessions, ...dirs,
     });
     if (resumedTarget) continued = true;
     mark('walked');
     store.finishTarget(id, t, resumedTarget);
     mark('finishTarget');
     progress?.targetDone(t);
-  }));
+  })));
   // Nix is done with the scratch directory; what the shards wrote becomes durable
   walked();
   writer.commit();
@@ -195,6 +209,8 @@ interface TargetJob {
   scratch: string;
   /** where Nix writes the .drv files (see ShardTask.store) */
   drvStore: string;
+  /** evaluators a worker thread keeps (see ShardTask.sessions) */
+  sessions: number;
 }
 
 /** Crawls one target; true when it continued from attributes an earlier run recorded. */
@@ -266,9 +282,15 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       exhaustive: config.exhaustive, store: job.drvStore, storeSlots: config.workers,
       pruneStoreAfter: config.store === null ? config.limits.scratchDrvs : null, mirrors: job.mirrors, explainErrors: config.explainErrors,
       timeoutMs: config.limits.shardTimeoutSec * 1000, memoryMb: config.limits.memoryMb,
-      walker: join(packageRoot(), 'nix', 'walker.nix'), scratch: job.scratch,
+      evaluator: join(packageRoot(), 'nix', 'evaluator.nix'), sessions: job.sessions, scratch: job.scratch,
     };
-    const result = (await job.pool.run(task)) as ShardResult | ShardFailure;
+    let result: ShardResult | ShardFailure;
+    try {
+      result = (await job.pool.run(task)) as ShardResult | ShardFailure;
+    } catch (err) {
+      // the worker thread itself died
+      result = { ok: false, code: 'WORKER_FAILED', message: (err as Error).message };
+    }
     let newRows: AttrRow[];
     let drvs: ShardResult['drvs'] = [];
     let sources: ShardResult['sources'] = [];
@@ -286,9 +308,16 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       // the package set itself does not load for this target: every path gets Nix's message
       newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'uncatchable', error: result.message })).flat();
     } else {
-      throw new FodderError(result.code, `${target.system}/${target.variant}: ${result.message}`, { ...target });
+      // fodder's own failure on this shard: recorded against its attributes, and the crawl goes on
+      const error = `fodder could not evaluate this shard (${result.code}): ${result.message}`;
+      newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'internal', error })).flat();
     }
-    if (result.ok) { timings.evalMs += result.stats.evalMs; timings.readMs += result.stats.readMs; timings.runs += result.stats.nixRuns; timings.peakNixRssKb = Math.max(timings.peakNixRssKb, result.stats.peakNixRssKb); }
+    if (result.ok) {
+      const st = result.stats;
+      timings.evalMs += st.evalMs; timings.loadMs += st.loadMs; timings.readMs += st.readMs;
+      timings.runs += st.nixRuns; timings.restarts += st.restarts;
+      timings.peakNixRssKb = Math.max(timings.peakNixRssKb, st.peakNixRssKb);
+    }
     job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs, sources, seenFods });
     for (const r of newRows) rows.set(r.path, r);
   }));

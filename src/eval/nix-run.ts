@@ -1,35 +1,6 @@
-import { spawner, type SpawnedRun } from './spawner.js';
+/** What every Nix process the crawl runs shares: its environment, its store arguments, reading its messages and its memory. */
 import { readFileSync } from 'node:fs';
 import { drvStoreUrl } from '../graph/store-slots.js';
-
-const MARKER = 'trace: @fodder@';
-
-export interface WalkerRun {
-  /** the package set loaded (the walker's `ready` record was seen) */
-  ready: boolean;
-  records: Record<string, unknown>[];
-  exitCode: number | null;
-  signal: string | null;
-  killedFor: 'timeout' | 'memory' | null;
-  /** what Nix printed after the last record: its error message when it died */
-  tail: string;
-  ms: number;
-  /** the largest resident size seen while polling, KiB */
-  peakRssKb: number;
-}
-
-export interface WalkerRunOptions {
-  walker: string;
-  specFile: string;
-  configNix: string | null;
-  store: string | null;
-  timeoutMs: number;
-  memoryMb: number;
-  /** Nix's TMPDIR */
-  tmpDir?: string;
-  /** called with each record as it arrives, while Nix goes on evaluating */
-  onRecord?: (record: Record<string, unknown>) => void;
-}
 
 /**
  * The environment of every Nix process the crawl runs. The variant's config decides what is
@@ -51,86 +22,8 @@ export function nixStoreArgs(store: string | null): string[] {
   return store ? ['--store', drvStoreUrl(store)] : [];
 }
 
-/**
- * Runs the walker once and streams its per-attribute records from stderr. Kills it when it
- * passes its time or memory cap, and says so.
- */
-export async function runWalker(o: WalkerRunOptions): Promise<WalkerRun> {
-  const args = [
-    '--eval', '--strict', '--json', '--read-write-mode',
-    ...nixStoreArgs(o.store),
-    o.walker,
-    '--argstr', 'specFile', o.specFile,
-  ];
-  if (o.configNix) args.push('--arg', 'extraConfig', o.configNix);
-  const started = Date.now();
-  const records: Record<string, unknown>[] = [];
-  let ready = false;
-  let tailLines: string[] = [];
-  let pending = '';
-  let killedFor: WalkerRun['killedFor'] = null;
-
-  const onLine = (line: string) => {
-    if (line.startsWith(MARKER)) {
-      const rec = JSON.parse(line.slice(MARKER.length)) as Record<string, unknown>;
-      if (rec.ready === true) ready = true;
-      else { records.push(rec); o.onRecord?.(rec); }
-      tailLines = [];
-    } else {
-      tailLines.push(line);
-      if (tailLines.length > 400) tailLines.shift();
-    }
-  };
-  const onStderr = (chunk: string) => {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      onLine(pending.slice(0, nl));
-      pending = pending.slice(nl + 1);
-    }
-  };
-  let child: SpawnedRun;
-  try {
-    child = spawner().run('nix-instantiate', args, o.tmpDir ? { ...NIX_ENV, TMPDIR: o.tmpDir } : NIX_ENV, onStderr);
-  } catch (err) {
-    return { ready: false, records: [], exitCode: null, signal: null, killedFor: null, tail: (err as Error).message, ms: 0, peakRssKb: 0 };
-  }
-
-  const timer = setTimeout(() => { killedFor = 'timeout'; child.kill(); }, o.timeoutMs);
-  const memLimitKb = o.memoryMb * 1024;
-  let peakRssKb = 0;
-  const poll = setInterval(() => {
-    const pid = child.pid;
-    if (!pid) return;
-    const rss = rssKb(pid);
-    if (rss !== null && rss > peakRssKb) peakRssKb = rss;
-    if (rss !== null && rss > memLimitKb) { killedFor = 'memory'; child.kill(); }
-  }, 100);
-
-  let result: { exitCode: number | null; signal: string | null };
-  try {
-    result = await child.done;
-  } catch (err) {
-    result = { exitCode: null, signal: null };
-    tailLines.push(`cannot run nix-instantiate: ${(err as Error).message}`);
-  } finally {
-    clearTimeout(timer);
-    clearInterval(poll);
-  }
-  if (pending) onLine(pending);
-  return {
-    ready,
-    records,
-    exitCode: result.exitCode,
-    signal: result.signal,
-    killedFor,
-    tail: cleanNixMessage(tailLines.join('\n')),
-    ms: Date.now() - started,
-    peakRssKb,
-  };
-}
-
-function rssKb(pid: number): number | null {
+/** The resident size of a process, KiB; null when it is gone. */
+export function rssKb(pid: number): number | null {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : null;

@@ -1,23 +1,15 @@
-import { writeFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { readDrvClosure, type DrvGraph, type ReadClosure } from '../graph/closure.js';
 import { slotStorePath } from '../graph/store-slots.js';
-import { runWalker, type WalkerRun } from './nix-run.js';
+import { NixSession, nixList, type Reply, type SessionSpec, type Stop } from './nix-session.js';
 import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
 
-let specCounter = 0;
 /** .drv files this thread has read since it last emptied its scratch drv store */
 let readSincePrune = 0;
 
-function writeSpec(task: ShardTask, paths: string[][], mode: 'walk' | 'explain'): string {
-  const file = join(task.scratch, `spec-${threadId}-${++specCounter}.json`);
-  writeFileSync(file, JSON.stringify({
-    nixpkgs: task.nixpkgs, system: task.system, config: task.config, overlays: task.overlays,
-    paths, mode, exhaustive: task.exhaustive,
-  }));
-  return file;
-}
+/** This thread's evaluators, one per target it has evaluated lately; the most recently used last. */
+const sessions = new Map<string, NixSession>();
 
 /**
  * The drv store directory this thread's Nix writes to: one per worker (slot 0 is the configured
@@ -28,22 +20,60 @@ export function slotStore(store: string, slots: number): string {
   return slotStorePath(store, slot);
 }
 
-
-async function walkerRun(
-  task: ShardTask, paths: string[][], mode: 'walk' | 'explain', onRecord?: (r: Record<string, unknown>) => void,
-): Promise<WalkerRun> {
-  const specFile = writeSpec(task, paths, mode);
-  try {
-    return await runWalker({
-      walker: task.walker, specFile, configNix: task.configNix, store: slotStore(task.store, task.storeSlots),
-      timeoutMs: task.timeoutMs, memoryMb: task.memoryMb, tmpDir: task.scratch, onRecord,
-    });
-  } finally {
-    rmSync(specFile, { force: true });
-  }
+function sessionSpec(task: ShardTask): SessionSpec {
+  return {
+    nixpkgs: task.nixpkgs, system: task.system, config: task.config, configNix: task.configNix, overlays: task.overlays,
+    exhaustive: task.exhaustive, store: slotStore(task.store, task.storeSlots), scratch: task.scratch,
+    evaluator: task.evaluator, timeoutMs: task.timeoutMs, memoryMb: task.memoryMb,
+  };
 }
 
-function toResult(path: string[], rec: Record<string, unknown>): AttrResult {
+/** What makes two shards' evaluations interchangeable: the same package set, target and store. */
+function sessionKey(spec: SessionSpec): string {
+  const { timeoutMs: _t, memoryMb: _m, ...what } = spec;
+  return JSON.stringify(what);
+}
+
+/**
+ * A running evaluator for this task's target: the one this thread already has, or a new one
+ * (`fresh`: always a new one). Beyond `task.sessions` evaluators, the least recently used ends.
+ */
+async function sessionFor(task: ShardTask, stats: ShardStats, fresh: boolean): Promise<NixSession | ShardFailure> {
+  const spec = sessionSpec(task);
+  const key = sessionKey(spec);
+  const had = sessions.get(key);
+  sessions.delete(key);
+  if (had && had.alive && !fresh) {
+    sessions.set(key, had);
+    return had;
+  }
+  had?.close();
+  for (const [k, old] of sessions) {
+    if (sessions.size < task.sessions) break;
+    old.close();
+    sessions.delete(k);
+  }
+  const session = new NixSession(spec);
+  stats.nixRuns++;
+  const t0 = Date.now();
+  const started = await session.start();
+  stats.loadMs += Date.now() - t0;
+  if (!started.ok) {
+    return { ok: false, code: 'NIX_FAILED', message: `cannot load ${task.nixpkgs} for ${task.system}/${task.variant}: ${started.message}` };
+  }
+  sessions.set(key, session);
+  return session;
+}
+
+/** Ends every evaluator of this thread (before its drv store is emptied). */
+function closeSessions(): void {
+  for (const s of sessions.values()) s.close();
+  sessions.clear();
+}
+
+function toResult(path: string[], reply: Reply): AttrResult {
+  if (!reply.ok) return { path, status: 'error', errorKind: 'uncatchable', error: reply.message };
+  const rec = JSON.parse(reply.value) as Record<string, unknown>;
   switch (rec.s) {
     case 'drv': return { path, status: 'drv', drvPath: String(rec.d) };
     case 'set': return { path, status: 'set', recurse: rec.r === true, names: (rec.n as string[] | null) ?? null };
@@ -52,76 +82,95 @@ function toResult(path: string[], rec: Record<string, unknown>): AttrResult {
   }
 }
 
-function died(run: WalkerRun): string {
-  if (run.tail) return run.tail;
-  if (run.signal) return `nix-instantiate was killed by ${run.signal}`;
-  return `nix-instantiate exited with code ${run.exitCode}`;
+/**
+ * Asks `exprs[i]` of each index in `todo`, on this target's evaluator, until each has an answer:
+ * a reply, or the way the evaluator stopped on it. A request the evaluator was killed on for
+ * memory is asked again alone, of a fresh evaluator (the memory may be its predecessors'); what
+ * passes the cap even so, or the time cap, or kills the evaluator, is answered with that stop.
+ * A new evaluator takes up what is left.
+ */
+async function askAll(
+  task: ShardTask, stats: ShardStats, todo: number[], exprOf: (i: number) => string,
+  answer: (i: number, r: Reply | Stop) => void,
+): Promise<ShardFailure | null> {
+  let queue = todo;
+  let alone = false;
+  while (queue.length) {
+    const session = await sessionFor(task, stats, alone);
+    if ('ok' in session) return session;
+    const batch = alone ? queue.slice(0, 1) : queue;
+    const t0 = Date.now();
+    const { replies, stopped } = await session.ask(batch.map(exprOf), (k, r) => answer(batch[k], r));
+    stats.evalMs += Date.now() - t0;
+    stats.peakNixRssKb = Math.max(stats.peakNixRssKb, session.peakRssKb);
+    queue = queue.slice(replies.length);
+    alone = false;
+    if (!stopped) continue;
+    // killed for memory after answering others: the memory may be theirs
+    if (stopped.reason === 'memory' && session.answered > 0) {
+      stats.splits++;
+      alone = true;
+      continue;
+    }
+    stats.restarts++;
+    answer(queue[0], stopped);
+    queue = queue.slice(1);
+  }
+  return null;
 }
 
 /**
- * Evaluates one shard. Records stream from the walker one attribute at a time, so an
- * uncatchable error costs one restart: the culprit is the path after the last record. A run
- * that passes its time or memory cap is split in halves and retried; a single path that still
- * passes it is recorded as such.
+ * Evaluates one shard on this thread's long-lived evaluator for the shard's target. Every
+ * attribute gets a record; an uncatchable error is answered with Nix's message and costs
+ * nothing more; a crash costs a restart of the evaluator. `.drv` closures are read as the
+ * records come in, while Nix goes on with the next attributes.
  */
 export async function runShard(task: ShardTask, graph: DrvGraph): Promise<ShardResult | ShardFailure> {
-  const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, readMs: 0, peakNixRssKb: 0 };
-  const results = new Map<number, AttrResult>();
-  const index = new Map<string[], number>();
-  task.paths.forEach((p, i) => index.set(p, i));
-
-  // .drv files are read as their records stream in, while Nix evaluates the next attributes:
-  // by the time Nix prints a drvPath, the .drv and its inputs are written
+  const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, loadMs: 0, readMs: 0, peakNixRssKb: 0 };
+  const attrs: AttrResult[] = new Array(task.paths.length);
   const storeRoot = slotStore(task.store, task.storeSlots);
   const read: ReadClosure = { drvs: [], sources: [] };
-  const onRecord = (rec: Record<string, unknown>) => {
-    if (rec.s !== 'drv') return;
-    const t0 = Date.now();
-    readDrvClosure([String(rec.d)], storeRoot, task.mirrors, graph, read);
-    stats.readMs += Date.now() - t0;
-  };
-  const queue: string[][][] = [task.paths];
-  while (queue.length) {
-    const paths = queue.shift()!;
-    if (paths.length === 0) continue;
-    const run = await walkerRun(task, paths, 'walk', onRecord);
-    stats.nixRuns++;
-    stats.evalMs += run.ms;
-    stats.peakNixRssKb = Math.max(stats.peakNixRssKb, run.peakRssKb);
-    if (process.env.FODDER_TIMINGS) process.stderr.write(`run: thread ${threadId} ${paths.length} paths ${run.ms} ms at ${Date.now() % 100000}\n`);
-    if (!run.ready && !run.killedFor) {
-      return { ok: false, code: 'NIX_FAILED', message: `cannot load ${task.nixpkgs} for ${task.system}/${task.variant}: ${died(run)}` };
+
+  const failed = await askAll(task, stats, task.paths.map((_, i) => i), (i) => `W.record ${nixList(task.paths[i])}`, (i, r) => {
+    const path = task.paths[i];
+    if ('reason' in r) {
+      attrs[i] = { path, status: 'error', errorKind: r.reason === 'died' ? 'uncatchable' : r.reason, error: r.message };
+      return;
     }
-    run.records.forEach((rec, k) => results.set(index.get(paths[k])!, toResult(paths[k], rec)));
-    const done = run.records.length;
-    if (done >= paths.length) continue;
-    const rest = paths.slice(done);
-    if (run.killedFor) {
-      if (rest.length === 1) {
-        const limit = run.killedFor === 'timeout' ? `${task.timeoutMs} ms` : `${task.memoryMb} MiB`;
-        results.set(index.get(rest[0])!, {
-          path: rest[0], status: 'error', errorKind: run.killedFor,
-          error: `evaluation passed the ${run.killedFor} cap (${limit}) on its own`,
-        });
-      } else {
-        stats.splits++;
-        const half = Math.ceil(rest.length / 2);
-        queue.unshift(rest.slice(0, half), rest.slice(half));
+    try {
+      attrs[i] = toResult(path, r);
+      if (attrs[i].status === 'drv') {
+        // by the time Nix prints a drvPath, the .drv and its inputs are written
+        const t0 = Date.now();
+        readDrvClosure([attrs[i].drvPath!], storeRoot, task.mirrors, graph, read);
+        stats.readMs += Date.now() - t0;
       }
-      continue;
+    } catch (err) {
+      // fodder's own failure on this attribute (a .drv it cannot read or parse): recorded against
+      // it, and the crawl goes on
+      attrs[i] = { path, status: 'error', errorKind: 'internal', error: `fodder could not record it: ${(err as Error).message}` };
     }
-    // an uncatchable error: the culprit is the first path without a record
-    stats.restarts++;
-    results.set(index.get(rest[0])!, { path: rest[0], status: 'error', errorKind: 'uncatchable', error: died(run) });
-    queue.unshift(rest.slice(1));
+  });
+  if (failed) return failed;
+  if (process.env.FODDER_TIMINGS) process.stderr.write(`shard: thread ${threadId} ${task.paths.length} paths eval ${stats.evalMs} ms read ${stats.readMs} ms at ${Date.now() % 100000}\n`);
+
+  if (task.explainErrors) {
+    // tryEval hides the message of what it caught: the same evaluator evaluates those again without it
+    const caught = attrs.flatMap((a, i) => (a.status === 'error' && a.errorKind === 'catchable' ? [i] : []));
+    const explained = await askAll(task, stats, caught, (i) => `W.explain ${nixList(task.paths[i])}`, (i, r) => {
+      const what = attrs[i].error === 'drvPath' ? 'its drvPath' : 'its value';
+      attrs[i].error = 'reason' in r ? r.message
+        : r.ok ? `evaluating ${what} failed inside tryEval, but not when evaluated alone` : r.message;
+    });
+    if (explained) return explained;
   }
 
-  const attrs = task.paths.map((_, i) => results.get(i)!);
-  if (task.explainErrors) await explainCaught(task, attrs, stats);
   const { drvs, sources } = read;
   if (task.pruneStoreAfter !== null) {
     readSincePrune += drvs.length;
     if (readSincePrune >= task.pruneStoreAfter) {
+      // the evaluators believe what they wrote is still there: new ones start on the empty store
+      closeSessions();
       rmSync(storeRoot, { recursive: true, force: true });
       if (process.env.FODDER_TIMINGS) process.stderr.write(`prune: thread ${threadId} pruned the scratch drv store after ${readSincePrune} .drv files\n`);
       readSincePrune = 0;
@@ -133,18 +182,4 @@ export async function runShard(task: ShardTask, graph: DrvGraph): Promise<ShardR
   const fresh = new Set(drvs.map((d) => d.drvPath));
   const earlierDrvs = closure.drvs.filter((d) => !fresh.has(d));
   return { ok: true, attrs, drvs, sources, earlierDrvs, closureFods: closure.fods, stats };
-}
-
-/** tryEval hides the message of what it caught: evaluate those paths again, alone, to hear Nix say it. */
-async function explainCaught(task: ShardTask, attrs: AttrResult[], stats: ShardStats): Promise<void> {
-  for (const a of attrs) {
-    if (a.status !== 'error' || a.errorKind !== 'catchable') continue;
-    const run = await walkerRun(task, [a.path], 'explain');
-    stats.nixRuns++;
-    stats.evalMs += run.ms;
-    const what = a.error === 'drvPath' ? 'its drvPath' : 'its value';
-    a.error = run.exitCode === 0
-      ? `evaluating ${what} failed inside tryEval, but not when evaluated alone`
-      : died(run);
-  }
 }

@@ -18,20 +18,22 @@ export interface SpawnedRun {
   readonly pid: number | undefined;
   /** SIGKILL, when it is running */
   kill(): void;
+  /** writes to its standard input (an interactive run) */
+  write(data: string): void;
   /** how it ended; rejects when it could not be started */
   readonly done: Promise<{ exitCode: number | null; signal: string | null }>;
 }
 
 interface RunState {
   pid: number | undefined;
-  onStderr: (data: string) => void;
+  onOutput: (data: string) => void;
   resolve: (r: { exitCode: number | null; signal: string | null }) => void;
   reject: (err: Error) => void;
 }
 
 type HelperMessage =
   | { t: 'pid'; id: number; pid: number }
-  | { t: 'err'; id: number; data: string }
+  | { t: 'out'; id: number; data: string }
   | { t: 'exit'; id: number; code: number | null; signal: string | null }
   | { t: 'failed'; id: number; message: string };
 
@@ -68,7 +70,7 @@ class Spawner {
     if (!run) return;
     switch (m.t) {
       case 'pid': run.pid = m.pid; break;
-      case 'err': run.onStderr(m.data); break;
+      case 'out': run.onOutput(m.data); break;
       case 'exit': this.end(m.id); run.resolve({ exitCode: m.code, signal: m.signal }); break;
       case 'failed': this.end(m.id); run.reject(new Error(m.message)); break;
     }
@@ -79,21 +81,28 @@ class Spawner {
     if (this.runs.size === 0) this.idle();
   }
 
-  /** Starts `cmd args` with `env` over the helper's environment; `onStderr` gets its standard error as it comes. */
-  run(cmd: string, args: string[], env: Record<string, string>, onStderr: (data: string) => void = () => {}): SpawnedRun {
+  /**
+   * Starts `cmd args` with `env` over the helper's environment; `onOutput` gets its standard
+   * error as it comes. `interactive`: its standard input is open for `write`, and `onOutput`
+   * gets its standard output and standard error merged, in the order it wrote them.
+   */
+  run(cmd: string, args: string[], env: Record<string, string>, onOutput: (data: string) => void = () => {}, interactive = false): SpawnedRun {
     const id = this.nextId++;
     let state!: RunState;
     const done = new Promise<{ exitCode: number | null; signal: string | null }>((resolve, reject) => {
-      state = { pid: undefined, onStderr, resolve, reject };
+      state = { pid: undefined, onOutput, resolve, reject };
     });
     this.runs.set(id, state);
     this.busy();
-    this.child.send({ t: 'run', id, cmd, args, env });
+    this.child.send({ t: 'run', id, cmd, args, env, interactive });
     return {
       get pid() { return state.pid; },
       kill: () => {
         if (state.pid === undefined || !this.runs.has(id)) return;
         try { process.kill(state.pid, 'SIGKILL'); } catch { /* already gone */ }
+      },
+      write: (data: string) => {
+        if (this.runs.has(id)) this.child.send({ t: 'in', id, data });
       },
       done,
     };

@@ -23,20 +23,29 @@ export interface ShardTask {
   storeSlots: number;
   mirrors: Mirrors;
   explainErrors: boolean;
+  /** the longest one attribute may take */
   timeoutMs: number;
+  /** the resident memory past which an evaluator is killed */
   memoryMb: number;
-  walker: string;
+  /** nix/evaluator.nix */
+  evaluator: string;
+  /** how many evaluators (one per target) a worker thread keeps running at most */
+  sessions: number;
   /**
-   * the crawl's scratch directory, made and removed by the coordinator: the walker's spec files
+   * the crawl's scratch directory, made and removed by the coordinator: the evaluators' spec files
    * go there, and Nix's TMPDIR points there
    */
   scratch: string;
 }
 
 export type AttrStatus = 'drv' | 'set' | 'error' | 'skipped';
-export type ErrorKind = 'catchable' | 'uncatchable' | 'timeout' | 'memory';
+/**
+ * catchable: caught by tryEval; uncatchable: an error tryEval cannot catch, or a crash of Nix;
+ * timeout / memory: past a cap on its own; internal: fodder failed on it (reading what Nix wrote)
+ */
+export type ErrorKind = 'catchable' | 'uncatchable' | 'timeout' | 'memory' | 'internal';
 
-/** What the walker says of one attribute path. */
+/** What the evaluator says of one attribute path. */
 export interface AttrResult {
   path: string[];
   status: AttrStatus;
@@ -56,8 +65,10 @@ export interface ShardStats {
   restarts: number;
   splits: number;
   evalMs: number;
+  /** starting evaluators (importing the package set) */
+  loadMs: number;
   readMs: number;
-  /** largest resident size of one nix-instantiate of this shard, KiB */
+  /** largest resident size of an evaluator of this shard, KiB */
   peakNixRssKb: number;
 }
 

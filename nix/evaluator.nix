@@ -1,12 +1,15 @@
-# The fodder walker: evaluates a shard of attribute paths of a nixpkgs-shaped package set, one
-# after another, and reports each as a `trace:` line carrying a JSON record, so that when an
-# uncatchable error kills the process the culprit is the path after the last record.
+# The fodder evaluator: what one long-lived `nix repl` per worker thread and target evaluates.
+# The package set is imported once; then each attribute path sent to the repl is answered on its
+# own, so an error, caught or not, costs that attribute alone (see src/eval/nix-session.ts).
 #
-#   nix-instantiate --eval --strict --json --read-write-mode nix/walker.nix \
-#     --argstr specFile /tmp/spec.json --arg extraConfig '{ ... }'
+#   nix-repl> W = import /scratch/session-1.nix      # imports this file with { specFile; extraConfig; }
+#   nix-repl> W.ready                                # "ready", or the error that stops the package set loading
+#   nix-repl> W.record [ "python3Packages" "six" ]   # a JSON record, or Nix's error when tryEval cannot catch it
+#   nix-repl> W.explain [ "foo" ]                    # evaluates without tryEval, so Nix prints what tryEval caught
 #
-# spec.json: { nixpkgs, system, config, overlays: [file], paths: [[name]], mode: "walk"|"explain",
-#              exhaustive: bool }
+# spec.json: { nixpkgs, system, config, overlays: [file], exhaustive: bool }
+# A record: { s: "drv", d: drvPath } | { s: "set", r: recurseForDerivations, n: names or null }
+#         | { s: "skipped", t: type } | { s: "error", e: "value" | "drvPath" } (caught by tryEval)
 { specFile, extraConfig ? { } }:
 let
   spec = builtins.fromJSON (builtins.readFile specFile);
@@ -15,9 +18,6 @@ let
     config = spec.config // extraConfig;
     overlays = map import spec.overlays;
   };
-
-  marker = "@fodder@";
-  emit = record: next: builtins.trace (marker + builtins.toJSON record) next;
 
   get = path: builtins.foldl' (v: n: v.${n}) pkgs path;
 
@@ -40,16 +40,10 @@ let
   walkOne = path:
     let v = builtins.tryEval (get path); in
     if v.success then classify path v.value else { s = "error"; e = "value"; };
-
-  # Explain mode evaluates without tryEval so that Nix prints the error message of a caught failure.
-  explainOne = path:
+in {
+  ready = builtins.seq pkgs "ready";
+  record = path: builtins.toJSON (walkOne path);
+  explain = path:
     let x = get path; in
     if builtins.isAttrs x && isDrv x then x.drvPath else builtins.seq x "ok";
-
-  step = i: path:
-    emit ({ i = i; } // walkOne path) (i + 1);
-
-  walk = builtins.foldl' (i: path: step i path) 0 spec.paths;
-  explain = builtins.foldl' (i: path: builtins.seq (explainOne path) (i + 1)) 0 spec.paths;
-in
-  builtins.seq pkgs (emit { ready = true; } (if spec.mode == "explain" then explain else walk))
+}

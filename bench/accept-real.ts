@@ -1,0 +1,102 @@
+/**
+ * Acceptance run on a real nixpkgs: crawls that must all finish with the same records.
+ *
+ * 1. `--runs N` crawls in a row of the eight targets (x86_64-linux, i686-linux, x86_64-darwin,
+ *    aarch64-linux × default, permissive), each into a fresh database: every one must exit 0,
+ *    leave no crawl marked running, and record exactly the same attributes (every field but ids)
+ *    and the same FODs per target as the first.
+ * 2. `--kills K`: one more crawl, killed with SIGKILL (the whole process group: fodder, its
+ *    helpers, every Nix) at K random moments, each time started again on the same database;
+ *    then a last run that must finish with the records of the uninterrupted crawls.
+ *
+ *   npm run accept:real -- --nixpkgs PATH [--runs 10] [--kills 10] [--workers 2] [--systems a,b] [--variants a,b]
+ */
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import Database from 'better-sqlite3';
+import { realTreeArgs } from './real-args.js';
+
+const { opt, flag, nixpkgs } = realTreeArgs('npm run accept:real -- --nixpkgs PATH [--runs 10] [--kills 10] [--workers 2]');
+const runs = Number(opt('runs', '10'));
+const kills = Number(opt('kills', '10'));
+const workers = opt('workers', '2');
+const systems = opt('systems', 'x86_64-linux,i686-linux,x86_64-darwin,aarch64-linux').split(',');
+const variants = opt('variants', 'default,permissive').split(',');
+const root = resolve(import.meta.dirname, '..', '..');
+const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+const work = join(process.env.FODDER_BENCH_DIR ?? tmpdir(), 'fodder-accept-real');
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+const args = (db: string) => ['crawl', '--nixpkgs', nixpkgs, '--db', db, '--workers', workers, '--no-progress', '--json',
+  ...systems.flatMap((s) => ['--system', s]), ...variants.flatMap((v) => ['--variant', v])];
+
+/** A digest of what a crawl recorded: every attribute row (without ids) and the FODs each target saw. */
+function digest(file: string) {
+  const db = new Database(file, { readonly: true });
+  const hash = (rows: unknown[]) => createHash('sha256').update(JSON.stringify(rows)).digest('hex').slice(0, 16);
+  const attrs = db.prepare(`SELECT system, variant, path, parent, depth, status, drv_path, error_kind, error, reason,
+    recurse, children_json, sig, alias_of FROM attrs ORDER BY system, variant, path`).all();
+  const seen = db.prepare(`SELECT system, variant, drv_path FROM fod_seen ORDER BY system, variant, drv_path`).all();
+  const running = (db.prepare(`SELECT COUNT(*) n FROM crawls WHERE status = 'running'`).get() as { n: number }).n;
+  const counts = db.prepare(`SELECT system, variant, COUNT(*) n, SUM(status = 'error') errors FROM attrs GROUP BY system, variant ORDER BY system, variant`).all();
+  db.close();
+  return { attrs: hash(attrs), fods: hash(seen), attrRows: attrs.length, fodRows: seen.length, running, counts };
+}
+
+const failures: string[] = [];
+let reference: ReturnType<typeof digest> | null = null;
+function compare(what: string, d: ReturnType<typeof digest>) {
+  if (d.running > 0) failures.push(`${what}: ${d.running} crawl(s) left marked running`);
+  if (!reference) { reference = d; return; }
+  if (d.attrs !== reference.attrs || d.fods !== reference.fods) {
+    failures.push(`${what}: records differ (attrs ${d.attrRows} rows ${d.attrs} vs ${reference.attrRows} ${reference.attrs}; fods ${d.fodRows} ${d.fods} vs ${reference.fodRows} ${reference.fods})`);
+  }
+}
+
+let longest = 0;
+for (let i = 1; i <= runs; i++) {
+  const db = join(work, `run-${i}.db`);
+  const t0 = Date.now();
+  const r = await execa('node', [cli, ...args(db)], { reject: false });
+  const ms = Date.now() - t0;
+  longest = Math.max(longest, ms);
+  if (r.exitCode !== 0) {
+    failures.push(`run ${i}: exit ${r.exitCode}: ${String(r.stderr).slice(-1500)}`);
+    console.log(`run ${i}: FAILED (exit ${r.exitCode}) after ${(ms / 1000).toFixed(1)} s`);
+    continue;
+  }
+  const d = digest(db);
+  compare(`run ${i}`, d);
+  console.log(`run ${i}: ${(ms / 1000).toFixed(1)} s, ${d.attrRows} attribute rows, ${d.fodRows} target FODs, attrs ${d.attrs}, fods ${d.fods}`
+    + (i === 1 ? `\n  per target: ${JSON.stringify(d.counts)}` : ''));
+  rmSync(db, { force: true });
+  rmSync(`${db}-wal`, { force: true });
+  rmSync(`${db}-shm`, { force: true });
+}
+
+if (kills > 0) {
+  const db = join(work, 'killed.db');
+  const span = longest || 120_000;
+  for (let k = 1; k <= kills; k++) {
+    const at = Math.round(1000 + Math.random() * span * 0.9);
+    const child = execa('node', [cli, ...args(db)], { reject: false, detached: true });
+    const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* ended already */ } }, at);
+    const r = await child;
+    clearTimeout(timer);
+    console.log(`kill ${k}: SIGKILL after ${(at / 1000).toFixed(1)} s${r.exitCode === 0 ? ' (it had finished)' : ''}`);
+  }
+  const t0 = Date.now();
+  const r = await execa('node', [cli, ...args(db)], { reject: false });
+  if (r.exitCode !== 0) failures.push(`resume after kills: exit ${r.exitCode}: ${String(r.stderr).slice(-1500)}`);
+  else {
+    const d = digest(db);
+    compare('resumed after kills', d);
+    console.log(`resumed after ${kills} kills: ${((Date.now() - t0) / 1000).toFixed(1)} s, attrs ${d.attrs}, fods ${d.fods}`);
+  }
+}
+rmSync(work, { recursive: true, force: true });
+console.log(failures.length ? `FAILED:\n${failures.join('\n')}` : `all ${runs} runs${kills ? ` and the resume after ${kills} kills` : ''} finished with the same records`);
+if (failures.length) process.exitCode = 1;

@@ -1,0 +1,140 @@
+/**
+ * The real-tree benchmark: `fodder crawl` of a real nixpkgs (one target, or all eight of
+ * `--all`: four systems × default and permissive), and in the same run, for each target:
+ *
+ * - the *oracle*: one `nix-instantiate --eval --strict --read-write-mode` into a fresh chroot
+ *   store on disk that forces exactly the drvPaths the crawl found (a single Nix that knew in
+ *   advance which attributes evaluate, and so never met an error); also the same into a
+ *   binary-cache directory on /dev/shm, the kind of store the crawl itself writes to;
+ * - `nix-env -qaP --drv-path` of the same package set and config.
+ *
+ * It prints each wall time, the peak resident memory of everything the crawl started (its own
+ * process, the helper processes and every Nix, summed at the peak) and of the oracle, and the
+ * ratio crawl / oracle. It checks that the oracle's store holds exactly the .drv files of the
+ * crawl's closures.
+ *
+ *   npm run bench:real -- --nixpkgs PATH [--all] [--system S] [--variant V] [--workers 2] [--settle 20]
+ */
+import { execa } from 'execa';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import Database from 'better-sqlite3';
+import { realTreeArgs } from './real-args.js';
+import { DEFAULT_VARIANTS } from '../src/config/defaults.js';
+
+const { opt, flag, nixpkgs } = realTreeArgs('npm run bench:real -- --nixpkgs PATH [--all] [--system S] [--variant V] [--workers N] [--settle S]');
+const all = flag('all');
+const systems = all ? ['x86_64-linux', 'i686-linux', 'x86_64-darwin', 'aarch64-linux'] : [opt('system', 'x86_64-linux')];
+const variants = all ? ['default', 'permissive'] : [opt('variant', 'default')];
+const workers = opt('workers', '2');
+const settle = Number(opt('settle', '20'));
+const root = resolve(import.meta.dirname, '..', '..');
+const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+const work = join(process.env.FODDER_BENCH_DIR ?? tmpdir(), 'fodder-bench-real');
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+
+const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const mib = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
+
+/** Resident KiB of `pid` and all its descendants, summed. */
+function treeRssKb(pid: number): number {
+  const children = new Map<number, number[]>();
+  const rss = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(fields[1]);
+      // field 24 of stat (index 21 here) is the resident set in pages
+      rss.set(Number(name), Number(fields[21]) * 4);
+      (children.get(ppid) ?? children.set(ppid, []).get(ppid)!).push(Number(name));
+    } catch { /* gone */ }
+  }
+  let sum = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop()!;
+    sum += rss.get(p) ?? 0;
+    stack.push(...(children.get(p) ?? []));
+  }
+  return sum;
+}
+
+/** Runs a command, timing it and sampling the summed resident memory of its process tree. */
+async function timed(cmd: string, args: string[], env: Record<string, string> = {}) {
+  await execa('sync');
+  if (settle > 0) await new Promise((r) => setTimeout(r, settle * 1000));
+  const t0 = Date.now();
+  const child = execa(cmd, args, { reject: false, env, stdout: 'pipe', stderr: 'pipe', maxBuffer: 1 << 30 });
+  let peakKb = 0;
+  const poll = setInterval(() => { if (child.pid) peakKb = Math.max(peakKb, treeRssKb(child.pid)); }, 250);
+  const r = await child;
+  clearInterval(poll);
+  const ms = Date.now() - t0;
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.slice(0, 3).join(' ')} failed (${r.exitCode}): ${String(r.stderr).slice(-3000)}`);
+  return { ms, peakKb, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+// 1. the crawl
+const db = join(work, 'crawl.db');
+const crawlArgs = [cli, 'crawl', '--nixpkgs', nixpkgs, '--db', db, '--workers', workers, '--no-progress', '--json',
+  ...systems.flatMap((s) => ['--system', s]), ...variants.flatMap((v) => ['--variant', v])];
+console.log(`crawl: ${systems.join(', ')} × ${variants.join(', ')}, ${workers} workers`);
+const crawl = await timed('node', crawlArgs, { FODDER_TIMINGS: '1' });
+const summary = JSON.parse(crawl.stdout) as { attrs: Record<string, number>; drvs: number; fods: number; nix?: string };
+const timings = /timings: (\{.*?\})/.exec(crawl.stderr)?.[1] ?? '{}';
+console.log(`crawl: ${sec(crawl.ms)}, peak RSS of everything it started ${mib(crawl.peakKb)}; `
+  + `${summary.attrs.total} attributes (${summary.attrs.drv} derivations, ${summary.attrs.error} errors), `
+  + `${summary.drvs} derivations in closures, ${summary.fods} FODs`);
+console.log(`crawl timings: ${timings}`);
+
+// 2. per target: the oracles and nix-env
+const d = new Database(db, { readonly: true });
+const drvAttrs = d.prepare(`SELECT path_json FROM attrs WHERE system = ? AND variant = ? AND status = 'drv'`).pluck();
+const errors = d.prepare(`SELECT COUNT(*) FROM attrs WHERE system = ? AND variant = ? AND status = 'error' AND (error IS NULL OR error = '')`).pluck();
+const closure = d.prepare(`
+  WITH RECURSIVE c(p) AS (
+    SELECT drv_path FROM attrs WHERE system = ? AND variant = ? AND status = 'drv'
+    UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
+  SELECT p FROM c`).pluck();
+let oracleSum = 0, shmSum = 0, envSum = 0, oraclePeak = 0, allSame = true;
+for (const system of systems) {
+  for (const variant of variants) {
+    const v = DEFAULT_VARIANTS[variant as keyof typeof DEFAULT_VARIANTS];
+    const paths = (drvAttrs.all(system, variant) as string[]).map((p) => JSON.parse(p) as string[]);
+    const pathsFile = join(work, `paths-${system}-${variant}.json`);
+    writeFileSync(pathsFile, JSON.stringify(paths));
+    const configNix = `(builtins.fromJSON ${JSON.stringify(JSON.stringify(v.config))} // (${v.nix ?? '{ }'}))`;
+    const importExpr = `import ${JSON.stringify(nixpkgs)} { system = ${JSON.stringify(system)}; config = ${configNix}; }`;
+    const expr = `let pkgs = ${importExpr}; get = p: builtins.foldl' (v: n: v.\${n}) pkgs p; in
+      map (p: (get p).drvPath) (builtins.fromJSON (builtins.readFile ${JSON.stringify(pathsFile)}))`;
+    const chroot = join(work, `oracle-${system}-${variant}`);
+    const o = await timed('nix-instantiate', ['--eval', '--strict', '--read-write-mode', '--store', chroot, '-E', expr],
+      { MALLOC_TRIM_THRESHOLD_: String(16 << 20) });
+    const shmDir = existsSync('/dev/shm') ? '/dev/shm/fodder-bench-oracle' : join(work, 'oracle-bc');
+    rmSync(shmDir, { recursive: true, force: true });
+    const s = await timed('nix-instantiate', ['--eval', '--strict', '--read-write-mode', '--store', `file://${shmDir}?compression=none`, '-E', expr],
+      { MALLOC_TRIM_THRESHOLD_: String(16 << 20) });
+    rmSync(shmDir, { recursive: true, force: true });
+    const env = await timed('nix-env', ['-f', nixpkgs, '-qaP', '--drv-path', '--argstr', 'system', system, '--arg', 'config', configNix, '--store', join(work, 'nix-env-store')]);
+    const written = new Set(readdirSync(join(chroot, 'nix', 'store')).filter((n) => n.endsWith('.drv')).map((n) => `/nix/store/${n}`));
+    const ours = new Set(closure.all(system, variant) as string[]);
+    const same = written.size === ours.size && [...ours].every((p) => written.has(p));
+    allSame &&= same;
+    oracleSum += o.ms; shmSum += s.ms; envSum += env.ms; oraclePeak = Math.max(oraclePeak, o.peakKb);
+    console.log(`${system}/${variant}: ${paths.length} drvPaths; oracle ${sec(o.ms)} (${mib(o.peakKb)}), into a binary-cache dir on /dev/shm ${sec(s.ms)}; `
+      + `nix-env -qaP --drv-path ${sec(env.ms)} (${env.stdout.split('\n').filter(Boolean).length} packages); `
+      + `oracle wrote ${written.size} .drv files, the crawl's closures hold ${ours.size}: ${same ? 'same' : 'DIFFERENT'}; `
+      + `errors without a message: ${errors.get(system, variant) as number}`);
+    rmSync(chroot, { recursive: true, force: true });
+  }
+}
+d.close();
+const n = systems.length * variants.length;
+console.log(`oracle${n > 1 ? `s (sum of ${n})` : ''}: ${sec(oracleSum)}, peak RSS ${mib(oraclePeak)}; into /dev/shm ${sec(shmSum)}; nix-env ${sec(envSum)}`);
+console.log(`RATIO crawl / oracle: ${(crawl.ms / oracleSum).toFixed(3)} (target <= 0.75); crawl / oracle into /dev/shm: ${(crawl.ms / shmSum).toFixed(3)}; crawl / nix-env: ${(crawl.ms / envSum).toFixed(3)}`);
+rmSync(work, { recursive: true, force: true });
+if (!allSame) process.exitCode = 1;
