@@ -8,7 +8,7 @@
  *   binary-cache directory on /dev/shm, the kind of store the crawl itself writes to;
  * - `nix-env -qaP --drv-path` of the same package set and config.
  *
- * It prints each wall time, the peak resident memory of everything the crawl started (its own
+ * It prints each wall time and CPU seconds, the peak resident memory of everything the crawl started (its own
  * process, the helper processes and every Nix, summed at the peak) and of the oracle, and the
  * ratio crawl / oracle. It checks that the oracle's store holds exactly the .drv files of the
  * crawl's closures.
@@ -38,44 +38,62 @@ mkdirSync(work, { recursive: true });
 const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const mib = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 
-/** Resident KiB of `pid` and all its descendants, summed. */
-function treeRssKb(pid: number): number {
+/**
+ * The processes of the tree below `pid`: resident KiB summed, and each one's CPU ticks so far
+ * (fodder's Nix processes are its helpers' children, and are killed rather than waited for at
+ * the end, so rusage would not count them).
+ */
+function sampleTree(pid: number, ticks: Map<number, number>, names: Map<number, string>): number {
   const children = new Map<number, number[]>();
-  const rss = new Map<number, number>();
+  const info = new Map<number, { rssKb: number; ticks: number }>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(fields[1]);
-      // field 24 of stat (index 21 here) is the resident set in pages
-      rss.set(Number(name), Number(fields[21]) * 4);
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // after the command: state ppid ... utime (14th field of stat) stime (15th) ... rss (24th), in pages
+      info.set(Number(name), { rssKb: Number(f[21]) * 4, ticks: Number(f[11]) + Number(f[12]) });
+      let comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (comm === 'node' && !names.has(Number(name)) && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('nix-spawner')) comm = 'helper';
+      if (!names.has(Number(name))) names.set(Number(name), comm);
+      const ppid = Number(f[1]);
       (children.get(ppid) ?? children.set(ppid, []).get(ppid)!).push(Number(name));
     } catch { /* gone */ }
   }
-  let sum = 0;
+  let rss = 0;
   const stack = [pid];
   while (stack.length) {
     const p = stack.pop()!;
-    sum += rss.get(p) ?? 0;
+    const i = info.get(p);
+    if (i) { rss += i.rssKb; ticks.set(p, Math.max(ticks.get(p) ?? 0, i.ticks)); }
     stack.push(...(children.get(p) ?? []));
   }
-  return sum;
+  return rss;
 }
 
-/** Runs a command, timing it and sampling the summed resident memory of its process tree. */
-async function timed(cmd: string, args: string[], env: Record<string, string> = {}) {
+/**
+ * Runs a command, timing it and sampling its process tree: the peak of its summed resident
+ * memory, and its CPU seconds.
+ */
+async function timed(cmd: string, args: string[], env: Record<string, string> = {}, mustSucceed = true) {
   await execa('sync');
   if (settle > 0) await new Promise((r) => setTimeout(r, settle * 1000));
   const t0 = Date.now();
   const child = execa(cmd, args, { reject: false, env, stdout: 'pipe', stderr: 'pipe', maxBuffer: 1 << 30 });
   let peakKb = 0;
-  const poll = setInterval(() => { if (child.pid) peakKb = Math.max(peakKb, treeRssKb(child.pid)); }, 250);
+  const ticks = new Map<number, number>();
+  const names = new Map<number, string>();
+  const sample = () => { if (child.pid) peakKb = Math.max(peakKb, sampleTree(child.pid, ticks, names)); };
+  const poll = setInterval(sample, 250);
   const r = await child;
   clearInterval(poll);
   const ms = Date.now() - t0;
-  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.slice(0, 3).join(' ')} failed (${r.exitCode}): ${String(r.stderr).slice(-3000)}`);
-  return { ms, peakKb, stdout: String(r.stdout), stderr: String(r.stderr) };
+  const cpu = [...ticks.values()].reduce((a, b) => a + b, 0) / 100;
+  // CPU seconds by process name (node: fodder's process with its worker threads, and its helpers)
+  const byName: Record<string, number> = {};
+  for (const [p, t] of ticks) byName[names.get(p) ?? '?'] = (byName[names.get(p) ?? '?'] ?? 0) + t / 100;
+  if (r.exitCode !== 0 && mustSucceed) throw new Error(`${cmd} ${args.slice(0, 3).join(' ')} failed (${r.exitCode}): ${String(r.stderr).slice(-3000)}`);
+  return { ms, peakKb, cpu, byName, ok: r.exitCode === 0, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 // 1. the crawl
@@ -86,10 +104,12 @@ console.log(`crawl: ${systems.join(', ')} × ${variants.join(', ')}, ${workers} 
 const crawl = await timed('node', crawlArgs, { FODDER_TIMINGS: '1' });
 const summary = JSON.parse(crawl.stdout) as { attrs: Record<string, number>; drvs: number; fods: number; nix?: string };
 const timings = /timings: (\{.*?\})/.exec(crawl.stderr)?.[1] ?? '{}';
-console.log(`crawl: ${sec(crawl.ms)}, peak RSS of everything it started ${mib(crawl.peakKb)}; `
+console.log(`crawl: ${sec(crawl.ms)}, ${crawl.cpu.toFixed(1)} CPU s, peak RSS of everything it started ${mib(crawl.peakKb)}; `
   + `${summary.attrs.total} attributes (${summary.attrs.drv} derivations, ${summary.attrs.error} errors), `
   + `${summary.drvs} derivations in closures, ${summary.fods} FODs`);
-console.log(`crawl timings: ${timings}`);
+console.log(`crawl timings: ${timings}; CPU s by process: ${JSON.stringify(crawl.byName)}`);
+
+if (flag('crawl-only')) process.exit(0);
 
 // 2. per target: the oracles and nix-env
 const d = new Database(db, { readonly: true });
@@ -100,7 +120,7 @@ const closure = d.prepare(`
     SELECT drv_path FROM attrs WHERE system = ? AND variant = ? AND status = 'drv'
     UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
   SELECT p FROM c`).pluck();
-let oracleSum = 0, shmSum = 0, envSum = 0, oraclePeak = 0, allSame = true;
+let oracleSum = 0, shmSum = 0, envSum = 0, oraclePeak = 0, oracleCpu = 0, allSame = true;
 for (const system of systems) {
   for (const variant of variants) {
     const v = DEFAULT_VARIANTS[variant as keyof typeof DEFAULT_VARIANTS];
@@ -119,14 +139,17 @@ for (const system of systems) {
     const s = await timed('nix-instantiate', ['--eval', '--strict', '--read-write-mode', '--store', `file://${shmDir}?compression=none`, '-E', expr],
       { MALLOC_TRIM_THRESHOLD_: String(16 << 20) });
     rmSync(shmDir, { recursive: true, force: true });
-    const env = await timed('nix-env', ['-f', nixpkgs, '-qaP', '--drv-path', '--argstr', 'system', system, '--arg', 'config', configNix, '--store', join(work, 'nix-env-store')]);
+    const env = await timed('nix-env', ['-f', nixpkgs, '-qaP', '--drv-path', '--argstr', 'system', system, '--arg', 'config', configNix], {}, false);
     const written = new Set(readdirSync(join(chroot, 'nix', 'store')).filter((n) => n.endsWith('.drv')).map((n) => `/nix/store/${n}`));
     const ours = new Set(closure.all(system, variant) as string[]);
     const same = written.size === ours.size && [...ours].every((p) => written.has(p));
     allSame &&= same;
     oracleSum += o.ms; shmSum += s.ms; envSum += env.ms; oraclePeak = Math.max(oraclePeak, o.peakKb);
-    console.log(`${system}/${variant}: ${paths.length} drvPaths; oracle ${sec(o.ms)} (${mib(o.peakKb)}), into a binary-cache dir on /dev/shm ${sec(s.ms)}; `
-      + `nix-env -qaP --drv-path ${sec(env.ms)} (${env.stdout.split('\n').filter(Boolean).length} packages); `
+    oracleCpu += o.cpu;
+    const envSaid = env.ok ? `${env.stdout.split('\n').filter(Boolean).length} packages`
+      : `FAILED: ${env.stderr.split('\n').find((l) => l.startsWith('error:')) ?? 'no message'}`;
+    console.log(`${system}/${variant}: ${paths.length} drvPaths; oracle ${sec(o.ms)} (${o.cpu.toFixed(1)} CPU s, ${mib(o.peakKb)}), `
+      + `into a binary-cache dir on /dev/shm ${sec(s.ms)} (${s.cpu.toFixed(1)} CPU s); nix-env -qaP --drv-path ${sec(env.ms)} (${envSaid}); `
       + `oracle wrote ${written.size} .drv files, the crawl's closures hold ${ours.size}: ${same ? 'same' : 'DIFFERENT'}; `
       + `errors without a message: ${errors.get(system, variant) as number}`);
     rmSync(chroot, { recursive: true, force: true });
@@ -134,7 +157,8 @@ for (const system of systems) {
 }
 d.close();
 const n = systems.length * variants.length;
-console.log(`oracle${n > 1 ? `s (sum of ${n})` : ''}: ${sec(oracleSum)}, peak RSS ${mib(oraclePeak)}; into /dev/shm ${sec(shmSum)}; nix-env ${sec(envSum)}`);
+console.log(`oracle${n > 1 ? `s (sum of ${n})` : ''}: ${sec(oracleSum)}, ${oracleCpu.toFixed(1)} CPU s, peak RSS ${mib(oraclePeak)}; into /dev/shm ${sec(shmSum)}; nix-env ${sec(envSum)}`);
+console.log(`CPU seconds crawl / oracle: ${(crawl.cpu / oracleCpu).toFixed(3)}`);
 console.log(`RATIO crawl / oracle: ${(crawl.ms / oracleSum).toFixed(3)} (target <= 0.75); crawl / oracle into /dev/shm: ${(crawl.ms / shmSum).toFixed(3)}; crawl / nix-env: ${(crawl.ms / envSum).toFixed(3)}`);
 rmSync(work, { recursive: true, force: true });
 if (!allSame) process.exitCode = 1;

@@ -4,8 +4,11 @@
 #
 #   nix-repl> W = import /scratch/session-1.nix      # imports this file with { specFile; extraConfig; }
 #   nix-repl> W.ready                                # "ready", or the error that stops the package set loading
-#   nix-repl> W.record [ "python3Packages" "six" ]   # a JSON record, or Nix's error when tryEval cannot catch it
-#   nix-repl> W.explain [ "foo" ]                    # evaluates without tryEval, so Nix prints what tryEval caught
+#   nix-repl> A = W.ask /scratch/paths-1-7.json      # a shard's attribute paths, [[name]]
+#   nix-repl> A.batch 0 32                           # a JSON list of the records of paths 0..31, or Nix's
+#                                                    # error when tryEval cannot catch one of them
+#   nix-repl> A.one 5                                # the record of path 5 alone
+#   nix-repl> A.explain 5                            # path 5 without tryEval, so Nix prints what tryEval caught
 #
 # spec.json: { nixpkgs, system, config, overlays: [file], exhaustive: bool }
 # A record: { s: "drv", d: drvPath } | { s: "set", r: recurseForDerivations, n: names or null }
@@ -37,13 +40,21 @@ let
         r = path == [ ] || (builtins.tryEval (x.recurseForDerivations or false)).value == true;
       in { s = "set"; r = r; n = namesOf x (r || spec.exhaustive); };
 
+  explainOne = path:
+    let x = get path; in
+    if builtins.isAttrs x && isDrv x then x.drvPath else builtins.seq x "ok";
+
   walkOne = path:
     let v = builtins.tryEval (get path); in
     if v.success then classify path v.value else { s = "error"; e = "value"; };
 in {
   ready = builtins.seq pkgs "ready";
-  record = path: builtins.toJSON (walkOne path);
-  explain = path:
-    let x = get path; in
-    if builtins.isAttrs x && isDrv x then x.drvPath else builtins.seq x "ok";
+  # the paths of a shard, from a JSON file: records of several at once (one request for many:
+  # when one of them fails uncatchably, the caller asks for each alone), of one, and explain
+  ask = file:
+    let paths = builtins.fromJSON (builtins.readFile file); at = builtins.elemAt paths; in {
+      batch = from: to: builtins.toJSON (builtins.genList (k: walkOne (at (from + k))) (to - from));
+      one = i: builtins.toJSON (walkOne (at i));
+      explain = i: explainOne (at i);
+    };
 }

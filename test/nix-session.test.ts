@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { join, resolve } from 'node:path';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { NixSession, nixList, nixString, replMessage, type SessionSpec } from '../src/eval/nix-session.js';
+import { NixSession, nixString, replMessage, type SessionSpec } from '../src/eval/nix-session.js';
 import { tempDir, writePackageSet } from './helpers/cli.js';
 
 const EVALUATOR = resolve('nix/evaluator.nix');
@@ -34,9 +34,12 @@ describe('the evaluator session', () => {
     const set = writePackageSet(SET);
     const s = new NixSession(spec(set));
     expect(await s.start()).toEqual({ ok: true });
-    const paths = [['ok'], ['missing'], ['aborts'], ['throws'], ['odd "name" ${x}\n'], ['ok']];
+    const paths = [['ok'], ['missing'], ['aborts'], ['throws'], ['odd "name" ${x}\n'], ['ok'], ['deep']];
+    const file = join(tempDir(), 'paths.json');
+    writeFileSync(file, JSON.stringify(paths));
+    s.bind('A', `W.ask ${nixString(file)}`);
     const seen: number[] = [];
-    const a = await s.ask(paths.map((p) => `W.record ${nixList(p)}`), (i) => seen.push(i));
+    const a = await s.ask([0, 1, 2, 3, 4, 5].map((i) => `A.one ${i}`), (i) => seen.push(i));
     expect(a.stopped).toBeNull();
     expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
     const [ok, missing, aborts, throws, odd, again] = a.replies;
@@ -47,11 +50,15 @@ describe('the evaluator session', () => {
     expect(throws.ok && JSON.parse(throws.value)).toEqual({ s: 'error', e: 'value' });
     expect(odd).toEqual(ok);
     expect(again).toEqual(ok);
-    const explained = await s.ask([`W.explain ${nixList(['throws'])}`]);
+    // a batch of records in one request; one uncatchable error in it fails the whole request
+    const batch = await s.ask(['A.batch 4 6', 'A.batch 0 2']);
+    expect(batch.replies[0].ok && JSON.parse(batch.replies[0].value)).toEqual([JSON.parse(ok.ok ? ok.value : ''), JSON.parse(ok.ok ? ok.value : '')]);
+    expect(batch.replies[1]).toEqual(missing);
+    const explained = await s.ask(['A.explain 3']);
     expect(explained.replies[0]).toEqual({ ok: false, message: expect.stringContaining('caught by tryEval') });
 
     // a C stack overflow ends the repl on every Nix version: the request it was on is the culprit
-    const crash = await s.ask([`W.record ${nixList(['ok'])}`, `W.record ${nixList(['deep'])}`, `W.record ${nixList(['ok'])}`]);
+    const crash = await s.ask(['A.one 0', 'A.one 6', 'A.one 0']);
     expect(crash.replies).toHaveLength(1);
     expect(crash.stopped).toMatchObject({ reason: 'died', message: expect.stringMatching(/stack overflow/) });
     expect(s.alive).toBe(false);
@@ -73,7 +80,10 @@ describe('the evaluator session', () => {
     const s = new NixSession(spec(set, { timeoutMs: 1500 }));
     expect(await s.start()).toEqual({ ok: true });
     const t0 = Date.now();
-    const r = await s.ask([`W.record ${nixList(['slow'])}`]);
+    const file = join(tempDir(), 'paths.json');
+    writeFileSync(file, JSON.stringify([['slow']]));
+    s.bind('A', `W.ask ${nixString(file)}`);
+    const r = await s.ask(['A.one 0']);
     expect(r.stopped).toEqual({ reason: 'timeout', message: 'evaluation passed the time cap (1500 ms)' });
     expect(Date.now() - t0).toBeLessThan(15_000);
   });
@@ -86,8 +96,8 @@ describe('the evaluator session', () => {
 describe('reading Nix\'s error messages', () => {
   const ev = '/opt/fodder/nix/evaluator.nix';
   it('keeps Nix 2.8\'s message and drops the excerpt of the repl\'s own input', () => {
-    const out = ['nix-repl> W.record [ "b" ]', "error: attribute 'noSuchAttr' missing", '', '       at «string»:1:1:', '',
-      '            1| W.record [ "b" ]', '             | ^', ''];
+    const out = ['nix-repl> A.one 1', "error: attribute 'noSuchAttr' missing", '', '       at «string»:1:1:', '',
+      '            1| A.one 1', '             | ^', ''];
     expect(replMessage(out, ev)).toBe("error: attribute 'noSuchAttr' missing");
     const inSet = ["error: attribute 'x' missing", '', '       at /set/default.nix:4:19:', '', '            3|', '            4|   b = a.x;', '             |         ^'];
     expect(replMessage(inSet, ev)).toBe(inSet.join('\n'));
@@ -96,7 +106,7 @@ describe('reading Nix\'s error messages', () => {
   it('reads Nix 2.26\'s frames: drops those of the repl and the evaluator, keeps the package set\'s and the message', () => {
     const out = ['error:', '       … while calling the \'toJSON\' builtin', `         at ${ev}:44:12:`, '           43|', '           44|   record = path: builtins.toJSON (walkOne path);',
       '             |            ^', '', '       … while evaluating the attribute \'drvPath\'', '         at /set/pkgs/foo.nix:3:1:', '            3| x', '             | ^', '',
-      '       … while calling the \'throw\' builtin', '         at «string»:1:1:', '            1| W.explain [ "foo" ]', '             | ^', '',
+      '       … while calling the \'throw\' builtin', '         at «string»:1:1:', '            1| A.explain 5', '             | ^', '',
       '       error: Package ‘foo’ is marked as broken, refusing to evaluate.', '(stack trace truncated; use \'--show-trace\' to show the full, detailed trace)'];
     const m = replMessage(out, ev);
     expect(m).toContain("… while evaluating the attribute 'drvPath'");

@@ -69,11 +69,6 @@ export function nixString(s: string): string {
   return `"${s.replace(/[\\"$\n\r\t]/g, (c) => ({ '\n': '\\n', '\r': '\\r', '\t': '\\t' } as Record<string, string>)[c] ?? `\\${c}`)}"`;
 }
 
-/** A Nix list of strings (an attribute path). */
-export function nixList(path: string[]): string {
-  return `[ ${path.map(nixString).join(' ')} ]`;
-}
-
 /** The string a Nix string literal, as the repl prints it, stands for. */
 function unescapeNixString(body: string): string {
   return body.replace(/\\(.)/g, (_, c: string) => ({ n: '\n', r: '\r', t: '\t' } as Record<string, string>)[c] ?? c);
@@ -215,6 +210,18 @@ export class NixSession {
       this.run!.write(text);
     });
   }
+
+  /**
+   * Binds `name` to `expr` in the repl, once per session (`name = expr` prints nothing; an error
+   * in it shows when the name is used).
+   */
+  bind(name: string, expr: string): void {
+    if (!this.alive || this.bound.get(name) === expr) return;
+    this.bound.set(name, expr);
+    this.run!.write(`${name} = ${expr}\n`);
+  }
+
+  private readonly bound = new Map<string, string>();
 
   /** Ends the repl. */
   close(): void {

@@ -1,8 +1,9 @@
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { readDrvClosure, type DrvGraph, type ReadClosure } from '../graph/closure.js';
 import { slotStorePath } from '../graph/store-slots.js';
-import { NixSession, nixList, type Reply, type SessionSpec, type Stop } from './nix-session.js';
+import { NixSession, nixString, type Reply, type SessionSpec, type Stop } from './nix-session.js';
 import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
 
 /** .drv files this thread has read since it last emptied its scratch drv store */
@@ -71,9 +72,7 @@ function closeSessions(): void {
   sessions.clear();
 }
 
-function toResult(path: string[], reply: Reply): AttrResult {
-  if (!reply.ok) return { path, status: 'error', errorKind: 'uncatchable', error: reply.message };
-  const rec = JSON.parse(reply.value) as Record<string, unknown>;
+function toResult(path: string[], rec: Record<string, unknown>): AttrResult {
   switch (rec.s) {
     case 'drv': return { path, status: 'drv', drvPath: String(rec.d) };
     case 'set': return { path, status: 'set', recurse: rec.r === true, names: (rec.n as string[] | null) ?? null };
@@ -82,25 +81,32 @@ function toResult(path: string[], reply: Reply): AttrResult {
   }
 }
 
+/** One request to the evaluator: an expression (over `A`, the shard's paths) for some of its paths. */
+interface Unit {
+  expr: string;
+  /** indexes into the shard's paths */
+  paths: number[];
+}
+
 /**
- * Asks `exprs[i]` of each index in `todo`, on this target's evaluator, until each has an answer:
- * a reply, or the way the evaluator stopped on it. A request the evaluator was killed on for
- * memory is asked again alone, of a fresh evaluator (the memory may be its predecessors'); what
- * passes the cap even so, or the time cap, or kills the evaluator, is answered with that stop.
- * A new evaluator takes up what is left.
+ * Asks every unit of this target's evaluator, until each has an answer: a reply, or the way the
+ * evaluator stopped on it. A unit the evaluator was killed on for memory is asked again alone,
+ * of a fresh evaluator (the memory may be its predecessors'); what passes the cap even so, or
+ * the time cap, or kills the evaluator, is answered with that stop. A new evaluator takes up what
+ * is left.
  */
 async function askAll(
-  task: ShardTask, stats: ShardStats, todo: number[], exprOf: (i: number) => string,
-  answer: (i: number, r: Reply | Stop) => void,
+  task: ShardTask, stats: ShardStats, pathsFile: string, units: Unit[], answer: (u: Unit, r: Reply | Stop) => void,
 ): Promise<ShardFailure | null> {
-  let queue = todo;
+  let queue = units;
   let alone = false;
   while (queue.length) {
     const session = await sessionFor(task, stats, alone);
     if ('ok' in session) return session;
+    session.bind('A', `W.ask ${nixString(pathsFile)}`);
     const batch = alone ? queue.slice(0, 1) : queue;
     const t0 = Date.now();
-    const { replies, stopped } = await session.ask(batch.map(exprOf), (k, r) => answer(batch[k], r));
+    const { replies, stopped } = await session.ask(batch.map((u) => u.expr), (k, r) => answer(batch[k], r));
     stats.evalMs += Date.now() - t0;
     stats.peakNixRssKb = Math.max(stats.peakNixRssKb, session.peakRssKb);
     queue = queue.slice(replies.length);
@@ -119,47 +125,85 @@ async function askAll(
   return null;
 }
 
+/** Paths a request asks for at once; one failing uncatchably costs a second request for each of them. */
+const BATCH = 32;
+
+let pathsCounter = 0;
+
 /**
- * Evaluates one shard on this thread's long-lived evaluator for the shard's target. Every
- * attribute gets a record; an uncatchable error is answered with Nix's message and costs
- * nothing more; a crash costs a restart of the evaluator. `.drv` closures are read as the
- * records come in, while Nix goes on with the next attributes.
+ * Evaluates one shard on this thread's long-lived evaluator for the shard's target. Paths are
+ * asked for in batches; a batch in which one fails uncatchably (the repl prints the error and
+ * goes on) is asked again path by path, which costs little: what evaluated is remembered. Every
+ * attribute gets a record; an uncatchable error is answered with Nix's message; a crash costs a
+ * restart of the evaluator. `.drv` closures are read as the records come in, while Nix goes on
+ * with the next attributes.
  */
 export async function runShard(task: ShardTask, graph: DrvGraph): Promise<ShardResult | ShardFailure> {
   const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, loadMs: 0, readMs: 0, peakNixRssKb: 0 };
   const attrs: AttrResult[] = new Array(task.paths.length);
   const storeRoot = slotStore(task.store, task.storeSlots);
   const read: ReadClosure = { drvs: [], sources: [] };
+  const pathsFile = join(task.scratch, `paths-${threadId}-${++pathsCounter}.json`);
+  writeFileSync(pathsFile, JSON.stringify(task.paths));
+  try {
+    return await evaluateShard(task, graph, stats, attrs, storeRoot, read, pathsFile);
+  } finally {
+    rmSync(pathsFile, { force: true });
+  }
+}
 
-  const failed = await askAll(task, stats, task.paths.map((_, i) => i), (i) => `W.record ${nixList(task.paths[i])}`, (i, r) => {
-    const path = task.paths[i];
-    if ('reason' in r) {
-      attrs[i] = { path, status: 'error', errorKind: r.reason === 'died' ? 'uncatchable' : r.reason, error: r.message };
-      return;
+/** The record of path `i`, with its .drv closure read. */
+function recordOf(task: ShardTask, graph: DrvGraph, stats: ShardStats, read: ReadClosure, storeRoot: string, i: number, rec: Record<string, unknown>): AttrResult {
+  const path = task.paths[i];
+  try {
+    const a = toResult(path, rec);
+    if (a.status === 'drv') {
+      // by the time Nix prints a drvPath, the .drv and its inputs are written
+      const t0 = Date.now();
+      readDrvClosure([a.drvPath!], storeRoot, task.mirrors, graph, read);
+      stats.readMs += Date.now() - t0;
     }
-    try {
-      attrs[i] = toResult(path, r);
-      if (attrs[i].status === 'drv') {
-        // by the time Nix prints a drvPath, the .drv and its inputs are written
-        const t0 = Date.now();
-        readDrvClosure([attrs[i].drvPath!], storeRoot, task.mirrors, graph, read);
-        stats.readMs += Date.now() - t0;
-      }
-    } catch (err) {
-      // fodder's own failure on this attribute (a .drv it cannot read or parse): recorded against
-      // it, and the crawl goes on
-      attrs[i] = { path, status: 'error', errorKind: 'internal', error: `fodder could not record it: ${(err as Error).message}` };
-    }
+    return a;
+  } catch (err) {
+    // fodder's own failure on this attribute (a .drv it cannot read or parse): recorded against
+    // it, and the crawl goes on
+    return { path, status: 'error', errorKind: 'internal', error: `fodder could not record it: ${(err as Error).message}` };
+  }
+}
+
+async function evaluateShard(
+  task: ShardTask, graph: DrvGraph, stats: ShardStats, attrs: AttrResult[], storeRoot: string, read: ReadClosure, pathsFile: string,
+): Promise<ShardResult | ShardFailure> {
+  const again: number[] = [];
+  const batches: Unit[] = [];
+  for (let from = 0; from < task.paths.length; from += BATCH) {
+    const to = Math.min(task.paths.length, from + BATCH);
+    batches.push({ expr: `A.batch ${from} ${to}`, paths: Array.from({ length: to - from }, (_, k) => from + k) });
+  }
+  const failed = await askAll(task, stats, pathsFile, batches, (u, r) => {
+    if ('reason' in r || !r.ok) { again.push(...u.paths); return; }
+    const recs = JSON.parse(r.value) as Record<string, unknown>[];
+    u.paths.forEach((i, k) => { attrs[i] = recordOf(task, graph, stats, read, storeRoot, i, recs[k]); });
   });
   if (failed) return failed;
-  if (process.env.FODDER_TIMINGS) process.stderr.write(`shard: thread ${threadId} ${task.paths.length} paths eval ${stats.evalMs} ms read ${stats.readMs} ms at ${Date.now() % 100000}\n`);
+  const singles = again.map((i) => ({ expr: `A.one ${i}`, paths: [i] }));
+  const failedAgain = await askAll(task, stats, pathsFile, singles, (u, r) => {
+    const i = u.paths[0];
+    const path = task.paths[i];
+    if ('reason' in r) attrs[i] = { path, status: 'error', errorKind: r.reason === 'died' ? 'uncatchable' : r.reason, error: r.message };
+    else if (!r.ok) attrs[i] = { path, status: 'error', errorKind: 'uncatchable', error: r.message };
+    else attrs[i] = recordOf(task, graph, stats, read, storeRoot, i, JSON.parse(r.value) as Record<string, unknown>);
+  });
+  if (failedAgain) return failedAgain;
+  if (process.env.FODDER_TIMINGS) process.stderr.write(`shard: thread ${threadId} ${task.paths.length} paths (${again.length} again) eval ${stats.evalMs} ms read ${stats.readMs} ms at ${Date.now() % 100000}\n`);
 
   if (task.explainErrors) {
     // tryEval hides the message of what it caught: the same evaluator evaluates those again without it
-    const caught = attrs.flatMap((a, i) => (a.status === 'error' && a.errorKind === 'catchable' ? [i] : []));
-    const explained = await askAll(task, stats, caught, (i) => `W.explain ${nixList(task.paths[i])}`, (i, r) => {
-      const what = attrs[i].error === 'drvPath' ? 'its drvPath' : 'its value';
-      attrs[i].error = 'reason' in r ? r.message
+    const caught = attrs.flatMap((a, i) => (a.status === 'error' && a.errorKind === 'catchable' ? [{ expr: `A.explain ${i}`, paths: [i] }] : []));
+    const explained = await askAll(task, stats, pathsFile, caught, (u, r) => {
+      const a = attrs[u.paths[0]];
+      const what = a.error === 'drvPath' ? 'its drvPath' : 'its value';
+      a.error = 'reason' in r ? r.message
         : r.ok ? `evaluating ${what} failed inside tryEval, but not when evaluated alone` : r.message;
     });
     if (explained) return explained;
