@@ -23,7 +23,7 @@ ARCH_LIBS="$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu"
 LOADER="$ROOT/lib64/ld-linux-x86-64.so.2"
 STAMP="$BIN/.ready"
 # bump when the wrappers or the configuration below change, so existing roots get them rewritten
-WRAPPER_VERSION=1
+WRAPPER_VERSION=5
 
 say() { echo "fodder: $*" >&2; }
 
@@ -117,13 +117,22 @@ $SUDO mkdir -p "$BIN" "$STATE" "$CONF"
 # - nix-command on for both (2.8 needs `--extra-experimental-features nix-command` anyway);
 # - no substituters: only loopback may be contacted, and 2.26 would otherwise ask cache.nixos.org;
 # - no build users group: 2.26 running as root would look one up (and the root's /etc/group
-#   does not have the host's nixbld); builds run as the calling user.
-$SUDO tee "$CONF/nix.conf" >/dev/null <<'EOF'
+#   does not have the host's nixbld); builds run as the calling user;
+# - sandbox-paths: Debian 13's default is `/bin/sh=/usr/bin/bash-static`, a path of the root, not
+#   of this host; a build in a chroot store (`--store DIR`, which Nix always builds in a chroot
+#   of its own) failed on it. The root's bash-static stands in.
+# The build hook (below, in each wrapper) is this `nix` run again as `__build-remote`, which Nix
+# finds through /proc/self/exe: here that is the loader, not nix, and every build failed with
+# "unexpected EOF reading a line" from the hook. So the wrappers name themselves as the hook, in
+# NIX_CONFIG: `nix` sets the hook after reading nix.conf, which therefore cannot (only
+# NIX_CONFIG or --option can).
+$SUDO tee "$CONF/nix.conf" >/dev/null <<EOF
 # written by fodder's scripts/ensure-nix-2.26.sh for Debian 13's Nix run on the host
 sandbox = false
 experimental-features = nix-command
 substituters =
 build-users-group =
+sandbox-paths = /bin/sh=$ROOT/usr/bin/bash-static
 EOF
 
 # Every command of nix-bin is the one multi-call `nix` binary; the loader's --argv0 picks which.
@@ -137,6 +146,8 @@ for cmd in "${COMMANDS[@]}"; do
 export NIX_STATE_DIR="$STATE"
 export NIX_CONF_DIR="$CONF"
 export NIX_LOG_DIR="$STATE/log/nix"
+export NIX_CONFIG="build-hook = $BIN/nix __build-remote\${NIX_CONFIG:+
+\$NIX_CONFIG}"
 exec "$LOADER" --library-path "$ARCH_LIBS" --argv0 "$cmd" "$ROOT/usr/bin/nix" "\$@"
 EOF
   $SUDO chmod 755 "$BIN/$cmd.tmp"
