@@ -22,6 +22,7 @@ NIX226_TESTS=(
   test/mirror-nix.test.ts      # builtin:fetchurl from the mirror as hashed-mirrors
   test/drv-parse.test.ts       # .drv files as Nix writes and shows them
   test/nix-version.test.ts     # --version, the summary's nix field, lib/minver.nix
+  test/nix-error.test.ts       # the line of Nix's error messages that lists and reports show
 )
 
 # runs vitest with the given arguments; prints the summary line and returns vitest's status
