@@ -23,7 +23,7 @@ ARCH_LIBS="$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu"
 LOADER="$ROOT/lib64/ld-linux-x86-64.so.2"
 STAMP="$BIN/.ready"
 # bump when the wrappers or the configuration below change, so existing roots get them rewritten
-WRAPPER_VERSION=5
+WRAPPER_VERSION=6
 
 say() { echo "fodder: $*" >&2; }
 
@@ -114,7 +114,8 @@ CONF="$ROOT/fodder-etc"
 $SUDO mkdir -p "$BIN" "$STATE" "$CONF"
 # - sandbox off, as Debian 12's /etc/nix/nix.conf has it for 2.8: the test package set's builders
 #   use the host's /usr/bin tools, which a sandbox would hide;
-# - nix-command on for both (2.8 needs `--extra-experimental-features nix-command` anyway);
+# - no experimental features, as Debian 13 ships it (it has no nix.conf): fodder passes
+#   `--extra-experimental-features nix-command` itself, and the tests prove it does;
 # - no substituters: only loopback may be contacted, and 2.26 would otherwise ask cache.nixos.org;
 # - no build users group: 2.26 running as root would look one up (and the root's /etc/group
 #   does not have the host's nixbld); builds run as the calling user;
@@ -129,7 +130,6 @@ $SUDO mkdir -p "$BIN" "$STATE" "$CONF"
 $SUDO tee "$CONF/nix.conf" >/dev/null <<EOF
 # written by fodder's scripts/ensure-nix-2.26.sh for Debian 13's Nix run on the host
 sandbox = false
-experimental-features = nix-command
 substituters =
 build-users-group =
 sandbox-paths = /bin/sh=$ROOT/usr/bin/bash-static
