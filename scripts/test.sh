@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Set-up, then every test (real Nix, real servers on 127.0.0.1). Ends with a plain
-# "N passed, N failed" line.
+# Set-up, then every test (real Nix, real servers on 127.0.0.1), then the tests that lean on Nix
+# most (crawl, fetch through Nix, binary cache substituted by Nix, Nix's version) again with
+# Debian 13's Nix 2.26 first on PATH (scripts/ensure-nix-2.26.sh; a few minutes the first time).
+# Ends with a plain "N passed, N failed" line per Nix. With arguments (files, a -t filter) only the
+# first run happens, with exactly those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,15 +11,45 @@ bash scripts/ensure-test-tools.sh   # host tools the test package set's FOD buil
 bash scripts/ensure-nginx.sh >/dev/null   # once, before test files run in parallel (one apt-get at a time)
 # the tests are type-checked too (vitest only strips types): a misspelt field is an error, not an assertion on undefined
 npx tsc -p test/tsconfig.json
-results="$(mktemp -t fodder-vitest-XXXXXX.json)"
-set +e
-npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "$@"
-code=$?
-set -e
-node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  const skipped = r.numPendingTests + r.numTodoTests;
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-' "$results" 2>/dev/null || true
-rm -f "$results"
+
+# the test files run again with Nix 2.26: what spawns Nix the most, chosen for coverage per minute
+NIX226_TESTS=(
+  test/crawl-fixture.test.ts   # a crawl of the test package set, checked against Nix's own reading of the .drv files
+  test/crawl-mechanics.test.ts # uncatchable errors, restarts, caps: the walker against Nix's error output
+  test/e2e-mirror.test.ts      # fetch, the hashed mirror and the signed binary cache, realised by Nix offline
+  test/archive-nix.test.ts     # the nix fallback: import, build, dump-path, hash mismatch
+  test/binary-cache.test.ts    # Nix substitutes from the cache fodder writes, checks its signatures
+  test/mirror-nix.test.ts      # builtin:fetchurl from the mirror as hashed-mirrors
+  test/drv-parse.test.ts       # .drv files as Nix writes and shows them
+  test/nix-version.test.ts     # --version, the summary's nix field, lib/minver.nix
+  test/nix-error.test.ts       # the line of Nix's error messages that lists and reports show
+)
+
+# runs vitest with the given arguments; prints the summary line and returns vitest's status
+run_vitest() {
+  local label="$1"; shift
+  local results code
+  results="$(mktemp -t fodder-vitest-XXXXXX.json)"
+  set +e
+  npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "$@"
+  code=$?
+  set -e
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`tests (${process.argv[2]}): ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  ' "$results" "$label" 2>/dev/null || true
+  rm -f "$results"
+  return $code
+}
+
+code=0
+first="$(nix-instantiate --version | sed 's/.* //')"
+run_vitest "Nix $first" "$@" || code=$?
+if [ $# = 0 ]; then
+  nix226="$(bash scripts/ensure-nix-2.26.sh | tail -n 1)"
+  started=$(date +%s)
+  PATH="$nix226:$PATH" run_vitest "Nix $("$nix226/nix-instantiate" --version | sed 's/.* //')" "${NIX226_TESTS[@]}" || code=$?
+  echo "(the Nix 2.26 run took $(( $(date +%s) - started )) s)"
+fi
 exit $code

@@ -36,6 +36,8 @@ export const ErrorCode = {
   CONFIG_NOT_FOUND: 'CONFIG_NOT_FOUND',
   NIXPKGS_NOT_FOUND: 'NIXPKGS_NOT_FOUND',
   NIX_MISSING: 'NIX_MISSING',
+  /** the Nix found is older than the package set's lib/minver.nix */
+  NIX_TOO_OLD: 'NIX_TOO_OLD',
   NIX_FAILED: 'NIX_FAILED',
   DRV_PARSE: 'DRV_PARSE',
   DB_EMPTY: 'DB_EMPTY',

@@ -29,7 +29,9 @@ import {
 
 const hashes = fixtureHashes();
 const sri = (key: string) => hashes.get(key)!['nar-sha256-sri'];
-const HOST_TOOLS = { 'extra-sandbox-paths': ['/bin', '/usr', '/lib', '/lib64'].filter((p) => existsSync(p)).join(' '), substituters: '' };
+// `sandbox-paths`, which replaces Nix's default, not `extra-`: Debian 13's Nix 2.26 binds
+// /bin/sh by default, and that with a bound /bin (a symlink on merged-/usr Debian) fails
+const HOST_TOOLS = { 'sandbox-paths': ['/bin', '/usr', '/lib', '/lib64'].filter((p) => existsSync(p)).join(' '), substituters: '' };
 
 let upstream: Upstream;
 let h: PluginHarness;

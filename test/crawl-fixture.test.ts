@@ -8,7 +8,7 @@ import { sourcesOf } from '../src/query/sources.js';
 import { formatAttrPath } from '../src/eval/attr-path.js';
 
 interface Expected {
-  uncatchable: { path: string[]; messageIncludes: string }[];
+  uncatchable: { path: string[]; messageIncludes: string | string[] }[];
   catchable: { path: string[]; why: string; allowedIn: string | null }[];
   systemOnly: { path: string[]; fodName: string; systems: string[] }[];
   configOnly: { path: string[]; fodName: string; config: Record<string, unknown> }[];
@@ -52,6 +52,11 @@ beforeAll(async () => {
   stderrOfCrawl = r.stderr;
   db = openDb(dbFile, { readonly: true });
 }, 300_000);
+
+/** A pattern matching any of Nix's wordings of a message (2.8 and 2.26 word some differently). */
+function wordings(m: string | string[]): RegExp {
+  return new RegExp((typeof m === 'string' ? [m] : m).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'));
+}
 
 function rowsWhere(sql: string, ...params: unknown[]) {
   return db.prepare(sql).all(...params) as Record<string, string>[];
@@ -147,7 +152,7 @@ describe('crawling the test package set', () => {
       expect(rows.length, formatAttrPath(e.path)).toBe(SYSTEMS.length * 3);
       for (const r of rows) {
         expect(r).toMatchObject({ status: 'error', error_kind: 'uncatchable' });
-        expect(r.error).toContain(e.messageIncludes);
+        expect(r.error).toMatch(wordings(e.messageIncludes));
       }
       // every later sibling (names are walked in sorted order) was still evaluated
       const parent = formatAttrPath(e.path.slice(0, -1));
@@ -210,7 +215,7 @@ describe('crawling the test package set', () => {
     expect(never.stderr).toMatch(/"no.such.attribute" was never crawled/);
     const failed = await fodder(['sources', formatAttrPath(expected.uncatchable[0].path), '--db', dbFile]);
     expect(failed.code).not.toBe(0);
-    expect(failed.stderr).toContain(expected.uncatchable[0].messageIncludes);
+    expect(failed.stderr).toMatch(wordings(expected.uncatchable[0].messageIncludes));
     const set = await fodder(['sources', formatAttrPath(expected.aliasedSets[0].sameAs), '--db', dbFile]);
     expect(set.code).not.toBe(0);
     expect(set.stderr).toMatch(/is a package set, not a derivation/);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseDrv, parseDrvPart, drvName } from '../src/graph/drv-parse.js';
 import { fodFromDrv, hasCustomPostFetch, resolveUrls } from '../src/graph/fod.js';
 import { tempDir } from './helpers/cli.js';
+import { showDerivationsIn } from './helpers/nix.js';
 
 /** Instantiates an expression in a fresh chroot store and returns [store, drvPath]. */
 async function instantiate(expr: string): Promise<[string, string]> {
@@ -22,14 +23,13 @@ describe('parseDrv', () => {
       dep = derivation { name = "dep"; system = "x86_64-linux"; builder = "/bin/sh"; outputs = [ "out" "dev" ]; };
     }`);
     const parsed = parseDrv(readFileSync(store + drv, 'utf8'), drv);
-    const shown = await execa('nix', ['--extra-experimental-features', 'nix-command', 'show-derivation', '--store', store, drv]);
-    const truth = JSON.parse(shown.stdout)[drv];
+    const truth = (await showDerivationsIn(store, [drv]))[drv];
     expect(parsed.env).toEqual(truth.env);
     expect(parsed.args).toEqual(truth.args);
     expect(parsed.builder).toBe(truth.builder);
     expect(parsed.system).toBe(truth.system);
     expect(Object.fromEntries(parsed.inputDrvs.map((i) => [i.path, i.outputs]))).toEqual(truth.inputDrvs);
-    expect(parsed.outputs.map((o) => [o.name, o.path])).toEqual(Object.entries(truth.outputs).map(([k, v]) => [k, (v as { path: string }).path]));
+    expect(parsed.outputs.map((o) => [o.name, o.path])).toEqual(Object.entries(truth.outputs).map(([k, v]) => [k, v.path]));
     expect(drvName(drv)).toBe('tricky');
   });
 

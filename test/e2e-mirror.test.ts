@@ -98,7 +98,7 @@ beforeAll(async () => {
     options:
       substituters: ''
       connect-timeout: '2'
-      extra-sandbox-paths: '${['/bin', '/usr', '/lib', '/lib64'].filter((p) => existsSync(p)).join(' ')}'
+      sandbox-paths: '${['/bin', '/usr', '/lib', '/lib64'].filter((p) => existsSync(p)).join(' ')}'
 `;
   writeFileSync(config, yaml('nix-build-store'));
   // a build store of its own: an output Nix built before would be taken as it is

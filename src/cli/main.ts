@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { FodderError } from '../errors.js';
 import { commands } from './commands/index.js';
+import { fodderVersion, versionText } from './version.js';
 
 /** Builds the `fodder` program with every command registered. */
 export function createProgram(): Command {
@@ -9,7 +10,8 @@ export function createProgram(): Command {
   program
     .name('fodder')
     .description('Exhaustive nixpkgs source crawler and mirror')
-    .version('0.1.0')
+    // the option is answered in main(), before commander sees it; registered here for --help
+    .version(fodderVersion(), '-V, --version', "print fodder's version and the Nix version it runs")
     .showHelpAfterError()
     .exitOverride();
   for (const register of commands) register(program);
@@ -17,6 +19,11 @@ export function createProgram(): Command {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // `fodder --version` asks Nix for its version too, which commander's synchronous handler cannot
+  if (argv[2] === '--version' || argv[2] === '-V') {
+    process.stdout.write(await versionText());
+    return 0;
+  }
   const program = createProgram();
   try {
     await program.parseAsync(argv);

@@ -5,6 +5,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { FodderError, ErrorCode } from '../errors.js';
 import { configSchema, type RawConfig, type VariantConfig } from './schema.js';
+import { selectNix } from './nix-bin.js';
 import {
   DEFAULT_EXCLUDE_ANYWHERE, DEFAULT_EXCLUDE_TOP, DEFAULT_SYSTEMS, DEFAULT_VARIANTS, packageRoot,
 } from './defaults.js';
@@ -27,6 +28,8 @@ export interface Config {
   db: string;
   limits: RawConfig['limits'];
   fetch: RawConfig['fetch'] & { mirror: string };
+  /** the config's `nix.bin` (first on PATH from now on), or null: the Nix commands on PATH */
+  nixBin: string | null;
 }
 
 function describeIssue(file: string, issue: ZodIssue): string {
@@ -83,6 +86,7 @@ export function loadConfig(file: string | undefined, cli: CliOverrides = {}): Co
   const raw = file ? readConfigFile(file) : validateConfig({}, '<defaults>');
   const base = file ? dirname(resolve(file)) : process.cwd();
   const root = packageRoot();
+  const nixBin = selectNix(raw, base, file ? resolve(file) : '<defaults>');
 
   const nixpkgs = cli.nixpkgs
     ? resolve(cli.nixpkgs)
@@ -125,6 +129,7 @@ export function loadConfig(file: string | undefined, cli: CliOverrides = {}): Co
     db: cli.db ? resolve(cli.db) : raw.db ? resolve(base, raw.db) : resolve('data/fodder.db'),
     limits: raw.limits,
     fetch: { ...raw.fetch, mirror: cli.mirror ? resolve(cli.mirror) : resolve(base, raw.fetch.mirror) },
+    nixBin,
   };
 }
 

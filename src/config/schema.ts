@@ -66,6 +66,12 @@ export const fetchSchema = z.object({
   nix: nixFallbackSchema.default({}),
 }).strict();
 
+/** `nix`: which Nix fodder runs. */
+export const nixSchema = z.object({
+  /** the directory holding the Nix commands (`nix-instantiate`, `nix-store`, `nix`); null: those on PATH */
+  bin: z.string().min(1).nullable().default(null),
+}).strict();
+
 export const configSchema = z.object({
   /** path to the package set (a directory with default.nix), relative to the config file */
   nixpkgs: z.string().min(1).optional(),
@@ -86,6 +92,7 @@ export const configSchema = z.object({
   db: z.string().min(1).optional(),
   limits: crawlLimitsSchema.default({}),
   fetch: fetchSchema.default({}),
+  nix: nixSchema.default({}),
 }).strict();
 
 export type RawConfig = z.infer<typeof configSchema>;

@@ -34,6 +34,8 @@ export interface CrawlSummary {
   drvs: number;
   fods: number;
   durationMs: number;
+  /** the version of the Nix that evaluated (`builtins.nixVersion`, e.g. "2.26.3") */
+  nix: string;
 }
 
 /**
@@ -82,17 +84,21 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const removeScratch = () => (removal ??= removeTree(scratch));
   let db: Db | null = null;
   try {
-    ensureNix();
     // where Nix writes the .drv files: --store keeps them; otherwise they live in the scratch
     // directory for as long as the crawl runs (their texts go into the database)
     const drvStore = config.store ?? join(scratch, 'drvs');
     prepareDrvStores(drvStore, config.workers);
-    const mirrors = await readMirrors(config.nixpkgs, drvStore);
+    // Nix's version check and the mirror list at once; a missing or too old Nix is what is said
+    const checked = ensureNix(config.nixpkgs, drvStore);
+    const mirrorsRead = readMirrors(config.nixpkgs, drvStore);
+    mirrorsRead.catch(() => undefined);
+    const nix = await checked;
+    const mirrors = await mirrorsRead;
     mark('mirrors');
     if (options.attrs?.length) await checkAttrsExist(config, options.attrs, drvStore);
 
     db = openDb(config.db, { create: true });
-    return await crawlWith(options, db, pool, { scratch, drvStore }, mirrors, started, mark, removeScratch);
+    return await crawlWith(options, db, pool, { scratch, drvStore }, mirrors, nix.version, started, mark, removeScratch);
   } finally {
     const removed = removeScratch();
     await pool.destroy();
@@ -132,7 +138,7 @@ function removeDir(dir: string): Promise<void> {
 
 /** The crawl proper, once Nix, the mirrors and the database are at hand. */
 async function crawlWith(
-  options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string }, mirrors: Mirrors, started: number,
+  options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string }, mirrors: Mirrors, nix: string, started: number,
   mark: (what: string) => void, walked: () => void,
 ): Promise<CrawlSummary> {
   const { config, progress } = options;
@@ -186,7 +192,7 @@ async function crawlWith(
       + ` system ${Math.round(use.systemCPUTime / 1000)} ms, ${use.minorPageFault} page faults`);
   }
   store.finishCrawl(id, durationMs);
-  const summary = summarise(db, id, config, resumed, durationMs, continued ? null : closure);
+  const summary = summarise(db, id, config, resumed, durationMs, continued ? null : closure, nix);
   mark('summarised');
   progress?.finish(summary);
   return summary;
@@ -439,7 +445,9 @@ async function checkAttrsExist(config: Config, attrs: string[][], drvStore: stri
  * The crawl's summary. `closure`: every derivation in the closures of its attributes, when this
  * process crawled all of them; otherwise the database is asked (a recursive query).
  */
-function summarise(db: Db, crawl: number, config: Config, resumed: boolean, durationMs: number, closure: Set<string> | null): CrawlSummary {
+function summarise(
+  db: Db, crawl: number, config: Config, resumed: boolean, durationMs: number, closure: Set<string> | null, nix: string,
+): CrawlSummary {
   const counts = db.prepare(`SELECT status, COUNT(*) n FROM attrs WHERE crawl_id = ? GROUP BY status`).all(crawl) as { status: string; n: number }[];
   const by = Object.fromEntries(counts.map((c) => [c.status, c.n])) as Record<string, number>;
   const drvs = closure ? closure.size : (db.prepare(`
@@ -454,6 +462,6 @@ function summarise(db: Db, crawl: number, config: Config, resumed: boolean, dura
       total: counts.reduce((a, c) => a + c.n, 0),
       drv: by.drv ?? 0, set: by.set ?? 0, error: by.error ?? 0, skipped: by.skipped ?? 0,
     },
-    drvs, fods, durationMs,
+    drvs, fods, durationMs, nix,
   };
 }

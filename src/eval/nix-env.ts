@@ -1,24 +1,47 @@
 import { execa } from 'execa';
-import { accessSync, constants, existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
 import { FodderError, ErrorCode } from '../errors.js';
+import { nixCommand } from '../config/nix-bin.js';
 import { NIX_ENV, cleanNixMessage, nixStoreArgs } from './nix-run.js';
 import type { Mirrors } from '../graph/fod.js';
 
+/** The Nix a crawl runs: its version (`builtins.nixVersion`, as `nix-instantiate --version` says it) and command. */
+export interface NixUsed {
+  version: string;
+  /** the nix-instantiate found on PATH */
+  command: string;
+}
+
+const versionCheck = z.object({ version: z.string(), required: z.string().nullable(), older: z.boolean() });
+
 /**
- * Fails clearly when Nix is not installed: `nix-instantiate` must be an executable file on PATH.
- * Looked up, not run, so the crawl's start does not wait for a process.
+ * Fails clearly when Nix is missing (`nix-instantiate` must be an executable file on PATH, or in
+ * the config's `nix.bin`) or older than the package set needs: its `lib/minver.nix`, when it has
+ * one, compared with Nix's own `builtins.compareVersions`, as nixpkgs itself compares them.
+ * Both are said before anything else happens (nixpkgs' own check would be an `abort` in the
+ * middle of the crawl, one uncatchable error per attribute).
  */
-export function ensureNix(): void {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, 'nix-instantiate'), constants.X_OK);
-      return;
-    } catch { /* not here */ }
+export async function ensureNix(nixpkgs: string, store: string | null): Promise<NixUsed> {
+  const command = nixCommand('nix-instantiate');
+  if (command === null) {
+    throw new FodderError(ErrorCode.NIX_MISSING,
+      'nix-instantiate not found on PATH: run `npm run quickstart` (installs Debian\'s nix-bin), install Nix, or name its directory in the config (nix.bin)', {});
   }
-  throw new FodderError(ErrorCode.NIX_MISSING,
-    'nix-instantiate not found on PATH: run `npm run quickstart` (installs Debian\'s nix-bin) or install Nix', {});
+  const minverFile = join(nixpkgs, 'lib', 'minver.nix');
+  const minver = existsSync(minverFile) ? minverFile : null;
+  const { version, required, older } = versionCheck.parse(await evalJson(minver === null
+    ? '{ version = builtins.nixVersion; required = null; older = false; }'
+    : `let required = import ${JSON.stringify(minver)}; in
+       { version = builtins.nixVersion; inherit required; older = builtins.compareVersions builtins.nixVersion required < 0; }`,
+  store));
+  if (older) {
+    throw new FodderError(ErrorCode.NIX_TOO_OLD,
+      `Nix ${version} (${command}) is older than ${required}, the version ${minver} requires: use a newer Nix (config key nix.bin names its directory)`,
+      { version, required, file: minver, command });
+  }
+  return { version, command };
 }
 
 /** Evaluates a Nix expression to JSON (read-only). */

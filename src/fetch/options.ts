@@ -2,6 +2,7 @@ import { resolve, dirname } from 'node:path';
 import { z } from 'zod';
 import { FodderError, ErrorCode } from '../errors.js';
 import { readConfigFile } from '../config/load.js';
+import { selectNix } from '../config/nix-bin.js';
 import type { RawConfig } from '../config/schema.js';
 import type { FodKind } from '../graph/types.js';
 import { binaryCacheOptions, type BinaryCacheOptions } from '../mirror/binary-cache.js';
@@ -66,6 +67,7 @@ interface Loaded { raw: RawConfig | null; base: string; db: string; mirror: stri
 function load(flags: Pick<FetchFlags, 'config' | 'db' | 'mirror'>): Loaded {
   const raw = flags.config ? readConfigFile(flags.config) : null;
   const base = flags.config ? dirname(resolve(flags.config)) : process.cwd();
+  if (raw && flags.config) selectNix(raw, base, resolve(flags.config));
   const db = flags.db ? resolve(flags.db) : raw?.db ? resolve(base, raw.db) : resolve('data/fodder.db');
   const mirror = flags.mirror ? resolve(flags.mirror) : raw ? resolve(base, raw.fetch.mirror) : resolve('data/mirror');
   return { raw, base, db, mirror };

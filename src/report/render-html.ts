@@ -1,6 +1,7 @@
 import type { AttrNeeds } from './dependents.js';
 import type { Report, UrlOutcome } from './types.js';
 import { day, outcomeText } from './render-text.js';
+import { nixErrorHeadline } from '../graph/nix-error.js';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -89,9 +90,9 @@ export function renderHtml(r: Report): string {
   const dead = r.dead.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}${urlsCell(e.urls)}${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
   const rotting = r.rotting.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${link(e.url)}</td>${urlsCell(e.failing)}${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
   const unverifiable = r.unverifiable.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${esc(e.fod.kind)}</td>
-<td><code>${esc(e.reason)}</code></td><td>${esc(e.plugin ?? '')}</td><td>${esc(e.message.split('\n')[0].slice(0, 300))}</td>${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
+<td><code>${esc(e.reason)}</code></td><td>${esc(e.plugin ?? '')}</td><td>${esc(nixErrorHeadline(e.message).slice(0, 300))}</td>${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
   const evalErrors = r.evalErrors.map((e) => `<tr><td data-sort="${esc(e.attr)}"><code>${esc(e.attr)}</code>${e.new ? ' <span class="new">new</span>' : ''}</td>
-<td>${esc(e.system)}</td><td>${esc(e.variant)}</td><td>${esc(e.message.split('\n')[0].slice(0, 300))}</td></tr>`);
+<td>${esc(e.system)}</td><td>${esc(e.variant)}</td><td>${esc(nixErrorHeadline(e.message).slice(0, 300))}</td></tr>`);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>fodder report: crawl ${r.crawl.id}</title><style>${CSS}</style></head>

@@ -1,5 +1,6 @@
 import type { Report } from './types.js';
 import { attrsSummary, day, outcomeText, unverifiableByReason } from './render-text.js';
+import { nixErrorHeadline } from '../graph/nix-error.js';
 
 /** GitHub's limit on an issue body is 65,536 characters; stay under it. */
 export const MARKDOWN_LIMIT = 60_000;
@@ -40,7 +41,7 @@ function render(r: Report, cap: number): string {
   out.push(...section('Not judged by fodder (not a verdict on the source)', ['reason', 'sources', 'for example'],
     unverifiableByReason(r).map(([reason, names]) => [code(reason), String(names.length), names.slice(0, 5).map(code).join(', ') + (names.length > 5 ? ', …' : '')]), cap));
   out.push(...section('Evaluation errors', ['attribute', 'system', 'variant', 'message'],
-    r.evalErrors.map((e) => [code(e.attr) + newMark(e.new), e.system, e.variant, e.message.split('\n')[0].slice(0, 200)]), cap));
+    r.evalErrors.map((e) => [code(e.attr) + newMark(e.new), e.system, e.variant, nixErrorHeadline(e.message).slice(0, 200)]), cap));
   return out.join('\n');
 }
 

@@ -1,5 +1,6 @@
 import type { AttrNeeds } from './dependents.js';
 import type { Report, UrlOutcome } from './types.js';
+import { nixErrorHeadline } from '../graph/nix-error.js';
 
 /** "hello, foo (+3 more; 12 in total)" */
 export function attrsSummary(a: AttrNeeds, show = 3): string {
@@ -58,7 +59,7 @@ export function renderText(r: Report): string {
   if (r.evalErrors.length) {
     out.push('', `EVALUATION ERRORS (${r.evalErrors.length})`);
     out.push(table([['attribute', 'system', 'variant', 'message', ''],
-      ...r.evalErrors.map((e) => [e.attr, e.system, e.variant, e.message.split('\n')[0].slice(0, 120), mark(e.new)])]));
+      ...r.evalErrors.map((e) => [e.attr, e.system, e.variant, nixErrorHeadline(e.message).slice(0, 120), mark(e.new)])]));
   }
   return out.join('\n') + '\n';
 }

@@ -21,14 +21,50 @@ export interface ShownDrv {
   env: Record<string, string>;
   inputDrvs: Record<string, string[]>;
   system: string;
+  builder: string;
+  args: string[];
 }
 
-/** Nix's own reading of .drv files in a drv store directory (`nix show-derivation`), in batches. */
-export async function showDerivations(store: string, drvPaths: string[]): Promise<Record<string, ShownDrv>> {
+/** What `nix show-derivation` prints for one derivation, Nix 2.8 or 2.26. */
+interface ShownRaw extends Omit<ShownDrv, 'outputs' | 'inputDrvs'> {
+  outputs: Record<string, { path: string; method?: string; hashAlgo?: string; hash?: string }>;
+  inputDrvs: Record<string, string[] | { outputs: string[] }>;
+}
+
+/** The prefix Nix 2.8 put on an output's `hashAlgo` for each ingestion method Nix 2.26 names apart. */
+const METHOD_PREFIX: Record<string, string> = { flat: '', nar: 'r:', text: 'text:', git: 'git:' };
+
+/**
+ * `nix show-derivation` JSON in Nix 2.8's shape, whichever Nix printed it. Nix 2.26 writes a
+ * fixed output's method apart (`"method": "nar", "hashAlgo": "sha256"` where 2.8 wrote
+ * `"hashAlgo": "r:sha256"`) and an input derivation as `{ "outputs": [...], "dynamicOutputs": {} }`
+ * where 2.8 wrote the list of outputs.
+ */
+export function shownAs28(raw: Record<string, ShownRaw>): Record<string, ShownDrv> {
   const out: Record<string, ShownDrv> = {};
-  for (let i = 0; i < drvPaths.length; i += 200) {
-    const r = await execa('nix', ['--extra-experimental-features', 'nix-command', 'show-derivation', '--store', drvStoreUrl(store), ...drvPaths.slice(i, i + 200)]);
-    Object.assign(out, JSON.parse(r.stdout));
+  for (const [drv, d] of Object.entries(raw)) {
+    const outputs: ShownDrv['outputs'] = {};
+    for (const [name, { method, ...o }] of Object.entries(d.outputs)) {
+      if (method !== undefined && !(method in METHOD_PREFIX)) throw new Error(`${drv}: output ${name} has an unknown method "${method}"`);
+      outputs[name] = method !== undefined && o.hashAlgo !== undefined ? { ...o, hashAlgo: METHOD_PREFIX[method] + o.hashAlgo } : o;
+    }
+    const inputDrvs = Object.fromEntries(Object.entries(d.inputDrvs).map(([p, i]) => [p, Array.isArray(i) ? i : i.outputs]));
+    out[drv] = { ...d, outputs, inputDrvs };
   }
   return out;
+}
+
+/** Nix's own reading of .drv files in a store (`nix show-derivation --store STORE`), in batches, in Nix 2.8's shape. */
+export async function showDerivationsIn(storeUrl: string, drvPaths: string[]): Promise<Record<string, ShownDrv>> {
+  const out: Record<string, ShownDrv> = {};
+  for (let i = 0; i < drvPaths.length; i += 200) {
+    const r = await execa('nix', ['--extra-experimental-features', 'nix-command', 'show-derivation', '--store', storeUrl, ...drvPaths.slice(i, i + 200)]);
+    Object.assign(out, shownAs28(JSON.parse(r.stdout) as Record<string, ShownRaw>));
+  }
+  return out;
+}
+
+/** The same for .drv files in a drv store directory (of the crawl's worker slots). */
+export function showDerivations(store: string, drvPaths: string[]): Promise<Record<string, ShownDrv>> {
+  return showDerivationsIn(drvStoreUrl(store), drvPaths);
 }

@@ -39,7 +39,7 @@ export function registerCrawl(program: Command): void {
         `crawl ${summary.crawl}${summary.resumed ? ' (resumed)' : ''}: ${summary.systems.join(', ')} x ${summary.variants.join(', ')}`,
         `  attributes: ${a.total} (${a.drv} derivations, ${a.set} sets, ${a.error} errors, ${a.skipped} skipped)`,
         `  derivations in closures: ${summary.drvs}; fixed-output derivations: ${summary.fods}`,
-        `  took ${(summary.durationMs / 1000).toFixed(1)}s; database: ${config.db}`,
+        `  took ${(summary.durationMs / 1000).toFixed(1)}s with Nix ${summary.nix}; database: ${config.db}`,
         ...(a.error ? [`  what failed to evaluate, with Nix's messages: npx fodder attrs --status error${flags.db ? ` --db ${flags.db}` : ''}`] : []),
         '',
       ].join('\n'));

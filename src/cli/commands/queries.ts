@@ -4,6 +4,7 @@ import { sourcesOf } from '../../query/sources.js';
 import { listAttrs, listFods } from '../../query/listings.js';
 import type { Fod } from '../../graph/types.js';
 import { dbPath, printJson } from '../common.js';
+import { nixErrorHeadline } from '../../graph/nix-error.js';
 
 function fodLine(f: Fod): string {
   const urls = f.kind === 'git' && f.git ? `${f.git.url}@${f.git.rev.slice(0, 12)}` : f.urls[0] ?? '(no url)';
@@ -48,7 +49,7 @@ export function registerQueries(program: Command): void {
       db.close();
       if (flags.json) { printJson(attrs); return; }
       for (const a of attrs) {
-        const detail = a.status === 'drv' ? a.drvPath : a.status === 'error' ? `${a.errorKind}: ${(a.error ?? '').split('\n')[0]}`
+        const detail = a.status === 'drv' ? a.drvPath : a.status === 'error' ? `${a.errorKind}: ${nixErrorHeadline(a.error ?? '')}`
           : a.aliasOf ? `alias of ${a.aliasOf}` : a.reason ?? '';
         process.stdout.write(`${a.system.padEnd(15)} ${a.variant.padEnd(11)} ${a.status.padEnd(7)} ${(a.path || '<root>').padEnd(40)} ${detail}\n`);
       }
