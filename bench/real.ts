@@ -99,7 +99,8 @@ async function timed(cmd: string, args: string[], env: Record<string, string> = 
 // 1. the crawl
 const db = join(work, 'crawl.db');
 const crawlArgs = [cli, 'crawl', '--nixpkgs', nixpkgs, '--db', db, '--workers', workers, '--no-progress', '--json',
-  ...systems.flatMap((s) => ['--system', s]), ...variants.flatMap((v) => ['--variant', v])];
+  ...systems.flatMap((s) => ['--system', s]), ...variants.flatMap((v) => ['--variant', v]),
+  ...(opt('config', '') ? ['--config', opt('config', '')] : [])];
 console.log(`crawl: ${systems.join(', ')} × ${variants.join(', ')}, ${workers} workers`);
 const crawl = await timed('node', crawlArgs, { FODDER_TIMINGS: '1' });
 const summary = JSON.parse(crawl.stdout) as { attrs: Record<string, number>; drvs: number; fods: number; nix?: string };

@@ -17,7 +17,7 @@ export const crawlLimitsSchema = z.object({
    * without a kept store: a worker empties its drv store in the scratch directory once it has
    * read this many .drv files since it last did (each costs about 8 KiB there)
    */
-  scratchDrvs: z.number().int().positive().default(50_000),
+  scratchDrvs: z.number().int().positive().default(200_000),
 }).strict();
 
 /** `fetch.cache`: the binary cache of FOD outputs in `<mirror>/cache`. */
