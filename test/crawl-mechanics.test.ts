@@ -29,7 +29,7 @@ async function crawlSet(set: string, extra: string[] = [], configYaml?: string, 
 }
 
 describe('the walk', () => {
-  it('records every uncatchable failure with Nix\'s message, one restart each, and crawls what follows', async () => {
+  it('records every uncatchable failure with Nix\'s message and crawls what follows', async () => {
     const set = writePackageSet(`{ system, config ? {}, overlays ? [] }: let ${FETCH}
       pkg = n: derivation { name = n; inherit system; builder = "/bin/sh"; src = fetch "\${n}.tar"; }; in rec {
       a-ok = pkg "a";
@@ -61,6 +61,34 @@ describe('the walk', () => {
     const summary = JSON.parse(r.stdout);
     expect(summary.attrs).toMatchObject({ drv: 5, error: 8 });
     expect(summary.fods).toBe(5);
+  });
+
+  it('survives the failure shapes of a real nixpkgs (17.03): a missing file, a crash of Nix, failures inside a batch', async () => {
+    // nixpkgs 17.03 without its hackage-packages.nix (a snapshot leaves it out): every attribute
+    // that imports it fails uncatchably; a value nested a million deep overflows Nix's own stack
+    // (the evaluator dies and a new one takes up the rest); 60 attributes around them share
+    // batches with the failures
+    const set = writePackageSet(`{ system, config ? {}, overlays ? [] }: let ${FETCH}
+      pkg = n: derivation { name = n; inherit system; builder = "/bin/sh"; src = fetch "\${n}.tar"; };
+      many = builtins.listToAttrs (builtins.genList (i: { name = "p\${toString i}"; value = pkg "p\${toString i}"; }) 60);
+      in many // {
+      haskellPackages = import ./pkgs/development/haskell-modules/hackage-packages.nix;
+      ghc-hello = (import ./pkgs/development/haskell-modules/hackage-packages.nix).hello;
+      p30-crash = builtins.toJSON (builtins.foldl' (x: y: [ x ]) [ ] (builtins.genList (x: x) 1000000));
+      p45-throw = throw "p45 was removed";
+    }`);
+    const r = await crawlSet(set);
+    expect(r.code, r.stderr).toBe(0);
+    const a = attrsOf(r.db);
+    for (let i = 0; i < 60; i++) expect(a[`p${i}`].status, `p${i}`).toBe('drv');
+    for (const p of ['haskellPackages', 'ghc-hello']) {
+      expect(a[p]).toMatchObject({ status: 'error', error_kind: 'uncatchable' });
+      expect(a[p].error).toMatch(/hackage-packages\.nix/);
+    }
+    expect(a['p30-crash']).toMatchObject({ status: 'error', error_kind: 'uncatchable' });
+    expect(a['p30-crash'].error).toMatch(/stack overflow/);
+    expect(a['p45-throw']).toMatchObject({ status: 'error', error_kind: 'catchable', error: expect.stringContaining('p45 was removed') });
+    expect(JSON.parse(r.stdout).fods).toBe(60);
   });
 
   it('terminates on self-references, re-imports and values of every type, and crawls an alias set once', async () => {

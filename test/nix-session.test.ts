@@ -45,7 +45,10 @@ describe('the evaluator session', () => {
     const [ok, missing, aborts, throws, odd, again] = a.replies;
     expect(ok.ok && JSON.parse(ok.value)).toMatchObject({ s: 'drv', d: expect.stringMatching(/^\/nix\/store\/.*-ok\.drv$/) });
     expect(missing).toEqual({ ok: false, message: expect.stringContaining("attribute 'noSuchAttr' missing") });
+    // Nix's message, whatever the version: its own frames and the repl's are not kept
+    expect(missing.ok ? '' : missing.message).toMatch(/^error: attribute 'noSuchAttr' missing/);
     expect(missing.ok ? '' : missing.message).not.toContain('«string»');
+    expect(missing.ok ? '' : missing.message).not.toContain('evaluator.nix');
     expect(aborts).toEqual({ ok: false, message: expect.stringContaining("evaluation aborted with the following error message: 'gone for good'") });
     expect(throws.ok && JSON.parse(throws.value)).toEqual({ s: 'error', e: 'value' });
     expect(odd).toEqual(ok);
@@ -53,7 +56,7 @@ describe('the evaluator session', () => {
     // a batch of records in one request; one uncatchable error in it fails the whole request
     const batch = await s.ask(['A.batch 4 6', 'A.batch 0 2']);
     expect(batch.replies[0].ok && JSON.parse(batch.replies[0].value)).toEqual([JSON.parse(ok.ok ? ok.value : ''), JSON.parse(ok.ok ? ok.value : '')]);
-    expect(batch.replies[1]).toEqual(missing);
+    expect(batch.replies[1]).toEqual({ ok: false, message: expect.stringContaining("attribute 'noSuchAttr' missing") });
     const explained = await s.ask(['A.explain 3']);
     expect(explained.replies[0]).toEqual({ ok: false, message: expect.stringContaining('caught by tryEval') });
 
@@ -107,7 +110,8 @@ describe('reading Nix\'s error messages', () => {
     const out = ['error:', '       … while calling the \'toJSON\' builtin', `         at ${ev}:44:12:`, '           43|', '           44|   record = path: builtins.toJSON (walkOne path);',
       '             |            ^', '', '       … while evaluating the attribute \'drvPath\'', '         at /set/pkgs/foo.nix:3:1:', '            3| x', '             | ^', '',
       '       … while calling the \'throw\' builtin', '         at «string»:1:1:', '            1| A.explain 5', '             | ^', '',
-      '       error: Package ‘foo’ is marked as broken, refusing to evaluate.', '(stack trace truncated; use \'--show-trace\' to show the full, detailed trace)'];
+      '       (stack trace truncated; use \'--show-trace\' to show the full, detailed trace)', '',
+      '       error: Package ‘foo’ is marked as broken, refusing to evaluate.'];
     const m = replMessage(out, ev);
     expect(m).toContain("… while evaluating the attribute 'drvPath'");
     expect(m).toContain('/set/pkgs/foo.nix:3:1');
@@ -115,7 +119,7 @@ describe('reading Nix\'s error messages', () => {
     expect(m).not.toContain('«string»');
     expect(m).not.toContain(ev);
     expect(m).not.toContain('stack trace truncated');
-    const plain = ['error:', '       … while calling the \'throw\' builtin', '         at «string»:1:1:', '            1| throw "hello world"', '             | ^', '', '       error: hello world', ''];
+    const plain = ['', 'nix-repl> A.one 3', 'error:', '       … while calling the \'throw\' builtin', '         at «string»:1:1:', '            1| throw "hello world"', '             | ^', '', '       error: hello world', ''];
     expect(replMessage(plain, ev)).toBe('error: hello world');
   });
 });

@@ -174,7 +174,7 @@ async function crawlWith(
   await Promise.all(todo.map((t) => queue.add(async () => {
     const resumedTarget = await crawlTarget({
       config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer, closure,
-      sessions, ...dirs,
+      sessions, seen: new Set(), ...dirs,
     });
     if (resumedTarget) continued = true;
     mark('walked');
@@ -217,6 +217,8 @@ interface TargetJob {
   drvStore: string;
   /** evaluators a worker thread keeps (see ShardTask.sessions) */
   sessions: number;
+  /** FODs this process has written to fod_seen for this target */
+  seen: Set<string>;
 }
 
 /** Crawls one target; true when it continued from attributes an earlier run recorded. */
@@ -305,7 +307,9 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       newRows = result.attrs.flatMap((a) => rowsOf(job.policy, a));
       drvs = result.drvs;
       sources = result.sources;
-      seenFods = result.closureFods;
+      // every shard's closure holds the bootstrap's FODs and more that earlier shards wrote already
+      seenFods = result.closureFods.filter((f) => !job.seen.has(f));
+      for (const f of seenFods) job.seen.add(f);
       if (job.closure) {
         for (const d of result.drvs) job.closure.add(d.drvPath);
         for (const d of result.earlierDrvs) job.closure.add(d);

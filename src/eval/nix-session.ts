@@ -87,7 +87,7 @@ export function replMessage(lines: string[], evaluator = 'nix/evaluator.nix'): s
     // eslint-disable-next-line no-control-regex
     const plain = line.replace(/\x1b\[[0-9;]*m/g, '');
     if (plain.startsWith(ECHO) || plain.startsWith('Welcome to Nix') || /^Nix \d+\.\d+\S*$/.test(plain)
-      || plain.startsWith('Type :? for help.') || plain.startsWith('(stack trace truncated')) continue;
+      || plain.startsWith('Type :? for help.') || plain.trimStart().startsWith('(stack trace truncated')) continue;
     if (/^\s*(… |error:)/.test(plain) || blocks.length === 0) blocks.push([plain]);
     else blocks[blocks.length - 1].push(plain);
   }
@@ -103,6 +103,7 @@ export function replMessage(lines: string[], evaluator = 'nix/evaluator.nix'): s
       kept.push(l);
     }
   }
+  while (kept.length && kept[0].trim() === '') kept.shift();
   // `error:` alone, then (after the frames dropped) the indented `error: <message>`
   while (kept.length > 1 && kept[0].trim() === 'error:' && (kept[1].trim() === '' || /^\s+(error:|…)/.test(kept[1]))) {
     kept.splice(0, kept[1].trim() === '' ? 2 : 1);
