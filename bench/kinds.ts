@@ -1,10 +1,11 @@
 /**
  * The kinds of a crawl's FODs: as the crawl stored them, and as fodder's classifier classes them
  * now (re-read from each FOD's .drv text in the database), with what the native plug-ins take
- * and why they leave the rest. Then two independent checks that no archive is missed: every
+ * and why they leave the rest. Then independent checks that no archive is missed: every
  * recursive FOD whose postFetch calls `unpackFile` on `$unpackDir` (what every fetchzip since
  * 2015 does), or untars `$downloadedFile` into `$out`, or whose URL is a GitHub, GitLab or
- * Bitbucket archive, must be `archive` now.
+ * Bitbucket archive, or that downloads to a temporary file, must be `archive` now; every FOD
+ * with a postFetch must be `archive` or `patch`.
  *
  *   npm run bench:kinds -- DB [--examples N]     (it only reads the database)
  */
@@ -35,7 +36,10 @@ const leaves = new Map<string, number>();
 const recipes = new Map<string, number>();
 const userParts = new Map<string, number>();
 const missed: { name: string; why: string; kind: FodKind }[] = [];
-const checks = { unpackDir: 0, tarIntoOut: 0, forgeArchive: 0, recursiveUrl: 0, recursiveUrlPostFetch: 0, prefetchGit: 0, patchutils: 0 };
+const checks = {
+  unpackDir: 0, tarIntoOut: 0, forgeArchive: 0, downloadToTemp: 0, recursiveUrl: 0, recursiveUrlPostFetch: 0, prefetchGit: 0, patchutils: 0,
+  postFetch: 0, postFetchElsewhere: 0,
+};
 const missedOther: { name: string; why: string; kind: FodKind }[] = [];
 let total = 0;
 let noText = 0;
@@ -76,6 +80,13 @@ for (const { fod, text } of recordedFods(db)) {
   const isUnpackDir = recursive && /unpackFile "?\$renamed"?/.test(postFetch) && postFetch.includes('$unpackDir');
   const isTarIntoOut = recursive && /\btar\b[^\n]*-x/.test(postFetch) && postFetch.includes('$downloadedFile');
   const isForge = recursive && fresh.git === null && fresh.urls.some((u) => FORGE_ARCHIVE.test(u));
+  // a recursive download that goes to a temporary file is made into a tree by its postFetch
+  const isToTemp = recursive && drv.env.downloadToTemp === '1';
+  if (isToTemp) checks.downloadToTemp++;
+  if (postFetch.trim() !== '') {
+    checks.postFetch++;
+    if (fresh.kind !== 'archive' && fresh.kind !== 'patch') checks.postFetchElsewhere++;
+  }
   // fetchgit runs nix-prefetch-git (its `fetcher`, or its builder); fetchpatch runs lsdiff/filterdiff
   const isPrefetchGit = /nix-prefetch-git/.test(`${drv.env.fetcher ?? ''} ${drv.builder} ${drv.args.join(' ')}`) || drv.inputSrcs.some((p) => p.endsWith('-nix-prefetch-git'));
   const isPatchutils = /\blsdiff\b/.test(postFetch) && /\bfilterdiff\b/.test(postFetch);
@@ -90,8 +101,9 @@ for (const { fod, text } of recordedFods(db)) {
   if (isUnpackDir) checks.unpackDir++;
   if (isTarIntoOut) checks.tarIntoOut++;
   if (isForge) checks.forgeArchive++;
-  if ((isUnpackDir || isTarIntoOut || isForge) && fresh.kind !== 'archive') {
-    missed.push({ name: fresh.name, kind: fresh.kind, why: isUnpackDir ? 'unpackFile in $unpackDir' : isTarIntoOut ? 'tar into $out' : `URL ${fresh.urls[0]}` });
+  if ((isUnpackDir || isTarIntoOut || isForge || isToTemp) && fresh.kind !== 'archive') {
+    const why = isUnpackDir ? 'unpackFile in $unpackDir' : isTarIntoOut ? 'tar into $out' : isForge ? `URL ${fresh.urls[0]}` : 'downloadToTemp';
+    missed.push({ name: fresh.name, kind: fresh.kind, why });
   }
 }
 
@@ -116,9 +128,11 @@ for (const [k, n] of sorted(recipes)) console.log(`  ${n}  ${k}`);
 console.log('\nstatements users added after the unpacking (most common):');
 for (const [k, n] of sorted(userParts).slice(0, 10)) console.log(`  ${n}  ${k}`);
 console.log(`\nindependent checks (recursive hash): postFetch unpacks in $unpackDir ${checks.unpackDir}, `
-  + `tars $downloadedFile ${checks.tarIntoOut}, forge archive URL ${checks.forgeArchive}; not classed archive: ${missed.length}`);
+  + `tars $downloadedFile ${checks.tarIntoOut}, forge archive URL ${checks.forgeArchive}, downloads to a temporary file ${checks.downloadToTemp}; `
+  + `not classed archive: ${missed.length}`);
 for (const m of missed.slice(0, nExamples * 5)) console.log(`  ${m.name} (${m.kind}): ${m.why}`);
 console.log(`fetchgit (runs nix-prefetch-git): ${checks.prefetchGit}, fetchpatch (runs lsdiff and filterdiff): ${checks.patchutils}; not classed git or patch: ${missedOther.length}`);
 for (const m of missedOther.slice(0, nExamples * 5)) console.log(`  ${m.name} (${m.kind}): ${m.why}`);
+console.log(`FODs with a postFetch: ${checks.postFetch}, neither archive nor patch: ${checks.postFetchElsewhere}`);
 console.log(`url FODs with a recursive hash left: ${checks.recursiveUrl}, of which with a postFetch: ${checks.recursiveUrlPostFetch}`);
 db.close();
