@@ -8,6 +8,19 @@ export type Mirrors = Record<string, string[]>;
 
 const ALGOS: Record<string, HashAlgo> = { md5: 'md5', sha1: 'sha1', sha256: 'sha256', sha512: 'sha512' };
 
+/**
+ * The classifier's version: raise it whenever `fodFromDrv` classes some FOD differently, so
+ * that a database recorded by an older fodder re-classes its FODs (src/db/reclassify.ts).
+ * 2: archives recognised by what their postFetch does (fetchzip of every nixpkgs version, a tar
+ * extraction into $out).
+ */
+export const CLASSIFIER_VERSION = 2;
+
+/** Whether the fetchers need a FOD's whole environment: every kind but a plain `url` download. */
+export function needsEnv(fod: Fod): boolean {
+  return fod.kind !== 'url' || fod.postFetch;
+}
+
 /** True when the derivation has a fixed output (both hash fields set on `out`). */
 export function isFixedOutput(drv: Derivation): boolean {
   return drv.outputs.length === 1 && drv.outputs[0].hash !== '' && drv.outputs[0].hashAlgo !== '';
