@@ -103,7 +103,10 @@ describe('a fetchzip with a custom postFetch, realised by Nix', () => {
     const v = await fetchWithFallback(f.fod, ctx, set);
     expect(v.by).toBe('nix');
     // refused up front: the archive plug-in never downloaded it, and its refusal says why
-    expect(v.nativeVerdict).toMatchObject({ verdict: 'unverifiable', reason: 'custom-postFetch', message: 'archive: fetchzip with a custom postFetch' });
+    expect(v.nativeVerdict).toMatchObject({
+      verdict: 'unverifiable', reason: 'custom-postFetch',
+      message: 'archive: fetchzip with a custom postFetch (rm -r "$out/tests"; echo "trimmed by postFetch" > "$out/TRIMMED")',
+    });
     expect(h.attempts.filter((a) => a.url.endsWith('/custom/trimmed-2.0.tar.gz'))).toEqual([]);
     expect(v.verdict).toMatchObject({ ok: true, output: { type: 'tree', narHash: hashes.get('trimmed')!['nar-sha256-hex'] } });
     if (!v.verdict.ok) throw new Error('not ok');

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createArchiveFetcher, fetchzipShape } from '../src/fetch/plugins/archive.js';
+import { createArchiveFetcher } from '../src/fetch/plugins/archive.js';
+import { archiveRecipe } from '../src/graph/archive-script.js';
 import { fetchWithFallback } from '../src/fetch/fallback.js';
 import type { FetcherPlugin } from '../src/fetch/types.js';
 import { tarGz } from './helpers/archives.js';
@@ -45,6 +46,8 @@ beforeAll(async () => {
       repackLibgh(dir, (top) => writeFileSync(join(top, 'README'), 'libgh 1.2.0, re-tagged upstream with other content\n'), ['gzip', '-n']);
       // the unzipme release re-zipped with other timestamps and compression: the same tree
       execFileSync('bash', ['-c', `cd "${dir}/zips" && mkdir x && cd x && unzip -qq ../unzipme-0.3.zip && find . -exec touch -d 2001-01-01 {} + && rm ../unzipme-0.3.zip && zip -q -9 -r ../unzipme-0.3.zip unzipme-0.3 && cd .. && rm -r x`]);
+      // the TeX Live package re-released with one more file, same URL
+      execFileSync('bash', ['-c', `cd "${dir}/texlive" && mkdir x && cd x && tar xJf ../tl-alpha.tar.xz && echo new > texmf-dist/NEW && tar -cJf ../tl-alpha.tar.xz texmf-dist tlpkg && cd .. && rm -r x`]);
       // the flatpack archive now holds a path traversal
       writeFileSync(join(dir, 'flat', 'flatpack-1.0.tar.gz'), tarGz([{ name: 'README', data: 'x' }, { name: '../../escape', data: 'pwned' }]));
     },
@@ -61,27 +64,58 @@ afterAll(async () => {
 describe('every archive FOD of the test set', () => {
   test('the fixture has the archive FODs this test expects', () => {
     const names = fods.filter((f) => f.fod.kind === 'archive').map((f) => f.fod.name).sort();
-    expect(names).toEqual(['flatpack-1.0-source', 'source', 'trimmed-2.0-source', 'unzipme-0.3-source']);
+    expect(names).toEqual([
+      'appledouble-1.1-source', 'flatpack-1.0-source', 'oldflat-1.0-source', 'oldgh-v0.9-src', 'source', 'tl-alpha-1.0', 'tl-beta-2.1',
+      'trimmed-2.0-source', 'unzipme-0.3-source',
+    ]);
   });
 
-  test('fetchzip\'s own postFetch is recognised, with stripRoot and the renamed file', () => {
-    const shape = (n: string) => fetchzipShape(byName(n).env);
-    expect(shape('source')).toEqual({ ok: true, shape: { fileName: 'v1.2.0.tar.gz', stripRoot: true } });
-    expect(shape('unzipme-0.3-source')).toEqual({ ok: true, shape: { fileName: 'unzipme-0.3.zip', stripRoot: true } });
-    expect(shape('flatpack-1.0-source')).toEqual({ ok: true, shape: { fileName: 'flatpack-1.0.tar.gz', stripRoot: false } });
-    expect(shape('trimmed-2.0-source')).toMatchObject({ ok: false, custom: true });
+  test('fetchzip\'s own postFetch is recognised in the shape of each nixpkgs version, with stripRoot and the renamed file', () => {
+    const recipe = (n: string) => archiveRecipe(byName(n).env);
+    const today = { count: 'all', pick: 'all', dotglob: false, move: 'rename', writable: true, chmodOut: true };
+    expect(recipe('source')).toEqual({ ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'v1.2.0.tar.gz', stripRoot: true, ...today } } });
+    expect(recipe('unzipme-0.3-source')).toEqual({ ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'unzipme-0.3.zip', stripRoot: true, ...today } } });
+    expect(recipe('flatpack-1.0-source')).toEqual({
+      ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'flatpack-1.0.tar.gz', stripRoot: false, ...today, count: null } },
+    });
+    // 17.03: $out made first, the contents moved into it (dotglob); no chmod at all
+    const y2017 = { pick: 'glob', dotglob: true, move: 'contents', writable: false, chmodOut: false };
+    expect(recipe('oldgh-v0.9-src')).toEqual({ ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'v0.9.tar.gz', stripRoot: true, count: 'visible', ...y2017 } } });
+    expect(recipe('oldflat-1.0-source')).toEqual({ ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'oldflat-1.0.zip', stripRoot: false, count: null, ...y2017 } } });
+    // 2018-2022: hidden names neither counted nor taken
+    expect(recipe('appledouble-1.1-source')).toEqual({
+      ok: true,
+      recipe: {
+        type: 'fetchzip',
+        shape: { fileName: 'appledouble-1.1.tar.gz', stripRoot: true, count: 'visible', pick: 'glob', dotglob: false, move: 'rename', writable: false, chmodOut: true },
+      },
+    });
+    expect(recipe('trimmed-2.0-source')).toMatchObject({ ok: false, custom: true });
   });
 
-  for (const name of ['source', 'unzipme-0.3-source', 'flatpack-1.0-source']) {
+  test('TeX Live\'s tar into $out is recognised with its tar options', () => {
+    const recipe = (n: string) => archiveRecipe(byName(n).env);
+    expect(recipe('tl-alpha-1.0')).toEqual({ ok: true, recipe: { type: 'tar', shape: { stripComponents: 0, exclude: ['tlpkg'], keepOldFiles: true } } });
+    expect(recipe('tl-beta-2.1')).toEqual({ ok: true, recipe: { type: 'tar', shape: { stripComponents: 1, exclude: ['tlpkg'], keepOldFiles: true } } });
+  });
+
+  /** FOD name -> its key in hashes.txt and the hash kind regen.sh recorded with the real tools */
+  const PLAIN: Record<string, [string, string]> = {
+    source: ['libgh', 'nar-sha256-hex'], 'unzipme-0.3-source': ['unzipme', 'nar-sha256-hex'], 'flatpack-1.0-source': ['flatpack', 'nar-sha256-hex'],
+    'oldgh-v0.9-src': ['oldgh', 'nar-sha256-hex'], 'oldflat-1.0-source': ['oldflat', 'nar-sha256-hex'],
+    'appledouble-1.1-source': ['appledouble', 'nar-sha256-hex'], 'tl-alpha-1.0': ['tl-alpha', 'nar-sha1-hex'], 'tl-beta-2.1': ['tl-beta', 'nar-sha1-hex'],
+  };
+  for (const [name, [key, kind]] of Object.entries(PLAIN)) {
     test(`${name}: NAR hash of the unpacked download equals the declared hash`, async () => {
       const f = at(upstream, name);
       const v = await archive.fetch(f.fod, h.ctx(f.env, name));
       expect(v).toMatchObject({ ok: true, urlIndex: 0 });
       if (!v.ok || v.output.type !== 'tree') throw new Error('no tree');
-      expect(v.output.narHash).toBe(f.fod.hash.hex);
-      // and it is the hash regen.sh recorded with the real tools
-      const key = { source: 'libgh', 'unzipme-0.3-source': 'unzipme', 'flatpack-1.0-source': 'flatpack' }[name]!;
-      expect(v.output.narHash).toBe(hashes.get(key)!['nar-sha256-hex']);
+      // and it is the hash regen.sh recorded with the real tools (in the declared algorithm)
+      expect(f.fod.hash.hex).toBe(hashes.get(key)![kind]);
+      if (f.fod.hash.algo === 'sha256') expect(v.output.narHash).toBe(f.fod.hash.hex);
+      const sha256 = execFileSync('nix-hash', ['--type', 'sha256', v.output.path], { encoding: 'utf8' }).trim();
+      expect(v.output.narHash).toBe(sha256);
     });
   }
 
@@ -96,16 +130,30 @@ describe('every archive FOD of the test set', () => {
 });
 
 describe('an upstream that changed', () => {
-  test('same URL, new content: a broken hash, with the hash of what upstream now serves', async () => {
-    const f = at(changed, 'source');
-    const v = await archive.fetch(f.fod, h.ctx(f.env, 'changed'));
+  /** The plug-in's verdict on `name` as the changed upstream serves it: it must be a broken hash. */
+  async function brokenHash(name: string, label: string) {
+    const f = at(changed, name);
+    const v = await archive.fetch(f.fod, h.ctx(f.env, label));
     expect(v).toMatchObject({ ok: false, verdict: 'broken-hash' });
     if (v.ok || v.verdict !== 'broken-hash') throw new Error('not broken');
+    return { f, v };
+  }
+
+  test('same URL, new content: a broken hash, with the hash of what upstream now serves', async () => {
+    const { f, v } = await brokenHash('source', 'changed');
     const ref = tempDir('fodder-ref-');
     execFileSync('bash', ['-c', `cd "${ref}" && tar xzf "${join(changed.dir, LIBGH)}" && nix-hash --type sha256 libgh-1.2.0 > hash`]);
     const expected = execFileSync('cat', [join(ref, 'hash')], { encoding: 'utf8' }).trim();
     expect(v.mismatch).toEqual({ url: f.fod.resolvedUrls[0], urlIndex: 0, actual: { algo: 'sha256', hex: expected } });
     expect(v.message).toContain(expected);
+  });
+
+  test('a TeX Live package that changed upstream: a broken hash, with the recursive sha1 of what its tar command now makes', async () => {
+    const { f, v } = await brokenHash('tl-alpha-1.0', 'tl-changed');
+    const ref = tempDir('fodder-tl-ref-');
+    execFileSync('tar', ['-xf', join(changed.dir, 'texlive/tl-alpha.tar.xz'), '--strip-components=0', '-C', ref, '--anchored', '--exclude=tlpkg', '--keep-old-files']);
+    const expected = execFileSync('nix-hash', ['--type', 'sha1', ref], { encoding: 'utf8' }).trim();
+    expect(v.mismatch).toEqual({ url: f.fod.resolvedUrls[0], urlIndex: 0, actual: { algo: 'sha1', hex: expected } });
   });
 
   test('a broken hash from the exact plug-in stands: the nix fallback is not asked', async () => {

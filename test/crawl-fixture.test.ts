@@ -242,6 +242,8 @@ describe('classifying the test package set\'s fetchers', () => {
   const KIND: Record<string, [string, boolean]> = {
     fetchurlBuiltin: ['url', false], fetchurlMirror: ['url', false], fetchzipTarball: ['archive', false],
     fetchzipZip: ['archive', false], fetchzipNoStripRoot: ['archive', false], fetchzipUserPostFetch: ['archive', true],
+    fetchzip2017Tarball: ['archive', false], fetchzip2017NoStripRoot: ['archive', false], fetchzip2018HiddenTopEntry: ['archive', false],
+    texliveTarIntoOut: ['archive', false], texliveStripped: ['archive', false],
     fetchpatch: ['patch', false], fetchpatchAlreadyNormalised: ['patch', false], fetchgit: ['git', false],
     fetchgitSubmodules: ['git', false], fetchhg: ['hg', false], fetchsvn: ['svn', false], vendored: ['vendor', false],
     requireFile: ['manual', false],

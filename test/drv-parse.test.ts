@@ -84,15 +84,15 @@ describe('hasCustomPostFetch', () => {
     `  echo "hint: Pass stripRoot=false; to fetchzip to assume flat list of files."\n  exit 1\nfi\n` +
     `fn=$(cd "$unpackDir" && ls -A)\nif [ -f "$unpackDir/$fn" ]; then\n  mkdir $out\nfi\nmv "$unpackDir/$fn" "$out"\n${extra}\n\nchmod 755 "$out"\n`;
   it("tells fetchzip's own script from a user's addition", () => {
-    expect(hasCustomPostFetch(zip(''), 'archive')).toBe(false);
-    expect(hasCustomPostFetch(zip('rm -r "$out/docs"'), 'archive')).toBe(true);
+    expect(hasCustomPostFetch({ postFetch: zip('') }, 'archive')).toBe(false);
+    expect(hasCustomPostFetch({ postFetch: zip('rm -r "$out/docs"') }, 'archive')).toBe(true);
   });
   it("tells fetchpatch's own normalisation from a user's addition", () => {
     const own = 'tmpfile="$TMPDIR/x"\nlsdiff "$out" | xargs filterdiff --clean "$out" > "$tmpfile"\nmv "$tmpfile" "$out"\n';
-    expect(hasCustomPostFetch(own, 'patch')).toBe(false);
-    expect(hasCustomPostFetch(own + 'sed -i s/a/b/ "$out"\n', 'patch')).toBe(true);
-    expect(hasCustomPostFetch('', 'url')).toBe(false);
-    expect(hasCustomPostFetch('chmod +x $out', 'url')).toBe(true);
+    expect(hasCustomPostFetch({ postFetch: own }, 'patch')).toBe(false);
+    expect(hasCustomPostFetch({ postFetch: own + 'sed -i s/a/b/ "$out"\n' }, 'patch')).toBe(true);
+    expect(hasCustomPostFetch({}, 'url')).toBe(false);
+    expect(hasCustomPostFetch({ postFetch: 'chmod +x $out' }, 'url')).toBe(true);
   });
 });
 

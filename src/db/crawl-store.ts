@@ -1,5 +1,6 @@
 import type { Db } from './open.js';
 import type { DrvNode, StoreSource } from '../graph/types.js';
+import { needsEnv } from '../graph/fod.js';
 
 /** An attribute row as the coordinator keeps it in memory. */
 export interface AttrRow {
@@ -77,7 +78,7 @@ export function createCrawlStore(db: Db) {
         f.drvPath, f.outPath, f.name, f.kind, f.hash.algo, f.hash.mode, f.hash.hex, f.hash.sri,
         JSON.stringify(f.urls), JSON.stringify(f.resolvedUrls), f.git ? JSON.stringify(f.git) : null, f.postFetch ? 1 : 0,
         // a plain download needs nothing beyond the Fod fields; other kinds keep their whole env
-        f.kind === 'url' && !f.postFetch ? '{}' : JSON.stringify(d.fodEnv ?? {}),
+        needsEnv(f) ? JSON.stringify(d.fodEnv ?? {}) : '{}',
       );
     }
     for (const src of sources) s.insertSource.run(src.path, src.nar, JSON.stringify(src.references));

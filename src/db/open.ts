@@ -3,6 +3,7 @@ import { mkdirSync, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FodderError, ErrorCode } from '../errors.js';
 import { MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+import { reclassifyFods } from './reclassify.js';
 
 export type Db = Database.Database;
 
@@ -47,6 +48,7 @@ export function openDb(file: string, options: OpenDbOptions = {}): Db {
           db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)`).run(String(SCHEMA_VERSION));
         }
       }).immediate();
+      reclassifyFods(db);
     } else {
       db.prepare('SELECT 1 FROM crawls LIMIT 1').get();
     }

@@ -31,7 +31,11 @@ interface Pending {
 
 type MetaKind = 'L' | 'K' | 'x' | 'g';
 
-export function createTarScanner(policy: EntryPolicy): TarScanner {
+/**
+ * `memberName` gives the name GNU tar writes a member under (its --strip-components and
+ * --exclude), or null for a member it skips; the policy judges that name.
+ */
+export function createTarScanner(policy: EntryPolicy, memberName: (name: string) => string | null = (n) => n): TarScanner {
   const header = Buffer.alloc(BLOCK);
   let headerFill = 0;
   /** bytes of the current entry's data and padding still to pass */
@@ -65,7 +69,14 @@ export function createTarScanner(policy: EntryPolicy): TarScanner {
     if ((type === 'symlink' || type === 'hardlink' || type === 'device' || type === 'fifo') && size !== 0 && typeflag !== '1') {
       throw unpackError(UnpackErrorCode.UNSUPPORTED, `tar entry '${name}' of type '${typeflag}' carries ${size} bytes of data`, { offset });
     }
-    policy.check({ name, type, linkTarget: type === 'hardlink' ? link : undefined, size });
+    const written = memberName(name);
+    if (written !== null) {
+      const target = type === 'hardlink' ? memberName(link) : undefined;
+      if (target === null) {
+        throw unpackError(UnpackErrorCode.UNSUPPORTED, `hard link '${name}' points to '${link}', which tar does not write`, { offset });
+      }
+      policy.check({ name: written, type, linkTarget: target, size });
+    }
     // a hard link's data (if any) is skipped by tar as well
     skip = padded(size);
   };

@@ -1,8 +1,9 @@
 /**
  * Unpacking a downloaded archive the way nixpkgs' fetchzip does (stdenv's `unpackFile`: GNU tar
  * for `*.tar*`, `*.tgz`, `*.tbz2`, `*.tbz`, `xz -d | tar` for `*.tar.xz`, `*.tar.lzma`, `*.txz`,
- * unzip for `*.zip`; then `chmod -R +w`, stripRoot, `chmod 755 $out`), treating the archive as
- * hostile input:
+ * unzip for `*.zip`; then the placement of the fetchzip version at hand, see `placeUnpacked`),
+ * or as a recognised tar command does (`--strip-components`, `--anchored --exclude`,
+ * `--keep-old-files`: TeX Live's fetcher), treating the archive as hostile input:
  *
  * - tar: fodder decompresses the archive itself and reads every header (unpack-tar.ts) before
  *   passing the bytes on to GNU tar, so a refused entry never reaches tar;
@@ -26,6 +27,8 @@ import { readZipEntries } from './unpack-zip.js';
 import {
   createEntryPolicy, DEFAULT_UNPACK_LIMITS, UnpackErrorCode, unpackError, type UnpackLimits,
 } from './unpack-policy.js';
+import type { FetchzipPlacement } from '../graph/fetchzip.js';
+import { tarMemberName, type TarScriptShape } from '../graph/tar-script.js';
 
 export { UnpackErrorCode, DEFAULT_UNPACK_LIMITS, type UnpackLimits } from './unpack-policy.js';
 
@@ -49,6 +52,8 @@ export function unpackMethodFor(fileName: string): UnpackMethod | null {
 export interface UnpackOptions {
   limits?: UnpackLimits;
   signal?: AbortSignal;
+  /** tar only: extract as this tar command does (--strip-components, --anchored --exclude, --keep-old-files) */
+  tar?: TarScriptShape;
 }
 
 export interface UnpackResult {
@@ -62,10 +67,11 @@ export interface UnpackResult {
  */
 export async function unpackArchive(archive: string, dest: string, method: UnpackMethod, opts: UnpackOptions = {}): Promise<UnpackResult> {
   const limits = opts.limits ?? DEFAULT_UNPACK_LIMITS;
+  if (opts.tar && method.tool === 'unzip') throw unpackError(UnpackErrorCode.UNSUPPORTED, 'tar options for a zip archive', {});
   await mkdir(dest);
   try {
     if (method.tool === 'unzip') await unzipInto(archive, dest, limits, opts.signal);
-    else await untarInto(archive, dest, method, limits, opts.signal);
+    else await untarInto(archive, dest, method, limits, opts.signal, opts.tar);
     return await normaliseTree(dest, limits);
   } catch (e) {
     await rm(dest, { recursive: true, force: true });
@@ -73,38 +79,80 @@ export async function unpackArchive(archive: string, dest: string, method: Unpac
   }
 }
 
+/** Today's fetchzip: `ls -A` must list one entry, which becomes `$out` (the whole directory without stripRoot). */
+export function todaysPlacement(stripRoot: boolean): FetchzipPlacement {
+  return { stripRoot, count: stripRoot ? 'all' : null, pick: 'all', dotglob: false, move: 'rename' };
+}
+
 /**
- * fetchzip's placement of the unpacked tree at `out`: with stripRoot the single top-level entry
- * (`ls -A` must list exactly one line) becomes `out`, a single file being put inside a new
- * directory; without, the whole unpack directory becomes `out`.
+ * fetchzip's placement of the unpacked tree at `out`, as the version described by `placement`
+ * does it (`true`/`false`: today's, with or without stripRoot). With stripRoot the single
+ * top-level entry becomes `out` (a single file is put inside a new directory); without, the
+ * whole unpack directory. Throws `UNPACK_STRIP_ROOT` where that version's script fails, and
+ * `UNPACK_UNSUPPORTED` where its outcome depends on more than the archive (a symlink as the
+ * single entry, a name `echo` would read as an option).
  */
-export async function placeUnpacked(unpackDir: string, out: string, stripRoot: boolean): Promise<void> {
-  if (!stripRoot) {
-    await rename(unpackDir, out);
+export async function placeUnpacked(unpackDir: string, out: string, placement: FetchzipPlacement | boolean): Promise<void> {
+  const p = typeof placement === 'boolean' ? todaysPlacement(placement) : placement;
+  const names = await readdir(unpackDir, { encoding: 'buffer' });
+  const globbed = (list: Buffer[]) => (p.dotglob ? list : list.filter((n) => n[0] !== DOT));
+  if (!p.stripRoot) {
+    if (p.move === 'rename') await rename(unpackDir, out);
+    else await moveInto(unpackDir, globbed(names), out);
     await chmod(out, 0o755);
     return;
   }
-  const names = await readdir(unpackDir, { encoding: 'buffer' });
-  const lines = names.reduce((n, name) => n + 1 + name.filter((b) => b === 0x0a).length, 0);
-  if (lines !== 1) {
-    throw unpackError(UnpackErrorCode.STRIP_ROOT, `stripRoot: the archive has ${lines} top-level entries, fetchzip needs exactly one`, {
+  if (p.count !== null) {
+    const counted = p.count === 'all' ? names : names.filter((n) => n[0] !== DOT);
+    const lines = counted.reduce((n, name) => n + 1 + name.filter((b) => b === 0x0a).length, 0);
+    if (lines !== 1) {
+      const which = p.count === 'all' ? '' : ' not starting with a dot';
+      throw unpackError(UnpackErrorCode.STRIP_ROOT, `stripRoot: the archive has ${lines} top-level entries${which}, fetchzip needs exactly one`, {
+        topLevel: names.slice(0, 20).map(String),
+      });
+    }
+  }
+  const candidates = p.pick === 'all' ? names : globbed(names);
+  if (candidates.length !== 1) {
+    throw unpackError(UnpackErrorCode.STRIP_ROOT, `stripRoot: \`echo *\` names ${candidates.length} top-level entries, so fetchzip's mv fails`, {
       topLevel: names.slice(0, 20).map(String),
     });
   }
-  const top = Buffer.concat([Buffer.from(unpackDir), SLASH, names[0]]);
+  const fn = candidates[0];
+  if (fn.includes(0x0a) || (p.pick === 'glob' && /^-[neE]+$/.test(fn.toString('latin1')))) {
+    throw unpackError(UnpackErrorCode.UNSUPPORTED, `stripRoot: the top-level name '${String(fn)}' is not passed through the script unchanged`, { entry: String(fn) });
+  }
+  const top = Buffer.concat([Buffer.from(unpackDir), SLASH, fn]);
   const st = await lstat(top);
   if (st.isSymbolicLink()) {
-    throw unpackError(UnpackErrorCode.UNSUPPORTED, `stripRoot: the single top-level entry '${names[0]}' is a symlink`, { entry: String(names[0]) });
+    throw unpackError(UnpackErrorCode.UNSUPPORTED, `stripRoot: the single top-level entry '${fn}' is a symlink`, { entry: String(fn) });
   }
   if (st.isFile()) {
     await mkdir(out, 0o755);
-    await rename(top, Buffer.concat([Buffer.from(out), SLASH, names[0]]));
-  } else {
+    await rename(top, Buffer.concat([Buffer.from(out), SLASH, fn]));
+  } else if (p.move === 'rename') {
     await rename(top, out);
+  } else {
+    const children = globbed(await readdir(top, { encoding: 'buffer' }));
+    if (children.length === 0) {
+      throw unpackError(UnpackErrorCode.STRIP_ROOT, `stripRoot: the top-level directory '${fn}' is empty, so fetchzip's \`mv '${fn}'/*\` fails`, { entry: String(fn) });
+    }
+    await moveInto(top.toString(), children, out);
   }
   await chmod(out, 0o755);
   await rm(unpackDir, { recursive: true, force: true });
 }
+
+/** `mkdir $out; mv DIR/<names> $out/`: fails as mv does when the glob matched nothing. */
+async function moveInto(dir: string, names: Buffer[], out: string): Promise<void> {
+  if (names.length === 0) {
+    throw unpackError(UnpackErrorCode.STRIP_ROOT, 'the unpacked archive is empty, so fetchzip\'s `mv "$unpackDir"/*` fails', {});
+  }
+  await mkdir(out, 0o755);
+  for (const n of names) await rename(Buffer.concat([Buffer.from(dir), SLASH, n]), Buffer.concat([Buffer.from(out), SLASH, n]));
+}
+
+const DOT = 0x2e;
 
 // ---------------------------------------------------------------- tar
 
@@ -152,7 +200,7 @@ function kill(c: Child | null): void {
   if (c && c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
 }
 
-async function untarInto(archive: string, dest: string, method: UnpackMethod, limits: UnpackLimits, signal?: AbortSignal): Promise<void> {
+async function untarInto(archive: string, dest: string, method: UnpackMethod, limits: UnpackLimits, signal?: AbortSignal, shape?: TarScriptShape): Promise<void> {
   let decomp: { cmd: string; args: string[] } | null;
   if (method.tool === 'xz-tar') {
     decomp = { cmd: 'xz', args: ['-dc'] };
@@ -162,8 +210,8 @@ async function untarInto(archive: string, dest: string, method: UnpackMethod, li
     decomp = d;
   }
   const policy = createEntryPolicy(limits);
-  const scanner = createTarScanner(policy);
-  const tar = run('tar', ['-x', '-f', '-', '--mode=+w', '--warning=no-timestamp', '--no-same-owner', '--no-same-permissions'], {
+  const scanner = createTarScanner(policy, shape ? (name) => strippedName(name, shape) : undefined);
+  const tar = run('tar', ['-x', '-f', '-', ...(shape ? tarShapeArgs(shape) : []), '--mode=+w', '--warning=no-timestamp', '--no-same-owner', '--no-same-permissions'], {
     cwd: dest, stdin: 'pipe', stdout: 'ignore',
   });
   const dc = decomp ? run(decomp.cmd, [...decomp.args, '--', archive], { stdin: 'ignore', stdout: 'pipe' }) : null;
@@ -210,6 +258,23 @@ async function untarInto(archive: string, dest: string, method: UnpackMethod, li
     signal?.removeEventListener('abort', onAbort);
     kill(dc);
   }
+}
+
+/** The options that make GNU tar extract as the recognised tar command does. */
+function tarShapeArgs(shape: TarScriptShape): string[] {
+  return [
+    ...(shape.stripComponents > 0 ? [`--strip-components=${shape.stripComponents}`] : []),
+    ...(shape.exclude.length > 0 ? ['--anchored', ...shape.exclude.map((p) => `--exclude=${p}`)] : []),
+    ...(shape.keepOldFiles ? ['--keep-old-files'] : []),
+  ];
+}
+
+/** tarMemberName, refusing names whose stripping fodder would not be sure to get right. */
+function strippedName(name: string, shape: TarScriptShape): string | null {
+  if (shape.stripComponents > 0 && /(^|\/)\.{0,2}\/|(^|\/)\.\.?$/.test(name.replace(/\/+$/, '/'))) {
+    throw unpackError(UnpackErrorCode.UNSUPPORTED, `tar member '${name}' has an empty, '.' or '..' component: --strip-components is not reproduced for it`, { entry: name });
+  }
+  return tarMemberName(name, shape);
 }
 
 // ---------------------------------------------------------------- zip

@@ -1,7 +1,7 @@
 import { FodderError, ErrorCode } from '../errors.js';
 import { parseDrvPart, drvName } from './drv-parse.js';
 import { readStoreSource, readStoreText } from './store-slots.js';
-import { fodFromDrv, isFixedOutput, type Mirrors } from './fod.js';
+import { fodFromDrv, isFixedOutput, needsEnv, type Mirrors } from './fod.js';
 import type { DrvNode, StoreSource } from './types.js';
 
 /** What readDrvClosure found that `graph` did not know: derivations, and input sources. */
@@ -47,7 +47,7 @@ export function readDrvClosure(
       outputs,
       inputDrvs,
       fod,
-      fodEnv: fod && (fod.kind !== 'url' || fod.postFetch) ? drv.env : null,
+      fodEnv: fod && needsEnv(fod) ? drv.env : null,
       text,
       inputSrcs: drv.inputSrcs,
     };

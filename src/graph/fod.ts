@@ -1,12 +1,25 @@
 import { FodderError, ErrorCode } from '../errors.js';
 import type { Derivation, Fod, FodKind, GitSource, HashAlgo, HashMode } from './types.js';
 import { drvName } from './drv-parse.js';
-import { fetchzipShape } from './fetchzip.js';
+import { readArchiveScript } from './archive-script.js';
 
 /** site name -> URL prefixes, as in the package set's pkgs/build-support/fetchurl/mirrors.nix */
 export type Mirrors = Record<string, string[]>;
 
 const ALGOS: Record<string, HashAlgo> = { md5: 'md5', sha1: 'sha1', sha256: 'sha256', sha512: 'sha512' };
+
+/**
+ * The classifier's version: raise it whenever `fodFromDrv` classes some FOD differently, so
+ * that a database recorded by an older fodder re-classes its FODs (src/db/reclassify.ts).
+ * 2: archives recognised by what their postFetch does (fetchzip of every nixpkgs version, a tar
+ * extraction into $out).
+ */
+export const CLASSIFIER_VERSION = 2;
+
+/** Whether the fetchers need a FOD's whole environment: every kind but a plain `url` download. */
+export function needsEnv(fod: Fod): boolean {
+  return fod.kind !== 'url' || fod.postFetch;
+}
 
 /** True when the derivation has a fixed output (both hash fields set on `out`). */
 export function isFixedOutput(drv: Derivation): boolean {
@@ -40,7 +53,7 @@ export function fodFromDrv(drvPath: string, drv: Derivation, mirrors: Mirrors): 
     urls,
     resolvedUrls: resolveUrls(urls, mirrors),
     git,
-    postFetch: hasCustomPostFetch(env.postFetch ?? '', kind),
+    postFetch: hasCustomPostFetch(env, kind),
   };
 }
 
@@ -72,8 +85,9 @@ function gitOf(env: Record<string, string>, drv: Derivation): GitSource | null {
   };
 }
 
-const FETCHZIP_HEAD = /^\s*unpackDir="\$TMPDIR\/unpack"/;
 const PATCH_MARK = /\blsdiff\b[\s\S]*\bfilterdiff\b/;
+/** a script that calls stdenv's unpackFile: an archive unpacked in some way fodder may not know */
+const UNPACKS = /\bunpackFile\b/;
 
 function kindOf(drv: Derivation, urls: string[], git: GitSource | null, mode: HashMode): FodKind {
   const env = drv.env;
@@ -85,7 +99,7 @@ function kindOf(drv: Derivation, urls: string[], git: GitSource | null, mode: Ha
   if (env.url && env.rev && ('ignoreExternals' in env || /-subversion-|fetchsvn/.test(tools))) return 'svn';
   if (urls.length === 0) return 'vendor';
   const postFetch = env.postFetch ?? '';
-  if (mode === 'recursive' && FETCHZIP_HEAD.test(postFetch)) return 'archive';
+  if (mode === 'recursive' && (readArchiveScript(env) !== null || UNPACKS.test(postFetch))) return 'archive';
   if (PATCH_MARK.test(postFetch)) return 'patch';
   if ('urls' in env || drv.builder === 'builtin:fetchurl') return 'url';
   return 'other';
@@ -99,16 +113,13 @@ function isRequireFile(drv: Derivation): boolean {
 }
 
 /**
- * Whether a postFetch beyond the fetcher's own normalisation runs: for fetchzip, anything that
- * is not nixpkgs' own script (see fetchzip.ts); fetchpatch's own script is recognised below.
+ * Whether a postFetch beyond the fetcher's own runs: for an archive, statements after the
+ * recognised unpacking (see archive-script.ts); fetchpatch's own script is recognised below.
  */
-export function hasCustomPostFetch(postFetch: string, kind: FodKind): boolean {
-  const text = postFetch.trim();
+export function hasCustomPostFetch(env: Readonly<Record<string, string>>, kind: FodKind): boolean {
+  const text = (env.postFetch ?? '').trim();
   if (text === '') return false;
-  if (kind === 'archive') {
-    const shape = fetchzipShape({ postFetch });
-    return !shape.ok && shape.custom;
-  }
+  if (kind === 'archive') return (readArchiveScript(env)?.user.length ?? 1) > 0;
   if (kind === 'patch') return patchUserPart(text).trim() !== '';
   return true;
 }

@@ -56,3 +56,17 @@ export function listAttrs(db: Db, f: { status?: string; system?: string; variant
     reason: r.reason as string | null, aliasOf: r.alias_of as string | null, crawl: r.crawl_id as number,
   }));
 }
+
+/** A FOD as the crawl recorded it, with its .drv text when the database keeps it (schema 3). */
+export interface RecordedFod { fod: Fod; text: string | null }
+
+/** Every FOD of the latest crawl (any system or variant) with its .drv text, one at a time. */
+export function* recordedFods(db: Db): Generator<RecordedFod> {
+  const latest = db.prepare(`SELECT MAX(id) id FROM crawls`).get() as { id: number | null };
+  if (latest.id === null) throw new FodderError(ErrorCode.DB_EMPTY, 'the database holds no crawl yet: run `fodder crawl`');
+  const rows = db.prepare(`
+    SELECT ${FOD_COLUMNS}, t.text FROM fods f LEFT JOIN drv_texts t ON t.drv_path = f.drv_path
+    WHERE f.drv_path IN (SELECT drv_path FROM fod_seen WHERE crawl_id = ?)
+    ORDER BY f.drv_path`).iterate(latest.id) as IterableIterator<FodRow & { text: string | null }>;
+  for (const r of rows) yield { fod: fodFromRow(r), text: r.text };
+}

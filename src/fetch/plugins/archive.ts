@@ -1,23 +1,24 @@
 /**
- * `archive`: fetchzip and fetchFromGitHub's archive form. Downloads through the shared Network,
- * unpacks as nixpkgs' unpackFile does (src/fetch/unpack.ts), applies stripRoot, NAR-hashes the
- * tree and compares with the declared recursive hash.
+ * `archive`: fetchzip and fetchFromGitHub's archive form (of any nixpkgs version), and a tar
+ * extraction into `$out` (TeX Live's fetcher). Downloads through the shared Network, unpacks as
+ * nixpkgs' unpackFile (or the script's tar command) does (src/fetch/unpack.ts), places the tree
+ * as that version's fetchzip does, NAR-hashes it and compares with the declared recursive hash.
  *
- * Exact only for a fetchzip whose postFetch is fetchzip's own script (no user code between its
- * `mv ... "$out"` and its final `chmod 755 "$out"`), with no curl options or netrc: then a
- * different hash means the upstream archive changed (`broken-hash`). Everything fodder does
- * not reproduce exactly is `unverifiable`, never broken.
+ * Exact only for a postFetch that is a recognised unpacking with nothing added
+ * (src/graph/archive-script.ts), with no curl options or netrc: then a different hash means the
+ * upstream archive changed (`broken-hash`). Everything fodder does not reproduce exactly
+ * (a user's statements, permissions whose effect depends on the build machine, ...) is
+ * `unverifiable`, never broken.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FodderError } from '../../errors.js';
 import type { Fod, HashAlgo } from '../../graph/types.js';
 import { narHashThreaded as narHash } from '../../mirror/nar-hash-threaded.js';
-import { fetchzipShape, type FetchzipShape } from '../../graph/fetchzip.js';
+import { archiveRecipe, type ArchiveRecipe } from '../../graph/archive-script.js';
 import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict, type FodEnv } from '../types.js';
-export { fetchzipShape, type FetchzipShape } from '../../graph/fetchzip.js';
 import {
-  DEFAULT_UNPACK_LIMITS, placeUnpacked, unpackArchive, UnpackErrorCode, unpackMethodFor, type UnpackLimits,
+  DEFAULT_UNPACK_LIMITS, placeUnpacked, unpackArchive, UnpackErrorCode, unpackMethodFor, type UnpackLimits, type UnpackMethod,
 } from '../unpack.js';
 
 export interface ArchiveFetcherOptions {
@@ -29,10 +30,10 @@ export function createArchiveFetcher(options: ArchiveFetcherOptions = {}): Fetch
 
   const canFetch: FetcherPlugin['canFetch'] = (fod: Fod, env: FodEnv) => {
     if (fod.hash.mode !== 'recursive') return { ok: false, reason: 'flat hash: not an unpacked archive', code: 'not-exact' };
-    const shape = fetchzipShape(env);
-    if (!shape.ok) return { ok: false, reason: shape.reason, code: shape.custom ? 'custom-postFetch' : 'not-exact' };
-    if (!unpackMethodFor(shape.shape.fileName)) {
-      return { ok: false, reason: `unpackFile has no tool for '${shape.shape.fileName}'`, code: 'not-exact' };
+    const r = archiveRecipe(env);
+    if (!r.ok) return { ok: false, reason: r.reason, code: r.custom ? 'custom-postFetch' : 'not-exact' };
+    if (r.recipe.type === 'fetchzip' && !unpackMethodFor(r.recipe.shape.fileName)) {
+      return { ok: false, reason: `unpackFile has no tool for '${r.recipe.shape.fileName}'`, code: 'not-exact' };
     }
     if ((env.curlOpts ?? '') !== '' || (env.curlOptsList ?? '') !== '' || (env.netrcPhase ?? '') !== '') {
       return { ok: false, reason: 'custom curl options or netrc', code: 'not-exact' };
@@ -49,8 +50,7 @@ export function createArchiveFetcher(options: ArchiveFetcherOptions = {}): Fetch
     async fetch(fod: Fod, ctx: FetchContext): Promise<FetchVerdict> {
       const can = canFetch(fod, ctx.env);
       if (!can.ok) return unverifiable(can.code, can.reason);
-      const shape = (fetchzipShape(ctx.env) as { ok: true; shape: FetchzipShape }).shape;
-      const method = unpackMethodFor(shape.fileName)!;
+      const recipe = (archiveRecipe(ctx.env) as { ok: true; recipe: ArchiveRecipe }).recipe;
       const download = join(ctx.workDir, 'download');
       const unpackDir = join(ctx.workDir, 'unpack');
       const out = join(ctx.workDir, 'out');
@@ -64,8 +64,7 @@ export function createArchiveFetcher(options: ArchiveFetcherOptions = {}): Fetch
         await rm(unpackDir, { recursive: true, force: true });
         await rm(out, { recursive: true, force: true });
         try {
-          await unpackArchive(download, unpackDir, method, { limits, signal: ctx.signal });
-          await placeUnpacked(unpackDir, out, shape.stripRoot);
+          await unpackAs(recipe, download, unpackDir, out, { limits, signal: ctx.signal });
         } catch (e) {
           await rm(download, { force: true });
           await rm(unpackDir, { recursive: true, force: true });
@@ -99,6 +98,17 @@ export function createArchiveFetcher(options: ArchiveFetcherOptions = {}): Fetch
       return { ok: false, verdict: 'dead', mismatch: null, message: failures.join('; ') || 'no URL tried' };
     },
   };
+}
+
+/** The download unpacked at `out` as the recipe's script does it. */
+async function unpackAs(recipe: ArchiveRecipe, download: string, unpackDir: string, out: string, opts: { limits: UnpackLimits; signal: AbortSignal }): Promise<void> {
+  if (recipe.type === 'tar') {
+    await unpackArchive(download, out, { tool: 'tar' }, { ...opts, tar: recipe.shape });
+    return;
+  }
+  const method: UnpackMethod = unpackMethodFor(recipe.shape.fileName)!;
+  await unpackArchive(download, unpackDir, method, opts);
+  await placeUnpacked(unpackDir, out, recipe.shape);
 }
 
 function unpackReason(code: string) {
