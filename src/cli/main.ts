@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { FodderError } from '../errors.js';
 import { commands } from './commands/index.js';
+import { SIGNAL_EXIT, failureOf, failureText } from './failure.js';
 
 /** Builds the `fodder` program with every command registered. */
 export function createProgram(): Command {
@@ -16,6 +16,37 @@ export function createProgram(): Command {
   return program;
 }
 
+/**
+ * Standard output closed early (`fodder attrs | head -1`): nothing more can be said there, and it
+ * is not a failure to report. The command ends quietly with the status of a program killed by
+ * SIGPIPE, as `git log | head` does.
+ */
+let outputClosed = false;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') {
+    outputClosed = true;
+    process.exitCode = SIGNAL_EXIT.SIGPIPE; // also when it comes after the command ended
+    return;
+  }
+  fail(err);
+});
+// standard error closed too: nothing can be reported there
+process.stderr.on('error', () => undefined);
+
+function report(err: unknown): number {
+  const f = failureOf(err);
+  process.stderr.write(failureText(f));
+  return f.exitCode;
+}
+
+/** A failure outside the command's own flow (an error event nobody listened to). */
+function fail(err: unknown): void {
+  process.exitCode = report(err);
+  process.exit();
+}
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
+
 async function main(argv: string[]): Promise<number> {
   const program = createProgram();
   try {
@@ -25,15 +56,10 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? 0 : 2;
     }
-    if (err instanceof FodderError) {
-      process.stderr.write(`fodder: error [${err.code}]: ${err.message}\n`);
-      return err.code === 'USAGE' ? 2 : 1;
-    }
-    process.stderr.write(`fodder: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
-    return 1;
+    return report(err);
   }
 }
 
 main(process.argv).then((code) => {
-  process.exitCode = code;
+  process.exitCode = outputClosed ? SIGNAL_EXIT.SIGPIPE : code;
 });

@@ -195,8 +195,8 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
     summary.durationMs = Date.now() - t0;
     try { store.finishRun(run, failure ? 'failed' : o.signal?.aborted ? 'interrupted' : 'done', summary); } catch { /* report the first error */ }
     await mirror.syncDirs().catch(() => undefined);
-    await network.close();
-    await pool.close();
+    // a failure while closing never hides the one that stopped the run
+    try { await network.close(); await pool.close(); } catch (err) { failure ??= err; }
     mirror.unlock();
   }
   if (failure) throw failure;
