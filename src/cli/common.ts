@@ -14,9 +14,18 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
-/** Collects a repeatable option, also splitting comma-separated values. */
-export function collect(value: string, previous: string[] = []): string[] {
-  return previous.concat(value.split(',').map((s) => s.trim()).filter(Boolean));
+/**
+ * Collects a repeatable option, also splitting comma-separated values. An empty value is a
+ * usage error (`--system ""` narrows nothing: it must not mean "all").
+ */
+export function collect(name: string) {
+  return (value: string, previous: string[] = []): string[] => {
+    const values = value.split(',').map((s) => s.trim());
+    if (values.some((v) => v === '')) {
+      throw new FodderError(ErrorCode.USAGE, `${name}: an empty value ("${value}"); leave the option out to mean all`, { option: name, value });
+    }
+    return previous.concat(values);
+  };
 }
 
 /** Parses a positive integer option, naming the option when it is wrong. */

@@ -12,6 +12,7 @@ import { openDb, type Db } from '../db/open.js';
 import { createCrawlStore, type AttrRow, type ShardWrite, type Target } from '../db/crawl-store.js';
 import { formatAttrPath } from './attr-path.js';
 import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
+import { checkSystems } from './preflight.js';
 import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
 import type { Progress } from './progress.js';
 import type { Mirrors } from '../graph/fod.js';
@@ -79,7 +80,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     // directory for as long as the crawl runs (their texts go into the database)
     const drvStore = config.store ?? join(scratch, 'drvs');
     prepareDrvStores(drvStore, config.workers);
-    const mirrors = await readMirrors(config.nixpkgs, drvStore);
+    const [mirrors] = await Promise.all([readMirrors(config.nixpkgs, drvStore), checkSystems(config, drvStore)]);
     mark('mirrors');
     if (options.attrs?.length) await checkAttrsExist(config, options.attrs, drvStore);
 

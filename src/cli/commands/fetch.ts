@@ -31,7 +31,7 @@ export function registerFetch(program: Command): void {
     .option('--config <file>', 'YAML config file (its fetch: section)')
     .option('--db <file>', 'database file')
     .option('--mirror <dir>', 'mirror directory (default data/mirror)')
-    .option('--kind <kind>', 'only sources of this kind (repeatable, or comma-separated); nix: the Nix fallback', collect)
+    .option('--kind <kind>', 'only sources of this kind (repeatable, or comma-separated); nix: the Nix fallback', collect('--kind'))
     .option('--concurrency <n>', 'downloads at once', positiveInt('--concurrency'))
     .option('--per-host <n>', 'downloads at once from one host', positiveInt('--per-host'))
     .option('--retry-failed', 'try again sources whose last fetch failed')
