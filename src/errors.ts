@@ -70,8 +70,10 @@ export const ErrorCode = {
   NETWORK: 'NETWORK',
   /** the package set does not load for a system (or variant) */
   SYSTEM_UNKNOWN: 'SYSTEM_UNKNOWN',
-  /** the crawl asked for is unknown, or no finished crawl exists */
+  /** `--crawl N` names no crawl */
   CRAWL_UNKNOWN: 'CRAWL_UNKNOWN',
+  /** crawls exist, but none has finished */
+  CRAWL_UNFINISHED: 'CRAWL_UNFINISHED',
   /** a live process is running the same crawl */
   CRAWL_RUNNING: 'CRAWL_RUNNING',
   /** stopped by SIGINT or SIGTERM */

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FodderError, ErrorCode } from '../errors.js';
-import { MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+import { MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION, migrateCrawlsTo4 } from './schema.js';
 
 export type Db = Database.Database;
 
@@ -96,6 +96,8 @@ export function openDb(file: string, options: OpenDbOptions = {}): Db {
       db.transaction(() => {
         const edges = db.prepare(`SELECT type FROM sqlite_master WHERE name = 'drv_inputs'`).get() as { type: string } | undefined;
         if (edges?.type === 'table') db.exec(MIGRATE_1_TO_2);
+        const crawlColumns = (db.prepare(`SELECT name FROM pragma_table_info('crawls')`).pluck().all() as string[]);
+        if (crawlColumns.length > 0 && !crawlColumns.includes('pid')) db.exec(migrateCrawlsTo4(crawlColumns));
         db.exec(SCHEMA_SQL);
         const row = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined;
         if (row?.value !== String(SCHEMA_VERSION)) {

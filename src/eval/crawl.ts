@@ -13,6 +13,7 @@ import { createCrawlStore, type AttrRow, type ShardWrite, type Target } from '..
 import { formatAttrPath } from './attr-path.js';
 import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
 import { checkSystems } from './preflight.js';
+import { crawlStopper } from './stop.js';
 import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
 import type { Progress } from './progress.js';
 import type { Mirrors } from '../graph/fod.js';
@@ -23,6 +24,8 @@ export interface CrawlOptions {
   /** start from these attribute paths instead of the whole set */
   attrs?: string[][];
   progress?: Progress;
+  /** stops the crawl (its reason names the signal); the crawl is then marked interrupted */
+  signal?: AbortSignal;
 }
 
 export interface CrawlSummary {
@@ -73,6 +76,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   // when the crawl fails
   let removal: Promise<void> | null = null;
   const removeScratch = () => (removal ??= removeTree(scratch));
+  const stop = crawlStopper(options.signal, pool);
   let db: Db | null = null;
   try {
     ensureNix();
@@ -84,11 +88,17 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     mark('mirrors');
     if (options.attrs?.length) await checkAttrsExist(config, options.attrs, drvStore);
 
+    stop.check();
     db = openDb(config.db, { create: true });
     return await crawlWith(options, db, pool, { scratch, drvStore }, mirrors, started, mark, removeScratch);
+  } catch (err) {
+    throw stop.failed(err, db);
   } finally {
+    stop.dispose();
+    // stopped early: Nix may still write into the scratch directory until its processes end
+    if (removal === null) await stop.quiesce();
     const removed = removeScratch();
-    await pool.destroy();
+    await stop.destroyPool();
     mark('pool');
     db?.close();
     mark('db closed');
@@ -134,7 +144,7 @@ async function crawlWith(
   const targets: Target[] = [];
   for (const system of config.systems) for (const variant of Object.keys(config.variants)) targets.push({ system, variant });
 
-  let crawlId = store.findRunning(key);
+  let crawlId = store.resumeUnfinished(key);
   const resumed = crawlId !== null;
   if (crawlId === null) {
     crawlId = store.createCrawl(key, config.nixpkgs, params, mirrors,
@@ -287,7 +297,9 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       // the package set itself does not load for this target: every path gets Nix's message
       newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'uncatchable', error: result.message })).flat();
     } else {
-      throw new FodderError(result.code, `${target.system}/${target.variant}: ${result.message}`, { ...target });
+      // a failed system call in a worker travels as its errno alone (EACCES, ENOSPC...)
+      const code = /^E[A-Z0-9]+$/.test(result.code) ? ErrorCode.IO_ERROR : result.code;
+      throw new FodderError(code, `${target.system}/${target.variant}: ${result.message}`, { ...target, errno: result.code });
     }
     if (result.ok) { timings.evalMs += result.stats.evalMs; timings.readMs += result.stats.readMs; timings.runs += result.stats.nixRuns; timings.peakNixRssKb = Math.max(timings.peakNixRssKb, result.stats.peakNixRssKb); }
     job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs, sources, seenFods });

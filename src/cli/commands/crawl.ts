@@ -3,7 +3,7 @@ import { loadConfig } from '../../config/load.js';
 import { crawl } from '../../eval/crawl.js';
 import { parseAttrPath } from '../../eval/attr-path.js';
 import { createProgress } from '../../eval/progress.js';
-import { collect, isInteractive, positiveInt, printJson } from '../common.js';
+import { abortOnSignals, collect, isInteractive, positiveInt, printJson } from '../common.js';
 
 interface CrawlFlags {
   config?: string; nixpkgs?: string; system?: string[]; variant?: string[]; attr?: string[];
@@ -32,7 +32,14 @@ export function registerCrawl(program: Command): void {
       });
       const attrs = flags.attr?.map(parseAttrPath);
       const progress = flags.progress === false ? undefined : createProgress(isInteractive());
-      const summary = await crawl({ config, attrs, progress });
+      const stop = new AbortController();
+      const release = abortOnSignals(stop);
+      let summary;
+      try {
+        summary = await crawl({ config, attrs, progress, signal: stop.signal });
+      } finally {
+        release();
+      }
       if (flags.json) { printJson(summary); return; }
       const a = summary.attrs;
       process.stdout.write([
