@@ -74,7 +74,7 @@ describe('a crawl stopped by SIGINT or SIGTERM', () => {
     for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
       const child = fodderSpawn(args);
       const before = count(db, `SELECT COUNT(*) FROM attrs`);
-      // mid-crawl: Nix at work (its helpers and their nix-instantiate), rows being written
+      // mid-crawl: Nix at work (the spawner processes and their nix-instantiate), rows being written
       await until(() => descendants(child.pid!).length >= 3 && count(db, `SELECT COUNT(*) FROM attrs`) > before);
       expect(scratchOf(child.pid!)).toHaveLength(1);
       const kids = descendants(child.pid!);

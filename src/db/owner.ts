@@ -18,17 +18,24 @@ function bootId(): string | null {
   try { return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null; } catch { return null; }
 }
 
-/** Field 22 of /proc/PID/stat (its start time), or null when there is no such process (or no /proc). */
-function startTime(pid: number): number | null {
+/**
+ * The fields of /proc/PID/stat from the third on (state, ppid, ...: index 0 is field 3), or null
+ * when there is no such process (or no /proc).
+ */
+export function procStat(pid: number | string): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // the command name (field 2) is in parentheses and may hold spaces: count from after it
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]);
-    return Number.isFinite(ticks) ? ticks : null;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/** Field 22 of /proc/PID/stat: the process's start time, in clock ticks after boot. */
+function startTime(pid: number): number | null {
+  const ticks = Number(procStat(pid)?.[19]);
+  return Number.isFinite(ticks) ? ticks : null;
 }
 
 /** This process, as a crawl records it. */

@@ -1,52 +1,59 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { procStat } from '../db/owner.js';
 import type { Piscina } from 'piscina';
 import { FodderError, ErrorCode } from '../errors.js';
 import { abandonCrawls } from '../db/crawl-store.js';
 import type { Db } from '../db/open.js';
 import { workerScript } from '../config/defaults.js';
 
-/** This process's Nix helpers still running (Linux: /proc; [] without it). */
-function helpers(): number[] {
+/** This process's Nix spawner processes (workers/nix-spawner.ts) still running; [] without /proc. */
+function spawners(): number[] {
   let names: string[];
   try { names = readdirSync('/proc'); } catch { return []; }
   const script = workerScript('nix-spawner.js');
-  const out: number[] = [];
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(ppid) !== process.pid || state === 'Z') continue;
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').includes(script)) out.push(Number(name));
-    } catch { /* gone meanwhile */ }
-  }
-  return out;
+  return names.filter((name) => {
+    const stat = /^\d+$/.test(name) ? procStat(name) : null;
+    if (!stat || stat[0] === 'Z' || Number(stat[1]) !== process.pid) return false;
+    try { return readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').includes(script); } catch { return false; }
+  }).map(Number);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const signalled = (pid: number, signal: NodeJS.Signals) => { try { process.kill(pid, signal); } catch { /* gone */ } };
+
 /**
- * Waits until the Nix helpers have ended (each kills its Nix processes and exits once its
- * worker thread is gone), at most `ms`; then kills what remains.
+ * Ends the Nix spawner processes and the Nix processes they started, before the worker threads
+ * go (a spawner whose thread is gone while it starts a Nix process dies of its closed channel,
+ * with a stack trace). Frozen first, so none starts another while its children are listed.
  */
-async function helpersEnded(ms = 3000): Promise<void> {
-  const until = Date.now() + ms;
-  while (helpers().length > 0 && Date.now() < until) await sleep(20);
-  for (const pid of helpers()) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+function killSpawners(): void {
+  const parents = new Set(spawners());
+  if (parents.size === 0) return;
+  for (const pid of parents) signalled(pid, 'SIGSTOP');
+  for (const name of readdirSync('/proc')) {
+    const stat = /^\d+$/.test(name) ? procStat(name) : null;
+    if (stat && parents.has(Number(stat[1]))) signalled(Number(name), 'SIGKILL');
   }
+  for (const pid of parents) signalled(pid, 'SIGKILL');
+}
+
+/** Waits until the Nix spawner processes are gone, at most `ms`. */
+async function spawnersEnded(ms = 3000): Promise<void> {
+  const until = Date.now() + ms;
+  while (spawners().length > 0 && Date.now() < until) await sleep(20);
 }
 
 /**
  * How a crawl stops before its end: on `signal` (SIGINT, SIGTERM: its reason names the signal)
- * the worker pool is destroyed at once, which fails every shard in flight; on that or any error
- * the crawl is marked `interrupted` or `failed` (see abandonCrawls), and the Nix processes end
- * before the scratch directory is removed.
+ * the Nix processes are killed and the worker pool is destroyed at once, which fails every
+ * shard in flight; on that or any error the crawl is marked `interrupted` or `failed` (see
+ * abandonCrawls), and every Nix process has ended before the scratch directory is removed.
  */
 export function crawlStopper(signal: AbortSignal | undefined, pool: Piscina) {
   let destroyed: Promise<void> | null = null;
   const destroyPool = () => (destroyed ??= pool.destroy());
-  const onAbort = () => { void destroyPool(); };
+  const onAbort = () => { killSpawners(); void destroyPool(); };
   signal?.addEventListener('abort', onAbort, { once: true });
   const interrupted = (ids: number[]) => {
     const which = ids.length ? `crawl ${ids.join(', ')} stopped by ${String(signal!.reason)}, marked interrupted` : `stopped by ${String(signal!.reason)}`;
@@ -63,10 +70,12 @@ export function crawlStopper(signal: AbortSignal | undefined, pool: Piscina) {
       const ids = db ? abandonCrawls(db, signal?.aborted ? 'interrupted' : 'failed') : [];
       return signal?.aborted ? interrupted(ids) : err;
     },
-    /** after a failure: the pool gone, then the Nix helpers and their Nix processes */
+    /** after a failure: the pool gone, then the Nix spawner processes and their Nix processes */
     async quiesce(): Promise<void> {
+      killSpawners();
       await destroyPool();
-      await helpersEnded();
+      killSpawners(); // one a thread started again before it was gone
+      await spawnersEnded();
     },
     dispose(): void { signal?.removeEventListener('abort', onAbort); },
   };
