@@ -5,10 +5,11 @@
  * and read the unfinished one only when asked (`--crawl N`, labelled); the next crawl resumes it.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { procStat } from '../src/db/owner.js';
 import { FIXTURE, fodder, fodderSpawn, tempDir } from './helpers/cli.js';
 
 const ONE = ['--system', 'x86_64-linux'];
@@ -35,11 +36,8 @@ async function until(what: () => boolean, ms = 60_000): Promise<void> {
 function descendants(pid: number): number[] {
   const parent = new Map<number, number>();
   for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch { /* gone */ }
+    const stat = /^\d+$/.test(name) ? procStat(name) : null;
+    if (stat) parent.set(Number(name), Number(stat[1]));
   }
   const out: number[] = [];
   const walk = (p: number) => { for (const [c, pp] of parent) if (pp === p) { out.push(c); walk(c); } };
@@ -49,12 +47,8 @@ function descendants(pid: number): number[] {
 
 /** Whether a process runs (a zombie has ended: it only waits to be reaped). */
 function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
-  } catch {
-    return false;
-  }
+  const stat = procStat(pid);
+  return stat !== null && stat[0] !== 'Z';
 }
 
 const scratchBase = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
