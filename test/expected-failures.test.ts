@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { failureOf, failureText } from '../src/cli/failure.js';
 import { FodderError } from '../src/errors.js';
@@ -157,6 +157,22 @@ describe('other files that cannot be written', () => {
     expect(keygen.code).toBe(1);
     expectOneLine(keygen.stderr, 'IO_[A-Z_]+');
     expect(keygen.stderr).toContain(join(dir, 'a-file'));
+  });
+});
+
+describe('an empty option value', () => {
+  test('is a usage error naming the option, never the current directory, the default or "all"', async () => {
+    const dir = tempDir();
+    const db = join(dir, 'fodder.db');
+    const c = createTestCrawl(db);
+    c.addDrv('pkg', [c.addFod({ name: 'src.tar.gz', urls: ['http://127.0.0.1:9/src.tar.gz'], content: 's' })], 'pkg');
+    c.close();
+    for (const args of [['attrs', '--status', ''], ['fods', '--kind', ''], ['fetch', '--mirror', ''], ['report', '--out', ''], ['crawl', '--store', '']]) {
+      const r = await fodder([...args, '--db', db], { cwd: dir });
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toBe(`fodder: error [USAGE]: ${args[1]}: an empty value; leave the option out for its default`);
+    }
+    expect(readdirSync(dir)).toEqual(['fodder.db']);
   });
 });
 

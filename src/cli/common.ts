@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import type { Command } from 'commander';
 import { FodderError, ErrorCode } from '../errors.js';
 import type { CrawlInfo } from '../db/crawls.js';
 import { SIGNAL_EXIT } from './failure.js';
@@ -28,6 +29,20 @@ export function collect(name: string) {
     }
     return previous.concat(values);
   };
+}
+
+/**
+ * Refuses an option given an empty value (`--store ""`, `--system ""`): it would otherwise mean
+ * the current directory, or nothing, or the default, without a word.
+ */
+export function refuseEmptyValues(command: Command): void {
+  for (const option of command.options) {
+    const value: unknown = command.getOptionValue(option.attributeName());
+    if (typeof value === 'string' && value.trim() === '') {
+      const name = option.long ?? option.flags;
+      throw new FodderError(ErrorCode.USAGE, `${name}: an empty value; leave the option out for its default`, { option: name });
+    }
+  }
 }
 
 /** Parses a positive integer option, naming the option when it is wrong. */

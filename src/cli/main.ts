@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.js';
+import { refuseEmptyValues } from './common.js';
 import { SIGNAL_EXIT, failureOf, failureText } from './failure.js';
 
 /** Builds the `fodder` program with every command registered. */
@@ -11,7 +12,8 @@ export function createProgram(): Command {
     .description('Exhaustive nixpkgs source crawler and mirror')
     .version('0.1.0')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (_program, command) => refuseEmptyValues(command));
   for (const register of commands) register(program);
   return program;
 }

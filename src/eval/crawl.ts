@@ -100,7 +100,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     const removed = removeScratch();
     await stop.destroyPool();
     mark('pool');
-    db?.close();
+    try { db?.close(); } catch { /* a close that fails (with WAL, nothing committed is lost) never hides how the crawl ended */ }
     mark('db closed');
     await removed;
     mark('closed');
@@ -120,7 +120,7 @@ async function removeTree(dir: string): Promise<void> {
     return;
   }
   await Promise.all(names.map((n) => removeDir(join(dir, n))));
-  rmSync(dir, { recursive: true, force: true });
+  try { rmSync(dir, { recursive: true, force: true }); } catch { /* left for the next crawl, which removes a dead crawl's scratch */ }
 }
 
 /** `rm -rf DIR` in a process of its own; rmSync when rm cannot be run. */

@@ -68,7 +68,7 @@ export function registerFetch(program: Command): void {
         }
       } finally {
         release();
-        db.close();
+        try { db.close(); } catch { /* never hides why the run ended */ }
       }
     });
 }
