@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import Database from 'better-sqlite3';
 import { FIXTURE, fodder, tempDir } from './helpers/cli.js';
 
@@ -93,6 +94,45 @@ describe('bad input', () => {
     const workers = await fodder(['crawl', ...base(), '--workers', '0']);
     expect(workers.code).toBe(2);
     expect(workers.stderr).toContain('--workers must be a positive integer');
+    expect(digest(db)).toBe(before);
+  });
+
+  it('refuses --workers past the machine\'s cores, in the flag and in a config file, and leaves the database as it was', async () => {
+    const before = digest(db);
+    const limit = Math.max(2, availableParallelism());
+    const flag = await fodder(['crawl', ...base(), '--workers', '1000']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain(`fodder: error [USAGE]: --workers: must be at most ${limit} (this machine's cores) (got 1000)`);
+    const file = config('workers.yaml', 'workers: 1000\nlimits:\n  scratchDrvs: 100000000\nfetch:\n  concurrency: 100000\n');
+    const cfg = await fodder(['crawl', '--config', file, ...base()]);
+    expect(cfg.code).toBe(1);
+    expect(cfg.stderr).toContain(`${file}: key "workers": must be at most ${limit} (this machine's cores)`);
+    expect(cfg.stderr).toContain(`${file}: key "limits.scratchDrvs": must be at most 1000000`);
+    expect(cfg.stderr).toContain(`${file}: key "fetch.concurrency": must be at most 256`);
+    const fetch = await fodder(['fetch', '--db', db, '--mirror', join(dir, 'm'), '--concurrency', '100000']);
+    expect(fetch.code).toBe(2);
+    expect(fetch.stderr).toContain('--concurrency: must be at most 256');
+    const size = await fodder(['fetch', '--db', db, '--mirror', join(dir, 'm'), '--max-size', '1e12']);
+    expect(size.code).toBe(2);
+    expect(size.stderr).toContain('--max-size: must be at most 1048576 (1 TiB)');
+    expect(digest(db)).toBe(before);
+  });
+
+  it('refuses a system the package set does not know, with Nix\'s message, and an empty --system, before any crawl is recorded', async () => {
+    const before = digest(db);
+    const bogus = await fodder(['crawl', ...base(), '--system', 'bogus-system']);
+    expect(bogus.code).toBe(1);
+    expect(bogus.stderr).toMatch(/^fodder: error \[SYSTEM_UNKNOWN\]: .*system "bogus-system".*Unknown system type ‘bogus-system’/);
+    for (const empty of ['', 'x86_64-linux,']) {
+      const r = await fodder(['crawl', '--nixpkgs', FIXTURE, '--db', db, '--system', empty]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`fodder: error [USAGE]: --system: an empty value ("${empty}")`);
+    }
+    const spaced = await fodder(['crawl', '--nixpkgs', FIXTURE, '--db', db, '--system', 'x86_64 linux']);
+    expect(spaced.code).toBe(2);
+    expect(spaced.stderr).toContain('--system: must be a Nix system name like x86_64-linux');
+    const variant = await fodder(['crawl', '--nixpkgs', FIXTURE, '--db', db, '--variant', '']);
+    expect(variant.code).toBe(2);
     expect(digest(db)).toBe(before);
   });
 

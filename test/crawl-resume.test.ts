@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { FIXTURE, fodder, fodderSpawn, tempDir } from './helpers/cli.js';
 import { openDb } from '../src/db/open.js';
+import { SCHEMA_VERSION } from '../src/db/schema.js';
 
 const TARGETS = ['--system', 'x86_64-linux', '--system', 'aarch64-linux'];
 
@@ -112,8 +113,11 @@ describe('a database of schema 1 (derivation graph in a table of its own, no .dr
 
     openDb(file).close();
     const after = new Database(file, { readonly: true });
-    expect(after.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get()).toEqual({ value: '3' });
+    expect(after.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get()).toEqual({ value: String(SCHEMA_VERSION) });
     expect(after.prepare(`SELECT type FROM sqlite_master WHERE name = 'drv_inputs'`).get()).toEqual({ type: 'view' });
+    // schema 4: the crawls table made again, with the process that runs a crawl
+    expect(after.prepare(`SELECT COUNT(*) n FROM pragma_table_info('crawls') WHERE name IN ('pid', 'host', 'boot_id', 'pid_start')`).get()).toEqual({ n: 4 });
+    expect(after.prepare(`SELECT sql FROM sqlite_master WHERE name = 'crawls'`).pluck().get()).toContain(`'interrupted', 'failed'`);
     after.close();
     expect(snapshot(file, { texts: false })).toEqual(before);
     expect(await sources()).toEqual(answer);

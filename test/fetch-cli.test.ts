@@ -256,6 +256,22 @@ describe('kill -9 during large downloads', () => {
     expect((await verifyMirror(mirror)).corrupt).toEqual([]);
   }, 60_000);
 
+  test('SIGTERM stops it as cleanly: exit 143, one line saying so, run marked interrupted', async () => {
+    const child = spawn(process.execPath, [cli, 'fetch', '--db', dbFile, '--mirror', mirror, '--no-progress'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += String(d); });
+    await waitForProgress(partialBytes(), 4 << 20);
+    child.kill('SIGTERM');
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(143);
+    expect(stderr).toMatch(/^fodder: error \[INTERRUPTED\]: fetch run \d+ stopped by SIGTERM, marked interrupted; run the same command to go on/);
+    const db = openDb(dbFile, { readonly: true });
+    const run = db.prepare(`SELECT status FROM fetch_runs ORDER BY id DESC LIMIT 1`).get() as { status: string };
+    db.close();
+    expect(run.status).toBe('interrupted');
+    expect((await verifyMirror(mirror)).corrupt).toEqual([]);
+  }, 60_000);
+
   test('every file in the mirror verifies after each kill, and a rerun completes the mirror', async () => {
     for (const more of [8 << 20, 20 << 20, 4 << 20, 30 << 20]) {
       const before = partialBytes();

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { FodderError } from '../errors.js';
 import { commands } from './commands/index.js';
 import { fodderVersion, versionText } from './version.js';
+import { refuseEmptyValues } from './common.js';
+import { SIGNAL_EXIT, failureOf, failureText } from './failure.js';
 
 /** Builds the `fodder` program with every command registered. */
 export function createProgram(): Command {
@@ -13,10 +14,42 @@ export function createProgram(): Command {
     // the option is answered in main(), before commander sees it; registered here for --help
     .version(fodderVersion(), '-V, --version', "print fodder's version and the Nix version it runs")
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (_program, command) => refuseEmptyValues(command));
   for (const register of commands) register(program);
   return program;
 }
+
+/**
+ * Standard output closed early (`fodder attrs | head -1`): nothing more can be said there, and it
+ * is not a failure to report. The command ends quietly with the status of a program killed by
+ * SIGPIPE, as `git log | head` does.
+ */
+let outputClosed = false;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') {
+    outputClosed = true;
+    process.exitCode = SIGNAL_EXIT.SIGPIPE; // also when it comes after the command ended
+    return;
+  }
+  fail(err);
+});
+// standard error closed too: nothing can be reported there
+process.stderr.on('error', () => undefined);
+
+function report(err: unknown): number {
+  const f = failureOf(err);
+  process.stderr.write(failureText(f));
+  return f.exitCode;
+}
+
+/** A failure outside the command's own flow (an error event nobody listened to). */
+function fail(err: unknown): void {
+  process.exitCode = report(err);
+  process.exit();
+}
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
 
 async function main(argv: string[]): Promise<number> {
   // `fodder --version` asks Nix for its version too, which commander's synchronous handler cannot
@@ -32,15 +65,10 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? 0 : 2;
     }
-    if (err instanceof FodderError) {
-      process.stderr.write(`fodder: error [${err.code}]: ${err.message}\n`);
-      return err.code === 'USAGE' ? 2 : 1;
-    }
-    process.stderr.write(`fodder: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
-    return 1;
+    return report(err);
   }
 }
 
 main(process.argv).then((code) => {
-  process.exitCode = code;
+  process.exitCode = outputClosed ? SIGNAL_EXIT.SIGPIPE : code;
 });

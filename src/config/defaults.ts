@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
+import { ErrorCode, FodderError } from '../errors.js';
 
 /** The repository root (works from src/ under vitest and from dist/src/ when built). */
 export function packageRoot(): string {
@@ -9,7 +10,7 @@ export function packageRoot(): string {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'nix', 'evaluator.nix'))) return dir;
     dir = resolve(dir, '..');
   }
-  throw new Error('cannot locate the fodder package root (nix/evaluator.nix)');
+  throw new FodderError(ErrorCode.INSTALL_BROKEN, `cannot locate fodder's own files (nix/evaluator.nix) above ${fileURLToPath(import.meta.url)}: reinstall it`, {});
 }
 
 /**
@@ -21,7 +22,7 @@ export function workerScript(name: string): string {
   if (existsSync(beside)) return beside;
   const built = join(packageRoot(), 'dist', 'workers', name);
   if (existsSync(built)) return built;
-  throw new Error(`not built: ${built} is missing (run npm run build)`);
+  throw new FodderError(ErrorCode.INSTALL_BROKEN, `not built: ${built} is missing (run npm run build)`, { file: built });
 }
 
 export const DEFAULT_SYSTEMS = ['x86_64-linux', 'aarch64-linux', 'x86_64-darwin', 'aarch64-darwin'];

@@ -2,9 +2,9 @@ import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, resolve, join } from 'node:path';
 import { cpus } from 'node:os';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { ZodIssue } from 'zod';
+import type { ZodIssue, ZodTypeAny, output } from 'zod';
 import { FodderError, ErrorCode } from '../errors.js';
-import { configSchema, type RawConfig, type VariantConfig } from './schema.js';
+import { configSchema, systemSchema, type RawConfig, type VariantConfig } from './schema.js';
 import { selectNix } from './nix-bin.js';
 import {
   DEFAULT_EXCLUDE_ANYWHERE, DEFAULT_EXCLUDE_TOP, DEFAULT_SYSTEMS, DEFAULT_VARIANTS, packageRoot,
@@ -70,6 +70,29 @@ export function validateConfig(data: unknown, origin: string): RawConfig {
   return result.data;
 }
 
+/**
+ * A command-line value checked against the schema of the setting it sets (the same bounds as
+ * the config file's); a bad one is a usage error naming the option.
+ */
+export function optionValue<S extends ZodTypeAny>(option: string, schema: S, value: unknown): output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const shown = typeof value === 'number' && Number.isNaN(value) ? 'not a number' : JSON.stringify(value);
+    throw new FodderError(ErrorCode.USAGE, `${option}: ${result.error.issues[0].message} (got ${shown})`, { option, value });
+  }
+  return result.data as output<S>;
+}
+
+/** A numeric command-line value (given as text) checked against its setting's schema. */
+export function numericOption<S extends ZodTypeAny>(option: string, schema: S, text: string | number | undefined): output<S> | undefined {
+  if (text === undefined) return undefined;
+  const n = typeof text === 'number' ? text : text.trim() === '' ? NaN : Number(text);
+  if (Number.isNaN(n)) {
+    throw new FodderError(ErrorCode.USAGE, `${option}: Expected number, got "${text}"`, { option, value: text });
+  }
+  return optionValue(option, schema, n);
+}
+
 export interface CliOverrides {
   nixpkgs?: string;
   systems?: string[];
@@ -94,7 +117,7 @@ export function loadConfig(file: string | undefined, cli: CliOverrides = {}): Co
   checkNixpkgs(nixpkgs, cli.nixpkgs ? '--nixpkgs' : raw.nixpkgs ? `${file}: key "nixpkgs"` : 'the bundled package set');
 
   const allSystems = raw.systems ?? DEFAULT_SYSTEMS;
-  const systems = cli.systems?.length ? cli.systems : allSystems;
+  const systems = cli.systems?.length ? cli.systems.map((s) => optionValue('--system', systemSchema, s)) : allSystems;
 
   const allVariants: Record<string, VariantConfig> = raw.variants ?? DEFAULT_VARIANTS;
   let variants = allVariants;
@@ -122,7 +145,7 @@ export function loadConfig(file: string | undefined, cli: CliOverrides = {}): Co
     maxDepth: raw.maxDepth,
     excludeTop: raw.exclude.top ?? DEFAULT_EXCLUDE_TOP,
     excludeAnywhere: raw.exclude.anywhere ?? DEFAULT_EXCLUDE_ANYWHERE,
-    workers: cli.workers ?? raw.workers ?? Math.max(1, Math.min(cpus().length, 8)),
+    workers: numericOption('--workers', configSchema.shape.workers, cli.workers) ?? raw.workers ?? Math.max(1, Math.min(cpus().length, 8)),
     shardSize: raw.shardSize,
     explainErrors: raw.explainErrors,
     store: storeRaw === null ? null : resolve(storeBase, storeRaw),

@@ -1,6 +1,42 @@
+import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 
 const name = z.string().min(1);
+
+/**
+ * Bounds of the values that can hurt the machine or a server: every setting that decides how
+ * many processes, connections, bytes or levels fodder takes on is capped here, the one place
+ * settings are decided (config file and command line alike).
+ */
+export const BOUNDS = {
+  /** worker threads (each with a Nix process): more than the cores only contend, and each Nix may take `limits.memoryMb` */
+  workers: Math.max(2, availableParallelism()),
+  /** a Nix process cannot usefully hold more than the machine's memory */
+  memoryMb: Math.max(1024, Math.floor(totalmem() / 2 ** 20)),
+  maxDepth: 64,
+  shardSize: 10_000,
+  shardTimeoutSec: 86_400,
+  /** each costs ~8 KiB of the memory file system per worker */
+  scratchDrvs: 1_000_000,
+  concurrency: 256,
+  perHost: 64,
+  retries: 20,
+  retryDelaySec: 600,
+  timeoutSec: 86_400,
+  /** 1 TiB */
+  maxSizeMb: 1_048_576,
+  nixJobs: Math.max(2, availableParallelism()),
+  nixTimeoutSec: 7 * 86_400,
+} as const;
+
+/** The message of a bound, saying why it is there. */
+const atMost = (max: number, why: string) => `must be at most ${max} (${why})`;
+/** `z.number().int()` between 1 and `max`. */
+const count = (max: number, why: string) => z.number().int().min(1, 'must be at least 1').max(max, atMost(max, why));
+
+/** A Nix system name: `cpu-kernel` or a longer double (`x86_64-linux`, `aarch64-darwin`, `armv7l-linux`). */
+export const systemSchema = z.string().regex(/^[A-Za-z0-9_]+(-[A-Za-z0-9_.]+)+$/,
+  'must be a Nix system name like x86_64-linux');
 
 /** A config variant: plain config values, plus an optional Nix expression merged over them. */
 export const variantSchema = z.object({
@@ -10,14 +46,14 @@ export const variantSchema = z.object({
 
 export const crawlLimitsSchema = z.object({
   /** wall-clock cap of one attribute's evaluation; past it the attribute is a `timeout` error */
-  shardTimeoutSec: z.number().positive().default(900),
+  shardTimeoutSec: z.number().positive().max(BOUNDS.shardTimeoutSec, atMost(BOUNDS.shardTimeoutSec, 'a day')).default(900),
   /** resident memory cap of one evaluator (a `nix repl`), MiB: past it the evaluator restarts */
-  memoryMb: z.number().int().positive().default(4096),
+  memoryMb: count(BOUNDS.memoryMb, "this machine's memory").default(4096),
   /**
    * without a kept store: a worker empties its drv store in the scratch directory once it has
    * read this many .drv files since it last did (each costs about 8 KiB there)
    */
-  scratchDrvs: z.number().int().positive().default(200_000),
+  scratchDrvs: count(BOUNDS.scratchDrvs, 'about 8 GiB of memory per worker').default(200_000),
 }).strict();
 
 /** `fetch.cache`: the binary cache of FOD outputs in `<mirror>/cache`. */
@@ -47,21 +83,21 @@ export const nixFallbackSchema = z.object({
   /** `--option NAME VALUE` for every Nix call (substituters, extra-sandbox-paths, ...) */
   options: z.record(z.string()).default({}),
   /** one realisation is killed after this long */
-  timeoutSec: z.number().positive().default(7200),
+  timeoutSec: z.number().positive().max(BOUNDS.nixTimeoutSec, atMost(BOUNDS.nixTimeoutSec, 'a week')).default(7200),
   /** realisations at once */
-  jobs: z.number().int().positive().default(2),
+  jobs: count(BOUNDS.nixJobs, "this machine's cores").default(2),
 }).strict();
 
 export const fetchSchema = z.object({
   mirror: z.string().min(1).default('data/mirror'),
   kinds: z.array(name).optional(),
-  concurrency: z.number().int().positive().default(16),
-  perHost: z.number().int().positive().default(4),
-  connectTimeoutSec: z.number().positive().default(20),
-  idleTimeoutSec: z.number().positive().default(60),
-  retries: z.number().int().min(0).default(3),
-  retryDelaySec: z.number().min(0).default(1),
-  maxSizeMb: z.number().positive().default(8192),
+  concurrency: count(BOUNDS.concurrency, 'open connections, clones and unpackings at once').default(16),
+  perHost: count(BOUNDS.perHost, 'connections one server is asked to take at once').default(4),
+  connectTimeoutSec: z.number().positive().max(BOUNDS.timeoutSec, atMost(BOUNDS.timeoutSec, 'a day')).default(20),
+  idleTimeoutSec: z.number().positive().max(BOUNDS.timeoutSec, atMost(BOUNDS.timeoutSec, 'a day')).default(60),
+  retries: z.number().int().min(0).max(BOUNDS.retries, atMost(BOUNDS.retries, 'extra tries of one URL')).default(3),
+  retryDelaySec: z.number().min(0).max(BOUNDS.retryDelaySec, atMost(BOUNDS.retryDelaySec, 'ten minutes')).default(1),
+  maxSizeMb: z.number().positive().max(BOUNDS.maxSizeMb, atMost(BOUNDS.maxSizeMb, '1 TiB')).default(8192),
   cache: cacheSchema.default({}),
   nix: nixFallbackSchema.default({}),
 }).strict();
@@ -75,17 +111,17 @@ export const nixSchema = z.object({
 export const configSchema = z.object({
   /** path to the package set (a directory with default.nix), relative to the config file */
   nixpkgs: z.string().min(1).optional(),
-  systems: z.array(name).min(1).optional(),
+  systems: z.array(systemSchema).min(1).optional(),
   variants: z.record(variantSchema).optional(),
   overlays: z.array(z.string().min(1)).default([]),
   exhaustive: z.boolean().default(false),
-  maxDepth: z.number().int().positive().default(8),
+  maxDepth: count(BOUNDS.maxDepth, 'levels of attribute sets').default(8),
   exclude: z.object({
     top: z.array(name).optional(),
     anywhere: z.array(name).optional(),
   }).strict().default({}),
-  workers: z.number().int().positive().optional(),
-  shardSize: z.number().int().positive().default(1000),
+  workers: count(BOUNDS.workers, "this machine's cores").optional(),
+  shardSize: count(BOUNDS.shardSize, 'attribute paths one Nix process evaluates').default(1000),
   explainErrors: z.boolean().default(true),
   /** a directory to keep the crawl's .drv files in (a Nix binary-cache store); null or absent: they are kept only in the database */
   store: z.string().min(1).nullable().optional(),

@@ -1,4 +1,7 @@
+import { FodderError, ErrorCode } from '../errors.js';
 import type { Db } from './open.js';
+import { unfinishedCrawl } from './crawls.js';
+import { currentOwner, type Owner } from './owner.js';
 import type { DrvNode, StoreSource } from '../graph/types.js';
 import { needsEnv } from '../graph/fod.js';
 
@@ -27,9 +30,10 @@ export interface ShardWrite { crawl: number; target: Target; rows: AttrRow[]; dr
 /** The crawl's single writer: every statement prepared once, every batch one transaction. */
 export function createCrawlStore(db: Db) {
   const s = {
-    findRunning: db.prepare(`SELECT id FROM crawls WHERE key = ? AND status = 'running' ORDER BY id DESC LIMIT 1`),
-    insertCrawl: db.prepare(`INSERT INTO crawls (key, nixpkgs, params_json, mirrors_json, status, started_at)
-                             VALUES (?, ?, ?, ?, 'running', ?)`),
+    insertCrawl: db.prepare(`INSERT INTO crawls (key, nixpkgs, params_json, mirrors_json, status, started_at, pid, host, boot_id, pid_start)
+                             VALUES (?, ?, ?, ?, 'running', ?, @pid, @host, @bootId, @start)`),
+    claim: db.prepare(`UPDATE crawls SET status = 'running', finished_at = NULL, pid = @pid, host = @host, boot_id = @bootId,
+                       pid_start = @start WHERE id = @id`),
     insertTarget: db.prepare(`INSERT OR IGNORE INTO crawl_targets (crawl_id, system, variant, config_json) VALUES (?, ?, ?, ?)`),
     targets: db.prepare(`SELECT system, variant, done FROM crawl_targets WHERE crawl_id = ? ORDER BY system, variant`),
     attrs: db.prepare(`SELECT * FROM attrs WHERE crawl_id = ? AND system = ? AND variant = ?`),
@@ -99,14 +103,32 @@ export function createCrawlStore(db: Db) {
     s.targetDone.run(crawl, t.system, t.variant);
   });
 
+  const owner: Owner = currentOwner();
+
   return {
-    findRunning(key: string): number | null {
-      const row = s.findRunning.get(key) as { id: number } | undefined;
-      return row?.id ?? null;
+    /**
+     * The unfinished crawl of this key (interrupted, failed, or running in a process that is
+     * gone), taken over by this process to be resumed; null when there is none. One that a live
+     * process runs is refused (CRAWL_RUNNING).
+     */
+    resumeUnfinished(key: string): number | null {
+      const found = db.transaction(() => {
+        const c = unfinishedCrawl(db, key);
+        if (c === null) return null;
+        if (c.status === 'running') return c;
+        s.claim.run({ ...owner, id: c.id });
+        return c.id;
+      }).immediate();
+      if (found !== null && typeof found === 'object') {
+        throw new FodderError(ErrorCode.CRAWL_RUNNING,
+          `crawl ${found.id} (the same crawl) is running in process ${found.pid}${found.host ? ` on ${found.host}` : ''}: wait for it, or stop it (it is resumed by the next crawl)`,
+          { crawl: found.id, pid: found.pid });
+      }
+      return found;
     },
     createCrawl(key: string, nixpkgs: string, params: unknown, mirrors: unknown, targets: (Target & { config: unknown })[]): number {
       return db.transaction(() => {
-        const id = Number(s.insertCrawl.run(key, nixpkgs, JSON.stringify(params), JSON.stringify(mirrors), new Date().toISOString()).lastInsertRowid);
+        const id = Number(s.insertCrawl.run(key, nixpkgs, JSON.stringify(params), JSON.stringify(mirrors), new Date().toISOString(), owner).lastInsertRowid);
         for (const t of targets) s.insertTarget.run(id, t.system, t.variant, JSON.stringify(t.config));
         return id;
       })();
@@ -139,6 +161,26 @@ export function createCrawlStore(db: Db) {
 }
 
 export type CrawlStore = ReturnType<typeof createCrawlStore>;
+
+/**
+ * Marks the crawls this process runs `interrupted` (a signal) or `failed` (an error), after
+ * dropping what the open write transaction holds: shards that arrived since the last commit (at
+ * most ten seconds of work) are evaluated again on resume, and a shard whose Nix died of the same
+ * signal is never recorded. Returns their ids. Best effort: a database that fails here (damaged,
+ * full) keeps them `running`, which a later reader shows as interrupted all the same.
+ */
+export function abandonCrawls(db: Db, status: 'interrupted' | 'failed'): number[] {
+  try {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    const me = currentOwner();
+    const ids = db.prepare(`SELECT id FROM crawls WHERE status = 'running' AND pid = ? AND pid_start IS ?`).pluck().all(me.pid, me.start) as number[];
+    const mark = db.prepare(`UPDATE crawls SET status = ?, finished_at = ? WHERE id = ?`);
+    for (const id of ids) mark.run(status, new Date().toISOString(), id);
+    return ids;
+  } catch {
+    return [];
+  }
+}
 
 /** An attrs row's values, in the column order of insertAttr. */
 function rowParams(crawl: number, t: Target, r: AttrRow): unknown[] {

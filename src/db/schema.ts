@@ -2,7 +2,31 @@
  * The database layout. Derivations are global (a drvPath never changes meaning); everything
  * observed by a crawl is keyed by crawl id, system and variant.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
+
+/**
+ * The crawls table (schema 4). `status`: running (a process works on it: pid, boot_id and
+ * pid_start name that process, see src/db/owner.ts), done, interrupted (stopped by a signal) or
+ * failed (stopped by an error). A `running` crawl whose process is gone is shown as interrupted;
+ * either is resumed by the next crawl of the same key. Queries read the latest done crawl.
+ */
+export const crawlsTable = (name: string) => `
+CREATE TABLE IF NOT EXISTS ${name} (
+  id INTEGER PRIMARY KEY,
+  -- hash of the parameters that define the crawl; a re-run with the same key resumes it
+  key TEXT NOT NULL,
+  nixpkgs TEXT NOT NULL,
+  params_json TEXT NOT NULL,
+  mirrors_json TEXT NOT NULL DEFAULT '{}',
+  status TEXT NOT NULL CHECK (status IN ('running', 'done', 'interrupted', 'failed')),
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  duration_ms INTEGER,
+  pid INTEGER,                   -- the process that runs (or last ran) it
+  host TEXT,                     -- its host name (for messages)
+  boot_id TEXT,                  -- the kernel's boot id then (/proc/sys/kernel/random/boot_id)
+  pid_start INTEGER              -- the process's start time, clock ticks after boot (/proc/PID/stat)
+);`;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -10,18 +34,7 @@ CREATE TABLE IF NOT EXISTS meta (
   value TEXT NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS crawls (
-  id INTEGER PRIMARY KEY,
-  -- hash of the parameters that define the crawl; a re-run with the same key resumes it
-  key TEXT NOT NULL,
-  nixpkgs TEXT NOT NULL,
-  params_json TEXT NOT NULL,
-  mirrors_json TEXT NOT NULL DEFAULT '{}',
-  status TEXT NOT NULL CHECK (status IN ('running', 'done')),
-  started_at TEXT NOT NULL,
-  finished_at TEXT,
-  duration_ms INTEGER
-);
+${crawlsTable('crawls')}
 CREATE INDEX IF NOT EXISTS crawls_key ON crawls(key, status);
 
 -- one row per (system, variant) a crawl covers
@@ -129,3 +142,17 @@ UPDATE drvs SET inputs_json = (
 WHERE drv_path IN (SELECT drv_path FROM drv_inputs);
 DROP TABLE drv_inputs;
 `;
+
+/**
+ * Schema 4 records the process that runs a crawl and allows the statuses `interrupted` and
+ * `failed`. SQLite cannot change a CHECK constraint in place, so the table is made again and
+ * its rows copied (every column an older table has), in the writer's upgrade transaction.
+ * `crawl_targets` refers to crawls by id, which the copy keeps.
+ */
+export function migrateCrawlsTo4(oldColumns: string[]): string {
+  const columns = oldColumns.filter((c) => ['id', 'key', 'nixpkgs', 'params_json', 'mirrors_json', 'status', 'started_at', 'finished_at', 'duration_ms'].includes(c)).join(', ');
+  return `${crawlsTable('crawls_v4')}
+INSERT INTO crawls_v4 (${columns}) SELECT ${columns} FROM crawls;
+DROP TABLE crawls;
+ALTER TABLE crawls_v4 RENAME TO crawls;`;
+}

@@ -13,6 +13,8 @@ import { openDb, type Db } from '../db/open.js';
 import { createCrawlStore, type AttrRow, type ShardWrite, type Target } from '../db/crawl-store.js';
 import { formatAttrPath } from './attr-path.js';
 import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
+import { checkSystems } from './preflight.js';
+import { crawlStopper } from './stop.js';
 import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
 import type { Progress } from './progress.js';
 import type { Mirrors } from '../graph/fod.js';
@@ -23,6 +25,8 @@ export interface CrawlOptions {
   /** start from these attribute paths instead of the whole set */
   attrs?: string[][];
   progress?: Progress;
+  /** stops the crawl (its reason names the signal); the crawl is then marked interrupted */
+  signal?: AbortSignal;
 }
 
 export interface CrawlSummary {
@@ -82,28 +86,36 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   // when the crawl fails
   let removal: Promise<void> | null = null;
   const removeScratch = () => (removal ??= removeTree(scratch));
+  const stop = crawlStopper(options.signal, pool);
   let db: Db | null = null;
   try {
     // where Nix writes the .drv files: --store keeps them; otherwise they live in the scratch
     // directory for as long as the crawl runs (their texts go into the database)
     const drvStore = config.store ?? join(scratch, 'drvs');
     prepareDrvStores(drvStore, config.workers);
-    // Nix's version check and the mirror list at once; a missing or too old Nix is what is said
+    // Nix's version check, the systems' check and the mirror list at once; a missing or too old
+    // Nix is what is said
     const checked = ensureNix(config.nixpkgs, drvStore);
     const mirrorsRead = readMirrors(config.nixpkgs, drvStore);
     mirrorsRead.catch(() => undefined);
     const nix = await checked;
-    const mirrors = await mirrorsRead;
+    const [mirrors] = await Promise.all([mirrorsRead, checkSystems(config, drvStore)]);
     mark('mirrors');
     if (options.attrs?.length) await checkAttrsExist(config, options.attrs, drvStore);
 
+    stop.check();
     db = openDb(config.db, { create: true });
     return await crawlWith(options, db, pool, { scratch, drvStore }, mirrors, nix.version, started, mark, removeScratch);
+  } catch (err) {
+    throw stop.failed(err, db);
   } finally {
+    stop.dispose();
+    // stopped early: Nix may still write into the scratch directory until its processes end
+    if (removal === null) await stop.quiesce();
     const removed = removeScratch();
-    await pool.destroy();
+    await stop.destroyPool();
     mark('pool');
-    db?.close();
+    try { db?.close(); } catch { /* a close that fails (with WAL, nothing committed is lost) never hides how the crawl ended */ }
     mark('db closed');
     await removed;
     mark('closed');
@@ -123,7 +135,7 @@ async function removeTree(dir: string): Promise<void> {
     return;
   }
   await Promise.all(names.map((n) => removeDir(join(dir, n))));
-  rmSync(dir, { recursive: true, force: true });
+  try { rmSync(dir, { recursive: true, force: true }); } catch { /* left for the next crawl, which removes a dead crawl's scratch */ }
 }
 
 /** `rm -rf DIR` in a process of its own; rmSync when rm cannot be run. */
@@ -147,7 +159,7 @@ async function crawlWith(
   const targets: Target[] = [];
   for (const system of config.systems) for (const variant of Object.keys(config.variants)) targets.push({ system, variant });
 
-  let crawlId = store.findRunning(key);
+  let crawlId = store.resumeUnfinished(key);
   const resumed = crawlId !== null;
   if (crawlId === null) {
     crawlId = store.createCrawl(key, config.nixpkgs, params, mirrors,
@@ -174,7 +186,7 @@ async function crawlWith(
   await Promise.all(todo.map((t) => queue.add(async () => {
     const resumedTarget = await crawlTarget({
       config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer, closure,
-      sessions, seen: new Set(), ...dirs,
+      sessions, seen: new Set(), stopping: () => options.signal?.aborted === true, ...dirs,
     });
     if (resumedTarget) continued = true;
     mark('walked');
@@ -219,6 +231,8 @@ interface TargetJob {
   sessions: number;
   /** FODs this process has written to fod_seen for this target */
   seen: Set<string>;
+  /** true once the crawl is being stopped (a signal): what shards return then is not written */
+  stopping: () => boolean;
 }
 
 /** Crawls one target; true when it continued from attributes an earlier run recorded. */
@@ -299,6 +313,8 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       // the worker thread itself died
       result = { ok: false, code: 'WORKER_FAILED', message: (err as Error).message };
     }
+    // a stop kills the evaluators and the pool: what failed then failed of that
+    if (job.stopping()) throw new FodderError(ErrorCode.INTERRUPTED, 'the crawl is stopping', {});
     let newRows: AttrRow[];
     let drvs: ShardResult['drvs'] = [];
     let sources: ShardResult['sources'] = [];
@@ -318,6 +334,11 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       // the package set itself does not load for this target: every path gets Nix's message
       newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'uncatchable', error: result.message })).flat();
     } else {
+      if (/^E[A-Z0-9]+$/.test(result.code)) {
+        // a failed system call in a worker travels as its errno alone (EACCES, ENOSPC...): the
+        // machine, not this shard, is the problem, and the crawl stops (marked failed)
+        throw new FodderError(ErrorCode.IO_ERROR, `${target.system}/${target.variant}: ${result.message}`, { ...target, errno: result.code });
+      }
       // fodder's own failure on this shard: recorded against its attributes, and the crawl goes on
       const error = `fodder could not evaluate this shard (${result.code}): ${result.message}`;
       newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'internal', error })).flat();

@@ -64,6 +64,36 @@ export async function readMirrors(nixpkgs: string, store: string | null): Promis
   return value as Mirrors;
 }
 
+/** The package set for one system and variant, as the walker imports it (a Nix expression). */
+function packageSetExpr(nixpkgs: string, system: string, config: Record<string, unknown>, configNix: string | null, overlays: string[]): string {
+  return `import ${JSON.stringify(nixpkgs)} {
+        system = ${JSON.stringify(system)};
+        config = builtins.fromJSON ${JSON.stringify(JSON.stringify(config))} // (${configNix ?? '{ }'});
+        overlays = map import (builtins.fromJSON ${JSON.stringify(JSON.stringify(overlays))});
+      }`;
+}
+
+/**
+ * The systems the package set cannot build for, each with Nix's message: its `stdenv` (which
+ * every package's derivation needs) has no drvPath. An unknown system name fails there, in
+ * nixpkgs' platform parsing or its bootstrap selection, as it would for every attribute. A set
+ * without a `stdenv` passes. One Nix process per system, at once.
+ */
+export async function unloadableSystems(
+  nixpkgs: string, systems: string[], config: Record<string, unknown>, configNix: string | null,
+  overlays: string[], store: string | null,
+): Promise<{ system: string; message: string }[]> {
+  const failed = await Promise.all(systems.map(async (system) => {
+    try {
+      await evalJson(`builtins.seq ((${packageSetExpr(nixpkgs, system, config, configNix, overlays)}).stdenv.drvPath or null) true`, store);
+      return null;
+    } catch (err) {
+      return { system, message: (err as Error).message };
+    }
+  }));
+  return failed.filter((f) => f !== null);
+}
+
 /**
  * Which of `paths` exist in the package set for one system and variant. Evaluates only the
  * names along each path (tryEval'd), never the values themselves.
@@ -74,11 +104,7 @@ export async function existingPaths(
 ): Promise<boolean[]> {
   const expr = `
     let
-      pkgs = import ${JSON.stringify(nixpkgs)} {
-        system = ${JSON.stringify(system)};
-        config = builtins.fromJSON ${JSON.stringify(JSON.stringify(config))} // (${configNix ?? '{ }'});
-        overlays = map import (builtins.fromJSON ${JSON.stringify(JSON.stringify(overlays))});
-      };
+      pkgs = ${packageSetExpr(nixpkgs, system, config, configNix, overlays)};
       has = v: path: if path == [ ] then true else
         let r = builtins.tryEval (builtins.isAttrs v && builtins.hasAttr (builtins.head path) v); in
         r.success && r.value && has (v.\${builtins.head path}) (builtins.tail path);

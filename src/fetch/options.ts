@@ -1,7 +1,7 @@
 import { resolve, dirname } from 'node:path';
-import { z } from 'zod';
 import { FodderError, ErrorCode } from '../errors.js';
-import { readConfigFile } from '../config/load.js';
+import { numericOption, readConfigFile } from '../config/load.js';
+import { fetchSchema } from '../config/schema.js';
 import { selectNix } from '../config/nix-bin.js';
 import type { RawConfig } from '../config/schema.js';
 import type { FodKind } from '../graph/types.js';
@@ -52,15 +52,6 @@ export interface FetchSettings {
   nix: NixFallbackSettings | null;
 }
 
-const seconds = z.coerce.number().positive();
-const flagSchema = z.object({
-  connectTimeout: seconds.optional(),
-  idleTimeout: seconds.optional(),
-  retries: z.coerce.number().int().min(0).optional(),
-  retryDelay: z.coerce.number().min(0).optional(),
-  maxSize: z.coerce.number().positive().optional(),
-});
-
 interface Loaded { raw: RawConfig | null; base: string; db: string; mirror: string }
 
 /** The config file (when given) and the two paths every fetch-side command needs. */
@@ -84,17 +75,17 @@ export function fetchPaths(flags: Pick<FetchFlags, 'config' | 'db' | 'mirror'>):
  * command line. Validated once here; a bad value names its option or key.
  */
 export function fetchSettings(flags: FetchFlags): FetchSettings {
-  const parsed = flagSchema.safeParse({
-    connectTimeout: flags.connectTimeout, idleTimeout: flags.idleTimeout, retries: flags.retries,
-    retryDelay: flags.retryDelay, maxSize: flags.maxSize,
-  });
-  if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    const key = String(i.path[0]);
-    const option = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    throw new FodderError(ErrorCode.USAGE, `${option}: ${i.message} (got "${(flags as Record<string, unknown>)[key]}")`, { option });
-  }
-  const f = parsed.data;
+  // the same bounds as the config file's fetch: section
+  const field = fetchSchema.shape;
+  const f = {
+    concurrency: numericOption('--concurrency', field.concurrency, flags.concurrency),
+    perHost: numericOption('--per-host', field.perHost, flags.perHost),
+    connectTimeout: numericOption('--connect-timeout', field.connectTimeoutSec, flags.connectTimeout),
+    idleTimeout: numericOption('--idle-timeout', field.idleTimeoutSec, flags.idleTimeout),
+    retries: numericOption('--retries', field.retries, flags.retries),
+    retryDelay: numericOption('--retry-delay', field.retryDelaySec, flags.retryDelay),
+    maxSize: numericOption('--max-size', field.maxSizeMb, flags.maxSize),
+  };
   const { raw, base, db, mirror } = load(flags);
   const cfg = raw?.fetch;
   const selection = parseKinds(flags.kind?.length ? flags.kind : cfg?.kinds);
@@ -107,8 +98,8 @@ export function fetchSettings(flags: FetchFlags): FetchSettings {
     retryFailed: Boolean(flags.retryFailed),
     network: {
       ...NETWORK_DEFAULTS,
-      concurrency: flags.concurrency ?? cfg?.concurrency ?? NETWORK_DEFAULTS.concurrency,
-      perHost: flags.perHost ?? cfg?.perHost ?? NETWORK_DEFAULTS.perHost,
+      concurrency: f.concurrency ?? cfg?.concurrency ?? NETWORK_DEFAULTS.concurrency,
+      perHost: f.perHost ?? cfg?.perHost ?? NETWORK_DEFAULTS.perHost,
       connectTimeoutMs: secs(f.connectTimeout ?? cfg?.connectTimeoutSec, NETWORK_DEFAULTS.connectTimeoutMs),
       idleTimeoutMs: secs(f.idleTimeout ?? cfg?.idleTimeoutSec, NETWORK_DEFAULTS.idleTimeoutMs),
       retries: f.retries ?? cfg?.retries ?? NETWORK_DEFAULTS.retries,

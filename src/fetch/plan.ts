@@ -1,29 +1,8 @@
-import { FodderError, ErrorCode } from '../errors.js';
 import type { Db } from '../db/open.js';
 import type { Fod, FodKind } from '../graph/types.js';
 import { dependenciesFirst, drvEntry, type ImportEntry } from '../graph/drv-export.js';
 import { FOD_COLUMNS, fodFromRow, type FodRow } from '../query/fod-row.js';
 import type { FodEnv } from './types.js';
-
-export interface CrawlInfo {
-  id: number;
-  nixpkgs: string;
-  status: string;
-  startedAt: string;
-  finishedAt: string | null;
-}
-
-/** The latest crawl (highest id), or a DB_EMPTY error naming what to run. */
-export function latestCrawl(db: Db): CrawlInfo {
-  let row: { id: number; nixpkgs: string; status: string; started_at: string; finished_at: string | null } | undefined;
-  try {
-    row = db.prepare(`SELECT id, nixpkgs, status, started_at, finished_at FROM crawls ORDER BY id DESC LIMIT 1`).get() as typeof row;
-  } catch (err) {
-    throw new FodderError(ErrorCode.DB_INVALID, `not a fodder database: ${(err as Error).message}`);
-  }
-  if (!row) throw new FodderError(ErrorCode.DB_EMPTY, 'the database holds no crawl yet: run `fodder crawl` first');
-  return { id: row.id, nixpkgs: row.nixpkgs, status: row.status, startedAt: row.started_at, finishedAt: row.finished_at };
-}
 
 /**
  * Reads the closure of a derivation from the database (schema 3 keeps every .drv text and every

@@ -11,7 +11,8 @@ import { createHashPool } from './hashing.js';
 import { createNetwork, type NetworkOptions } from './network.js';
 import type { CacheSettings, NixFallbackSettings } from './options.js';
 import { storageError, type Outcome } from './outcome.js';
-import { createClosureReader, createEnvReader, crawlStoreOf, fodsOfCrawl, latestCrawl } from './plan.js';
+import { chooseCrawl } from '../db/crawls.js';
+import { createClosureReader, createEnvReader, crawlStoreOf, fodsOfCrawl } from './plan.js';
 import { createNixFetcher, crawlDrvStores } from './plugins/nix.js';
 import type { FetchProgress } from './progress.js';
 import { FETCHERS } from './registry.js';
@@ -112,14 +113,14 @@ interface RunState {
 }
 
 /**
- * Fetches every source of the latest crawl that the mirror lacks with the plug-in that
+ * Fetches every source of the latest finished crawl that the mirror lacks with the plug-in that
  * reproduces it (or the nix fallback), storing flat files in the hashed mirror and every output
  * in the binary cache, and every try and verdict in the database. A source no plug-in can
  * reproduce is recorded `unverifiable` with the reason.
  */
 export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   const t0 = Date.now();
-  const crawl = latestCrawl(o.db);
+  const crawl = chooseCrawl(o.db);
   const fods = fodsOfCrawl(o.db, crawl.id, o.kinds);
   const mirror = createHashedMirror(o.mirrorDir);
   mirror.lock();
@@ -195,8 +196,8 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
     summary.durationMs = Date.now() - t0;
     try { store.finishRun(run, failure ? 'failed' : o.signal?.aborted ? 'interrupted' : 'done', summary); } catch { /* report the first error */ }
     await mirror.syncDirs().catch(() => undefined);
-    await network.close();
-    await pool.close();
+    // a failure while closing never hides the one that stopped the run
+    try { await network.close(); await pool.close(); } catch (err) { failure ??= err; }
     mirror.unlock();
   }
   if (failure) throw failure;

@@ -28,6 +28,7 @@ export interface HashedMirror {
   has(algo: HashAlgo, hex: string): boolean;
   /** a work directory for one source (kept across runs so a download can resume) */
   workDir(key: string): string;
+  /** removes a work directory; never throws */
   removeWorkDir(key: string): void;
   /** moves a verified file into the mirror under every alias; returns the stored path */
   admitFile(path: string, digests: Digests): Promise<string>;
@@ -35,6 +36,7 @@ export interface HashedMirror {
   syncDirs(): Promise<void>;
   /** takes the mirror's lock (one writer at a time); throws MIRROR_LOCKED if a live process has it */
   lock(): void;
+  /** gives the lock back; never throws (a lock it cannot remove is taken over by the next run) */
   unlock(): void;
 }
 
@@ -126,7 +128,9 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
       return d;
     },
     removeWorkDir(key) {
-      rmSync(join(tmp, key), { recursive: true, force: true });
+      // best effort: it runs after failures too (a read-only mirror), which it must not hide; what
+      // stays is removed by a later run
+      try { rmSync(join(tmp, key), { recursive: true, force: true }); } catch { /* see above */ }
     },
     async admitFile(path, digests) {
       const names = aliasNames(digests);
@@ -183,7 +187,9 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
     unlock() {
       if (!locked) return;
       locked = false;
-      rmSync(join(root, LOCK_FILE), { force: true });
+      // best effort: a lock left behind (the mirror turned read-only) names a process that is gone,
+      // and the next run takes it over
+      try { rmSync(join(root, LOCK_FILE), { force: true }); } catch { /* see above */ }
     },
   };
 }

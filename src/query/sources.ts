@@ -13,33 +13,48 @@ export interface SourcesAnswer {
   sources: Fod[];
 }
 
-export interface Narrowing { system?: string; variant?: string }
+export interface Narrowing {
+  system?: string;
+  variant?: string;
+  /** answer from this crawl, whatever its status; default: the latest finished crawl that covered it */
+  crawl?: number;
+}
 
 interface AttrHit {
   crawl_id: number; system: string; variant: string; status: string; drv_path: string | null;
   error: string | null; error_kind: string | null; reason: string | null; alias_of: string | null;
 }
 
-/** The attribute's record from the latest crawl that covered it (preferring x86_64-linux, default). */
+/** The attribute's record from the latest finished crawl that covered it (or crawl `n.crawl`), preferring x86_64-linux, default. */
 export function latestAttr(db: Db, attr: string, n: Narrowing): AttrHit & { path: string } {
   const path = formatAttrPath(parseAttrPath(attr));
-  const hit = db.prepare(`
+  const find = (finishedOnly: boolean) => db.prepare(`
     SELECT crawl_id, system, variant, status, drv_path, error, error_kind, reason, alias_of FROM attrs
     WHERE path = @path AND (@system IS NULL OR system = @system) AND (@variant IS NULL OR variant = @variant)
+      AND (@crawl IS NULL OR crawl_id = @crawl)
+      AND (@finished = 0 OR crawl_id IN (SELECT id FROM crawls WHERE status = 'done'))
     ORDER BY crawl_id DESC, system = 'x86_64-linux' DESC, variant = 'default' DESC, system, variant
-    LIMIT 1`).get({ path, system: n.system ?? null, variant: n.variant ?? null }) as AttrHit | undefined;
+    LIMIT 1`).get({ path, system: n.system ?? null, variant: n.variant ?? null, crawl: n.crawl ?? null, finished: finishedOnly ? 1 : 0 }) as AttrHit | undefined;
+  const hit = find(n.crawl === undefined);
   if (!hit) {
     const where = [n.system && `system ${n.system}`, n.variant && `variant ${n.variant}`].filter(Boolean).join(', ');
+    const unfinished = n.crawl === undefined ? find(false) : undefined;
+    if (unfinished) {
+      throw new FodderError(ErrorCode.ATTR_NOT_CRAWLED,
+        `attribute "${path}" was crawled${where ? ` for ${where}` : ''} only by crawl ${unfinished.crawl_id}, which has not finished: `
+        + `pass --crawl ${unfinished.crawl_id} to read what it has recorded`, { attr: path, crawl: unfinished.crawl_id });
+    }
     const near = db.prepare(`SELECT DISTINCT path FROM attrs WHERE path LIKE ? ORDER BY length(path) LIMIT 5`)
       .all(`%${path.split('.').pop()}%`) as { path: string }[];
     const hint = near.length ? `; similar: ${near.map((r) => r.path).join(', ')}` : '';
+    const by = n.crawl === undefined ? '' : ` by crawl ${n.crawl}`;
     throw new FodderError(ErrorCode.ATTR_NOT_CRAWLED,
-      `attribute "${path}" was never crawled${where ? ` for ${where}` : ''}${hint}`, { attr: path });
+      `attribute "${path}" was never crawled${by}${where ? ` for ${where}` : ''}${hint}`, { attr: path });
   }
   return { ...hit, path };
 }
 
-/** The FODs in the .drv closure of ATTR, from the latest crawl that covered it. */
+/** The FODs in the .drv closure of ATTR, from the latest finished crawl that covered it (or `n.crawl`). */
 export function sourcesOf(db: Db, attr: string, n: Narrowing = {}): SourcesAnswer {
   const hit = latestAttr(db, attr, n);
   const at = `"${hit.path}" (${hit.system}, ${hit.variant}, crawl ${hit.crawl_id})`;

@@ -2,7 +2,8 @@ import type { Db } from '../db/open.js';
 import { ensureFetchSchema } from '../db/fetch-schema.js';
 import { toSri } from '../graph/hash.js';
 import { FOD_KINDS, type Fod, type HashAlgo } from '../graph/types.js';
-import { fodsOfCrawl, latestCrawl } from '../fetch/plan.js';
+import { chooseCrawl } from '../db/crawls.js';
+import { fodsOfCrawl } from '../fetch/plan.js';
 import { createDependents } from './dependents.js';
 import type { BrokenHashEntry, DeadEntry, EvalErrorEntry, HashJson, Report, RottingEntry, UnverifiableEntry, UrlOutcome } from './types.js';
 
@@ -14,17 +15,19 @@ const hashJson = (algo: HashAlgo, hex: string): HashJson => ({ algo, hex, sri: t
 export interface BuildReportOptions {
   /** record this report as a snapshot, so the next one can tell what is new (default true) */
   save?: boolean;
+  /** the crawl to report on (default: the latest finished one) */
+  crawl?: number;
 }
 
 /**
- * The report on the latest crawl: broken hashes, dead sources, rotting sources (mirrored
+ * The report on the latest finished crawl (or the one asked for): broken hashes, dead sources, rotting sources (mirrored
  * through a later URL while earlier ones fail), sources fodder could not judge (unverifiable:
  * never counted as broken or dead) and evaluation errors, each with the attributes that need
  * it and whether the previous report listed it.
  */
 export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
   ensureFetchSchema(db);
-  const crawl = latestCrawl(db);
+  const crawl = chooseCrawl(db, options.crawl);
   const fods = fodsOfCrawl(db, crawl.id, FOD_KINDS);
   const mirrored = new Set((db.prepare(`SELECT drv_path FROM mirror_state`).raw().all() as [string][]).map((r) => r[0]));
   const latest = new Map<string, ResultRow>();
@@ -131,7 +134,8 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
   unverifiable.sort((a, b) => a.reason.localeCompare(b.reason) || byAttrs(a, b));
 
   const generatedAt = new Date().toISOString();
-  if (options.save !== false) {
+  // a partial crawl's report is not what the next one should compare with
+  if (options.save !== false && crawl.status === 'done') {
     db.prepare(`INSERT INTO report_snapshots (crawl_id, created_at, keys_json) VALUES (?, ?, ?)`).run(crawl.id, generatedAt, JSON.stringify(keys));
   }
   return {

@@ -32,7 +32,8 @@ export function unverifiableByReason(r: Report): [string, string[]][] {
 export function renderText(r: Report): string {
   const s = r.summary;
   const out: string[] = [];
-  out.push(`fodder report: crawl ${r.crawl.id} of ${r.crawl.nixpkgs} (${r.crawl.status}, ${r.crawl.startedAt})`);
+  const state = r.crawl.status === 'done' ? `finished ${r.crawl.finishedAt ?? ''}`.trimEnd() : `${r.crawl.status.toUpperCase()}: partial records`;
+  out.push(`fodder report: crawl ${r.crawl.id} of ${r.crawl.nixpkgs} (${state}, started ${r.crawl.startedAt})`);
   out.push(`  sources ${s.fods}  mirrored ${s.mirrored}  broken hash ${s.brokenHash}  dead ${s.dead}  rotting ${s.rotting}  not judged ${s.unverifiable}  unfetched ${s.unfetched}  eval errors ${s.evalErrors}`);
   out.push(r.previousReport ? `  "new" is relative to report ${r.previousReport.id} of ${r.previousReport.createdAt}` : '  first report: everything is new');
   const mark = (isNew: boolean) => (isNew ? 'NEW' : '');

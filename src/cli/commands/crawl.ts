@@ -3,7 +3,7 @@ import { loadConfig } from '../../config/load.js';
 import { crawl } from '../../eval/crawl.js';
 import { parseAttrPath } from '../../eval/attr-path.js';
 import { createProgress } from '../../eval/progress.js';
-import { collect, isInteractive, positiveInt, printJson } from '../common.js';
+import { abortOnSignals, collect, isInteractive, positiveInt, printJson } from '../common.js';
 
 interface CrawlFlags {
   config?: string; nixpkgs?: string; system?: string[]; variant?: string[]; attr?: string[];
@@ -16,11 +16,11 @@ export function registerCrawl(program: Command): void {
     .description('walk the package set across systems and config variants; record every FOD')
     .option('--config <file>', 'YAML config file')
     .option('--nixpkgs <path>', 'package set to crawl (default: the bundled test package set)')
-    .option('--system <system>', 'crawl only this system (repeatable)', collect)
-    .option('--variant <name>', 'crawl only this config variant (repeatable)', collect)
-    .option('--attr <path>', 'crawl only below this attribute path (repeatable)', collect)
+    .option('--system <system>', 'crawl only this system (repeatable)', collect('--system'))
+    .option('--variant <name>', 'crawl only this config variant (repeatable)', collect('--variant'))
+    .option('--attr <path>', 'crawl only below this attribute path (repeatable)', collect('--attr'))
     .option('--exhaustive', 'descend into every attribute set, not only recurseForDerivations ones')
-    .option('--workers <n>', 'worker threads (one nix-instantiate each)', positiveInt('--workers'))
+    .option('--workers <n>', 'worker threads (each with a long-lived Nix evaluator per target)', positiveInt('--workers'))
     .option('--store <dir>', 'also keep the .drv files in this directory, as a binary-cache store Nix reads (default: kept only in the database)')
     .option('--db <file>', 'database file', undefined)
     .option('--json', 'print the summary as JSON')
@@ -32,7 +32,14 @@ export function registerCrawl(program: Command): void {
       });
       const attrs = flags.attr?.map(parseAttrPath);
       const progress = flags.progress === false ? undefined : createProgress(isInteractive());
-      const summary = await crawl({ config, attrs, progress });
+      const stop = new AbortController();
+      const release = abortOnSignals(stop);
+      let summary;
+      try {
+        summary = await crawl({ config, attrs, progress, signal: stop.signal });
+      } finally {
+        release();
+      }
       if (flags.json) { printJson(summary); return; }
       const a = summary.attrs;
       process.stdout.write([

@@ -3,7 +3,8 @@ import { openDb } from '../../db/open.js';
 import type { FetchFlags } from '../../fetch/options.js';
 import { createFetchProgress, formatBytes, formatDuration } from '../../fetch/progress.js';
 import type { FetchSummary } from '../../fetch/run.js';
-import { collect, isInteractive, positiveInt, printJson } from '../common.js';
+import { abortOnSignals, collect, isInteractive, positiveInt, printJson } from '../common.js';
+import { SIGNAL_EXIT } from '../failure.js';
 
 function summaryText(s: FetchSummary): string {
   const counts = (r: Record<string, number>) => Object.entries(r).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
@@ -31,7 +32,7 @@ export function registerFetch(program: Command): void {
     .option('--config <file>', 'YAML config file (its fetch: section)')
     .option('--db <file>', 'database file')
     .option('--mirror <dir>', 'mirror directory (default data/mirror)')
-    .option('--kind <kind>', 'only sources of this kind (repeatable, or comma-separated); nix: the Nix fallback', collect)
+    .option('--kind <kind>', 'only sources of this kind (repeatable, or comma-separated); nix: the Nix fallback', collect('--kind'))
     .option('--concurrency <n>', 'downloads at once', positiveInt('--concurrency'))
     .option('--per-host <n>', 'downloads at once from one host', positiveInt('--per-host'))
     .option('--retry-failed', 'try again sources whose last fetch failed')
@@ -49,9 +50,7 @@ export function registerFetch(program: Command): void {
       const settings = fetchSettings(flags);
       const db = openDb(settings.db);
       const abort = new AbortController();
-      const onSignal = () => abort.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const release = abortOnSignals(abort);
       try {
         const { runFetch } = await import('../../fetch/run.js');
         const summary = await runFetch({
@@ -61,11 +60,15 @@ export function registerFetch(program: Command): void {
           signal: abort.signal,
         });
         if (flags.json) printJson(summary); else process.stdout.write(summaryText(summary));
-        if (abort.signal.aborted) process.exitCode = 130;
+        if (abort.signal.aborted) {
+          const signal = String(abort.signal.reason);
+          process.stderr.write(`fodder: error [INTERRUPTED]: fetch run ${summary.run} stopped by ${signal}, marked interrupted; `
+            + 'run the same command to go on (partial downloads are resumed)\n');
+          process.exitCode = SIGNAL_EXIT[signal] ?? 130;
+        }
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        db.close();
+        release();
+        try { db.close(); } catch { /* never hides why the run ended */ }
       }
     });
 }

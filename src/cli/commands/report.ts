@@ -6,21 +6,22 @@ import { buildReport } from '../../report/build.js';
 import { renderHtml } from '../../report/render-html.js';
 import { renderMarkdown } from '../../report/render-markdown.js';
 import { renderText } from '../../report/render-text.js';
-import { dbPath } from '../common.js';
+import { dbPath, positiveInt, warnPartial } from '../common.js';
 
 const FORMATS = ['table', 'json', 'markdown', 'html'] as const;
 type Format = (typeof FORMATS)[number];
 
-interface ReportFlags { db?: string; format?: string; out?: string; save?: boolean }
+interface ReportFlags { db?: string; format?: string; out?: string; save?: boolean; crawl?: number }
 
 export function registerReport(program: Command): void {
   program
     .command('report')
-    .description('what is broken in the latest crawl: broken hashes, dead and rotting sources, sources fodder could not judge, evaluation errors')
+    .description('what is broken in the latest finished crawl: broken hashes, dead and rotting sources, sources fodder could not judge, evaluation errors')
     .option('--db <file>', 'database file')
     .option('--format <format>', `${FORMATS.join(', ')}`, 'table')
     .option('--out <file>', 'write to FILE instead of standard output')
     .option('--no-save', 'do not record this report (the next one compares with the one before)')
+    .option('--crawl <n>', 'report on this crawl (whatever its status; not recorded unless finished) instead of the latest finished one', positiveInt('--crawl'))
     .action((flags: ReportFlags) => {
       const format = (flags.format ?? 'table') as Format;
       if (!FORMATS.includes(format)) {
@@ -29,7 +30,8 @@ export function registerReport(program: Command): void {
       const db = openDb(dbPath(flags.db));
       let text: string;
       try {
-        const report = buildReport(db, { save: flags.save !== false });
+        const report = buildReport(db, { save: flags.save !== false, crawl: flags.crawl });
+        warnPartial(report.crawl);
         text = format === 'json' ? JSON.stringify(report, null, 2) + '\n'
           : format === 'markdown' ? renderMarkdown(report)
           : format === 'html' ? renderHtml(report)
