@@ -136,6 +136,27 @@ describe('bad input', () => {
     expect(digest(db)).toBe(before);
   });
 
+  it('fails a crawl whose package set does not load (a syntax error, a top level that throws) with Nix\'s message, and refuses a plain file', async () => {
+    for (const [body, said] of [
+      ['{ system, config ? {}, overlays ? [] }: { a = ; }', /syntax error/],
+      ['{ system, config ? {}, overlays ? [] }: throw "this package set refuses to load"', /this package set refuses to load/],
+    ] as const) {
+      const set = tempDir('fodder-broken-set-');
+      writeFileSync(join(set, 'default.nix'), body);
+      const file = join(tempDir(), 'broken.db');
+      const r = await fodder(['crawl', '--nixpkgs', set, '--db', file, '--system', 'x86_64-linux', '--variant', 'default']);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/fodder: error \[(NIX_FAILED|SYSTEM_UNKNOWN)\]/);
+      expect(r.stderr).toMatch(said);
+      expect(r.stdout).not.toMatch(/attributes:/);
+    }
+    const plain = join(tempDir(), 'set.nix');
+    writeFileSync(plain, '{ system, config ? {}, overlays ? [] }: { }');
+    const r = await fodder(['crawl', '--nixpkgs', plain, '--db', join(tempDir(), 'p.db')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`fodder: error [NIXPKGS_NOT_FOUND]: nixpkgs not found at ${plain}`);
+  });
+
   it('says there is no database rather than answering from nothing', async () => {
     const r = await fodder(['sources', 'hello', '--db', join(dir, 'none.db')]);
     expect(r.code).toBe(1);

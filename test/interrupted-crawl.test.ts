@@ -5,7 +5,7 @@
  * and read the unfinished one only when asked (`--crawl N`, labelled); the next crawl resumes it.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -13,7 +13,8 @@ import { procStat } from '../src/db/owner.js';
 import { FIXTURE, fodder, fodderSpawn, tempDir } from './helpers/cli.js';
 
 const ONE = ['--system', 'x86_64-linux'];
-const TWO = ['--system', 'x86_64-linux', '--system', 'aarch64-linux'];
+// every system and variant of the test package set
+const ALL = ['--system', 'x86_64-linux', '--system', 'aarch64-linux', '--system', 'x86_64-darwin', '--system', 'aarch64-darwin'];
 
 function count(file: string, sql: string, ...params: unknown[]): number {
   try {
@@ -101,8 +102,12 @@ describe('queries after a crawl is killed', () => {
       fods: (await q('fods', '--json')).stdout,
     };
 
-    // a second crawl, of more targets, started and killed half-way
-    const args = ['crawl', '--nixpkgs', FIXTURE, '--db', db, ...TWO, '--workers', '2', '--no-progress'];
+    // a second crawl, of more targets and an attribute that takes seconds to evaluate (the whole
+    // test package set takes about 3 s), started and killed half-way
+    writeFileSync(join(dir, 'slow.nix'), `self: super: {
+      zzzSlow = builtins.seq (builtins.foldl' (x: y: x + y) 0 (builtins.genList (i: i) 4000000)) super.hello; }`);
+    writeFileSync(join(dir, 'slow.yaml'), `overlays: [${JSON.stringify(join(dir, 'slow.nix'))}]\n`);
+    const args = ['crawl', '--nixpkgs', FIXTURE, '--db', db, ...ALL, '--workers', '1', '--no-progress', '--config', join(dir, 'slow.yaml')];
     const child = fodderSpawn(args);
     await until(() => count(db, `SELECT COUNT(*) FROM attrs WHERE crawl_id = 2`) > 0);
     // while it runs: read only when asked, labelled; the same crawl is refused

@@ -157,7 +157,8 @@ export function loadConfig(file: string | undefined, cli: CliOverrides = {}): Co
 }
 
 function checkNixpkgs(path: string, origin: string): void {
-  const ok = existsSync(path) && (statSync(path).isFile() || existsSync(join(path, 'default.nix')));
+  // a package set is a directory (its mirror list and lib/minver.nix are found in it), as nixpkgs is
+  const ok = existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, 'default.nix'));
   if (!ok) {
     throw new FodderError(ErrorCode.NIXPKGS_NOT_FOUND,
       `nixpkgs not found at ${path} (from ${origin}): expected a directory with default.nix`, { path });

@@ -112,7 +112,9 @@ export function createCrawlStore(db: Db) {
      * process runs is refused (CRAWL_RUNNING).
      */
     resumeUnfinished(key: string): number | null {
-      const found = db.transaction(() => {
+      // first without the write lock, which the running crawl may hold for seconds
+      const live = unfinishedCrawl(db, key);
+      const found = live !== null && live.status === 'running' ? live : db.transaction(() => {
         const c = unfinishedCrawl(db, key);
         if (c === null) return null;
         if (c.status === 'running') return c;

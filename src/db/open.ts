@@ -67,6 +67,16 @@ export function databaseError(err: unknown, file: string | undefined = openedDat
     { file: file ?? null, sqlite: err.code });
 }
 
+/** True when the database is of this schema already (the schema row says so). */
+function schemaIsCurrent(db: Db): boolean {
+  try {
+    const row = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined;
+    return row?.value === String(SCHEMA_VERSION);
+  } catch {
+    return false; // a new file, or no meta table yet
+  }
+}
+
 /** Opens (and migrates) the fodder database with WAL and a busy timeout. */
 export function openDb(file: string, options: OpenDbOptions = {}): Db {
   const path = resolve(file);
@@ -94,7 +104,9 @@ export function openDb(file: string, options: OpenDbOptions = {}): Db {
       // keys are store-path hashes, so inserts land all over the B-trees: keep them in memory
       db.pragma('cache_size = -262144');
       db.pragma('foreign_keys = OFF');
-      db.transaction(() => {
+      // a database of this schema needs no write to open (another process, a crawl, may hold the
+      // write lock for seconds: a command that only reads, or one that is refused, does not wait)
+      if (!schemaIsCurrent(db)) db.transaction(() => {
         const edges = db.prepare(`SELECT type FROM sqlite_master WHERE name = 'drv_inputs'`).get() as { type: string } | undefined;
         if (edges?.type === 'table') db.exec(MIGRATE_1_TO_2);
         const crawlColumns = (db.prepare(`SELECT name FROM pragma_table_info('crawls')`).pluck().all() as string[]);

@@ -190,12 +190,14 @@ async function crawlWith(
     });
     if (resumedTarget) continued = true;
     mark('walked');
+    writer.flush();
     store.finishTarget(id, t, resumedTarget);
     mark('finishTarget');
     progress?.targetDone(t);
   })));
   // Nix is done with the scratch directory; what the shards wrote becomes durable
   walked();
+  writer.flush();
   writer.commit();
   const durationMs = Date.now() - started;
   if (process.env.FODDER_TIMINGS) {
@@ -249,8 +251,8 @@ async function crawlTarget(job: TargetJob): Promise<boolean> {
   const sigIndex = new Map<string, string>();
   let frontier = job.roots.map((p) => rows.get(formatAttrPath(p))!).filter(expandable);
   while (frontier.length) {
-    // the level before is durable once the next begins; the last one is committed when the
-    // crawl's walk ends (see crawlWith)
+    // what was written of the levels before is durable once the next begins; the rest is
+    // committed when the crawl's walk ends (see crawlWith)
     job.writer.commit();
     frontier.sort(byPath);
     const pending: string[][] = [];
@@ -273,7 +275,7 @@ async function crawlTarget(job: TargetJob): Promise<boolean> {
       if (set.sig !== sig || set.aliasOf !== aliasOf) { set.sig = sig; set.aliasOf = aliasOf; changed.push(set); }
       if (!aliasOf) next.push(...children.filter(expandable));
     }
-    if (changed.length) store.writeSigs(crawl, target, changed);
+    if (changed.length) job.writer.enqueue(() => store.writeSigs(crawl, target, changed));
     frontier = next;
   }
   return continued;
@@ -331,8 +333,10 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
         for (const d of result.earlierDrvs) job.closure.add(d);
       }
     } else if (result.code === 'NIX_FAILED') {
-      // the package set itself does not load for this target: every path gets Nix's message
-      newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'uncatchable', error: result.message })).flat();
+      // the package set itself does not load for this target (a syntax error, a top level that
+      // throws, a config it refuses): nothing of it can be crawled, and the crawl stops (failed)
+      // with Nix's message
+      throw new FodderError(ErrorCode.NIX_FAILED, result.message, { ...target, nixpkgs: config.nixpkgs });
     } else {
       if (/^E[A-Z0-9]+$/.test(result.code)) {
         // a failed system call in a worker travels as its errno alone (EACCES, ENOSPC...): the
@@ -358,34 +362,78 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
  * Writes shard results as they arrive, into few transactions. Inserts land all over the
  * B-trees (keys are store-path hashes), so every commit rewrites most of the pages it touches:
  * in a replay of a 50,000-derivation crawl, 20 commits cost 1.2 s, 4 commits 0.4 s. So one
- * transaction stays open while shards arrive (their rows are inserted at once, while Nix goes on
- * evaluating), committed every 10 seconds, when a level ends and another begins, and when the
- * crawl's walk ends (the scratch directory's removal has begun by then). A crash loses only what
- * was not yet committed, which a re-run evaluates again. Progress counts what is new to the
- * database as it is inserted.
+ * transaction stays open while shards arrive, committed every 10 seconds, when a level begins
+ * (what was inserted of the levels before), and when the crawl's walk ends (the scratch
+ * directory's removal has begun by then).
+ *
+ * Writes are queued and run one per turn of the event loop, in the order they came: the walk
+ * decides the next level from the rows it keeps in memory, so the workers get the next level's
+ * shards as soon as the last result of a level is in, not after the coordinator has inserted
+ * the level's last shards (on nixpkgs 17.03 the workers waited 2.4 s for that at the end of the
+ * top level). Whatever is committed is a prefix of the queue, so a crash loses only its tail,
+ * which a re-run evaluates again. Progress counts what is new to the database as it is inserted.
  */
 function createShardWriter(store: ReturnType<typeof createCrawlStore>, progress: Progress | undefined) {
   let pending = 0;
   let opened = 0;
+  const queue: (() => void)[] = [];
+  let scheduled = false;
   const commit = () => {
     if (pending === 0) return;
     const w0 = Date.now();
     store.commit();
     timings.writeMs += Date.now() - w0;
-    trace(`commit: ${pending} shards ${Date.now() - w0} ms at ${Date.now() % 100000}`);
+    trace(`commit: ${pending} writes ${Date.now() - w0} ms at ${Date.now() % 100000}`);
     pending = 0;
   };
+  const run = (write: () => void) => {
+    if (pending === 0) { store.begin(); opened = Date.now(); }
+    const w0 = Date.now();
+    write();
+    timings.writeMs += Date.now() - w0;
+    pending++;
+    if (Date.now() - opened >= 10_000) commit();
+  };
+  // a write that failed in a turn of its own is thrown by the next flush or commit (a crawl
+  // that ended meanwhile, its database closed, drops it and what followed)
+  let failed: unknown = null;
+  const next = () => {
+    scheduled = false;
+    if (failed !== null) return;
+    const write = queue.shift();
+    try {
+      if (write) run(write);
+    } catch (err) {
+      failed = err;
+      queue.length = 0;
+      return;
+    }
+    if (queue.length) schedule();
+  };
+  const rethrow = () => { if (failed !== null) throw failed; };
+  const schedule = () => {
+    if (!scheduled) { scheduled = true; setImmediate(next); }
+  };
+  const enqueue = (write: () => void) => { queue.push(write); schedule(); };
   return {
     add(write: ShardWrite) {
-      if (pending === 0) { store.begin(); opened = Date.now(); }
-      const w0 = Date.now();
-      const added = store.insertShard(write);
-      timings.writeMs += Date.now() - w0;
-      pending++;
-      progress?.shardDone(write.target, write.rows, added, 1);
-      if (Date.now() - opened >= 10_000) commit();
+      enqueue(() => {
+        const added = store.insertShard(write);
+        progress?.shardDone(write.target, write.rows, added, 1);
+      });
     },
-    commit,
+    /** a write that must follow those queued before it */
+    enqueue,
+    /** runs every queued write now */
+    flush() {
+      rethrow();
+      while (queue.length) run(queue.shift()!);
+    },
+    /** commits what has been written so far */
+    commit() {
+      rethrow();
+      commit();
+    },
   };
 }
 
