@@ -36,12 +36,14 @@ const args = (db: string) => ['crawl', '--nixpkgs', nixpkgs, '--db', db, '--work
 /** A digest of what a crawl recorded: every attribute row (without ids) and the FODs each target saw. */
 function digest(file: string) {
   const db = new Database(file, { readonly: true });
+  // the latest crawl: a database crawled again holds each crawl's rows
+  const crawl = db.prepare(`SELECT MAX(id) FROM crawls`).pluck().get() as number;
   const hash = (rows: unknown[]) => createHash('sha256').update(JSON.stringify(rows)).digest('hex').slice(0, 16);
   const attrs = db.prepare(`SELECT system, variant, path, parent, depth, status, drv_path, error_kind, error, reason,
-    recurse, children_json, sig, alias_of FROM attrs ORDER BY system, variant, path`).all();
-  const seen = db.prepare(`SELECT system, variant, drv_path FROM fod_seen ORDER BY system, variant, drv_path`).all();
+    recurse, children_json, sig, alias_of FROM attrs WHERE crawl_id = ? ORDER BY system, variant, path`).all(crawl);
+  const seen = db.prepare(`SELECT system, variant, drv_path FROM fod_seen WHERE crawl_id = ? ORDER BY system, variant, drv_path`).all(crawl);
   const running = (db.prepare(`SELECT COUNT(*) n FROM crawls WHERE status = 'running'`).get() as { n: number }).n;
-  const counts = db.prepare(`SELECT system, variant, COUNT(*) n, SUM(status = 'error') errors FROM attrs GROUP BY system, variant ORDER BY system, variant`).all();
+  const counts = db.prepare(`SELECT system, variant, COUNT(*) n, SUM(status = 'error') errors FROM attrs WHERE crawl_id = ? GROUP BY system, variant ORDER BY system, variant`).all(crawl);
   db.close();
   return { attrs: hash(attrs), fods: hash(seen), attrRows: attrs.length, fodRows: seen.length, running, counts };
 }
@@ -80,13 +82,19 @@ for (let i = 1; i <= runs; i++) {
 if (kills > 0) {
   const db = join(work, 'killed.db');
   const span = longest || 120_000;
+  // each start resumes what the kills before left; a moment in the first half of a whole crawl's
+  // time, so that one crawl is cut several times before it can end
   for (let k = 1; k <= kills; k++) {
-    const at = Math.round(1000 + Math.random() * span * 0.9);
+    const at = Math.round(1000 + Math.random() * span * 0.45);
     const child = execa('node', [cli, ...args(db)], { reject: false, detached: true });
     const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* ended already */ } }, at);
     const r = await child;
     clearTimeout(timer);
-    console.log(`kill ${k}: SIGKILL after ${(at / 1000).toFixed(1)} s${r.exitCode === 0 ? ' (it had finished)' : ''}`);
+    if (r.exitCode === 0) {
+      console.log(`kill ${k}: the crawl finished before its kill at ${(at / 1000).toFixed(1)} s; no more kills`);
+      break;
+    }
+    console.log(`kill ${k}: SIGKILL after ${(at / 1000).toFixed(1)} s`);
   }
   const t0 = Date.now();
   const r = await execa('node', [cli, ...args(db)], { reject: false });
