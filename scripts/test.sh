@@ -35,15 +35,18 @@ run_vitest() {
   code=$?
   set -e
   node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const fs = require("fs");
+    const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
     const skipped = r.numPendingTests + r.numTodoTests;
     console.log(`tests (${process.argv[2]}): ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-  ' "$results" "$label" 2>/dev/null || true
+    fs.appendFileSync(process.argv[3], `${r.numPassedTests} ${r.numFailedTests} ${skipped}\n`);
+  ' "$results" "$label" "$totals" 2>/dev/null || true
   rm -f "$results"
   return $code
 }
 
 code=0
+totals="$(mktemp -t fodder-test-totals-XXXXXX)"
 first="$(nix-instantiate --version | sed 's/.* //')"
 run_vitest "Nix $first" "$@" || code=$?
 if [ $# = 0 ]; then
@@ -52,4 +55,7 @@ if [ $# = 0 ]; then
   PATH="$nix226:$PATH" run_vitest "Nix $("$nix226/nix-instantiate" --version | sed 's/.* //')" "${NIX226_TESTS[@]}" || code=$?
   echo "(the Nix 2.26 run took $(( $(date +%s) - started )) s)"
 fi
+# the closing line: both runs together
+awk '{ p += $1; f += $2; s += $3 } END { printf "tests: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : "") }' "$totals"
+rm -f "$totals"
 exit $code
