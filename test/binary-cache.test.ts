@@ -65,7 +65,7 @@ describe('fodder keygen', () => {
     expect(keys.public).toMatch(/^fodder-test-1:[A-Za-z0-9+/]{43}=$/);
     expect((await import('node:fs')).statSync(keys.secretFile).mode & 0o777).toBe(0o600);
     const again = await fodder(['keygen', 'fodder-test-1', '--out', join(dir, 'keys')]);
-    expect(again.code).toBe(2);
+    expect(again.code, again.stderr).toBe(2);
     expect(again.stderr).toMatch(/exists/);
   });
 });

@@ -114,7 +114,7 @@ describe('queries after a crawl is killed', () => {
     const live = await q('attrs', '--crawl', '2');
     expect(live.stdout.split('\n')[0]).toBe('attributes of crawl 2, RUNNING: what it recorded so far, partial');
     const twice = await fodder(args);
-    expect(twice.code).toBe(1);
+    expect(twice.code, twice.stderr).toBe(1);
     expect(twice.stderr).toMatch(new RegExp(`^fodder: error \\[CRAWL_RUNNING\\]: crawl 2 \\(the same crawl\\) is running in process ${child.pid}`));
     child.kill('SIGKILL');
     await child;
@@ -124,7 +124,7 @@ describe('queries after a crawl is killed', () => {
     expect(count(db, `SELECT COUNT(*) FROM crawls WHERE id = 2 AND status = 'running'`)).toBe(1);
 
     const attrs = await q('attrs', '--json');
-    expect(attrs.code).toBe(0);
+    expect(attrs.code, attrs.stderr).toBe(0);
     expect(attrs.stdout).toBe(finished.attrs);
     expect(attrs.stderr).toBe('');
     expect((await q('attrs')).stdout.split('\n')[0]).toMatch(/^attributes of crawl 1, the latest finished \(/);
@@ -141,7 +141,7 @@ describe('queries after a crawl is killed', () => {
     const askedReport = await q('report', '--format', 'json', '--no-save', '--crawl', '2');
     expect(JSON.parse(askedReport.stdout).crawl).toMatchObject({ id: 2, status: 'interrupted' });
     const unknown = await q('attrs', '--crawl', '7');
-    expect(unknown.code).toBe(1);
+    expect(unknown.code, unknown.stderr).toBe(1);
     expect(unknown.stderr).toBe('fodder: error [CRAWL_UNKNOWN]: there is no crawl 7 (the latest is 2)');
 
     const resumed = await fodder([...args, '--json']);
@@ -164,7 +164,7 @@ describe('queries after a crawl is killed', () => {
         + 'run the same `fodder crawl` again to finish it, or pass --crawl 1 to read what it has recorded so far');
     }
     const sources = await fodder(['sources', 'hello', '--db', db]);
-    expect(sources.code).toBe(1);
+    expect(sources.code, sources.stderr).toBe(1);
     expect(sources.stderr).toMatch(/^fodder: error \[ATTR_NOT_CRAWLED\]: attribute "hello" was crawled only by crawl 1, which has not finished: pass --crawl 1 /);
     const asked = await fodder(['sources', 'hello', '--db', db, '--crawl', '1']);
     expect(asked.code, asked.stderr).toBe(0);
