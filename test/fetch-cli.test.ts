@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openDb } from '../src/db/open.js';
 import { verifyMirror } from '../src/mirror/verify.js';
+import { fetchRuns } from '../src/db/fetch-schema.js';
 import { createTestCrawl, hashHex } from './helpers/fetch-db.js';
 import { startHttp, startNginx, type Running } from './helpers/servers.js';
 
@@ -68,6 +69,15 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
     l.close();
   });
   afterAll(async () => { await server?.close(); });
+
+  test('--crawl N fetches that crawl\'s sources, and names a crawl that does not exist', async () => {
+    const none = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-crawl'), '--crawl', '7', '--no-progress']);
+    expect(none.code, none.stderr).toBe(1);
+    expect(none.stderr).toContain('fodder: error [CRAWL_UNKNOWN]: there is no crawl 7 (the latest is 1)');
+    const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-crawl'), '--crawl', '1', '--json', '--no-progress']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ crawl: 1, fods: 1, mirrored: 1 });
+  });
 
   test('an unknown --kind', async () => {
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm1'), '--kind', 'bogus']);
@@ -286,10 +296,22 @@ describe('kill -9 during large downloads', () => {
         if (name.length === 64) expect(hashes).toContain(name);
       }
     }
+    // each run marked the one killed before it; the last killed is recorded `running` still, with
+    // a process that is gone: read as interrupted
+    const killed = openDb(dbFile, { readonly: true });
+    const left = killed.prepare(`SELECT id FROM fetch_runs WHERE status = 'running'`).pluck().all() as number[];
+    expect(left).toEqual([fetchRuns(killed)[0].id]);
+    expect(fetchRuns(killed)[0].status).toBe('interrupted');
+    killed.close();
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', mirror, '--json', '--no-progress']);
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.dead + s.brokenHash).toBe(0);
+    // ... and the next run marked them so: no run is left `running` by a process that died
+    const after = openDb(dbFile, { readonly: true });
+    expect(after.prepare(`SELECT status, COUNT(*) n FROM fetch_runs GROUP BY status ORDER BY status`).all())
+      .toEqual([{ status: 'done', n: 1 }, { status: 'interrupted', n: 6 }]);
+    after.close();
     for (const h of hashes) expect(existsSync(join(mirror, 'tarballs', 'sha256', h))).toBe(true);
     const v = await verifyMirror(mirror);
     expect(v.corrupt).toEqual([]);

@@ -5,12 +5,13 @@
  * and read the unfinished one only when asked (`--crawl N`, labelled); the next crawl resumes it.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { procStat } from '../src/db/owner.js';
-import { FIXTURE, fodder, fodderSpawn, tempDir } from './helpers/cli.js';
+import { FIXTURE, fodder, fodderSpawn, tempDir, writePackageSet } from './helpers/cli.js';
 
 const ONE = ['--system', 'x86_64-linux'];
 // every system and variant of the test package set
@@ -87,6 +88,26 @@ describe('a crawl stopped by SIGINT or SIGTERM', () => {
     expect(JSON.parse(resumed.stdout)).toMatchObject({ crawl: 1, resumed: true, attrs: { total } });
     expect(count(db, `SELECT COUNT(*) FROM crawls WHERE id = 1 AND status = 'done'`)).toBe(1);
   }, 240_000);
+});
+
+describe('a crawl stopped while Nix checks the package set, before the walk', () => {
+  it('ends that Nix at once (a package set that would take for ever to load), exits 143, records no crawl and leaves no scratch', async () => {
+    // the package set reads a named pipe nobody writes: importing it blocks Nix until it is killed
+    const set = writePackageSet('{ system, config ? {}, overlays ? [] }: builtins.seq (builtins.readFile ./fifo) { }');
+    execFileSync('mkfifo', [join(set, 'fifo')]);
+    const db = join(tempDir(), 'never.db');
+    const child = fodderSpawn(['crawl', '--nixpkgs', set, '--db', db, ...ONE, '--variant', 'default', '--no-progress']);
+    // the preflight's nix-instantiate is running (and blocked on the pipe)
+    await until(() => descendants(child.pid!).some((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('nix-instantiate')));
+    const kids = descendants(child.pid!);
+    child.kill('SIGTERM');
+    const r = await child;
+    expect(r.exitCode, String(r.stderr)).toBe(143);
+    expect(String(r.stderr)).toBe('fodder: error [INTERRUPTED]: stopped by SIGTERM; run the same command to resume it');
+    await until(() => kids.every((k) => !running(k)), 2000);
+    expect(scratchOf(child.pid!)).toEqual([]);
+    expect(existsSync(db)).toBe(false);
+  }, 60_000);
 });
 
 describe('queries after a crawl is killed', () => {

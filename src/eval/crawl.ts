@@ -95,13 +95,14 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     prepareDrvStores(drvStore, config.workers);
     // Nix's version check, the systems' check and the mirror list at once; a missing or too old
     // Nix is what is said
-    const checked = ensureNix(config.nixpkgs, drvStore);
-    const mirrorsRead = readMirrors(config.nixpkgs, drvStore);
+    // (Nix is ended at once on SIGINT or SIGTERM)
+    const checked = ensureNix(config.nixpkgs, drvStore, options.signal);
+    const mirrorsRead = readMirrors(config.nixpkgs, drvStore, options.signal);
     mirrorsRead.catch(() => undefined);
     const nix = await checked;
-    const [mirrors] = await Promise.all([mirrorsRead, checkSystems(config, drvStore)]);
+    const [mirrors] = await Promise.all([mirrorsRead, checkSystems(config, drvStore, options.signal)]);
     mark('mirrors');
-    if (options.attrs?.length) await checkAttrsExist(config, options.attrs, drvStore);
+    if (options.attrs?.length) await checkAttrsExist(config, options.attrs, drvStore, options.signal);
 
     stop.check();
     db = openDb(config.db, { create: true });
@@ -499,11 +500,11 @@ function prepareDrvStores(store: string, workers: number): void {
   }
 }
 
-async function checkAttrsExist(config: Config, attrs: string[][], drvStore: string): Promise<void> {
+async function checkAttrsExist(config: Config, attrs: string[][], drvStore: string, signal?: AbortSignal): Promise<void> {
   const found = attrs.map(() => false);
   for (const system of config.systems) {
     for (const v of Object.values(config.variants)) {
-      const here = await existingPaths(config.nixpkgs, system, v.config, v.nix, config.overlays, attrs, drvStore);
+      const here = await existingPaths(config.nixpkgs, system, v.config, v.nix, config.overlays, attrs, drvStore, signal);
       here.forEach((ok, i) => { if (ok) found[i] = true; });
       if (found.every(Boolean)) return;
     }

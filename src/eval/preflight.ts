@@ -9,16 +9,16 @@ import { evalJson, unloadableSystems } from './nix-env.js';
  * evaluates for no system at all, this machine's own included, is refused as the package set's
  * failure (NIX_FAILED), never crawled into one error per attribute.
  */
-export async function checkSystems(config: Config, store: string | null): Promise<void> {
+export async function checkSystems(config: Config, store: string | null, signal?: AbortSignal): Promise<void> {
   const [variant] = Object.values(config.variants);
   if (!variant) return;
-  const unloadable = (systems: string[]) => unloadableSystems(config.nixpkgs, systems, variant.config, variant.nix, config.overlays, store);
+  const unloadable = (systems: string[]) => unloadableSystems(config.nixpkgs, systems, variant.config, variant.nix, config.overlays, store, signal);
   const failed = await unloadable(config.systems);
   if (failed.length === 0) return;
   if (failed.length === config.systems.length) {
     // nothing evaluates: the systems, or the package set itself? It must for this machine's own
     // system; when it does not, the package set is what fails, said with Nix's message for it
-    const own = (await evalJson('builtins.currentSystem', store)) as string;
+    const own = (await evalJson('builtins.currentSystem', store, signal)) as string;
     const ownFailed = config.systems.includes(own) ? failed.find((f) => f.system === own) : (await unloadable([own]))[0];
     if (ownFailed) {
       throw new FodderError(ErrorCode.NIX_FAILED,

@@ -21,6 +21,8 @@ import type { FetchContext, FetcherPlugin, FetchVerdict, FodEnv, Network, Unveri
 
 export interface FetchRunOptions {
   db: Db;
+  /** the crawl whose sources are fetched (whatever its status); default: the latest finished one */
+  crawl?: number;
   mirrorDir: string;
   kinds: FodKind[];
   retryFailed: boolean;
@@ -120,7 +122,7 @@ interface RunState {
  */
 export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   const t0 = Date.now();
-  const crawl = chooseCrawl(o.db);
+  const crawl = chooseCrawl(o.db, o.crawl);
   const fods = fodsOfCrawl(o.db, crawl.id, o.kinds);
   const mirror = createHashedMirror(o.mirrorDir);
   mirror.lock();

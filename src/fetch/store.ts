@@ -1,5 +1,6 @@
 import type { Db } from '../db/open.js';
-import { ensureFetchSchema } from '../db/fetch-schema.js';
+import { abandonDeadFetchRuns, ensureFetchSchema } from '../db/fetch-schema.js';
+import { currentOwner } from '../db/owner.js';
 import type { HashAlgo } from '../graph/types.js';
 import type { AttemptRecord } from './types.js';
 
@@ -32,7 +33,8 @@ export interface MirroredRow {
 export function createFetchStore(db: Db) {
   ensureFetchSchema(db);
   const s = {
-    beginRun: db.prepare(`INSERT INTO fetch_runs (crawl_id, mirror_dir, options_json, status, started_at) VALUES (?, ?, ?, 'running', ?)`),
+    beginRun: db.prepare(`INSERT INTO fetch_runs (crawl_id, mirror_dir, options_json, status, started_at, pid, host, boot_id, pid_start)
+      VALUES (?, ?, ?, 'running', ?, @pid, @host, @bootId, @start)`),
     finishRun: db.prepare(`UPDATE fetch_runs SET status = ?, finished_at = ?, summary_json = ? WHERE id = ?`),
     attempt: db.prepare(`INSERT INTO fetch_attempts (run_id, drv_path, url, url_index, try, final_url, outcome, http_status,
       ftp_reply, bytes, resumed_from, duration_ms, actual_algo, actual_hex, message, at)
@@ -59,8 +61,10 @@ export function createFetchStore(db: Db) {
   });
 
   return {
+    /** records a new run, owned by this process, once every run a dead process left `running` is marked interrupted */
     beginRun(crawlId: number, mirrorDir: string, options: unknown): number {
-      return Number(s.beginRun.run(crawlId, mirrorDir, JSON.stringify(options), new Date().toISOString()).lastInsertRowid);
+      abandonDeadFetchRuns(db);
+      return Number(s.beginRun.run(crawlId, mirrorDir, JSON.stringify(options), new Date().toISOString(), currentOwner()).lastInsertRowid);
     },
     finishRun(run: number, status: 'done' | 'failed' | 'interrupted', summary: unknown): void {
       this.flush();

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { chooseCrawl } from '../../db/crawls.js';
 import { openDb } from '../../db/open.js';
 import type { FetchFlags } from '../../fetch/options.js';
 import { createFetchProgress, formatBytes, formatDuration } from '../../fetch/progress.js';
@@ -32,6 +33,7 @@ export function registerFetch(program: Command): void {
     .option('--config <file>', 'YAML config file (its fetch: section)')
     .option('--db <file>', 'database file')
     .option('--mirror <dir>', 'mirror directory (default data/mirror)')
+    .option('--crawl <n>', 'fetch the sources of this crawl (whatever its status) instead of the latest finished one', positiveInt('--crawl'))
     .option('--kind <kind>', 'only sources of this kind (repeatable, or comma-separated); nix: the Nix fallback', collect('--kind'))
     .option('--concurrency <n>', 'downloads at once', positiveInt('--concurrency'))
     .option('--per-host <n>', 'downloads at once from one host', positiveInt('--per-host'))
@@ -44,7 +46,7 @@ export function registerFetch(program: Command): void {
     .option('--sign-key <file>', 'sign the binary cache with this Nix secret key (instead of fetch.cache.secretKeyFile)')
     .option('--json', 'print the summary as JSON')
     .option('--no-progress', 'no progress output')
-    .action(async (flags: FetchFlags & { progress?: boolean }) => {
+    .action(async (flags: FetchFlags & { progress?: boolean; crawl?: number }) => {
       // loaded when used, so other commands start without the fetch stack
       const { fetchSettings } = await import('../../fetch/options.js');
       const settings = fetchSettings(flags);
@@ -53,8 +55,12 @@ export function registerFetch(program: Command): void {
       const release = abortOnSignals(abort);
       try {
         const { runFetch } = await import('../../fetch/run.js');
+        const chosen = flags.crawl === undefined ? null : chooseCrawl(db, flags.crawl);
+        if (chosen && chosen.status !== 'done') {
+          process.stderr.write(`fodder: crawl ${chosen.id} is ${chosen.status}: fetching the sources it has recorded so far\n`);
+        }
         const summary = await runFetch({
-          db, mirrorDir: settings.mirror, kinds: settings.kinds, retryFailed: settings.retryFailed, network: settings.network,
+          db, crawl: flags.crawl, mirrorDir: settings.mirror, kinds: settings.kinds, retryFailed: settings.retryFailed, network: settings.network,
           cache: settings.cache, nix: settings.nix,
           progress: flags.progress === false ? undefined : createFetchProgress(isInteractive()),
           signal: abort.signal,
