@@ -70,8 +70,8 @@ export interface NixFallbackSettings {
 
 export interface FetchSettings {
   mirror: string;
-  /** the kind names given (`--kind`, else `fetch.kinds`), unparsed; absent: every kind */
-  kinds: string[] | undefined;
+  /** the kind names given (`--kind`, else `fetch.kinds`), unparsed; null: every kind */
+  kinds: string[] | null;
   network: NetworkSettings;
   cache: CacheSettings;
   nix: NixFallbackSettings;
@@ -189,7 +189,7 @@ function fetchSettings(cfg: RawConfig['fetch'], f: ReturnType<typeof fetchFlags>
   const { secretKeyFile, ...cache } = cfg.cache;
   return {
     mirror,
-    kinds: flags.kinds?.length ? flags.kinds : cfg.kinds,
+    kinds: flags.kinds?.length ? flags.kinds : cfg.kinds ?? null,
     network: networkSettings({ ...cfg, ...definedOnly(f) }),
     cache: {
       ...cache,
