@@ -156,7 +156,7 @@ describe('the fixture set\'s own FODs and the nix fallback', () => {
   });
 
   test('requireFile is not built at all, and a .drv in no store is unverifiable', async () => {
-    const nix = createNixFetcher({ store: join(tempDir('fodder-build-'), 'store'), drvStores: [], options: HOST_TOOLS });
+    const nix = createNixFetcher({ store: join(tempDir('fodder-build-'), 'store'), drvStores: [], options: HOST_TOOLS, timeoutMs: 120_000 });
     const manual = fixture.fods.find((x) => x.fod.kind === 'manual')!;
     expect(nix.canFetch(manual.fod, manual.env)).toMatchObject({ ok: false });
     const patch = fixture.fods.find((x) => x.fod.kind === 'patch')!;

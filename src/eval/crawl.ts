@@ -8,7 +8,7 @@ import PQueue from 'p-queue';
 import { slotStorePath } from '../graph/store-slots.js';
 import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot, workerScript } from '../config/defaults.js';
-import type { Config } from '../config/load.js';
+import type { CrawlSettings as Config } from '../config/settings.js';
 import { openDb, type Db } from '../db/open.js';
 import { createCrawlStore, type AttrRow, type ShardWrite, type Target } from '../db/crawl-store.js';
 import { formatAttrPath } from './attr-path.js';

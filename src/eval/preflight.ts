@@ -1,5 +1,5 @@
 import { FodderError, ErrorCode } from '../errors.js';
-import type { Config } from '../config/load.js';
+import type { CrawlSettings as Config } from '../config/settings.js';
 import { evalJson, unloadableSystems } from './nix-env.js';
 
 /**

@@ -36,8 +36,8 @@ export interface NixFetcherOptions {
   drvStores?: string[];
   /** `--option NAME VALUE` pairs for every Nix call (substituters, sandbox-paths, ...) */
   options?: Record<string, string>;
-  /** a realisation is killed after this long */
-  timeoutMs?: number;
+  /** a realisation is killed after this long (`fetch.nix.timeoutSec`) */
+  timeoutMs: number;
 }
 
 /** The crawl's `--store` and its per-worker stores (see src/graph/store-slots.ts). */
@@ -97,8 +97,8 @@ export function nixHashMismatch(stderr: string, drvPath: string, algo: HashAlgo)
   return null;
 }
 
-export function createNixFetcher(options: NixFetcherOptions = {}): FetcherPlugin {
-  const timeoutMs = options.timeoutMs ?? 2 * 3600_000;
+export function createNixFetcher(options: NixFetcherOptions): FetcherPlugin {
+  const { timeoutMs } = options;
   const storeArgs = options.store ? ['--store', options.store] : [];
   const optionArgs = Object.entries(options.options ?? {}).flatMap(([k, v]) => ['--option', k, v]);
   const nixStore = (args: string[], o: { signal: AbortSignal; store?: string[] }) =>
