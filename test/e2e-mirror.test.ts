@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import type { FetchSummary } from '../src/fetch/run.js';
 import type { Fod } from '../src/graph/types.js';
-import { narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/mirror/narinfo.js';
+import { narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/nix-formats/narinfo.js';
 import type { Report } from '../src/report/types.js';
 import { fodder, tempDir } from './helpers/cli.js';
 import { crawlFixture, fodsWithEnv, startUpstream, waitPortFree, type FixtureCrawl, type Upstream } from './helpers/fixture-upstream.js';

@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNix32 } from '../src/graph/hash.js';
+import { encodeNix32 } from '../src/nix-formats/hash.js';
 import { NETWORK_DEFAULTS, type NetworkOptions } from '../src/fetch/network.js';
 import { runFetch, type FetchSummary } from '../src/fetch/run.js';
 import { verifyMirror } from '../src/mirror/verify.js';

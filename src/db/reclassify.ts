@@ -5,7 +5,7 @@
  * so without this a better classifier would not reach a database made before it.
  */
 import type { Db } from './open.js';
-import { parseDrv } from '../graph/drv-parse.js';
+import { parseDrv } from '../nix-formats/drv-parse.js';
 import { CLASSIFIER_VERSION, fodFromDrv, needsEnv } from '../graph/fod.js';
 
 /**

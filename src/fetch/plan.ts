@@ -1,6 +1,6 @@
 import type { Db } from '../db/open.js';
 import type { Fod, FodKind } from '../graph/types.js';
-import { dependenciesFirst, drvEntry, type ImportEntry } from '../graph/drv-export.js';
+import { dependenciesFirst, drvEntry, type ImportEntry } from '../nix-formats/drv-export.js';
 import { FOD_COLUMNS, fodFromRow, type FodRow } from '../query/fod-row.js';
 import type { FodEnv } from './types.js';
 

@@ -1,6 +1,6 @@
 import type { Db } from '../db/open.js';
 import { ensureFetchSchema } from '../db/fetch-schema.js';
-import type { HashAlgo } from '../graph/types.js';
+import type { HashAlgo } from '../nix-formats/hash.js';
 import type { AttemptRecord } from './types.js';
 
 export interface ResultRow {

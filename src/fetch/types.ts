@@ -1,4 +1,5 @@
-import type { Fod, FodKind, HashAlgo } from '../graph/types.js';
+import type { Fod, FodKind } from '../graph/types.js';
+import type { HashAlgo } from '../nix-formats/hash.js';
 import type { Outcome } from './outcome.js';
 
 /** Lowercase hex digests of one file under every algorithm a hashed mirror answers to. */

@@ -22,15 +22,16 @@ import { pipeline } from 'node:stream/promises';
 import type { z } from 'zod';
 import { cacheSchema } from '../config/schema.js';
 import { FodderError } from '../errors.js';
-import { toNix32, type HashValue } from '../graph/hash.js';
-import { fodStorePath } from '../graph/store-path.js';
+import { toNix32, type HashValue } from '../nix-formats/hash.js';
+import { fodStorePath } from '../nix-formats/store-path.js';
 import type { Fod } from '../graph/types.js';
 import type { FetchedOutput } from '../fetch/types.js';
-import { narHash, narOfFile, narStream } from './nar.js';
+import { narHash, narOfFile, narStream } from '../nix-formats/nar.js';
 import {
   fixedOutputCa, formatNarInfo, narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, publicKeyOf, signNarInfo,
-  writeNarFile, type NarInfo, type WrittenNar,
-} from './narinfo.js';
+  type NarInfo,
+} from '../nix-formats/narinfo.js';
+import { writeNarFile, type WrittenNar } from './nar-file.js';
 
 /** Error codes of the binary cache. */
 export const CacheErrorCode = {

@@ -5,8 +5,7 @@ import {
 import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FodderError } from '../errors.js';
-import { encodeNix32, HASH_ALGOS } from '../graph/hash.js';
-import type { HashAlgo } from '../graph/types.js';
+import { encodeNix32, HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
 import { FetchErrorCode, storageError } from '../fetch/outcome.js';
 import type { Digests } from '../fetch/types.js';
 

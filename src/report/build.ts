@@ -1,7 +1,7 @@
 import type { Db } from '../db/open.js';
 import { ensureFetchSchema } from '../db/fetch-schema.js';
-import { toSri } from '../graph/hash.js';
-import { FOD_KINDS, type Fod, type HashAlgo } from '../graph/types.js';
+import { toSri, type HashAlgo } from '../nix-formats/hash.js';
+import { FOD_KINDS, type Fod } from '../graph/types.js';
 import { chooseCrawl } from '../db/crawls.js';
 import { fodsOfCrawl } from '../fetch/plan.js';
 import { createDependents } from './dependents.js';

@@ -5,8 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { openDb, type Db } from '../../src/db/open.js';
-import { fodStorePath } from '../../src/graph/store-path.js';
-import type { FodKind, HashAlgo } from '../../src/graph/types.js';
+import { fodStorePath } from '../../src/nix-formats/store-path.js';
+import type { FodKind } from '../../src/graph/types.js';
+import type { HashAlgo } from '../../src/nix-formats/hash.js';
 
 export interface FodSpec {
   name: string;
