@@ -16,9 +16,10 @@ import type { Fod } from '../src/graph/types.js';
 import { HASH_ALGOS } from '../src/nix-formats/hash.js';
 import { createHashedMirror } from '../src/mirror/hashed-mirror.js';
 import { narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/nix-formats/narinfo.js';
-import { addFlatSources, binaryCacheOptions, createBinaryCache, CacheErrorCode, type CacheCompression } from '../src/mirror/binary-cache.js';
+import { addFlatSources, createBinaryCache, CacheErrorCode, type CacheCompression } from '../src/mirror/binary-cache.js';
+import { binaryCacheOptions } from '../src/fetch/cache-options.js';
 import { placeUnpacked, unpackArchive } from '../src/fetch/unpack.js';
-import type { Digests } from '../src/fetch/types.js';
+import type { Digests } from '../src/mirror/types.js';
 import { fodder, tempDir } from './helpers/cli.js';
 import { UPSTREAM, crawlFixture, fodsWithEnv, type FodWithEnv } from './helpers/fixture-upstream.js';
 

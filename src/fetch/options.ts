@@ -5,7 +5,8 @@ import { fetchSchema } from '../config/schema.js';
 import { selectNix } from '../config/nix-bin.js';
 import type { RawConfig } from '../config/schema.js';
 import type { FodKind } from '../graph/types.js';
-import { binaryCacheOptions, type BinaryCacheOptions } from '../mirror/binary-cache.js';
+import type { BinaryCacheOptions } from '../mirror/binary-cache.js';
+import { binaryCacheOptions } from './cache-options.js';
 import { NETWORK_DEFAULTS, type NetworkOptions } from './network.js';
 import { parseKinds } from './registry.js';
 

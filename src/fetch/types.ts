@@ -1,9 +1,7 @@
 import type { Fod, FodKind } from '../graph/types.js';
 import type { HashAlgo } from '../nix-formats/hash.js';
+import type { Digests, FetchedOutput } from '../mirror/types.js';
 import type { Outcome } from './outcome.js';
-
-/** Lowercase hex digests of one file under every algorithm a hashed mirror answers to. */
-export type Digests = Record<HashAlgo, string>;
 
 /** One try of one URL, as recorded in `fetch_attempts`. */
 export interface AttemptRecord {
@@ -22,13 +20,6 @@ export interface AttemptRecord {
   actual: { algo: HashAlgo; hex: string } | null;
   message: string | null;
 }
-
-/** What a plug-in leaves in its work dir when it succeeds. */
-export type FetchedOutput =
-  /** a flat file whose content has the FOD's declared flat hash; the mirror stores it under tarballs/ */
-  | { type: 'file'; path: string; size: number; digests: Digests }
-  /** a directory tree whose NAR hash is the FOD's declared recursive hash (stored in a binary cache) */
-  | { type: 'tree'; path: string; narHash: string; narSize: number };
 
 /** A FOD's whole .drv environment (the `fods.env_json` column). */
 export type FodEnv = Readonly<Record<string, string>>;

@@ -25,7 +25,8 @@ import { exportArchive, type ImportEntry } from '../../nix-formats/drv-export.js
 import { HASH_ALGOS, parseHash, type HashAlgo } from '../../nix-formats/hash.js';
 import type { Fod } from '../../graph/types.js';
 import { narHash, unpackNar } from '../../nix-formats/nar.js';
-import { unverifiable, type Digests, type FetchContext, type FetcherPlugin, type FetchVerdict } from '../types.js';
+import type { Digests } from '../../mirror/types.js';
+import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict } from '../types.js';
 
 export interface NixFetcherOptions {
   /** the store that builds (`--store`); null or absent: the user's default store */
