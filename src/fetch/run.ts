@@ -13,11 +13,11 @@ import type { CacheSettings, NixFallbackSettings } from './options.js';
 import type { Outcome } from './outcome.js';
 import { storageError } from '../mirror/storage-error.js';
 import { chooseCrawl } from '../db/crawls.js';
-import { createClosureReader, createEnvReader, crawlStoreOf, fodsOfCrawl } from './plan.js';
+import { createClosureReader, createEnvReader, crawlStoreOf, fodsOfCrawl } from '../db/fods.js';
 import { createNixFetcher, crawlDrvStores } from './plugins/nix.js';
 import type { FetchProgress } from './progress.js';
 import { FETCHERS } from './registry.js';
-import { createFetchStore, type FetchStore } from './store.js';
+import { createFetchStore, type FetchStore } from '../db/fetch-store.js';
 import type { FetchContext, FetcherPlugin, FetchVerdict, FodEnv, Network, UnverifiableVerdict } from './types.js';
 
 export interface FetchRunOptions {

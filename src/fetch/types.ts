@@ -2,23 +2,11 @@ import type { Fod, FodKind } from '../graph/types.js';
 import type { HashAlgo } from '../nix-formats/hash.js';
 import type { Digests, FetchedOutput } from '../mirror/types.js';
 import type { Outcome } from './outcome.js';
+import type { AttemptRow } from '../db/fetch-store.js';
 
 /** One try of one URL, as recorded in `fetch_attempts`. */
-export interface AttemptRecord {
-  url: string;
-  urlIndex: number;
-  /** 1 for the first try of this URL in this run */
-  try: number;
-  finalUrl: string | null;
+export interface AttemptRecord extends AttemptRow {
   outcome: Outcome;
-  httpStatus: number | null;
-  ftpReply: number | null;
-  bytes: number;
-  resumedFrom: number | null;
-  durationMs: number;
-  /** for hash-mismatch: the hash of what was delivered, in the declared algorithm */
-  actual: { algo: HashAlgo; hex: string } | null;
-  message: string | null;
 }
 
 /** A FOD's whole .drv environment (the `fods.env_json` column). */

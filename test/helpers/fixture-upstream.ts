@@ -16,7 +16,7 @@ import type { Fod } from '../../src/graph/types.js';
 import { createHashPool } from '../../src/mirror/hashing.js';
 import { createNetwork, NETWORK_DEFAULTS, type NetworkHandle } from '../../src/fetch/network.js';
 import type { AttemptRecord, FetchContext, FodEnv } from '../../src/fetch/types.js';
-import { FOD_COLUMNS, fodFromRow, type FodRow } from '../../src/query/fod-row.js';
+import { FOD_COLUMNS, fodFromRow, type FodRow } from '../../src/db/fod-row.js';
 import { FIXTURE, ROOT, fodder, tempDir } from './cli.js';
 import { startHttp, type Running } from './servers.js';
 
