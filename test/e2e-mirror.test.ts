@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FetchSummary } from '../src/fetch/run.js';
+import type { FetchSummary } from '../src/fetch/progress.js';
 import type { Fod } from '../src/graph/types.js';
 import { narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/nix-formats/narinfo.js';
 import type { Report } from '../src/report/types.js';

@@ -16,7 +16,7 @@ import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
 import { checkSystems } from './preflight.js';
 import { crawlStopper } from './stop.js';
 import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
-import type { Progress } from './progress.js';
+import type { CrawlSummary, Progress } from './progress.js';
 import type { Mirrors } from '../graph/fod.js';
 import type { ShardFailure, ShardResult, ShardTask } from './types.js';
 
@@ -27,19 +27,6 @@ export interface CrawlOptions {
   progress?: Progress;
   /** stops the crawl (its reason names the signal); the crawl is then marked interrupted */
   signal?: AbortSignal;
-}
-
-export interface CrawlSummary {
-  crawl: number;
-  resumed: boolean;
-  systems: string[];
-  variants: string[];
-  attrs: { total: number; drv: number; set: number; error: number; skipped: number };
-  drvs: number;
-  fods: number;
-  durationMs: number;
-  /** the version of the Nix that evaluated (`builtins.nixVersion`, e.g. "2.26.3") */
-  nix: string;
 }
 
 /**
