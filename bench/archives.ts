@@ -22,13 +22,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { narHash } from '../src/mirror/nar.js';
+import { narHash } from '../src/nix-formats/nar.js';
 import { narHashThreaded } from '../src/mirror/nar-hash-threaded.js';
-import { createHashPool } from '../src/fetch/hashing.js';
+import { createHashPool } from '../src/mirror/hashing.js';
 import { createNetwork, NETWORK_DEFAULTS } from '../src/fetch/network.js';
 import { createArchiveFetcher } from '../src/fetch/plugins/archive.js';
 import { createBinaryCache, type BinaryCache } from '../src/mirror/binary-cache.js';
-import { fodStorePath } from '../src/graph/store-path.js';
+import { fodStorePath } from '../src/nix-formats/store-path.js';
 import type { Fod } from '../src/graph/types.js';
 import type { FetchContext } from '../src/fetch/types.js';
 

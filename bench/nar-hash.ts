@@ -13,7 +13,7 @@ import { mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { narHash } from '../src/mirror/nar.js';
+import { narHash } from '../src/nix-formats/nar.js';
 
 const sizeMiB = Number(process.argv[2] ?? 1024);
 const runs = Number(process.argv[3] ?? 5);

@@ -300,8 +300,8 @@ describe('overlays', () => {
 
 describe('store paths of the test package set\'s FODs', () => {
   it('computes, for every FOD of the crawl, the outPath Nix wrote in its .drv', async () => {
-    const { fodStorePath } = await import('../src/graph/store-path.js');
-    const { toSri } = await import('../src/graph/hash.js');
+    const { fodStorePath } = await import('../src/nix-formats/store-path.js');
+    const { toSri } = await import('../src/nix-formats/hash.js');
     const fods = rowsWhere(`SELECT name, out_path, hash_algo, hash_mode, hash_hex, hash_sri FROM fods`);
     expect(fods.length).toBeGreaterThan(150);
     const modes = new Set<string>();

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { NETWORK_DEFAULTS } from '../src/fetch/network.js';
 import { runFetch } from '../src/fetch/run.js';
 import { unverifiable, type FetcherPlugin, type FodEnv } from '../src/fetch/types.js';
-import { narHash } from '../src/mirror/nar.js';
-import { generateKeyPair, narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/mirror/narinfo.js';
+import { narHash } from '../src/nix-formats/nar.js';
+import { generateKeyPair, narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/nix-formats/narinfo.js';
 import { buildReport } from '../src/report/build.js';
 import { createTestCrawl, FLAT_CACHE, hashHex, runSettings } from './helpers/fetch-db.js';
 

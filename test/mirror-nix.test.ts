@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNix32 } from '../src/graph/hash.js';
+import { encodeNix32 } from '../src/nix-formats/hash.js';
 import { NETWORK_DEFAULTS } from '../src/fetch/network.js';
 import { runFetch } from '../src/fetch/run.js';
 import { createTestCrawl, FLAT_CACHE, hashHex } from './helpers/fetch-db.js';

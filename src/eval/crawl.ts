@@ -10,13 +10,13 @@ import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot, workerScript } from '../config/defaults.js';
 import type { CrawlSettings as Config } from '../config/settings.js';
 import { openDb, type Db } from '../db/open.js';
-import { createCrawlStore, type AttrRow, type ShardWrite, type Target } from '../db/crawl-store.js';
+import { closureSizeOf, crawlCounts, createCrawlStore, type AttrRow, type ShardWrite, type Target } from '../db/crawl-store.js';
 import { formatAttrPath } from './attr-path.js';
 import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
 import { checkSystems } from './preflight.js';
 import { crawlStopper } from './stop.js';
 import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
-import type { Progress } from './progress.js';
+import type { CrawlSummary, Progress } from './progress.js';
 import type { Mirrors } from '../graph/fod.js';
 import type { ShardFailure, ShardResult, ShardTask } from './types.js';
 
@@ -27,19 +27,6 @@ export interface CrawlOptions {
   progress?: Progress;
   /** stops the crawl (its reason names the signal); the crawl is then marked interrupted */
   signal?: AbortSignal;
-}
-
-export interface CrawlSummary {
-  crawl: number;
-  resumed: boolean;
-  systems: string[];
-  variants: string[];
-  attrs: { total: number; drv: number; set: number; error: number; skipped: number };
-  drvs: number;
-  fods: number;
-  durationMs: number;
-  /** the version of the Nix that evaluated (`builtins.nixVersion`, e.g. "2.26.3") */
-  nix: string;
 }
 
 /**
@@ -602,20 +589,15 @@ async function checkAttrsExist(config: Config, attrs: string[][], drvStore: stri
 function summarise(
   db: Db, crawl: number, config: Config, resumed: boolean, durationMs: number, closure: Set<string> | null, nix: string,
 ): CrawlSummary {
-  const counts = db.prepare(`SELECT status, COUNT(*) n FROM attrs WHERE crawl_id = ? GROUP BY status`).all(crawl) as { status: string; n: number }[];
+  const { byStatus: counts, fods: fodCount } = crawlCounts(db, crawl);
   const by = Object.fromEntries(counts.map((c) => [c.status, c.n])) as Record<string, number>;
-  const drvs = closure ? closure.size : (db.prepare(`
-    WITH RECURSIVE c(p) AS (
-      SELECT drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
-      UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
-    SELECT COUNT(*) n FROM c`).get(crawl) as { n: number }).n;
-  const fods = (db.prepare(`SELECT COUNT(DISTINCT drv_path) n FROM fod_seen WHERE crawl_id = ?`).get(crawl) as { n: number }).n;
+  const drvs = closure ? closure.size : closureSizeOf(db, crawl);
   return {
     crawl, resumed, systems: config.systems, variants: Object.keys(config.variants),
     attrs: {
       total: counts.reduce((a, c) => a + c.n, 0),
       drv: by.drv ?? 0, set: by.set ?? 0, error: by.error ?? 0, skipped: by.skipped ?? 0,
     },
-    drvs, fods, durationMs, nix,
+    drvs, fods: fodCount, durationMs, nix,
   };
 }

@@ -7,7 +7,7 @@ import { ftpTry } from './ftp.js';
 import { httpHop, isLocal } from './http.js';
 import { isTransient } from './outcome.js';
 import { tryFailure, type TryResult } from './receive.js';
-import type { HashPool } from './hashing.js';
+import type { HashPool } from '../mirror/hashing.js';
 import type { DownloadFailed, DownloadOk, DownloadRequest, FetchContext, Network } from './types.js';
 import { checkUrl, hostKey } from './url-policy.js';
 import { fetchSchema } from '../config/schema.js';

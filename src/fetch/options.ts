@@ -1,7 +1,8 @@
 import { FodderError } from '../errors.js';
 import type { FetchSettings, NixFallbackSettings } from '../config/settings.js';
 import type { FodKind } from '../graph/types.js';
-import { binaryCacheOptions, type BinaryCacheOptions } from '../mirror/binary-cache.js';
+import type { BinaryCacheOptions } from '../mirror/binary-cache.js';
+import { binaryCacheOptions } from './cache-options.js';
 import { networkOptions, type NetworkOptions } from './network.js';
 import { parseKinds } from './registry.js';
 

@@ -64,23 +64,3 @@ export class FetchError extends FodderError {
     this.outcome = outcome;
   }
 }
-
-/** Error codes of the fetch stage itself (not of one URL): these abort a run or a command. */
-export const FetchErrorCode = {
-  MIRROR_UNWRITABLE: 'MIRROR_UNWRITABLE',
-  MIRROR_FULL: 'MIRROR_FULL',
-  MIRROR_LOCKED: 'MIRROR_LOCKED',
-  MIRROR_MISSING: 'MIRROR_MISSING',
-} as const;
-
-/** Local storage errors that must stop the whole run rather than count against a URL. */
-export function storageError(err: unknown, where: string): FodderError | null {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new FodderError(FetchErrorCode.MIRROR_FULL, `no space left on the mirror's device (${where})`, { where, errno: code });
-  }
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new FodderError(FetchErrorCode.MIRROR_UNWRITABLE, `cannot write to the mirror (${where}): ${(err as Error).message}`, { where, errno: code });
-  }
-  return null;
-}

@@ -7,16 +7,16 @@ import type { Fod, FodKind } from '../graph/types.js';
 import { CacheErrorCode, createBinaryCache, publishable, type BinaryCache } from '../mirror/binary-cache.js';
 import { createHashedMirror, type HashedMirror } from '../mirror/hashed-mirror.js';
 import { fetchWithFallback, planFetch, type FetcherSet } from './fallback.js';
-import { createHashPool } from './hashing.js';
+import { createHashPool } from '../mirror/hashing.js';
 import { createNetwork, type NetworkOptions } from './network.js';
 import type { CacheSettings, NixFallbackRun } from './options.js';
-import { storageError, type Outcome } from './outcome.js';
+import { storageError } from '../mirror/storage-error.js';
 import { chooseCrawl } from '../db/crawls.js';
-import { createClosureReader, createEnvReader, crawlStoreOf, fodsOfCrawl } from './plan.js';
+import { createClosureReader, createEnvReader, crawlStoreOf, fodsOfCrawl } from '../db/fods.js';
 import { createNixFetcher, crawlDrvStores } from './plugins/nix.js';
-import type { FetchProgress } from './progress.js';
+import type { FetchProgress, FetchSummary, KindCounts } from './progress.js';
 import { FETCHERS } from './registry.js';
-import { createFetchStore, type FetchStore } from './store.js';
+import { createFetchStore, type FetchStore } from '../db/fetch-store.js';
 import type { FetchContext, FetcherPlugin, FetchVerdict, FodEnv, Network, UnverifiableVerdict } from './types.js';
 
 export interface FetchRunOptions {
@@ -37,51 +37,6 @@ export interface FetchRunOptions {
   fetchers?: Partial<Record<FodKind, FetcherPlugin>>;
   /** the fallback plug-in itself, when `nix` is on (default: made from `nix` and the crawl's stores) */
   nixFetcher?: FetcherPlugin;
-}
-
-/** The fate of the FODs of one kind in one run. */
-export interface KindCounts {
-  fods: number;
-  mirrored: number;
-  alreadyMirrored: number;
-  dead: number;
-  brokenHash: number;
-  unverifiable: number;
-  failedBefore: number;
-}
-
-export interface FetchSummary {
-  run: number;
-  crawl: number;
-  mirror: string;
-  /** the binary cache: `<mirror>/cache` */
-  cache: string;
-  kinds: FodKind[];
-  /** whether the nix fallback was on */
-  nixFallback: boolean;
-  /** FODs of the selected kinds in the crawl */
-  fods: number;
-  /** newly stored by this run */
-  mirrored: number;
-  /** found in the mirror already: not fetched again */
-  alreadyMirrored: number;
-  dead: number;
-  brokenHash: number;
-  /** fodder could not judge them, by reason (no plug-in reproduces them, or one tried and could not): not a verdict on the source */
-  unverifiable: Record<string, number>;
-  /** newly stored, by the plug-in that produced them */
-  mirroredBy: Record<string, number>;
-  /** entries written to the binary cache (new sources, and mirrored files it lacked) */
-  published: number;
-  byKind: Partial<Record<FodKind, KindCounts>>;
-  skipped: {
-    /** failed in an earlier run (use --retry-failed) */
-    failedBefore: number;
-  };
-  bytes: number;
-  durationMs: number;
-  /** every try's outcome, counted */
-  outcomes: Partial<Record<Outcome, number>>;
 }
 
 /** A FOD to fetch, or (publishOnly) a file the hashed mirror holds and the binary cache lacks. */

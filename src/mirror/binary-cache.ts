@@ -19,18 +19,17 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { z } from 'zod';
-import { cacheSchema } from '../config/schema.js';
 import { FodderError } from '../errors.js';
-import { toNix32, type HashValue } from '../graph/hash.js';
-import { fodStorePath } from '../graph/store-path.js';
+import { toNix32, type HashValue } from '../nix-formats/hash.js';
+import { fodStorePath } from '../nix-formats/store-path.js';
 import type { Fod } from '../graph/types.js';
-import type { FetchedOutput } from '../fetch/types.js';
-import { narHash, narOfFile, narStream } from './nar.js';
+import type { FetchedOutput } from './types.js';
+import { narHash, narOfFile, narStream } from '../nix-formats/nar.js';
 import {
   fixedOutputCa, formatNarInfo, narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, publicKeyOf, signNarInfo,
-  writeNarFile, type NarInfo, type WrittenNar,
-} from './narinfo.js';
+  type NarInfo,
+} from '../nix-formats/narinfo.js';
+import { writeNarFile, type WrittenNar } from './nar-file.js';
 
 /** Error codes of the binary cache. */
 export const CacheErrorCode = {
@@ -43,11 +42,6 @@ export const CacheErrorCode = {
 
 export type CacheCompression = 'none' | 'xz' | 'zstd';
 
-/** The `cache:` options (`fetch.cache` in the config file), validated once at the edge. */
-export const binaryCacheOptionsSchema = cacheSchema;
-
-export type BinaryCacheConfig = z.input<typeof binaryCacheOptionsSchema>;
-
 export interface BinaryCacheOptions {
   /** the mirror directory; the cache is `<mirrorDir>/cache` */
   mirrorDir: string;
@@ -58,26 +52,6 @@ export interface BinaryCacheOptions {
   priority?: number;
   /** whether the fetch stage publishes flat sources too (default true); the cache itself takes whatever it is given */
   flat?: boolean;
-}
-
-/** Validates a `cache:` section and reads its key file; errors name the bad key. */
-export function binaryCacheOptions(mirrorDir: string, raw: unknown): BinaryCacheOptions {
-  const parsed = binaryCacheOptionsSchema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    throw new FodderError(CacheErrorCode.OPTIONS_INVALID, `cache.${i.path.join('.')}: ${i.message}`, { key: i.path.join('.') });
-  }
-  const o = parsed.data;
-  let secretKey: string | null = null;
-  if (o.secretKeyFile) {
-    try {
-      secretKey = readFileSync(o.secretKeyFile, 'utf8').trim();
-      publicKeyOf(secretKey);
-    } catch (e) {
-      throw new FodderError(CacheErrorCode.OPTIONS_INVALID, `cache.secretKeyFile: ${o.secretKeyFile}: ${(e as Error).message}`, { key: 'secretKeyFile' });
-    }
-  }
-  return { mirrorDir, compression: o.compression, level: o.level, secretKey, priority: o.priority, flat: o.flat };
 }
 
 /** What one published entry is. */

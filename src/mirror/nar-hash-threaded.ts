@@ -17,8 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../config/defaults.js';
 import { FodderError } from '../errors.js';
-import type { HashAlgo } from '../graph/types.js';
-import { NAR_ENTRY_HEAD, NAR_TOKENS, narStream, narString, type NarHashResult } from './nar.js';
+import type { HashAlgo } from '../nix-formats/hash.js';
+import { NAR_ENTRY_HEAD, NAR_TOKENS, narStream, narString, type NarHashResult } from '../nix-formats/nar.js';
 
 /** Bytes handed to the worker per message. */
 const BATCH = 1 << 20;

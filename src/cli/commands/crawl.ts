@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { resolveSettings } from '../../config/settings.js';
 import { crawl } from '../../eval/crawl.js';
 import { parseAttrPath } from '../../eval/attr-path.js';
-import { createProgress } from '../../eval/progress.js';
+import { createProgress } from '../crawl-progress.js';
 import { abortOnSignals, collect, isInteractive, positiveInt, printJson } from '../common.js';
 
 interface CrawlFlags {

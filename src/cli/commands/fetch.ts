@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { chooseCrawl } from '../../db/crawls.js';
 import { openDb } from '../../db/open.js';
-import { createFetchProgress, formatBytes, formatDuration } from '../../fetch/progress.js';
-import type { FetchSummary } from '../../fetch/run.js';
+import { createFetchProgress, formatBytes, formatDuration } from '../fetch-progress.js';
+import type { FetchSummary } from '../../fetch/progress.js';
 import { resolveSettings } from '../../config/settings.js';
 import { abortOnSignals, collect, isInteractive, positiveInt, printJson } from '../common.js';
 import { SIGNAL_EXIT } from '../failure.js';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { resolveSettings } from '../../config/settings.js';
 import { openDb } from '../../db/open.js';
-import { formatBytes, formatDuration } from '../../fetch/progress.js';
+import { formatBytes, formatDuration } from '../fetch-progress.js';
 import { forgetMissing } from '../../mirror/mirror-db.js';
 import { isInteractive, printJson } from '../common.js';
 

@@ -21,11 +21,12 @@ import { Readable } from 'node:stream';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FodderError } from '../../errors.js';
-import { exportArchive, type ImportEntry } from '../../graph/drv-export.js';
-import { HASH_ALGOS, parseHash } from '../../graph/hash.js';
-import type { Fod, HashAlgo } from '../../graph/types.js';
-import { narHash, unpackNar } from '../../mirror/nar.js';
-import { unverifiable, type Digests, type FetchContext, type FetcherPlugin, type FetchVerdict } from '../types.js';
+import { exportArchive, type ImportEntry } from '../../nix-formats/drv-export.js';
+import { HASH_ALGOS, parseHash, type HashAlgo } from '../../nix-formats/hash.js';
+import type { Fod } from '../../graph/types.js';
+import { narHash, unpackNar } from '../../nix-formats/nar.js';
+import type { Digests } from '../../mirror/types.js';
+import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict } from '../types.js';
 
 export interface NixFetcherOptions {
   /** the store that builds (`--store`); null or absent: the user's default store */

@@ -4,8 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { FodderError } from '../errors.js';
-import { compressHash, decodeNix32, encodeNix32, hashOf, hashSizes } from './hash.js';
-import type { HashAlgo, HashMode } from './types.js';
+import { compressHash, decodeNix32, encodeNix32, hashOf, hashSizes, type HashAlgo, type HashMode } from './hash.js';
 
 /** Error code for a bad store path or store path name. */
 export const STORE_PATH_INVALID = 'STORE_PATH_INVALID';

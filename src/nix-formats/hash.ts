@@ -6,9 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { FodderError } from '../errors.js';
-import type { HashAlgo } from './types.js';
 
 /** Error code for a hash that cannot be parsed or an unknown algorithm. */
+export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
+/** how a fixed output is hashed: the file itself (`flat`) or its NAR (`recursive`) */
+export type HashMode = 'flat' | 'recursive';
+
 export const HASH_INVALID = 'HASH_INVALID';
 
 /** Digest size in bytes of every algorithm Nix supports for fixed outputs. */

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { mkdir, open, symlink, type FileHandle } from 'node:fs/promises';
 import { FodderError } from '../errors.js';
-import type { HashAlgo } from '../graph/types.js';
+import type { HashAlgo } from './hash.js';
 
 /** Error codes raised while dumping. */
 export const NAR_UNSUPPORTED_FILE = 'NAR_UNSUPPORTED_FILE';
