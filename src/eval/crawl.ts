@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,6 +6,7 @@ import { Piscina } from 'piscina';
 import PQueue from 'p-queue';
 import { slotStorePath } from '../graph/store-slots.js';
 import { FodderError, ErrorCode } from '../errors.js';
+import { startProcess } from '../process.js';
 import { packageRoot, workerScript } from '../config/defaults.js';
 import type { Config } from '../config/load.js';
 import { openDb, type Db } from '../db/open.js';
@@ -139,13 +139,9 @@ async function removeTree(dir: string): Promise<void> {
 }
 
 /** `rm -rf DIR` in a process of its own; rmSync when rm cannot be run. */
-function removeDir(dir: string): Promise<void> {
-  return new Promise((resolve) => {
-    const fallback = () => { rmSync(dir, { recursive: true, force: true }); resolve(); };
-    const rm = spawn('rm', ['-rf', '--', dir], { stdio: 'ignore' });
-    rm.once('error', fallback);
-    rm.once('close', (code) => (code === 0 ? resolve() : fallback()));
-  });
+async function removeDir(dir: string): Promise<void> {
+  const done = await startProcess('rm', ['-rf', '--', dir]).exit.then((e) => e.code === 0, () => false);
+  if (!done) rmSync(dir, { recursive: true, force: true });
 }
 
 /** The crawl proper, once Nix, the mirrors and the database are at hand. */

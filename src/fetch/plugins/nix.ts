@@ -14,13 +14,13 @@
  * mirror must not move files out of a Nix store. Off unless enabled: building needs the
  * builder's own inputs (a stdenv from a binary cache or built locally).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FodderError } from '../../errors.js';
+import { runProcess, startProcess } from '../../process.js';
 import { exportArchive, type ImportEntry } from '../../graph/drv-export.js';
 import { HASH_ALGOS, parseHash } from '../../graph/hash.js';
 import type { Fod, HashAlgo } from '../../graph/types.js';
@@ -44,42 +44,21 @@ export interface NixFetcherOptions {
 export { crawlDrvStores } from '../../graph/store-slots.js';
 import { drvStoreHas, drvStoreUrl } from '../../graph/store-slots.js';
 
-interface Ran { code: number | null; stdout: Buffer; stderr: string }
+/** Nix's standard error can be a whole build log: about the last 100,000 characters are kept. */
+const NIX_STDERR = { max: 100_000, keep: 'tail' } as const;
 
-function runNix(cmd: string, args: string[], o: { timeoutMs: number; signal: AbortSignal }): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); if (stderr.length > 200_000) stderr = stderr.slice(-100_000); });
-    const kill = () => p.kill('SIGKILL');
-    const timer = setTimeout(() => { stderr += `\n(killed after ${o.timeoutMs} ms)`; kill(); }, o.timeoutMs);
-    o.signal.addEventListener('abort', kill);
-    p.once('error', (e) => { clearTimeout(timer); reject(e); });
-    p.once('close', (code) => {
-      clearTimeout(timer);
-      o.signal.removeEventListener('abort', kill);
-      resolve({ code, stdout: Buffer.concat(out), stderr: stderr.trim() });
-    });
-  });
+function runNix(cmd: string, args: string[], o: { timeoutMs: number; signal: AbortSignal }) {
+  return runProcess(cmd, args, { ...o, stderrLimit: NIX_STDERR });
 }
 
 /** A Nix command whose stdout is consumed as a stream (large exports and dumps never sit in memory). */
 function streamNix(cmd: string, args: string[], o: { stdin?: NodeJS.ReadableStream; timeoutMs: number; signal: AbortSignal }) {
-  const p = spawn(cmd, args, { stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  p.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); if (stderr.length > 200_000) stderr = stderr.slice(-100_000); });
-  const kill = () => p.kill('SIGKILL');
-  const timer = setTimeout(() => { stderr += `\n(killed after ${o.timeoutMs} ms)`; kill(); }, o.timeoutMs);
-  o.signal.addEventListener('abort', kill);
-  if (o.stdin) { p.stdin!.on('error', () => undefined); o.stdin.pipe(p.stdin!); }
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-    p.once('error', (e) => { clearTimeout(timer); reject(e); });
-    p.once('close', (code) => { clearTimeout(timer); o.signal.removeEventListener('abort', kill); resolve({ code, stderr: stderr.trim() }); });
+  const p = startProcess(cmd, args, {
+    stdin: (o.stdin as Readable | undefined) ?? 'ignore', stdout: 'pipe', signal: o.signal, timeoutMs: o.timeoutMs, stderrLimit: NIX_STDERR,
   });
+  const done = p.exit.then((e) => ({ code: e.code, stderr: p.stderr() }));
   done.catch(() => undefined);
-  return { stdout: p.stdout as NodeJS.ReadableStream & AsyncIterable<Buffer>, done, kill };
+  return { stdout: p.stdout!, done, kill: () => p.kill() };
 }
 
 /** The `got:` hash of Nix's "hash mismatch in fixed-output derivation '<drv>'" for `drvPath`, if that is what failed. */
