@@ -82,6 +82,8 @@ export const ErrorCode = {
   INTERRUPTED: 'INTERRUPTED',
   /** fodder's own files are missing (not built, moved) */
   INSTALL_BROKEN: 'INSTALL_BROKEN',
+  /** a crawl worker thread failed (it died, or fodder's own code failed on a whole shard) */
+  WORKER_FAILED: 'WORKER_FAILED',
 } as const;
 
 const ERRNO_EXPLAINED: Record<string, [code: string, text: string]> = {

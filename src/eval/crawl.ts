@@ -14,6 +14,7 @@ import { createCrawlStore, type AttrRow, type ShardWrite, type Target } from '..
 import { formatAttrPath } from './attr-path.js';
 import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
 import { checkSystems } from './preflight.js';
+import { createSlotTable } from './slots.js';
 import { crawlStopper } from './stop.js';
 import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
 import type { Progress } from './progress.js';
@@ -79,6 +80,9 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     filename: workerScript('eval-worker.js'), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
   });
+  // drv store slots are the coordinator's to give: a thread the pool replaces frees its slot first
+  const slots = createSlotTable(config.workers);
+  pool.on('workerDestroy', () => slots.reclaim(pool.threads.map((t) => t.threadId)));
   // the evaluators' spec files and Nix's own temporary files: removed when the crawl ends (or, after
   // a kill, by the next crawl)
   const scratch = makeScratch(config.store === null ? config.workers * config.limits.scratchDrvs * SCRATCH_BYTES_PER_DRV : 0);
@@ -105,7 +109,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
 
     stop.check();
     db = openDb(config.db, { create: true });
-    return await crawlWith(options, db, pool, { scratch, drvStore }, mirrors, nix.version, started, mark, removeScratch);
+    return await crawlWith(options, db, pool, { scratch, drvStore, slotTable: slots.buffer }, mirrors, nix.version, started, mark, removeScratch);
   } catch (err) {
     throw stop.failed(err, db);
   } finally {
@@ -146,7 +150,7 @@ async function removeDir(dir: string): Promise<void> {
 
 /** The crawl proper, once Nix, the mirrors and the database are at hand. */
 async function crawlWith(
-  options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string }, mirrors: Mirrors, nix: string, started: number,
+  options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string; slotTable: SharedArrayBuffer }, mirrors: Mirrors, nix: string, started: number,
   mark: (what: string) => void, walked: () => void,
 ): Promise<CrawlSummary> {
   const { config, progress } = options;
@@ -212,6 +216,8 @@ interface TargetJob {
   config: Config;
   policy: WalkPolicy;
   pool: Piscina;
+  /** the drv store slots (src/eval/slots.ts) */
+  slotTable: SharedArrayBuffer;
   store: ReturnType<typeof createCrawlStore>;
   crawl: number;
   target: Target;
@@ -299,7 +305,7 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
     const task: ShardTask = {
       nixpkgs: config.nixpkgs, system: target.system, variant: target.variant,
       config: variant.config, configNix: variant.nix, overlays: config.overlays, paths: shard,
-      exhaustive: config.exhaustive, store: job.drvStore, storeSlots: config.workers,
+      exhaustive: config.exhaustive, store: job.drvStore, slotTable: job.slotTable,
       pruneStoreAfter: config.store === null ? config.limits.scratchDrvs : null, mirrors: job.mirrors, explainErrors: config.explainErrors,
       timeoutMs: config.limits.shardTimeoutSec * 1000, memoryMb: config.limits.memoryMb,
       evaluator: join(packageRoot(), 'nix', 'evaluator.nix'), sessions: job.sessions, scratch: job.scratch,
