@@ -315,7 +315,7 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
       result = (await job.pool.run(task)) as ShardResult | ShardFailure;
     } catch (err) {
       // the worker thread itself died
-      result = { ok: false, code: 'WORKER_FAILED', message: (err as Error).message };
+      result = { ok: false, code: ErrorCode.WORKER_FAILED, message: (err as Error).message };
     }
     // a stop kills the evaluators and the pool: what failed then failed of that
     if (job.stopping()) throw new FodderError(ErrorCode.INTERRUPTED, 'the crawl is stopping', {});
@@ -334,7 +334,7 @@ async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: strin
         for (const d of result.drvs) job.closure.add(d.drvPath);
         for (const d of result.earlierDrvs) job.closure.add(d);
       }
-    } else if (result.code === 'NIX_FAILED') {
+    } else if (result.code === ErrorCode.NIX_FAILED) {
       // the package set itself does not load for this target (a syntax error, a top level that
       // throws, a config it refuses): nothing of it can be crawled, and the crawl stops (failed)
       // with Nix's message

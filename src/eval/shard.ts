@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { readDrvClosure, type DrvGraph, type ReadClosure } from '../graph/closure.js';
 import { slotStorePath } from '../graph/store-slots.js';
+import { ErrorCode } from '../errors.js';
 import { claimSlot } from './slots.js';
 import { NixSession, nixString, type Reply, type SessionSpec, type Stop } from './nix-session.js';
 import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
@@ -61,7 +62,7 @@ async function sessionFor(task: ShardTask, stats: ShardStats, fresh: boolean): P
   const started = await session.start();
   stats.loadMs += Date.now() - t0;
   if (!started.ok) {
-    return { ok: false, code: 'NIX_FAILED', message: `cannot load ${task.nixpkgs} for ${task.system}/${task.variant}: ${started.message}` };
+    return { ok: false, code: ErrorCode.NIX_FAILED, message: `cannot load ${task.nixpkgs} for ${task.system}/${task.variant}: ${started.message}` };
   }
   sessions.set(key, session);
   return session;

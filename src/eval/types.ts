@@ -91,6 +91,7 @@ export interface ShardResult {
 /** A shard that could not even load the package set. */
 export interface ShardFailure {
   ok: false;
+  /** an ErrorCode, or the errno of a failed system call (which the coordinator turns into IO_ERROR) */
   code: string;
   message: string;
 }

@@ -1,4 +1,4 @@
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
 
 /**
  * What one try of one URL came to. These strings go into `fetch_attempts.outcome` and are what
@@ -54,23 +54,26 @@ export function outcomeOfStatus(status: number): Outcome {
   return 'http-other';
 }
 
+/** What a failed try came to: each is also an ErrorCode (FetchError's `super` does not compile otherwise). */
+export type FailedOutcome = Exclude<Outcome, 'ok'>;
+
 /** A failed try. `code` is the outcome string itself, as stored in the database. */
 export class FetchError extends FodderError {
-  readonly outcome: Outcome;
+  readonly outcome: FailedOutcome;
 
-  constructor(outcome: Outcome, message: string, fields: Record<string, unknown> = {}) {
+  constructor(outcome: FailedOutcome, message: string, fields: Record<string, unknown> = {}) {
     super(outcome, message, fields);
     this.name = 'FetchError';
     this.outcome = outcome;
   }
 }
 
-/** Error codes of the fetch stage itself (not of one URL): these abort a run or a command. */
+/** The ErrorCodes of the fetch stage itself (not of one URL): these abort a run or a command. */
 export const FetchErrorCode = {
-  MIRROR_UNWRITABLE: 'MIRROR_UNWRITABLE',
-  MIRROR_FULL: 'MIRROR_FULL',
-  MIRROR_LOCKED: 'MIRROR_LOCKED',
-  MIRROR_MISSING: 'MIRROR_MISSING',
+  MIRROR_UNWRITABLE: ErrorCode.MIRROR_UNWRITABLE,
+  MIRROR_FULL: ErrorCode.MIRROR_FULL,
+  MIRROR_LOCKED: ErrorCode.MIRROR_LOCKED,
+  MIRROR_MISSING: ErrorCode.MIRROR_MISSING,
 } as const;
 
 /** Local storage errors that must stop the whole run rather than count against a URL. */

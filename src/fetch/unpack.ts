@@ -20,7 +20,7 @@
 import { createReadStream, existsSync } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
 import { startProcess, type StartedProcess } from '../process.js';
 import { createTarScanner } from './unpack-tar.js';
 import { readZipEntries } from './unpack-zip.js';
@@ -334,7 +334,7 @@ const SLASH = Buffer.from('/');
 /** A failure of the local disk, which must stop the run rather than mark one source. */
 function localFailure(stderr: string): FodderError | null {
   if (/No space left on device|Disk quota exceeded/.test(stderr)) {
-    return new FodderError('MIRROR_FULL', `no space left while unpacking: ${stderr.split('\n')[0]}`, {});
+    return new FodderError(ErrorCode.MIRROR_FULL, `no space left while unpacking: ${stderr.split('\n')[0]}`, {});
   }
   return null;
 }

@@ -5,11 +5,11 @@
  * an `algo-` prefix an SRI one.
  */
 import { createHash } from 'node:crypto';
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
 import type { HashAlgo } from './types.js';
 
 /** Error code for a hash that cannot be parsed or an unknown algorithm. */
-export const HASH_INVALID = 'HASH_INVALID';
+export const HASH_INVALID = ErrorCode.HASH_INVALID;
 
 /** Digest size in bytes of every algorithm Nix supports for fixed outputs. */
 export const hashSizes: Readonly<Record<HashAlgo, number>> = {

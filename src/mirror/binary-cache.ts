@@ -20,7 +20,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { z } from 'zod';
 import { cacheSchema } from '../config/schema.js';
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
 import { startProcess } from '../process.js';
 import { toNix32, type HashValue } from '../graph/hash.js';
 import { fodStorePath } from '../graph/store-path.js';
@@ -32,13 +32,11 @@ import {
   writeNarFile, type NarInfo, type WrittenNar,
 } from './narinfo.js';
 
-/** Error codes of the binary cache. */
+/** The ErrorCodes of the binary cache, by shorter names (src/errors.ts says what each means). */
 export const CacheErrorCode = {
-  /** the content does not have the FOD's declared hash: nothing was published */
-  HASH_MISMATCH: 'CACHE_HASH_MISMATCH',
-  /** the FOD's out path does not follow from its hash and name */
-  PATH_MISMATCH: 'CACHE_PATH_MISMATCH',
-  OPTIONS_INVALID: 'CACHE_OPTIONS_INVALID',
+  HASH_MISMATCH: ErrorCode.CACHE_HASH_MISMATCH,
+  PATH_MISMATCH: ErrorCode.CACHE_PATH_MISMATCH,
+  OPTIONS_INVALID: ErrorCode.CACHE_OPTIONS_INVALID,
 } as const;
 
 export type CacheCompression = 'none' | 'xz' | 'zstd';
@@ -334,7 +332,7 @@ async function writeNar(source: string, cacheDir: string, compression: CacheComp
     }
     await feeding;
     const code = await exited;
-    if (code !== 0) throw new FodderError('COMPRESS_FAILED', `zstd exited with ${code}: ${child.stderr()}`, { code });
+    if (code !== 0) throw new FodderError(ErrorCode.COMPRESS_FAILED, `zstd exited with ${code}: ${child.stderr()}`, { code });
     await fh.sync();
   } catch (e) {
     child.kill('SIGTERM');

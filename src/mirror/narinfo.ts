@@ -8,16 +8,16 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
 import { startProcess } from '../process.js';
 import { decodeBase64, encodeBase64, hashAlgoOf, parseHash, toNix32, type HashValue } from '../graph/hash.js';
 import { DEFAULT_STORE_DIR, parseStorePath, parseStorePathBase, type FixedOutputHash } from '../graph/store-path.js';
 import { narOfFile, narStream } from './nar.js';
 
 /** Error codes of this module. */
-export const NARINFO_INVALID = 'NARINFO_INVALID';
-export const KEY_INVALID = 'KEY_INVALID';
-export const COMPRESS_FAILED = 'COMPRESS_FAILED';
+export const NARINFO_INVALID = ErrorCode.NARINFO_INVALID;
+export const KEY_INVALID = ErrorCode.KEY_INVALID;
+export const COMPRESS_FAILED = ErrorCode.COMPRESS_FAILED;
 
 /** The contents of a binary cache's `nix-cache-info`. */
 export function nixCacheInfo(opts: { storeDir?: string; wantMassQuery?: boolean; priority?: number } = {}): string {

@@ -15,7 +15,7 @@ import { narHashThreaded as narHash } from '../../mirror/nar-hash-threaded.js';
 import type { Outcome } from '../outcome.js';
 import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict, type FodEnv } from '../types.js';
 import { DEFAULT_UNPACK_LIMITS, normaliseTree, type UnpackLimits } from '../unpack.js';
-import { FodderError } from '../../errors.js';
+import { ErrorCode, FodderError } from '../../errors.js';
 import { runProcess } from '../../process.js';
 
 export interface GitFetcherOptions {
@@ -99,7 +99,7 @@ export function createGitFetcher(options: GitFetcherOptions = {}): FetcherPlugin
       await mkdir(dir);
       const must = async (args: string[]) => {
         const r = await git(args);
-        if (r.code !== 0) throw new FodderError('GIT_FAILED', `git ${args[0]}: ${r.stderr}`, { stderr: r.stderr });
+        if (r.code !== 0) throw new FodderError(ErrorCode.GIT_FAILED, `git ${args[0]}: ${r.stderr}`, { stderr: r.stderr });
       };
       await must(['init', '-q', '--template=', '.']);
       await must(['remote', 'add', 'origin', g.url]);

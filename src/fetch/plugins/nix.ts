@@ -19,7 +19,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FodderError } from '../../errors.js';
+import { ErrorCode, FodderError } from '../../errors.js';
 import { runProcess, startProcess } from '../../process.js';
 import { exportArchive, type ImportEntry } from '../../graph/drv-export.js';
 import { HASH_ALGOS, parseHash } from '../../graph/hash.js';
@@ -97,7 +97,7 @@ export function createNixFetcher(options: NixFetcherOptions = {}): FetcherPlugin
       const importer = streamNix('nix-store', [...storeArgs, ...optionArgs, '--import'], { stdin: Readable.from([exportArchive(closure)]), timeoutMs, signal });
       importer.stdout.resume();
       const i = await importer.done;
-      if (i.code !== 0) throw new FodderError('NIX_FAILED', `nix-store --import of ${closure.length} store paths from the database: ${i.stderr}`, { drvPath });
+      if (i.code !== 0) throw new FodderError(ErrorCode.NIX_FAILED, `nix-store --import of ${closure.length} store paths from the database: ${i.stderr}`, { drvPath });
       return true;
     }
     for (const s of options.drvStores ?? []) {
@@ -111,7 +111,7 @@ export function createNixFetcher(options: NixFetcherOptions = {}): FetcherPlugin
       importer.stdout.resume();
       const [e, i] = await Promise.all([exporter.done, importer.done]);
       if (e.code !== 0) continue;
-      if (i.code !== 0) throw new FodderError('NIX_FAILED', `nix-store --import: ${i.stderr}`, { drvPath });
+      if (i.code !== 0) throw new FodderError(ErrorCode.NIX_FAILED, `nix-store --import: ${i.stderr}`, { drvPath });
       return true;
     }
     return false;
@@ -179,7 +179,7 @@ async function takeOutput(fod: Fod, ctx: FetchContext, dump: Dump): Promise<Fetc
   }
   const r = await d.done;
   if (r.code !== 0) return unverifiable('nix-failed', `nix store dump-path ${fod.outPath}: ${lastLines(r.stderr)}`);
-  const mismatch = () => new FodderError('NIX_OUTPUT_MISMATCH', `${fod.outPath} does not have the declared hash`, { outPath: fod.outPath });
+  const mismatch = () => new FodderError(ErrorCode.NIX_OUTPUT_MISMATCH, `${fod.outPath} does not have the declared hash`, { outPath: fod.outPath });
   if (fod.hash.mode === 'flat') {
     const digests = await fileDigests(out);
     if (digests[fod.hash.algo] !== fod.hash.hex) throw mismatch();
