@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,6 +6,7 @@ import { Piscina } from 'piscina';
 import PQueue from 'p-queue';
 import { slotStorePath } from '../graph/store-slots.js';
 import { FodderError, ErrorCode } from '../errors.js';
+import { startProcess } from '../process.js';
 import { packageRoot, workerScript } from '../config/defaults.js';
 import type { CrawlSettings as Config } from '../config/settings.js';
 import { openDb, type Db } from '../db/open.js';
@@ -14,6 +14,7 @@ import { closureSizeOf, crawlCounts, createCrawlStore, type AttrRow, type ShardW
 import { formatAttrPath } from './attr-path.js';
 import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
 import { checkSystems } from './preflight.js';
+import { createSlotTable } from './slots.js';
 import { crawlStopper } from './stop.js';
 import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
 import type { CrawlSummary, Progress } from './progress.js';
@@ -66,6 +67,9 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     filename: workerScript('eval-worker.js'), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
   });
+  // drv store slots are the coordinator's to give: a thread the pool replaces frees its slot first
+  const slots = createSlotTable(config.workers);
+  pool.on('workerDestroy', () => slots.reclaim(pool.threads.map((t) => t.threadId)));
   // the evaluators' spec files and Nix's own temporary files: removed when the crawl ends (or, after
   // a kill, by the next crawl)
   const scratch = makeScratch(config.store === null ? config.workers * config.limits.scratchDrvs * SCRATCH_BYTES_PER_DRV : 0);
@@ -93,7 +97,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
 
     stop.check();
     db = openDb(config.db, { create: true });
-    return await crawlWith(options, db, pool, { scratch, drvStore }, mirrors, nix.version, started, mark, removeScratch);
+    return await crawlWith(options, db, pool, { scratch, drvStore, slotTable: slots.buffer }, mirrors, nix.version, started, mark, removeScratch);
   } catch (err) {
     throw stop.failed(err, db);
   } finally {
@@ -127,18 +131,14 @@ async function removeTree(dir: string): Promise<void> {
 }
 
 /** `rm -rf DIR` in a process of its own; rmSync when rm cannot be run. */
-function removeDir(dir: string): Promise<void> {
-  return new Promise((resolve) => {
-    const fallback = () => { rmSync(dir, { recursive: true, force: true }); resolve(); };
-    const rm = spawn('rm', ['-rf', '--', dir], { stdio: 'ignore' });
-    rm.once('error', fallback);
-    rm.once('close', (code) => (code === 0 ? resolve() : fallback()));
-  });
+async function removeDir(dir: string): Promise<void> {
+  const done = await startProcess('rm', ['-rf', '--', dir]).exit.then((e) => e.code === 0, () => false);
+  if (!done) rmSync(dir, { recursive: true, force: true });
 }
 
 /** The crawl proper, once Nix, the mirrors and the database are at hand. */
 async function crawlWith(
-  options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string }, mirrors: Mirrors, nix: string, started: number,
+  options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string; slotTable: SharedArrayBuffer }, mirrors: Mirrors, nix: string, started: number,
   mark: (what: string) => void, walked: () => void,
 ): Promise<CrawlSummary> {
   const { config, progress } = options;
@@ -204,6 +204,8 @@ interface TargetJob {
   config: Config;
   policy: WalkPolicy;
   pool: Piscina;
+  /** the drv store slots (src/eval/slots.ts) */
+  slotTable: SharedArrayBuffer;
   store: ReturnType<typeof createCrawlStore>;
   crawl: number;
   target: Target;
@@ -372,7 +374,7 @@ async function evaluateShard(job: TargetJob, rows: Map<string, AttrRow>, shard: 
   const task: ShardTask = {
     nixpkgs: config.nixpkgs, system: target.system, variant: target.variant,
     config: variant.config, configNix: variant.nix, overlays: config.overlays, paths: shard,
-    exhaustive: config.exhaustive, store: job.drvStore, storeSlots: config.workers,
+    exhaustive: config.exhaustive, store: job.drvStore, slotTable: job.slotTable,
     pruneStoreAfter: config.store === null ? config.limits.scratchDrvs : null, mirrors: job.mirrors, explainErrors: config.explainErrors,
     timeoutMs: config.limits.shardTimeoutSec * 1000, memoryMb: config.limits.memoryMb,
     evaluator: join(packageRoot(), 'nix', 'evaluator.nix'), sessions: job.sessions, scratch: job.scratch,
@@ -382,7 +384,7 @@ async function evaluateShard(job: TargetJob, rows: Map<string, AttrRow>, shard: 
     result = (await job.pool.run(task)) as ShardResult | ShardFailure;
   } catch (err) {
     // the worker thread itself died
-    result = { ok: false, code: 'WORKER_FAILED', message: (err as Error).message };
+    result = { ok: false, code: ErrorCode.WORKER_FAILED, message: (err as Error).message };
   }
   // a stop kills the evaluators and the pool: what failed then failed of that
   if (job.stopping()) throw new FodderError(ErrorCode.INTERRUPTED, 'the crawl is stopping', {});
@@ -401,7 +403,7 @@ async function evaluateShard(job: TargetJob, rows: Map<string, AttrRow>, shard: 
       for (const d of result.drvs) job.closure.add(d.drvPath);
       for (const d of result.earlierDrvs) job.closure.add(d);
     }
-  } else if (result.code === 'NIX_FAILED') {
+  } else if (result.code === ErrorCode.NIX_FAILED) {
     // the package set itself does not load for this target (a syntax error, a top level that
     // throws, a config it refuses): nothing of it can be crawled, and the crawl stops (failed)
     // with Nix's message

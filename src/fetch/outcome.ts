@@ -1,4 +1,4 @@
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
 
 /**
  * What one try of one URL came to. These strings go into `fetch_attempts.outcome` and are what
@@ -54,11 +54,14 @@ export function outcomeOfStatus(status: number): Outcome {
   return 'http-other';
 }
 
+/** What a failed try came to: each is also an ErrorCode (FetchError's `super` does not compile otherwise). */
+export type FailedOutcome = Exclude<Outcome, 'ok'>;
+
 /** A failed try. `code` is the outcome string itself, as stored in the database. */
 export class FetchError extends FodderError {
-  readonly outcome: Outcome;
+  readonly outcome: FailedOutcome;
 
-  constructor(outcome: Outcome, message: string, fields: Record<string, unknown> = {}) {
+  constructor(outcome: FailedOutcome, message: string, fields: Record<string, unknown> = {}) {
     super(outcome, message, fields);
     this.name = 'FetchError';
     this.outcome = outcome;

@@ -4,18 +4,18 @@
  * that describes the file is a Nix format (src/nix-formats/narinfo.ts); writing the file is the
  * mirror's storage.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
+import { startProcess } from '../process.js';
 import { toNix32, type HashValue } from '../nix-formats/hash.js';
 import { narOfFile, narStream } from '../nix-formats/nar.js';
 
 /** Error code of this module. */
-export const COMPRESS_FAILED = 'COMPRESS_FAILED';
+export const COMPRESS_FAILED = ErrorCode.COMPRESS_FAILED;
 
 /** Compressions fodder writes; Nix reads both. */
 export type Compression = 'none' | 'xz';
@@ -38,26 +38,21 @@ export async function* compressedStream(
     for await (const c of source) yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
     return;
   }
-  const child = spawn('xz', ['-z', '-c', `-${opts.level ?? 6}`, `-T${opts.threads ?? 1}`], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve(code));
-  });
-  const feeding = pipeline(Readable.from(source, { objectMode: false }), child.stdin);
+  const child = startProcess('xz', ['-z', '-c', `-${opts.level ?? 6}`, `-T${opts.threads ?? 1}`], { stdin: 'pipe', stdout: 'pipe' });
+  const exited = child.exit.then((e) => e.code);
+  const feeding = pipeline(Readable.from(source, { objectMode: false }), child.stdin!);
   exited.catch(() => undefined);
   feeding.catch(() => undefined);
   try {
-    for await (const c of child.stdout) yield c as Buffer;
+    for await (const c of child.stdout!) yield c;
     await feeding;
     const code = await exited;
-    if (code !== 0) throw new FodderError(COMPRESS_FAILED, `xz exited with ${code}: ${stderr.trim()}`, { code, stderr });
+    if (code !== 0) throw new FodderError(COMPRESS_FAILED, `xz exited with ${code}: ${child.stderr()}`, { code, stderr: child.stderr() });
   } catch (e) {
     if (e instanceof FodderError) throw e;
-    throw new FodderError(COMPRESS_FAILED, `xz compression failed: ${(e as Error).message}`, { stderr });
+    throw new FodderError(COMPRESS_FAILED, `xz compression failed: ${(e as Error).message}`, { stderr: child.stderr() });
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill();
+    child.kill('SIGTERM');
   }
 }
 

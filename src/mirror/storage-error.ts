@@ -1,11 +1,11 @@
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
 
 /** Error codes of the mirror's storage (not of one URL): these abort a fetch run or a command. */
 export const MirrorErrorCode = {
-  MIRROR_UNWRITABLE: 'MIRROR_UNWRITABLE',
-  MIRROR_FULL: 'MIRROR_FULL',
-  MIRROR_LOCKED: 'MIRROR_LOCKED',
-  MIRROR_MISSING: 'MIRROR_MISSING',
+  MIRROR_UNWRITABLE: ErrorCode.MIRROR_UNWRITABLE,
+  MIRROR_FULL: ErrorCode.MIRROR_FULL,
+  MIRROR_LOCKED: ErrorCode.MIRROR_LOCKED,
+  MIRROR_MISSING: ErrorCode.MIRROR_MISSING,
 } as const;
 
 /** Local storage errors that must stop the whole run rather than count against a URL. */

@@ -4,13 +4,13 @@
  * narinfo names is the mirror's (src/mirror/nar-file.ts).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
 import { decodeBase64, encodeBase64, hashAlgoOf, parseHash, toNix32, type HashValue } from './hash.js';
 import { DEFAULT_STORE_DIR, parseStorePath, parseStorePathBase, type FixedOutputHash } from './store-path.js';
 
 /** Error codes of this module. */
-export const NARINFO_INVALID = 'NARINFO_INVALID';
-export const KEY_INVALID = 'KEY_INVALID';
+export const NARINFO_INVALID = ErrorCode.NARINFO_INVALID;
+export const KEY_INVALID = ErrorCode.KEY_INVALID;
 
 /** The contents of a binary cache's `nix-cache-info`. */
 export function nixCacheInfo(opts: { storeDir?: string; wantMassQuery?: boolean; priority?: number } = {}): string {
