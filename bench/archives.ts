@@ -31,6 +31,7 @@ import { createBinaryCache, type BinaryCache } from '../src/mirror/binary-cache.
 import { fodStorePath } from '../src/nix-formats/store-path.js';
 import type { Fod } from '../src/graph/types.js';
 import type { FetchContext } from '../src/fetch/types.js';
+import { binaryCacheOptions } from '../src/fetch/cache-options.js';
 
 const nArchives = Number(process.argv[2] ?? 200);
 const treeMiB = Number(process.argv[3] ?? 256);
@@ -235,9 +236,9 @@ echo "$tc $tt $th"`;
       if (wall < shellMs) { shellMs = wall; tools = parts; }
       seq = Math.min(seq, await mirrorWithFodder(urls, hashes, 1, null));
       par = Math.min(par, await mirrorWithFodder(urls, hashes, concurrency, null));
-      const xz = createBinaryCache({ mirrorDir: mkdtempSync(join(root, 'mirror-')), compression: 'xz', level: 3 });
+      const xz = createBinaryCache({ ...binaryCacheOptions(mkdtempSync(join(root, 'mirror-')), {}), compression: 'xz', level: 3 });
       parCache = Math.min(parCache, await mirrorWithFodder(urls, hashes, concurrency, xz));
-      const none = createBinaryCache({ mirrorDir: mkdtempSync(join(root, 'mirror-')), compression: 'none' });
+      const none = createBinaryCache({ ...binaryCacheOptions(mkdtempSync(join(root, 'mirror-')), {}), compression: 'none' });
       parCacheNone = Math.min(parCacheNone, await mirrorWithFodder(urls, hashes, concurrency, none));
     }
     const [tc, tt, th] = tools;

@@ -23,6 +23,7 @@ import { drvStoreHas, drvStoreUrl, readStoreSource, readStoreText } from '../src
 import { drvEntry } from '../src/nix-formats/drv-export.js';
 import { createBinaryCache } from '../src/mirror/binary-cache.js';
 import { tempDir } from './helpers/cli.js';
+import { binaryCacheOptions } from '../src/fetch/cache-options.js';
 import {
   crawlFixture, fixtureHashes, fodsWithEnv, pluginHarness, startUpstream, type FodWithEnv, type PluginHarness, type Upstream,
 } from './helpers/fixture-upstream.js';
@@ -113,7 +114,7 @@ describe('a fetchzip with a custom postFetch, realised by Nix', () => {
     expect(readFileSync(join(v.verdict.output.path, 'TRIMMED'), 'utf8')).toBe('trimmed by postFetch\n');
 
     // and it goes into the binary cache like any other tree, under the same store path the fixture's trimmed FOD has
-    const cache = createBinaryCache({ mirrorDir: tempDir('fodder-mirror-'), compression: 'xz' });
+    const cache = createBinaryCache({ ...binaryCacheOptions(tempDir('fodder-mirror-'), {}), compression: 'xz' });
     const e = await cache.addOutput(f.fod, v.verdict.output);
     expect(e.storePath).toBe(fixture.fods.find((x) => x.fod.name === 'trimmed-2.0-source')!.fod.outPath);
   });

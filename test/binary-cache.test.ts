@@ -75,7 +75,7 @@ describe('Nix substitutes what fodder publishes', () => {
   for (const compression of ['xz', 'none', 'zstd'] as CacheCompression[]) {
     test(`${compression}: a fetchzip tree and a flat tarball, signed, into a fresh store with require-sigs`, async () => {
       const mirror = join(dir, `mirror-${compression}`);
-      const cache = createBinaryCache({ mirrorDir: mirror, compression, secretKey: keys.secret });
+      const cache = createBinaryCache({ ...binaryCacheOptions(mirror, {}), compression, secretKey: keys.secret });
       const libgh = byName('source');
       const hello = byName('hello-2.12.tar.gz');
       const t = await cache.addTree(libgh, tree);
@@ -128,7 +128,7 @@ describe('what Nix 2.8 checks: the signature, or the content address', () => {
   let narinfo: string;
 
   beforeAll(async () => {
-    const cache = createBinaryCache({ mirrorDir: join(dir, 'mirror-sigs'), compression: 'xz', secretKey: keys.secret });
+    const cache = createBinaryCache({ ...binaryCacheOptions(join(dir, 'mirror-sigs'), {}), compression: 'xz', secretKey: keys.secret });
     const e = await cache.addTree(byName('source'), tree);
     cacheDir = cache.dir;
     storePath = e.storePath;
@@ -174,7 +174,7 @@ describe('what Nix 2.8 checks: the signature, or the content address', () => {
     const fake: Fod = { ...byName('source'), hash: { ...byName('source').hash, hex: (await import('../src/nix-formats/nar.js').then((m) => m.narHash(other))).hex } };
     const { fodStorePath } = await import('../src/nix-formats/store-path.js');
     fake.outPath = fodStorePath(fake.hash, fake.name);
-    const c2 = createBinaryCache({ mirrorDir: join(dir, 'mirror-sigs'), compression: 'xz', secretKey: keys.secret });
+    const c2 = createBinaryCache({ ...binaryCacheOptions(join(dir, 'mirror-sigs'), {}), compression: 'xz', secretKey: keys.secret });
     const e2 = await c2.addTree(fake, other);
     const forged = readFileSync(e2.narInfoFile, 'utf8').replace(e2.storePath, storePath).replace(/^Sig: .*\n/m, '');
     const forgedInfo = parseNarInfo(forged);
@@ -193,7 +193,7 @@ describe('what Nix 2.8 checks: the signature, or the content address', () => {
 
 describe('nothing unverified is published', () => {
   test('a tree whose NAR hash is not the declared one: refused, no narinfo, no NAR file left', async () => {
-    const cache = createBinaryCache({ mirrorDir: join(dir, 'mirror-bad'), compression: 'xz', secretKey: keys.secret });
+    const cache = createBinaryCache({ ...binaryCacheOptions(join(dir, 'mirror-bad'), {}), compression: 'xz', secretKey: keys.secret });
     const other = join(dir, 'tampered');
     cpSync(tree, other, { recursive: true });
     writeFileSync(join(other, 'README'), 'tampered\n');
@@ -205,7 +205,7 @@ describe('nothing unverified is published', () => {
   });
 
   test('a flat file with the wrong content: refused before anything is written', async () => {
-    const cache = createBinaryCache({ mirrorDir: join(dir, 'mirror-bad2'), compression: 'none' });
+    const cache = createBinaryCache({ ...binaryCacheOptions(join(dir, 'mirror-bad2'), {}), compression: 'none' });
     const err = await cache.addFile(byName('hello-2.12.tar.gz'), join(UPSTREAM, 'zlib/zlib-1.3.tar.gz')).catch((e: unknown) => e);
     expect((err as FodderError).code).toBe(CacheErrorCode.HASH_MISMATCH);
     expect(existsSync(join(cache.dir, 'nar')) ? readdirSync(join(cache.dir, 'nar')) : []).toEqual([]);
@@ -213,7 +213,7 @@ describe('nothing unverified is published', () => {
   });
 
   test('an out path that does not follow from the hash and name is refused', async () => {
-    const cache = createBinaryCache({ mirrorDir: join(dir, 'mirror-bad3'), compression: 'none' });
+    const cache = createBinaryCache({ ...binaryCacheOptions(join(dir, 'mirror-bad3'), {}), compression: 'none' });
     const fod = { ...byName('source'), name: 'renamed' };
     await expect(cache.addTree(fod, tree)).rejects.toMatchObject({ code: CacheErrorCode.PATH_MISMATCH });
   });
@@ -233,7 +233,7 @@ describe('flat url sources from the hashed mirror', () => {
       cpSync(join(UPSTREAM, rel), tmp);
       await mirror.admitFile(tmp, digestsOf(tmp));
     }
-    const cache = createBinaryCache({ mirrorDir, compression: 'xz', secretKey: keys.secret });
+    const cache = createBinaryCache({ ...binaryCacheOptions(mirrorDir, {}), compression: 'xz', secretKey: keys.secret });
     const flat = fods.map((f) => f.fod).filter((f) => f.hash.mode === 'flat');
     const r = await addFlatSources(cache, flat, mirror);
     expect(r.added.map((e) => e.storePath).sort()).toEqual(

@@ -43,13 +43,15 @@ export type CacheCompression = 'none' | 'xz' | 'zstd';
 export interface BinaryCacheOptions {
   /** the mirror directory; the cache is `<mirrorDir>/cache` */
   mirrorDir: string;
-  compression?: CacheCompression;
+  compression: CacheCompression;
+  /** the compressor's level; absent: the tool's own default (xz 6, zstd 3) */
   level?: number;
   /** the secret key itself (`name:base64`), or null for an unsigned cache */
-  secretKey?: string | null;
-  priority?: number;
-  /** whether the fetch stage publishes flat sources too (default true); the cache itself takes whatever it is given */
-  flat?: boolean;
+  secretKey: string | null;
+  /** the priority nix-cache-info announces */
+  priority: number;
+  /** whether the fetch stage publishes flat sources too; the cache itself takes whatever it is given */
+  flat: boolean;
 }
 
 /** What one published entry is. */
@@ -104,8 +106,7 @@ export function publishable(fod: Fod): boolean {
 
 export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
   const dir = resolve(options.mirrorDir, 'cache');
-  const compression = options.compression ?? 'none';
-  const secretKey = options.secretKey ?? null;
+  const { compression, secretKey } = options;
   const publicKey = secretKey ? publicKeyOf(secretKey) : null;
   const narInfoPath = (storePath: string) => join(dir, narInfoFileName(storePath));
 
@@ -113,7 +114,7 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
   const prepare = () => (ready ??= (async () => {
     await mkdir(join(dir, 'nar'), { recursive: true });
     const info = join(dir, 'nix-cache-info');
-    if (!existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: options.priority ?? 30 }));
+    if (!existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: options.priority }));
   })());
 
   const storePathOf = (fod: Fod): string => {
