@@ -300,8 +300,10 @@ function walk(job: TargetJob, rows: Map<string, AttrRow>): Promise<void> {
     /** takes every decision whose inputs are known, in order; queues what they open */
     const decide = () => {
       if (levels.length === 0) {
+        // the roots first: nothing else is sent before they are all back (a root the policy
+        // excludes has no row)
+        if (inFlight > 0 || queue.length > 0) return;
         const roots = job.roots.map((p) => rows.get(formatAttrPath(p)));
-        if (roots.some((r) => r === undefined)) return;
         levels.push({ sets: roots.filter(expandable) as AttrRow[], complete: true, decided: 0 });
         levels[0].sets.sort(byPath);
         for (const set of levels[0].sets) descend(set);
