@@ -1,5 +1,5 @@
 import { resolve, dirname } from 'node:path';
-import { FodderError, ErrorCode } from '../errors.js';
+import { FodderError } from '../errors.js';
 import { numericOption, readConfigFile } from '../config/load.js';
 import { fetchSchema } from '../config/schema.js';
 import { selectNix } from '../config/nix-bin.js';

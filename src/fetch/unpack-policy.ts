@@ -63,6 +63,7 @@ export function entryPath(name: string, what = 'entry'): string {
 }
 
 export function printable(name: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it replaces
   return Buffer.from(name, 'latin1').toString('utf8').replace(/[\x00-\x1f\x7f]/g, '?');
 }
 
