@@ -11,6 +11,8 @@ bash scripts/ensure-test-tools.sh   # host tools the test package set's FOD buil
 bash scripts/ensure-nginx.sh >/dev/null   # once, before test files run in parallel (one apt-get at a time)
 # the tests are type-checked too (vitest only strips types): a misspelt field is an error, not an assertion on undefined
 npx tsc -p test/tsconfig.json
+# ESLint (eslint.config.js) over the code, the tests and the benchmarks
+npm run --silent lint
 
 # the test files run again with Nix 2.26: what spawns Nix the most, chosen for coverage per minute
 NIX226_TESTS=(
