@@ -13,9 +13,12 @@ export default defineConfig({
     ...base.test,
     include: [
       'test/attr-path.test.ts',
+      'test/config-docs.test.ts',
       'test/crawl-status.test.ts',
+      'test/error-codes.test.ts',
       'test/fetch-plugins.test.ts',
       'test/fetch-runs.test.ts',
+      'test/layers.test.ts',
       'test/report.test.ts',
     ],
   },

@@ -15,20 +15,20 @@
  *   npx tsc -p tsconfig.json && node dist/bench/archives.js [archives=200] [treeMiB=256] [runs=5] [concurrency=8] [rounds=2]
  */
 import { fetchzipScript } from '../src/graph/fetchzip.js';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, chmodSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { narHash } from '../src/mirror/nar.js';
+import { narHash } from '../src/nix-formats/nar.js';
 import { narHashThreaded } from '../src/mirror/nar-hash-threaded.js';
-import { createHashPool } from '../src/fetch/hashing.js';
+import { createHashPool } from '../src/mirror/hashing.js';
 import { createNetwork, NETWORK_DEFAULTS } from '../src/fetch/network.js';
 import { createArchiveFetcher } from '../src/fetch/plugins/archive.js';
 import { createBinaryCache, type BinaryCache } from '../src/mirror/binary-cache.js';
-import { fodStorePath } from '../src/graph/store-path.js';
+import { fodStorePath } from '../src/nix-formats/store-path.js';
 import type { Fod } from '../src/graph/types.js';
 import type { FetchContext } from '../src/fetch/types.js';
 
@@ -75,8 +75,8 @@ async function treeBench(): Promise<void> {
   const tree = join(root, 'tree');
   mkdirSync(tree);
   const { files, bytes } = makeTree(tree, treeMiB);
-  execFileSync('sync'); // no writeback of the fresh tree during the timings
-  const nix = () => execFileSync('nix-hash', ['--type', 'sha256', tree], { encoding: 'utf8' }).trim();
+  execaSync('sync'); // no writeback of the fresh tree during the timings
+  const nix = () => execaSync('nix-hash', ['--type', 'sha256', tree]).stdout.trim();
   const ours = await narHash(tree);
   if (ours.hex !== nix() || (await narHashThreaded(tree)).hex !== ours.hex) throw new Error('fodder and nix-hash disagree on the tree');
   let tThreaded = Infinity;
@@ -118,11 +118,11 @@ http { access_log off; sendfile on; client_body_temp_path ${dir}/tmp; proxy_temp
   uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp; default_type application/octet-stream;
   server { listen 127.0.0.1:${port}; root ${docroot}; } }
 `);
-  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((b) => { try { execFileSync(b, ['-v'], { stdio: 'ignore' }); return true; } catch { return false; } });
+  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((b) => { return !execaSync(b, ['-v'], { stdio: 'ignore', reject: false }).failed; });
   if (!bin) throw new Error('nginx is needed (apt-get install nginx-light)');
-  const child: ChildProcess = spawn(bin, ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+  const child = execa(bin, ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore', reject: false });
   for (let i = 0; i < 100; i++) {
-    try { execFileSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}/`]); return { port, stop: () => child.kill('SIGTERM') }; } catch { /* not yet */ }
+    try { execaSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}/`]); return { port, stop: () => child.kill('SIGTERM') }; } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 50));
   }
   child.kill('SIGKILL');
@@ -150,7 +150,7 @@ function makeArchives(docroot: string, n: number): string[] {
     writeFileSync(join(d, 'configure'), '#!/bin/sh\necho configure\n');
     chmodSync(join(d, 'configure'), 0o755);
     const name = `${top}.tar.gz`;
-    execFileSync('tar', ['-czf', join(docroot, name), '-C', work, top]);
+    execaSync('tar', ['-czf', join(docroot, name), '-C', work, top]);
     rmSync(d, { recursive: true, force: true });
     names.push(name);
   }
@@ -218,9 +218,9 @@ while read -r url; do
   tc=$((tc+t1-t0)); tt=$((tt+t2-t1)); th=$((th+t3-t2))
 done < "${list}"
 echo "$tc $tt $th"`;
-    execFileSync('bash', ['-c', script]); // warm-up: page cache, nginx
+    execaSync('bash', ['-c', script]); // warm-up: page cache, nginx
     const hashes = readFileSync(join(sw, 'hashes'), 'utf8').trim().split('\n');
-    const totalMiB = Number(execFileSync('du', ['-sk', docroot], { encoding: 'utf8' }).split('\t')[0]) / 1024;
+    const totalMiB = Number(execaSync('du', ['-sk', docroot]).stdout.split('\t')[0]) / 1024;
     // rounds of every variant, interleaved, best of each: a busy neighbour hits all alike
     let shellMs = Infinity;
     let tools = [Infinity, Infinity, Infinity];
@@ -230,7 +230,7 @@ echo "$tc $tt $th"`;
     let parCacheNone = Infinity;
     for (let r = 0; r < rounds; r++) {
       const t0 = performance.now();
-      const parts = execFileSync('bash', ['-c', script], { encoding: 'utf8' }).trim().split(' ').map((x) => Number(x) / 1e6);
+      const parts = execaSync('bash', ['-c', script]).stdout.trim().split(' ').map((x) => Number(x) / 1e6);
       const wall = performance.now() - t0;
       if (wall < shellMs) { shellMs = wall; tools = parts; }
       seq = Math.min(seq, await mirrorWithFodder(urls, hashes, 1, null));

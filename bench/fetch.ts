@@ -12,7 +12,7 @@
  * Runs the built CLI (dist/): `npm run bench:fetch` builds first. Each measurement is taken ROUNDS times,
  * alternating, and the median is reported. BENCH_BIG_MB and BENCH_SMALL_FILES shrink it.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { randomBytes, createHash } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +32,7 @@ interface Timed { ms: number; peakRssMb: number; code: number | null; stdout: st
 function timed(cmd: string, args: string[], cwd = root): Promise<Timed> {
   return new Promise((done, fail) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CI: '1' } });
+    const child = execa(cmd, args, { cwd, stdin: 'ignore', stdout: 'pipe', stderr: 'inherit', env: { CI: '1' }, buffer: false, reject: false });
     let peak = 0;
     let stdout = '';
     child.stdout.on('data', (d) => { stdout += String(d); });
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   })();
   small.close();
   writeFileSync(join(dir, 'urls.txt'), urls.join('\n') + '\n');
-  execFileSync('sync');
+  execaSync('sync');
 
   const withFlat = join(dir, 'flat-cache.yaml');
   writeFileSync(withFlat, 'fetch:\n  cache:\n    flat: true\n');
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     for (const [i, mode] of modes.entries()) {
       const m = join(dir, 'mirror-big');
       fresh(m);
-      execFileSync('sync');
+      execaSync('sync');
       const f = await fodderFetch(bigDb, m, mode.extra);
       if (f.code !== 0 || JSON.parse(f.stdout).mirrored !== 1) throw new Error(`fodder fetch (big) failed: ${f.stdout}`);
       fodderBig[i].push(f.ms);
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
 
     const sd = join(dir, 'curl-small');
     fresh(sd);
-    execFileSync('sync');
+    execaSync('sync');
     const cs = await timed('bash', ['-c', `cd ${sd} && xargs -P8 -n1 curl -sS -O < ${join(dir, 'urls.txt')}`]);
     if (cs.code !== 0) throw new Error('xargs curl failed');
     curlSmall.push(cs.ms);
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
       // a fresh database each run too: the runs would otherwise skip what is mirrored
       const db = join(dir, `small-${round}-${i}.db`);
       writeFileSync(db, readFileSync(smallDb));
-      execFileSync('sync');
+      execaSync('sync');
       const fs = await fodderFetch(db, ms, ['--concurrency', '8', '--per-host', '8', ...mode.extra]);
       const s = JSON.parse(fs.stdout);
       if (fs.code !== 0 || s.mirrored !== SMALL) throw new Error(`fodder fetch (small) failed: ${fs.stdout}`);

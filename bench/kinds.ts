@@ -10,7 +10,7 @@
  *   npm run bench:kinds -- DB [--examples N]     (it only reads the database)
  */
 import { openDb } from '../src/db/open.js';
-import { parseDrv } from '../src/graph/drv-parse.js';
+import { parseDrv } from '../src/nix-formats/drv-parse.js';
 import { fodFromDrv } from '../src/graph/fod.js';
 import { readArchiveScript } from '../src/graph/archive-script.js';
 import { FOD_KINDS, type Fod, type FodKind } from '../src/graph/types.js';

@@ -7,13 +7,13 @@
  * Each side runs `runs` times (default 5), alternating, after one warm-up, so both read from
  * the page cache; the best time counts.
  */
-import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { narHash } from '../src/mirror/nar.js';
+import { execaSync } from 'execa';
+import { narHash } from '../src/nix-formats/nar.js';
 
 const sizeMiB = Number(process.argv[2] ?? 1024);
 const runs = Number(process.argv[3] ?? 5);
@@ -26,7 +26,7 @@ try {
   for (let i = 0; i < sizeMiB; i++) writeSync(fd, randomFillSync(block));
   closeSync(fd);
 
-  const nixHex = (): string => execFileSync('nix-hash', ['--type', 'sha256', file], { encoding: 'utf8' }).trim();
+  const nixHex = (): string => execaSync('nix-hash', ['--type', 'sha256', file]).stdout.trim();
   const timed = async (f: () => unknown): Promise<number> => {
     const t0 = performance.now();
     await f();

@@ -11,6 +11,8 @@ bash scripts/ensure-test-tools.sh   # host tools the test package set's FOD buil
 bash scripts/ensure-nginx.sh >/dev/null   # once, before test files run in parallel (one apt-get at a time)
 # the tests are type-checked too (vitest only strips types): a misspelt field is an error, not an assertion on undefined
 npx tsc -p test/tsconfig.json
+# the layering (docs/architecture.md): a backwards import or a cycle fails here, before any test runs
+npm run --silent lint:deps
 # ESLint (eslint.config.js) over the code, the tests and the benchmarks
 npm run --silent lint
 

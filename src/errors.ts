@@ -3,10 +3,10 @@
  * database and what reports group by. `fields` carries structured detail (url, attr, key...).
  */
 export class FodderError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly fields: Record<string, unknown>;
 
-  constructor(code: string, message: string, fields: Record<string, unknown> = {}) {
+  constructor(code: ErrorCode, message: string, fields: Record<string, unknown> = {}) {
     super(message);
     this.name = 'FodderError';
     this.code = code;
@@ -25,12 +25,15 @@ export class FodderError extends Error {
 
 export interface PlainError {
   ok: false;
-  code: string;
+  code: ErrorCode;
   message: string;
   fields?: Record<string, unknown>;
 }
 
-/** Error codes used across stages. Fetch outcome codes live in src/fetch. */
+/**
+ * Every error code of fodder, in one place. The strings are stored in databases and named in
+ * docs/cli.md (which a test checks): never change one.
+ */
 export const ErrorCode = {
   CONFIG_INVALID: 'CONFIG_INVALID',
   CONFIG_NOT_FOUND: 'CONFIG_NOT_FOUND',
@@ -82,9 +85,79 @@ export const ErrorCode = {
   INTERRUPTED: 'INTERRUPTED',
   /** fodder's own files are missing (not built, moved) */
   INSTALL_BROKEN: 'INSTALL_BROKEN',
+  /** a crawl worker thread failed (it died, or fodder's own code failed on a whole shard) */
+  WORKER_FAILED: 'WORKER_FAILED',
+  /** fodder's own mistake: an error without a code (the stack is printed) */
+  BUG: 'BUG',
+
+  // Nix's formats
+  HASH_INVALID: 'HASH_INVALID',
+  STORE_PATH_INVALID: 'STORE_PATH_INVALID',
+  /** a file type a NAR cannot hold (a socket, a device) */
+  NAR_UNSUPPORTED_FILE: 'NAR_UNSUPPORTED_FILE',
+  /** a file changed while it was being dumped */
+  NAR_FILE_CHANGED: 'NAR_FILE_CHANGED',
+  /** an archive that is malformed, non-canonical or unsafe to restore */
+  NAR_INVALID: 'NAR_INVALID',
+  NARINFO_INVALID: 'NARINFO_INVALID',
+  /** a signing key that cannot be read */
+  KEY_INVALID: 'KEY_INVALID',
+
+  // fetching and the mirror: these stop a run or a command
+  MIRROR_UNWRITABLE: 'MIRROR_UNWRITABLE',
+  MIRROR_FULL: 'MIRROR_FULL',
+  MIRROR_LOCKED: 'MIRROR_LOCKED',
+  MIRROR_MISSING: 'MIRROR_MISSING',
+  /** xz or zstd failed */
+  COMPRESS_FAILED: 'COMPRESS_FAILED',
+  GIT_FAILED: 'GIT_FAILED',
+  /** what Nix built does not have the declared hash after all */
+  NIX_OUTPUT_MISMATCH: 'NIX_OUTPUT_MISMATCH',
+  /** the content does not have the FOD's declared hash: nothing was published */
+  CACHE_HASH_MISMATCH: 'CACHE_HASH_MISMATCH',
+  /** the FOD's out path does not follow from its hash and name */
+  CACHE_PATH_MISMATCH: 'CACHE_PATH_MISMATCH',
+  CACHE_OPTIONS_INVALID: 'CACHE_OPTIONS_INVALID',
+
+  // unpacking an archive (src/fetch/unpack-policy.ts); a refusal makes the source unverifiable
+  /** an entry would escape the work dir or is a device/fifo */
+  UNPACK_UNSAFE: 'UNPACK_UNSAFE',
+  /** past the size or entry-count cap */
+  UNPACK_TOO_LARGE: 'UNPACK_TOO_LARGE',
+  /** a format or feature fodder does not reproduce (sparse files, encryption, unknown types) */
+  UNPACK_UNSUPPORTED: 'UNPACK_UNSUPPORTED',
+  /** the archive is corrupt or the tool failed */
+  UNPACK_FAILED: 'UNPACK_FAILED',
+  /** stripRoot needs exactly one top-level entry (fetchzip fails the same way) */
+  UNPACK_STRIP_ROOT: 'UNPACK_STRIP_ROOT',
+
+  // what a failed try of one URL came to (src/fetch/outcome.ts; `fetch_attempts.outcome`, docs/fetch.md)
+  HTTP_404: 'http-404',
+  HTTP_410: 'http-410',
+  HTTP_4XX: 'http-4xx',
+  HTTP_5XX: 'http-5xx',
+  HTTP_OTHER: 'http-other',
+  DNS: 'dns',
+  CONNECT: 'connect',
+  TIMEOUT: 'timeout',
+  RESET: 'reset',
+  TLS: 'tls',
+  TRUNCATED: 'truncated',
+  TOO_LARGE: 'too-large',
+  HASH_MISMATCH: 'hash-mismatch',
+  REFUSED_SCHEME: 'refused-scheme',
+  BAD_URL: 'bad-url',
+  REDIRECT_LOOP: 'redirect-loop',
+  BAD_REDIRECT: 'bad-redirect',
+  FTP_NOT_FOUND: 'ftp-not-found',
+  FTP_ERROR: 'ftp-error',
+  ERROR: 'error',
 } as const;
 
-const ERRNO_EXPLAINED: Record<string, [code: string, text: string]> = {
+/** Every code a FodderError can carry: what goes into the database and what reports group by. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const ERRNO_EXPLAINED: Record<string, [code: ErrorCode, text: string]> = {
   EACCES: [ErrorCode.IO_PERMISSION, 'permission denied'],
   EPERM: [ErrorCode.IO_PERMISSION, 'operation not permitted'],
   EROFS: [ErrorCode.IO_READ_ONLY, 'the file system is read-only'],

@@ -18,9 +18,9 @@ import { createArchiveFetcher } from '../src/fetch/plugins/archive.js';
 import { createNixFetcher, crawlDrvStores } from '../src/fetch/plugins/nix.js';
 import { fetchWithFallback, type FetcherSet } from '../src/fetch/fallback.js';
 import { fodFromDrv } from '../src/graph/fod.js';
-import { parseDrv } from '../src/graph/drv-parse.js';
+import { parseDrv } from '../src/nix-formats/drv-parse.js';
 import { drvStoreHas, drvStoreUrl, readStoreSource, readStoreText } from '../src/graph/store-slots.js';
-import { drvEntry } from '../src/graph/drv-export.js';
+import { drvEntry } from '../src/nix-formats/drv-export.js';
 import { createBinaryCache } from '../src/mirror/binary-cache.js';
 import { tempDir } from './helpers/cli.js';
 import {
@@ -156,7 +156,7 @@ describe('the fixture set\'s own FODs and the nix fallback', () => {
   });
 
   test('requireFile is not built at all, and a .drv in no store is unverifiable', async () => {
-    const nix = createNixFetcher({ store: join(tempDir('fodder-build-'), 'store'), drvStores: [], options: HOST_TOOLS });
+    const nix = createNixFetcher({ store: join(tempDir('fodder-build-'), 'store'), drvStores: [], options: HOST_TOOLS, timeoutMs: 120_000 });
     const manual = fixture.fods.find((x) => x.fod.kind === 'manual')!;
     expect(nix.canFetch(manual.fod, manual.env)).toMatchObject({ ok: false });
     const patch = fixture.fods.find((x) => x.fod.kind === 'patch')!;

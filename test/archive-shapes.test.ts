@@ -15,7 +15,7 @@ import { placeUnpacked, unpackArchive, unpackMethodFor, UnpackErrorCode, type Un
 import { readFetchzipScript } from '../src/graph/fetchzip.js';
 import { readTarScript } from '../src/graph/tar-script.js';
 import { statements } from '../src/graph/shell-script.js';
-import { narHash } from '../src/mirror/nar.js';
+import { narHash } from '../src/nix-formats/nar.js';
 import { tar, tarGz, zip, type TarItem } from './helpers/archives.js';
 import { tempDir } from './helpers/cli.js';
 

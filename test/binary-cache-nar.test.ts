@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { narHash } from '../src/mirror/nar.js';
+import { narHash } from '../src/nix-formats/nar.js';
 import { narHashRoutes, narHashThreaded } from '../src/mirror/nar-hash-threaded.js';
 import { tempDir } from './helpers/cli.js';
 

@@ -211,13 +211,13 @@ describe('crawling the test package set', () => {
       expect(Object.keys(s).sort()).toEqual(['drvPath', 'git', 'hash', 'kind', 'name', 'outPath', 'postFetch', 'resolvedUrls', 'urls']);
     }
     const never = await fodder(['sources', 'no.such.attribute', '--db', dbFile]);
-    expect(never.code).not.toBe(0);
+    expect(never.code, never.stderr).not.toBe(0);
     expect(never.stderr).toMatch(/"no.such.attribute" was never crawled/);
     const failed = await fodder(['sources', formatAttrPath(expected.uncatchable[0].path), '--db', dbFile]);
-    expect(failed.code).not.toBe(0);
+    expect(failed.code, failed.stderr).not.toBe(0);
     expect(failed.stderr).toMatch(wordings(expected.uncatchable[0].messageIncludes));
     const set = await fodder(['sources', formatAttrPath(expected.aliasedSets[0].sameAs), '--db', dbFile]);
-    expect(set.code).not.toBe(0);
+    expect(set.code, set.stderr).not.toBe(0);
     expect(set.stderr).toMatch(/is a package set, not a derivation/);
   });
 
@@ -232,7 +232,7 @@ describe('crawling the test package set', () => {
       for (const x of f) for (const s of x.systems) expect(e.systems).toContain(s);
     }
     const kinds = await fodder(['fods', '--db', dbFile, '--kind', 'bogus']);
-    expect(kinds.code).not.toBe(0);
+    expect(kinds.code, kinds.stderr).not.toBe(0);
     expect(kinds.stderr).toMatch(/unknown kind "bogus"/);
     expect(summary.fods).toBe(fods.length);
   });
@@ -300,8 +300,8 @@ describe('overlays', () => {
 
 describe('store paths of the test package set\'s FODs', () => {
   it('computes, for every FOD of the crawl, the outPath Nix wrote in its .drv', async () => {
-    const { fodStorePath } = await import('../src/graph/store-path.js');
-    const { toSri } = await import('../src/graph/hash.js');
+    const { fodStorePath } = await import('../src/nix-formats/store-path.js');
+    const { toSri } = await import('../src/nix-formats/hash.js');
     const fods = rowsWhere(`SELECT name, out_path, hash_algo, hash_mode, hash_hex, hash_sri FROM fods`);
     expect(fods.length).toBeGreaterThan(150);
     const modes = new Set<string>();

@@ -10,8 +10,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURE, fodder, tempDir } from './helpers/cli.js';
 import { openDb, type Db } from '../src/db/open.js';
-import { createClosureReader } from '../src/fetch/plan.js';
-import { exportArchive } from '../src/graph/drv-export.js';
+import { createClosureReader } from '../src/db/fods.js';
+import { exportArchive } from '../src/nix-formats/drv-export.js';
 
 const SYSTEM = 'x86_64-linux';
 let db: Db;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDrv, parseDrvPart, drvName } from '../src/graph/drv-parse.js';
+import { parseDrv, parseDrvPart, drvName } from '../src/nix-formats/drv-parse.js';
 import { fodFromDrv, hasCustomPostFetch, resolveUrls } from '../src/graph/fod.js';
 import { tempDir } from './helpers/cli.js';
 import { showDerivationsIn } from './helpers/nix.js';

@@ -62,7 +62,7 @@ describe('drv store directories', () => {
     mkdirSync(join(d, 'store', 'nix', 'var', 'nix', 'db'), { recursive: true });
     const r = await fodder(['crawl', '--nixpkgs', FIXTURE, '--db', join(d, 'f.db'),
       '--store', join(d, 'store'), '--system', 'x86_64-linux', '--variant', 'default']);
-    expect(r.code).toBe(1);
+    expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain(`${join(d, 'store')} is a chroot Nix store`);
   });
 });

@@ -150,11 +150,11 @@ describe('other files that cannot be written', () => {
     createTestCrawl(db).close();
     writeFileSync(join(dir, 'a-file'), '');
     const report = await fodder(['report', '--db', db, '--out', join(dir, 'a-file', 'report.txt')]);
-    expect(report.code).toBe(1);
+    expect(report.code, report.stderr).toBe(1);
     expectOneLine(report.stderr, 'IO_NOT_FOUND');
     expect(report.stderr).toContain(join(dir, 'a-file', 'report.txt'));
     const keygen = await fodder(['keygen', 'k1', '--out', join(dir, 'a-file', 'keys')]);
-    expect(keygen.code).toBe(1);
+    expect(keygen.code, keygen.stderr).toBe(1);
     expectOneLine(keygen.stderr, 'IO_[A-Z_]+');
     expect(keygen.stderr).toContain(join(dir, 'a-file'));
   });

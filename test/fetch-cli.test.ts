@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openDb } from '../src/db/open.js';
 import { verifyMirror } from '../src/mirror/verify.js';
+import { fetchRuns } from '../src/db/fetch-schema.js';
 import { createTestCrawl, hashHex } from './helpers/fetch-db.js';
 import { startHttp, startNginx, type Running } from './helpers/servers.js';
 
@@ -69,15 +70,24 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
   });
   afterAll(async () => { await server?.close(); });
 
+  test('--crawl N fetches that crawl\'s sources, and names a crawl that does not exist', async () => {
+    const none = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-crawl'), '--crawl', '7', '--no-progress']);
+    expect(none.code, none.stderr).toBe(1);
+    expect(none.stderr).toContain('fodder: error [CRAWL_UNKNOWN]: there is no crawl 7 (the latest is 1)');
+    const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-crawl'), '--crawl', '1', '--json', '--no-progress']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ crawl: 1, fods: 1, mirrored: 1 });
+  });
+
   test('an unknown --kind', async () => {
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm1'), '--kind', 'bogus']);
-    expect(r.code).toBe(2);
+    expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/unknown kind "bogus"; kinds are: url, archive, git, .*, and nix \(the fallback/);
   });
 
   test('a known kind the crawl has no source of: nothing to do, not an error; `--kind nix` alone selects every kind', async () => {
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-git'), '--kind', 'git', '--json', '--no-progress']);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ fods: 0, mirrored: 0, kinds: ['git'], nixFallback: false });
     const all = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-git'), '--kind', 'nix', '--json', '--no-progress']);
     expect(all.code, all.stderr).toBe(0);
@@ -90,16 +100,16 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
 
   test('a signing key that cannot be read, and a bad cache or nix key in the config, are named', async () => {
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-key'), '--sign-key', join(dir, 'no-such.secret')]);
-    expect(r.code).toBe(1);
+    expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/CACHE_OPTIONS_INVALID.*--sign-key: .*no-such\.secret/);
     writeFileSync(join(dir, 'bad.secret'), 'not a key');
     const bad = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-key'), '--sign-key', join(dir, 'bad.secret')]);
-    expect(bad.code).toBe(1);
+    expect(bad.code, bad.stderr).toBe(1);
     expect(bad.stderr).toMatch(/--sign-key: .*bad\.secret/);
     const cfg = join(dir, 'cache.yaml');
     writeFileSync(cfg, `db: ${dbFile}\nfetch:\n  cache:\n    compression: gzip\n  nix:\n    jobz: 2\n`);
     const c = await fodder(['fetch', '--config', cfg]);
-    expect(c.code).toBe(1);
+    expect(c.code, c.stderr).toBe(1);
     expect(c.stderr).toMatch(/key "fetch\.cache\.compression": Invalid enum value/);
     expect(c.stderr).toMatch(/unknown key "jobz" in fetch\.nix/);
     expect(existsSync(join(dir, 'm-key', 'cache'))).toBe(false);
@@ -107,7 +117,7 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
 
   test('no database at all', async () => {
     const r = await fodder(['fetch', '--db', join(dir, 'nope.db'), '--mirror', join(dir, 'm2')]);
-    expect(r.code).toBe(1);
+    expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/DB_EMPTY.*no database at .*nope\.db.*fodder crawl/);
   });
 
@@ -116,7 +126,7 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
     openDb(empty, { create: true }).close();
     for (const cmd of [['fetch', '--mirror', join(dir, 'm3')], ['report']]) {
       const r = await fodder([...cmd, '--db', empty]);
-      expect(r.code).toBe(1);
+      expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/DB_EMPTY.*holds no crawl yet: run `fodder crawl`/);
     }
   });
@@ -125,7 +135,7 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
     const file = join(dir, 'not-a-dir');
     writeFileSync(file, 'x');
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', file]);
-    expect(r.code).toBe(1);
+    expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/MIRROR_UNWRITABLE.*not a directory/);
   });
 
@@ -166,7 +176,7 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
 
   test('--json prints the summary; progress goes to stderr as plain lines off a terminal', async () => {
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'json-mirror'), '--json']);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ fods: 1, mirrored: 1, dead: 0, brokenHash: 0, outcomes: { ok: 1 } });
     expect(r.stderr).toMatch(/^fetch run \d+ \(crawl 1\): 1 sources to fetch, 0 skipped\n/);
     expect(r.stderr).toMatch(/fetch: 1\/1 files .* 0 failed {2}ETA 0s\n$/);
@@ -177,14 +187,14 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
     const cfg = join(dir, 'fodder.yaml');
     writeFileSync(cfg, `db: ${dbFile}\nfetch:\n  mirror: cfg-mirror\n  concurrency: 2\n  idleTimeoutSec: 0.5\n  retries: 0\n`);
     const r = await fodder(['fetch', '--config', cfg, '--json', '--no-progress']);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).mirror).toBe(join(dir, 'cfg-mirror'));
     writeFileSync(cfg, `fetch:\n  concurency: 2\n`);
     const bad = await fodder(['fetch', '--config', cfg]);
-    expect(bad.code).toBe(1);
+    expect(bad.code, bad.stderr).toBe(1);
     expect(bad.stderr).toMatch(/CONFIG_INVALID.*unknown key "concurency" in fetch/);
     const badFlag = await fodder(['fetch', '--db', dbFile, '--idle-timeout', 'soon']);
-    expect(badFlag.code).toBe(2);
+    expect(badFlag.code, badFlag.stderr).toBe(2);
     expect(badFlag.stderr).toMatch(/--idle-timeout: Expected number/);
   });
 
@@ -192,11 +202,11 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
     for (const format of ['table', 'json', 'markdown', 'html']) {
       const out = join(dir, `report.${format}`);
       const r = await fodder(['report', '--db', dbFile, '--format', format, '--out', out]);
-      expect(r.code).toBe(0);
+      expect(r.code, r.stderr).toBe(0);
       expect(existsSync(out)).toBe(true);
     }
     const r = await fodder(['report', '--db', dbFile, '--format', 'pdf']);
-    expect(r.code).toBe(2);
+    expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/--format must be one of table, json, markdown, html, got "pdf"/);
   });
 });
@@ -286,10 +296,22 @@ describe('kill -9 during large downloads', () => {
         if (name.length === 64) expect(hashes).toContain(name);
       }
     }
+    // each run marked the one killed before it; the last killed is recorded `running` still, with
+    // a process that is gone: read as interrupted
+    const killed = openDb(dbFile, { readonly: true });
+    const left = killed.prepare(`SELECT id FROM fetch_runs WHERE status = 'running'`).pluck().all() as number[];
+    expect(left).toEqual([fetchRuns(killed)[0].id]);
+    expect(fetchRuns(killed)[0].status).toBe('interrupted');
+    killed.close();
     const r = await fodder(['fetch', '--db', dbFile, '--mirror', mirror, '--json', '--no-progress']);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.dead + s.brokenHash).toBe(0);
+    // ... and the next run marked them so: no run is left `running` by a process that died
+    const after = openDb(dbFile, { readonly: true });
+    expect(after.prepare(`SELECT status, COUNT(*) n FROM fetch_runs GROUP BY status ORDER BY status`).all())
+      .toEqual([{ status: 'done', n: 1 }, { status: 'interrupted', n: 6 }]);
+    after.close();
     for (const h of hashes) expect(existsSync(join(mirror, 'tarballs', 'sha256', h))).toBe(true);
     const v = await verifyMirror(mirror);
     expect(v.corrupt).toEqual([]);

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { NETWORK_DEFAULTS } from '../src/fetch/network.js';
 import { runFetch } from '../src/fetch/run.js';
 import { unverifiable, type FetcherPlugin, type FodEnv } from '../src/fetch/types.js';
-import { narHash } from '../src/mirror/nar.js';
-import { generateKeyPair, narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/mirror/narinfo.js';
+import { narHash } from '../src/nix-formats/nar.js';
+import { generateKeyPair, narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/nix-formats/narinfo.js';
 import { buildReport } from '../src/report/build.js';
-import { createTestCrawl, hashHex } from './helpers/fetch-db.js';
+import { createTestCrawl, FLAT_CACHE, hashHex, runSettings } from './helpers/fetch-db.js';
 
 /** A directory holding one file; returns its NAR sha256 in hex. */
 async function tree(dir: string, content: string): Promise<string> {
@@ -46,7 +46,7 @@ describe('the runner and its plug-ins', () => {
       },
     };
     const fetch = () => runFetch({
-      db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['git'], retryFailed: false, network: NETWORK_DEFAULTS, fetchers: { git: stub },
+      db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['git'], retryFailed: false, network: NETWORK_DEFAULTS, fetchers: { git: stub }, cache: FLAT_CACHE, nix: null,
     });
     const s = await fetch();
     expect(seen.slice(0, 2)).toEqual([{}, { leaveDotGit: '1' }]); // planned in name order: a-tree, judged-not
@@ -77,7 +77,7 @@ describe('the runner and its plug-ins', () => {
     const c = createTestCrawl(join(dir, 'fodder.db'));
     const vendored = 'vendored dependencies\n';
     c.addFod({ name: 'app-vendor', urls: [], content: vendored, kind: 'vendor' });
-    const off = await runFetch({ db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['vendor'], retryFailed: false, network: NETWORK_DEFAULTS });
+    const off = await runFetch({ db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['vendor'], retryFailed: false, network: NETWORK_DEFAULTS, cache: FLAT_CACHE, nix: null });
     expect([off.unverifiable, off.skipped.failedBefore, off.nixFallback]).toEqual([{ 'no-fetcher': 1 }, 0, false]);
     const row = c.db.prepare(`SELECT verdict, reason, plugin FROM fetch_results`).get();
     expect(row).toEqual({ verdict: 'unverifiable', reason: 'no-fetcher', plugin: null });
@@ -94,7 +94,7 @@ describe('the runner and its plug-ins', () => {
       },
     };
     // not "failed before": an unverifiable for want of a plug-in is decided again in every run
-    const on = await runFetch({ db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['vendor'], retryFailed: false, network: NETWORK_DEFAULTS, nixFetcher: nix });
+    const on = await runFetch({ db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['vendor'], retryFailed: false, network: NETWORK_DEFAULTS, cache: FLAT_CACHE, nix: runSettings({ kinds: ['nix'] }).nix, nixFetcher: nix });
     expect([on.mirrored, on.mirroredBy, on.published, on.nixFallback]).toEqual([1, { nix: 1 }, 1, true]);
     expect(existsSync(join(dir, 'mirror', 'tarballs', 'sha256', hashHex('sha256', vendored)))).toBe(true);
     expect(buildReport(c.db, { save: false }).summary).toMatchObject({ fods: 1, mirrored: 1, unverifiable: 0 });
@@ -116,7 +116,7 @@ describe('the runner and its plug-ins', () => {
         return { ok: true, url: fod.resolvedUrls[0], urlIndex: 0, output: { type: 'tree', path: out, narHash: hex, narSize: 1 } };
       },
     };
-    await expect(runFetch({ db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['git'], retryFailed: false, network: NETWORK_DEFAULTS, fetchers: { git: liar } }))
+    await expect(runFetch({ db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['git'], retryFailed: false, network: NETWORK_DEFAULTS, fetchers: { git: liar }, cache: FLAT_CACHE, nix: null }))
       .rejects.toMatchObject({ code: 'CACHE_HASH_MISMATCH' });
     const run = c.db.prepare(`SELECT status FROM fetch_runs`).pluck().get();
     expect(run).toBe('failed');
@@ -155,7 +155,7 @@ describe('signing', () => {
     };
     const mirrorDir = join(dir, 'mirror');
     const fetch = (secretKey: string | null) => runFetch({
-      db: c.db, mirrorDir, kinds: ['url', 'git'], retryFailed: false, network: NETWORK_DEFAULTS, fetchers: { url, git }, cache: { secretKey },
+      db: c.db, mirrorDir, kinds: ['url', 'git'], retryFailed: false, network: NETWORK_DEFAULTS, fetchers: { url, git }, cache: { ...FLAT_CACHE, secretKey }, nix: null,
     });
     const first = await fetch(null);
     expect([first.mirrored, first.published, fetched]).toEqual([2, 2, 2]);

@@ -11,7 +11,7 @@ import { runFetch } from '../src/fetch/run.js';
 import { verifyMirror } from '../src/mirror/verify.js';
 import { forgetMissing } from '../src/mirror/mirror-db.js';
 import { buildReport } from '../src/report/build.js';
-import { createTestCrawl, hashHex, type TestCrawl } from './helpers/fetch-db.js';
+import { createTestCrawl, FLAT_CACHE, hashHex, type TestCrawl } from './helpers/fetch-db.js';
 import { startHttp, type Running } from './helpers/servers.js';
 
 const net: NetworkOptions = { ...NETWORK_DEFAULTS, connectTimeoutMs: 1000, idleTimeoutMs: 500, retries: 1, retryDelayMs: 10, maxRetryDelayMs: 20 };
@@ -27,7 +27,7 @@ describe('history across runs and crawls', () => {
   const good = Buffer.from('good content '.repeat(100));
   const later = Buffer.from('a file that comes back '.repeat(50));
   const drv: Record<string, string> = {};
-  const fetch = (retryFailed = false) => runFetch({ db: crawl.db, mirrorDir, kinds: ['url'], retryFailed, network: net });
+  const fetch = (retryFailed = false) => runFetch({ db: crawl.db, mirrorDir, kinds: ['url'], retryFailed, network: net, cache: FLAT_CACHE, nix: null });
 
   beforeAll(async () => {
     server = await startHttp((req, res) => {

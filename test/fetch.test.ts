@@ -8,12 +8,13 @@ import { gzipSync } from 'node:zlib';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNix32 } from '../src/graph/hash.js';
+import { encodeNix32 } from '../src/nix-formats/hash.js';
 import { NETWORK_DEFAULTS, type NetworkOptions } from '../src/fetch/network.js';
-import { runFetch, type FetchSummary } from '../src/fetch/run.js';
+import { runFetch } from '../src/fetch/run.js';
+import type { FetchSummary } from '../src/fetch/progress.js';
 import { verifyMirror } from '../src/mirror/verify.js';
 import { buildReport } from '../src/report/build.js';
-import { createTestCrawl, hashHex, type TestCrawl } from './helpers/fetch-db.js';
+import { createTestCrawl, FLAT_CACHE, hashHex, type TestCrawl } from './helpers/fetch-db.js';
 import { deadPort, startFtp, startHttp, startNginx, type Running } from './helpers/servers.js';
 
 const net: NetworkOptions = {
@@ -149,7 +150,7 @@ describe('fetch classifies every failure and admits only verified content', () =
     mkdirSync(work, { recursive: true });
     writeFileSync(join(work, 'download'), files.ranged.subarray(0, 600_000));
 
-    summary = await runFetch({ db: crawl.db, mirrorDir, kinds: ['url', 'git'], retryFailed: false, network: net });
+    summary = await runFetch({ db: crawl.db, mirrorDir, kinds: ['url', 'git'], retryFailed: false, network: net, cache: FLAT_CACHE, nix: null });
   }, 60_000);
 
   afterAll(async () => {

@@ -17,9 +17,9 @@ import {
   toNix32,
   toSri,
   type HashValue,
-} from '../src/graph/hash.js';
+  type HashAlgo,
+} from '../src/nix-formats/hash.js';
 import { FodderError } from '../src/errors.js';
-import type { HashAlgo } from '../src/graph/types.js';
 
 const NIX_CMD = ['--extra-experimental-features', 'nix-command'];
 

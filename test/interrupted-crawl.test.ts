@@ -5,12 +5,13 @@
  * and read the unfinished one only when asked (`--crawl N`, labelled); the next crawl resumes it.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { procStat } from '../src/db/owner.js';
-import { FIXTURE, fodder, fodderSpawn, tempDir } from './helpers/cli.js';
+import { FIXTURE, fodder, fodderSpawn, tempDir, writePackageSet } from './helpers/cli.js';
 
 const ONE = ['--system', 'x86_64-linux'];
 // every system and variant of the test package set
@@ -89,6 +90,26 @@ describe('a crawl stopped by SIGINT or SIGTERM', () => {
   }, 240_000);
 });
 
+describe('a crawl stopped while Nix checks the package set, before the walk', () => {
+  it('ends that Nix at once (a package set that would take for ever to load), exits 143, records no crawl and leaves no scratch', async () => {
+    // the package set reads a named pipe nobody writes: importing it blocks Nix until it is killed
+    const set = writePackageSet('{ system, config ? {}, overlays ? [] }: builtins.seq (builtins.readFile ./fifo) { }');
+    execFileSync('mkfifo', [join(set, 'fifo')]);
+    const db = join(tempDir(), 'never.db');
+    const child = fodderSpawn(['crawl', '--nixpkgs', set, '--db', db, ...ONE, '--variant', 'default', '--no-progress']);
+    // the preflight's nix-instantiate is running (and blocked on the pipe)
+    await until(() => descendants(child.pid!).some((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('nix-instantiate')));
+    const kids = descendants(child.pid!);
+    child.kill('SIGTERM');
+    const r = await child;
+    expect(r.exitCode, String(r.stderr)).toBe(143);
+    expect(String(r.stderr)).toBe('fodder: error [INTERRUPTED]: stopped by SIGTERM; run the same command to resume it');
+    await until(() => kids.every((k) => !running(k)), 2000);
+    expect(scratchOf(child.pid!)).toEqual([]);
+    expect(existsSync(db)).toBe(false);
+  }, 60_000);
+});
+
 describe('queries after a crawl is killed', () => {
   it('read the latest finished crawl and say so; the unfinished one is read with --crawl N, labelled running, then interrupted, and is resumed', async () => {
     const dir = tempDir();
@@ -114,7 +135,7 @@ describe('queries after a crawl is killed', () => {
     const live = await q('attrs', '--crawl', '2');
     expect(live.stdout.split('\n')[0]).toBe('attributes of crawl 2, RUNNING: what it recorded so far, partial');
     const twice = await fodder(args);
-    expect(twice.code).toBe(1);
+    expect(twice.code, twice.stderr).toBe(1);
     expect(twice.stderr).toMatch(new RegExp(`^fodder: error \\[CRAWL_RUNNING\\]: crawl 2 \\(the same crawl\\) is running in process ${child.pid}`));
     child.kill('SIGKILL');
     await child;
@@ -124,7 +145,7 @@ describe('queries after a crawl is killed', () => {
     expect(count(db, `SELECT COUNT(*) FROM crawls WHERE id = 2 AND status = 'running'`)).toBe(1);
 
     const attrs = await q('attrs', '--json');
-    expect(attrs.code).toBe(0);
+    expect(attrs.code, attrs.stderr).toBe(0);
     expect(attrs.stdout).toBe(finished.attrs);
     expect(attrs.stderr).toBe('');
     expect((await q('attrs')).stdout.split('\n')[0]).toMatch(/^attributes of crawl 1, the latest finished \(/);
@@ -141,7 +162,7 @@ describe('queries after a crawl is killed', () => {
     const askedReport = await q('report', '--format', 'json', '--no-save', '--crawl', '2');
     expect(JSON.parse(askedReport.stdout).crawl).toMatchObject({ id: 2, status: 'interrupted' });
     const unknown = await q('attrs', '--crawl', '7');
-    expect(unknown.code).toBe(1);
+    expect(unknown.code, unknown.stderr).toBe(1);
     expect(unknown.stderr).toBe('fodder: error [CRAWL_UNKNOWN]: there is no crawl 7 (the latest is 2)');
 
     const resumed = await fodder([...args, '--json']);
@@ -164,7 +185,7 @@ describe('queries after a crawl is killed', () => {
         + 'run the same `fodder crawl` again to finish it, or pass --crawl 1 to read what it has recorded so far');
     }
     const sources = await fodder(['sources', 'hello', '--db', db]);
-    expect(sources.code).toBe(1);
+    expect(sources.code, sources.stderr).toBe(1);
     expect(sources.stderr).toMatch(/^fodder: error \[ATTR_NOT_CRAWLED\]: attribute "hello" was crawled only by crawl 1, which has not finished: pass --crawl 1 /);
     const asked = await fodder(['sources', 'hello', '--db', db, '--crawl', '1']);
     expect(asked.code, asked.stderr).toBe(0);

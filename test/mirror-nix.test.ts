@@ -8,10 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNix32 } from '../src/graph/hash.js';
+import { encodeNix32 } from '../src/nix-formats/hash.js';
 import { NETWORK_DEFAULTS } from '../src/fetch/network.js';
 import { runFetch } from '../src/fetch/run.js';
-import { createTestCrawl, hashHex } from './helpers/fetch-db.js';
+import { createTestCrawl, FLAT_CACHE, hashHex } from './helpers/fetch-db.js';
 import { startHttp, startNginx, type Running } from './helpers/servers.js';
 
 interface Case { name: string; body: Buffer; algo: 'md5' | 'sha1' | 'sha256' | 'sha512'; hashExpr: (hex: string) => { algo: string; hash: string } }
@@ -57,7 +57,7 @@ ${cases.map((c) => {
     // the crawl's view of these FODs, then fodder fetches them from the live server
     const crawl = createTestCrawl(join(dir, 'fodder.db'));
     for (const c of cases) crawl.addFod({ name: c.name, urls: [upstream.url(`/${c.name}`)], content: c.body, algo: c.algo });
-    const s = await runFetch({ db: crawl.db, mirrorDir, kinds: ['url'], retryFailed: false, network: { ...NETWORK_DEFAULTS, retries: 0 } });
+    const s = await runFetch({ db: crawl.db, mirrorDir, kinds: ['url'], retryFailed: false, network: { ...NETWORK_DEFAULTS, retries: 0 }, cache: FLAT_CACHE, nix: null });
     crawl.close();
     expect(s.mirrored).toBe(cases.length);
     await upstream.close(); // from here on the original URLs are dead

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FodderError } from '../src/errors.js';
-import { HASH_ALGOS, toNix32 } from '../src/graph/hash.js';
+import { HASH_ALGOS, toNix32 } from '../src/nix-formats/hash.js';
 import {
   NAR_CHUNK_SIZE,
   NAR_LARGE_FILE,
@@ -29,7 +29,7 @@ import {
   narStream,
   narString,
   unpackNar,
-} from '../src/mirror/nar.js';
+} from '../src/nix-formats/nar.js';
 
 let root: string;
 

@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FodderError } from '../src/errors.js';
-import { HASH_ALGOS, hashOf, parseHash, toNix32 } from '../src/graph/hash.js';
-import { fodStorePath, type FixedOutputHash } from '../src/graph/store-path.js';
-import { narHash, narOfFile, narStream } from '../src/mirror/nar.js';
+import { HASH_ALGOS, hashOf, parseHash, toNix32 } from '../src/nix-formats/hash.js';
+import { fodStorePath, type FixedOutputHash } from '../src/nix-formats/store-path.js';
+import { narHash, narOfFile, narStream } from '../src/nix-formats/nar.js';
 import {
-  compressedStream,
   fixedOutputCa,
   formatNarInfo,
   generateKeyPair,
@@ -21,10 +20,9 @@ import {
   publicKeyOf,
   signNarInfo,
   verifyNarInfoSig,
-  writeNarFile,
-  type Compression,
   type NarInfo,
-} from '../src/mirror/narinfo.js';
+} from '../src/nix-formats/narinfo.js';
+import { compressedStream, writeNarFile, type Compression } from '../src/mirror/nar-file.js';
 
 const NIX_CMD = ['--extra-experimental-features', 'nix-command'];
 

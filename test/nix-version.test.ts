@@ -55,7 +55,7 @@ describe('the Nix fodder runs', () => {
     expect(lines[1]).toBe(`${said} (${where})`);
     expect(said).toContain(version);
     const none = await fodder(['-V'], { env: { PATH: pathWithoutNix() } });
-    expect(none.code).toBe(0);
+    expect(none.code, none.stderr).toBe(0);
     expect(none.stdout).toBe(`fodder ${pkg.version}\nNix: nix-instantiate not found on PATH`); // less the final newline, which execa strips
   });
 
@@ -72,7 +72,7 @@ describe('the Nix fodder runs', () => {
   it('refuses, before crawling, a package set whose lib/minver.nix asks for a newer Nix, naming both versions and the file', async () => {
     const set = setRequiring('99.0');
     const r = await crawlSet(set);
-    expect(r.code).toBe(1);
+    expect(r.code, r.stderr).toBe(1);
     expect(r.stdout).toBe('');
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -89,7 +89,7 @@ describe('the Nix fodder runs', () => {
     const pre = await crawlSet(setRequiring(`${version}pre`));
     expect(pre.code, pre.stderr).toBe(0);
     const more = await crawlSet(setRequiring(`${version}.1`));
-    expect(more.code).toBe(1);
+    expect(more.code, more.stderr).toBe(1);
     expect(more.stderr).toContain(`[NIX_TOO_OLD]: Nix ${version} `);
     // Nix's own reading of the same pairs
     const cmp = async (a: string, b: string) => Number((await execa('nix-instantiate', ['--eval', '--store', 'dummy://', '-E',
@@ -108,13 +108,13 @@ describe('the Nix fodder runs', () => {
     const set = setRequiring(null);
     const env = { PATH: pathWithoutNix() };
     const missing = await crawlSet(set, { env });
-    expect(missing.code).toBe(1);
+    expect(missing.code, missing.stderr).toBe(1);
     expect(missing.stderr).toContain('[NIX_MISSING]');
     const r = await crawlSet(set, { env, config: `nix:\n  bin: ${bin}\n` });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ nix: version, attrs: { total: 2, drv: 1, set: 1 } });
     const wrong = await crawlSet(set, { config: `nix:\n  bin: ${join(bin, 'nope')}\n` });
-    expect(wrong.code).toBe(1);
+    expect(wrong.code, wrong.stderr).toBe(1);
     expect(wrong.stderr).toContain(`key "nix.bin": ${join(bin, 'nope')} holds no executable nix-instantiate`);
   });
 });

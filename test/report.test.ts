@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { createFetchStore } from '../src/fetch/store.js';
+import { createFetchStore } from '../src/db/fetch-store.js';
 import { buildReport } from '../src/report/build.js';
 import { renderHtml } from '../src/report/render-html.js';
 import { MARKDOWN_LIMIT, renderMarkdown } from '../src/report/render-markdown.js';

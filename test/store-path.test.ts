@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { HASH_ALGOS, hashOf, hashSizes, toNix32, toSri } from '../src/graph/hash.js';
+import { HASH_ALGOS, hashOf, hashSizes, toNix32, toSri, type HashMode } from '../src/nix-formats/hash.js';
 import {
   checkStorePathName,
   fodStorePath,
@@ -9,8 +9,7 @@ import {
   parseStorePath,
   textStorePath,
   type FixedOutputHash,
-} from '../src/graph/store-path.js';
-import type { HashMode } from '../src/graph/types.js';
+} from '../src/nix-formats/store-path.js';
 
 /** Evaluate a Nix expression read-only and return its JSON value. */
 function nixEval(expr: string, extra: string[] = []): unknown {

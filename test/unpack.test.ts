@@ -15,7 +15,7 @@ import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { FodderError } from '../src/errors.js';
-import { narHash } from '../src/mirror/nar.js';
+import { narHash } from '../src/nix-formats/nar.js';
 import { placeUnpacked, unpackArchive, unpackMethodFor, UnpackErrorCode, type UnpackLimits } from '../src/fetch/unpack.js';
 import { tar, tarGz, zip } from './helpers/archives.js';
 import { tempDir } from './helpers/cli.js';

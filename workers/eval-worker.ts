@@ -1,4 +1,5 @@
 /** Thread entry point for the crawl: evaluates one shard (see src/eval/shard.ts). */
+import { ErrorCode } from '../src/errors.js';
 import { DrvGraph } from '../src/graph/closure.js';
 import { runShard } from '../src/eval/shard.js';
 import { warm } from '../src/eval/spawner.js';
@@ -16,6 +17,6 @@ export default async function evalShard(task: ShardTask): Promise<ShardResult | 
     return await runShard(task, graph);
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    return { ok: false, code: e.code ?? 'WORKER_FAILED', message: e.message ?? String(err) };
+    return { ok: false, code: e.code ?? ErrorCode.WORKER_FAILED, message: e.message ?? String(err) };
   }
 }

@@ -12,6 +12,8 @@
  * standard output and standard error merged into one pipe, in the order it wrote them (a
  * `nix repl` prints values on one and errors on the other). When the channel closes (the crawl
  * ended, or was killed) it kills what it started and exits.
+ *
+ * node:child_process rather than execa, on purpose: see src/eval/spawner.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 

@@ -1,15 +1,12 @@
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { resolveSettings } from '../config/settings.js';
 import { FodderError, ErrorCode } from '../errors.js';
 import type { CrawlInfo } from '../db/crawls.js';
 import { SIGNAL_EXIT } from './failure.js';
 
-export const DEFAULT_DB = 'data/fodder.db';
-export const DEFAULT_MIRROR = 'data/mirror';
-
-/** Resolves --db against the current directory. */
+/** The database of a command that reads no config file: `--db`, else the default `db`. */
 export function dbPath(option: string | undefined): string {
-  return resolve(option ?? DEFAULT_DB);
+  return resolveSettings({ flags: { db: option } }).db;
 }
 
 /** Prints a value as JSON on stdout (the contract of every --json flag). */

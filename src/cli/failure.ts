@@ -25,7 +25,7 @@ export function failureOf(err: unknown): Failure {
     return { code: known.code, message: known.message, exitCode, bug: false };
   }
   const e = err instanceof Error ? err : new Error(String(err));
-  return { code: 'BUG', message: e.stack ?? e.message, exitCode: 1, bug: true };
+  return { code: ErrorCode.BUG, message: e.stack ?? e.message, exitCode: 1, bug: true };
 }
 
 /** The text a failure prints on standard error. */

@@ -1,5 +1,6 @@
-import { availableParallelism, totalmem } from 'node:os';
+import { availableParallelism, cpus, totalmem } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_EXCLUDE_ANYWHERE, DEFAULT_EXCLUDE_TOP, DEFAULT_SYSTEMS, DEFAULT_VARIANTS } from './defaults.js';
 
 const name = z.string().min(1);
 
@@ -108,24 +109,31 @@ export const nixSchema = z.object({
   bin: z.string().min(1).nullable().default(null),
 }).strict();
 
+/**
+ * The config file, and the one place every setting's default is written (src/config/settings.ts
+ * resolves them; docs/config.md lists them, and test/config-docs.test.ts holds the two together).
+ * A relative path is relative to the config file's directory when the file sets it; the default
+ * `db` is relative to the current directory, the default `nixpkgs` to fodder's own directory.
+ */
 export const configSchema = z.object({
-  /** path to the package set (a directory with default.nix), relative to the config file */
-  nixpkgs: z.string().min(1).optional(),
-  systems: z.array(systemSchema).min(1).optional(),
-  variants: z.record(variantSchema).optional(),
+  /** the package set (a directory with default.nix); default: the bundled test package set */
+  nixpkgs: z.string().min(1).default('test/fixtures/nixpkgs'),
+  systems: z.array(systemSchema).min(1).default(DEFAULT_SYSTEMS),
+  variants: z.record(variantSchema).default(DEFAULT_VARIANTS),
   overlays: z.array(z.string().min(1)).default([]),
   exhaustive: z.boolean().default(false),
   maxDepth: count(BOUNDS.maxDepth, 'levels of attribute sets').default(8),
   exclude: z.object({
-    top: z.array(name).optional(),
-    anywhere: z.array(name).optional(),
+    top: z.array(name).default(DEFAULT_EXCLUDE_TOP),
+    anywhere: z.array(name).default(DEFAULT_EXCLUDE_ANYWHERE),
   }).strict().default({}),
-  workers: count(BOUNDS.workers, "this machine's cores").optional(),
+  /** worker threads: default the machine's cores, at most 8 */
+  workers: count(BOUNDS.workers, "this machine's cores").default(Math.max(1, Math.min(cpus().length, 8))),
   shardSize: count(BOUNDS.shardSize, 'attribute paths one Nix process evaluates').default(1000),
   explainErrors: z.boolean().default(true),
-  /** a directory to keep the crawl's .drv files in (a Nix binary-cache store); null or absent: they are kept only in the database */
-  store: z.string().min(1).nullable().optional(),
-  db: z.string().min(1).optional(),
+  /** a directory to keep the crawl's .drv files in (a Nix binary-cache store); null: they are kept only in the database */
+  store: z.string().min(1).nullable().default(null),
+  db: z.string().min(1).default('data/fodder.db'),
   limits: crawlLimitsSchema.default({}),
   fetch: fetchSchema.default({}),
   nix: nixSchema.default({}),

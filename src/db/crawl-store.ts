@@ -184,6 +184,22 @@ export function abandonCrawls(db: Db, status: 'interrupted' | 'failed'): number[
   }
 }
 
+/** What a crawl's summary counts: attributes by status, and the distinct FODs its closures need. */
+export function crawlCounts(db: Db, crawl: number): { byStatus: { status: string; n: number }[]; fods: number } {
+  const byStatus = db.prepare(`SELECT status, COUNT(*) n FROM attrs WHERE crawl_id = ? GROUP BY status`).all(crawl) as { status: string; n: number }[];
+  const fods = (db.prepare(`SELECT COUNT(DISTINCT drv_path) n FROM fod_seen WHERE crawl_id = ?`).get(crawl) as { n: number }).n;
+  return { byStatus, fods };
+}
+
+/** How many derivations the closures of a crawl's derivation attributes hold (a recursive query over drv_inputs). */
+export function closureSizeOf(db: Db, crawl: number): number {
+  return (db.prepare(`
+    WITH RECURSIVE c(p) AS (
+      SELECT drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
+      UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
+    SELECT COUNT(*) n FROM c`).get(crawl) as { n: number }).n;
+}
+
 /** An attrs row's values, in the column order of insertAttr. */
 function rowParams(crawl: number, t: Target, r: AttrRow): unknown[] {
   return [

@@ -1,4 +1,5 @@
 import type { Db } from './open.js';
+import { ownerAlive } from './owner.js';
 
 /**
  * Tables of the fetch stage, the mirror and the report. They sit beside the crawl's tables and
@@ -15,7 +16,13 @@ CREATE TABLE IF NOT EXISTS fetch_runs (
   status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
   started_at TEXT NOT NULL,
   finished_at TEXT,
-  summary_json TEXT              -- the --json summary once finished
+  summary_json TEXT,             -- the --json summary once finished
+  -- the process that runs it (as for crawls, src/db/owner.ts): a running run whose process is
+  -- gone was killed, and is marked interrupted by the next run
+  pid INTEGER,
+  host TEXT,
+  boot_id TEXT,
+  pid_start INTEGER
 );
 
 -- every try of every URL: the raw history
@@ -82,7 +89,56 @@ CREATE TABLE IF NOT EXISTS report_snapshots (
 );
 `;
 
+/** The owner columns a fetch_runs table made before they existed lacks (added in place, all nullable). */
+const OWNER_COLUMNS = { pid: 'INTEGER', host: 'TEXT', boot_id: 'TEXT', pid_start: 'INTEGER' } as const;
+
 /** Creates the fetch stage's tables when missing. Idempotent; every fetch-side entry point calls it. */
 export function ensureFetchSchema(db: Db): void {
   db.exec(FETCH_SCHEMA_SQL);
+  const have = new Set(db.prepare(`SELECT name FROM pragma_table_info('fetch_runs')`).pluck().all() as string[]);
+  const missing = Object.entries(OWNER_COLUMNS).filter(([name]) => !have.has(name));
+  if (missing.length > 0) {
+    db.transaction(() => { for (const [name, type] of missing) db.exec(`ALTER TABLE fetch_runs ADD COLUMN ${name} ${type}`); }).immediate();
+  }
+}
+
+export type FetchRunStatus = 'running' | 'done' | 'failed' | 'interrupted';
+
+/** One fetch run, its status as it is now: a `running` run whose process is gone is interrupted. */
+export interface FetchRunInfo {
+  id: number;
+  crawl: number | null;
+  mirror: string;
+  status: FetchRunStatus;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+interface FetchRunRow {
+  id: number; crawl_id: number | null; mirror_dir: string; status: FetchRunStatus; started_at: string; finished_at: string | null;
+  pid: number | null; boot_id: string | null; pid_start: number | null;
+}
+
+/** Every fetch run, newest first, each with its status as it is now. */
+export function fetchRuns(db: Db): FetchRunInfo[] {
+  const rows = db.prepare(`SELECT id, crawl_id, mirror_dir, status, started_at, finished_at, pid, boot_id, pid_start
+    FROM fetch_runs ORDER BY id DESC`).all() as FetchRunRow[];
+  return rows.map((r) => ({
+    id: r.id, crawl: r.crawl_id, mirror: r.mirror_dir, startedAt: r.started_at, finishedAt: r.finished_at,
+    status: r.status === 'running' && !ownerAlive({ pid: r.pid, bootId: r.boot_id, start: r.pid_start }) ? 'interrupted' : r.status,
+  }));
+}
+
+/**
+ * Marks `interrupted` every run still recorded `running` whose process is gone (killed, crashed,
+ * the machine rebooted); returns their ids. Called by each new run, under the mirror's lock.
+ */
+export function abandonDeadFetchRuns(db: Db): number[] {
+  const dead = fetchRuns(db).filter((r) => r.status === 'interrupted' && r.finishedAt === null).map((r) => r.id);
+  if (dead.length > 0) {
+    const mark = db.prepare(`UPDATE fetch_runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'`);
+    const now = new Date().toISOString();
+    db.transaction(() => { for (const id of dead) mark.run(now, id); }).immediate();
+  }
+  return dead;
 }

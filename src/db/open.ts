@@ -21,7 +21,7 @@ export function openedDatabases(): string[] {
 }
 
 /** SQLite's result codes (the primary part of `SqliteError.code`) as fodder's, with what to do. */
-const SQLITE_CODES: Record<string, [code: string, text: string]> = {
+const SQLITE_CODES: Record<string, [code: ErrorCode, text: string]> = {
   SQLITE_CORRUPT: [ErrorCode.DB_CORRUPT, 'is damaged'],
   SQLITE_NOTADB: [ErrorCode.DB_CORRUPT, 'is not a SQLite database (or its first page is damaged)'],
   SQLITE_BUSY: [ErrorCode.DB_BUSY, 'is locked by another process (another fodder crawl or fetch?) past the busy timeout'],

@@ -4,8 +4,9 @@
  * its .drv, which the database keeps (schema 3); a crawl never rewrites a FOD it has recorded,
  * so without this a better classifier would not reach a database made before it.
  */
-import type { Db } from './open.js';
-import { parseDrv } from '../graph/drv-parse.js';
+// the connection's type from better-sqlite3 itself: open.ts runs this when it opens a database
+import type { Database as Db } from 'better-sqlite3';
+import { parseDrv } from '../nix-formats/drv-parse.js';
 import { CLASSIFIER_VERSION, fodFromDrv, needsEnv } from '../graph/fod.js';
 
 /**

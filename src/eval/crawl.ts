@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,16 +6,18 @@ import { Piscina } from 'piscina';
 import PQueue from 'p-queue';
 import { slotStorePath } from '../graph/store-slots.js';
 import { FodderError, ErrorCode } from '../errors.js';
+import { startProcess } from '../process.js';
 import { packageRoot, workerScript } from '../config/defaults.js';
-import type { Config } from '../config/load.js';
+import type { CrawlSettings as Config } from '../config/settings.js';
 import { openDb, type Db } from '../db/open.js';
-import { createCrawlStore, type AttrRow, type ShardWrite, type Target } from '../db/crawl-store.js';
+import { closureSizeOf, crawlCounts, createCrawlStore, type AttrRow, type ShardWrite, type Target } from '../db/crawl-store.js';
 import { formatAttrPath } from './attr-path.js';
 import { ensureNix, existingPaths, readMirrors } from './nix-env.js';
 import { checkSystems } from './preflight.js';
+import { createSlotTable } from './slots.js';
 import { crawlStopper } from './stop.js';
 import { rowsOf, setSignature, type WalkPolicy } from './policy.js';
-import type { Progress } from './progress.js';
+import type { CrawlSummary, Progress } from './progress.js';
 import type { Mirrors } from '../graph/fod.js';
 import type { ShardFailure, ShardResult, ShardTask } from './types.js';
 
@@ -27,19 +28,6 @@ export interface CrawlOptions {
   progress?: Progress;
   /** stops the crawl (its reason names the signal); the crawl is then marked interrupted */
   signal?: AbortSignal;
-}
-
-export interface CrawlSummary {
-  crawl: number;
-  resumed: boolean;
-  systems: string[];
-  variants: string[];
-  attrs: { total: number; drv: number; set: number; error: number; skipped: number };
-  drvs: number;
-  fods: number;
-  durationMs: number;
-  /** the version of the Nix that evaluated (`builtins.nixVersion`, e.g. "2.26.3") */
-  nix: string;
 }
 
 /**
@@ -79,6 +67,9 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     filename: workerScript('eval-worker.js'), minThreads: config.workers, maxThreads: config.workers,
     idleTimeout: 60_000,
   });
+  // drv store slots are the coordinator's to give: a thread the pool replaces frees its slot first
+  const slots = createSlotTable(config.workers);
+  pool.on('workerDestroy', () => slots.reclaim(pool.threads.map((t) => t.threadId)));
   // the evaluators' spec files and Nix's own temporary files: removed when the crawl ends (or, after
   // a kill, by the next crawl)
   const scratch = makeScratch(config.store === null ? config.workers * config.limits.scratchDrvs * SCRATCH_BYTES_PER_DRV : 0);
@@ -95,17 +86,18 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     prepareDrvStores(drvStore, config.workers);
     // Nix's version check, the systems' check and the mirror list at once; a missing or too old
     // Nix is what is said
-    const checked = ensureNix(config.nixpkgs, drvStore);
-    const mirrorsRead = readMirrors(config.nixpkgs, drvStore);
+    // (Nix is ended at once on SIGINT or SIGTERM)
+    const checked = ensureNix(config.nixpkgs, drvStore, options.signal);
+    const mirrorsRead = readMirrors(config.nixpkgs, drvStore, options.signal);
     mirrorsRead.catch(() => undefined);
     const nix = await checked;
-    const [mirrors] = await Promise.all([mirrorsRead, checkSystems(config, drvStore)]);
+    const [mirrors] = await Promise.all([mirrorsRead, checkSystems(config, drvStore, options.signal)]);
     mark('mirrors');
-    if (options.attrs?.length) await checkAttrsExist(config, options.attrs, drvStore);
+    if (options.attrs?.length) await checkAttrsExist(config, options.attrs, drvStore, options.signal);
 
     stop.check();
     db = openDb(config.db, { create: true });
-    return await crawlWith(options, db, pool, { scratch, drvStore }, mirrors, nix.version, started, mark, () => void removeScratch());
+    return await crawlWith(options, db, pool, { scratch, drvStore, slotTable: slots.buffer }, mirrors, nix.version, started, mark, () => void removeScratch());
   } catch (err) {
     throw stop.failed(err, db);
   } finally {
@@ -139,18 +131,14 @@ async function removeTree(dir: string): Promise<void> {
 }
 
 /** `rm -rf DIR` in a process of its own; rmSync when rm cannot be run. */
-function removeDir(dir: string): Promise<void> {
-  return new Promise((resolve) => {
-    const fallback = () => { rmSync(dir, { recursive: true, force: true }); resolve(); };
-    const rm = spawn('rm', ['-rf', '--', dir], { stdio: 'ignore' });
-    rm.once('error', fallback);
-    rm.once('close', (code) => (code === 0 ? resolve() : fallback()));
-  });
+async function removeDir(dir: string): Promise<void> {
+  const done = await startProcess('rm', ['-rf', '--', dir]).exit.then((e) => e.code === 0, () => false);
+  if (!done) rmSync(dir, { recursive: true, force: true });
 }
 
 /** The crawl proper, once Nix, the mirrors and the database are at hand. */
 async function crawlWith(
-  options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string }, mirrors: Mirrors, nix: string, started: number,
+  options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string; slotTable: SharedArrayBuffer }, mirrors: Mirrors, nix: string, started: number,
   mark: (what: string) => void, walked: () => void,
 ): Promise<CrawlSummary> {
   const { config, progress } = options;
@@ -216,6 +204,8 @@ interface TargetJob {
   config: Config;
   policy: WalkPolicy;
   pool: Piscina;
+  /** the drv store slots (src/eval/slots.ts) */
+  slotTable: SharedArrayBuffer;
   store: ReturnType<typeof createCrawlStore>;
   crawl: number;
   target: Target;
@@ -244,41 +234,129 @@ async function crawlTarget(job: TargetJob): Promise<boolean> {
   for (const r of store.loadAttrs(crawl, target)) rows.set(r.path, r);
   job.progress?.resume(target, rows.size);
   const continued = rows.size > 0;
+  await walk(job, rows);
+  return continued;
+}
 
-  const rootPaths = job.roots.filter((p) => !rows.has(formatAttrPath(p)));
-  await evaluate(job, rows, rootPaths);
+/** The sets of one depth whose children are walked, and how far their alias decisions have come. */
+interface Level {
+  sets: AttrRow[];
+  /** every set of the level is known (the level above is decided); they are then sorted by path */
+  complete: boolean;
+  /** sets[0 .. decided) are decided: fingerprinted, alias or not, their expandable children queued */
+  decided: number;
+}
 
+/**
+ * Walks the tree from the roots: every child of a set that is descended into is evaluated, and
+ * each set, once its children are known, is fingerprinted and compared with the sets before it
+ * (an alias set is not descended into). The decisions are taken in a fixed order, level by
+ * level and by path within a level, so the records are the same whatever order the shards come
+ * back in. The work is not: a set's grandchildren are sent to the pool as soon as the set and
+ * every set before it on its level are decided, so the next level starts under the tail of the
+ * current one (a barrier per level left workers idle while the level's last shards ran).
+ *
+ * Paths wait in a queue and go out in shards of at most `shardSize`, smaller as the queue runs
+ * low (a shard is a share of what is queued, at least 25 paths), so that each worker always has
+ * work queued and a level ends on small shards.
+ */
+function walk(job: TargetJob, rows: Map<string, AttrRow>): Promise<void> {
+  const { config } = job;
   const sigIndex = new Map<string, string>();
-  let frontier = job.roots.map((p) => rows.get(formatAttrPath(p))!).filter(expandable);
-  while (frontier.length) {
-    // what was written of the levels before is durable once the next begins; the rest is
-    // committed when the crawl's walk ends (see crawlWith)
-    job.writer.commit();
-    frontier.sort(byPath);
-    const pending: string[][] = [];
-    for (const set of frontier) {
+  const levels: Level[] = [];
+  const queue: string[][] = [];
+  let inFlight = 0;
+  let first = 0; // the first level not fully decided
+  let over = false;
+  let failed = false;
+  return new Promise<void>((resolve, reject) => {
+    const fail = (err: unknown) => { if (!failed) { failed = true; reject(err); } };
+    /** queues the children of `set` that no row holds yet */
+    const descend = (set: AttrRow) => {
       for (const name of set.children!) {
         const path = [...set.pathJson, name];
-        if (!rows.has(formatAttrPath(path))) pending.push(path);
+        if (!rows.has(formatAttrPath(path))) queue.push(path);
       }
-    }
-    await evaluate(job, rows, pending);
-
-    // every child of the frontier is now known: fingerprint the sets, find aliases
-    const changed: AttrRow[] = [];
-    const next: AttrRow[] = [];
-    for (const set of frontier) {
-      const children = set.children!.map((n) => rows.get(formatAttrPath([...set.pathJson, n]))!);
-      const sig = setSignature(children) ?? '-';
-      const aliasOf = sig !== '-' && sigIndex.has(sig) ? sigIndex.get(sig)! : null;
-      if (sig !== '-' && !aliasOf) sigIndex.set(sig, set.path);
-      if (set.sig !== sig || set.aliasOf !== aliasOf) { set.sig = sig; set.aliasOf = aliasOf; changed.push(set); }
-      if (!aliasOf) next.push(...children.filter(expandable));
-    }
-    if (changed.length) job.writer.enqueue(() => store.writeSigs(crawl, target, changed));
-    frontier = next;
-  }
-  return continued;
+    };
+    const send = () => {
+      while (queue.length > 0 && (queue.length >= config.shardSize || inFlight < config.workers * 2)) {
+        const size = Math.max(25, Math.min(config.shardSize, Math.ceil(queue.length / (config.workers * 3))));
+        const shard = queue.splice(0, size);
+        inFlight++;
+        job.progress?.queued(1, shard.length);
+        evaluateShard(job, rows, shard).then(() => { inFlight--; step(); }, fail);
+      }
+    };
+    /** the rows of a set's children, or null while one is still being evaluated */
+    const childRows = (set: AttrRow): AttrRow[] | null => {
+      const out: AttrRow[] = [];
+      for (const name of set.children!) {
+        const row = rows.get(formatAttrPath([...set.pathJson, name]));
+        if (row === undefined) return null;
+        out.push(row);
+      }
+      return out;
+    };
+    /** takes every decision whose inputs are known, in order; queues what they open */
+    const decide = () => {
+      if (levels.length === 0) {
+        const roots = job.roots.map((p) => rows.get(formatAttrPath(p)));
+        if (roots.some((r) => r === undefined)) return;
+        levels.push({ sets: roots.filter(expandable) as AttrRow[], complete: true, decided: 0 });
+        levels[0].sets.sort(byPath);
+        for (const set of levels[0].sets) descend(set);
+      }
+      const changed: AttrRow[] = [];
+      try {
+        while (!over) {
+          const level = levels[first];
+          while (level.decided < level.sets.length) {
+            const set = level.sets[level.decided];
+            const children = childRows(set);
+            if (children === null) return;
+            const sig = setSignature(children) ?? '-';
+            const aliasOf = sig !== '-' && sigIndex.has(sig) ? sigIndex.get(sig)! : null;
+            if (sig !== '-' && !aliasOf) sigIndex.set(sig, set.path);
+            if (set.sig !== sig || set.aliasOf !== aliasOf) { set.sig = sig; set.aliasOf = aliasOf; changed.push(set); }
+            if (!aliasOf) {
+              const opened = children.filter(expandable);
+              if (opened.length > 0) {
+                (levels[first + 1] ??= { sets: [], complete: false, decided: 0 }).sets.push(...opened);
+                for (const child of opened) descend(child);
+              }
+            }
+            level.decided++;
+          }
+          // the level is decided: the next is whole (what was written of the levels before is
+          // made durable; the rest is committed when the crawl's walk ends, see crawlWith)
+          job.writer.commit();
+          const next = levels[first + 1];
+          if (next === undefined) { over = true; break; }
+          next.sets.sort(byPath);
+          next.complete = true;
+          first++;
+        }
+      } finally {
+        if (changed.length) job.writer.enqueue(() => job.store.writeSigs(job.crawl, job.target, changed));
+      }
+    };
+    const step = () => {
+      if (failed) return;
+      try {
+        decide();
+        send();
+        if (inFlight > 0) return;
+        if (over) { resolve(); return; }
+        // a bug: every path sent comes back with a record
+        throw new Error(`${job.target.system}/${job.target.variant}: the walk stopped with no work left and `
+          + `level ${first} undecided (a child of ${levels[first]?.sets[levels[first].decided]?.path ?? 'a root'} has no record)`);
+      } catch (err) {
+        fail(err);
+      }
+    };
+    for (const p of job.roots) if (!rows.has(formatAttrPath(p))) queue.push(p);
+    step();
+  });
 }
 
 function expandable(r: AttrRow | undefined): boolean {
@@ -289,73 +367,65 @@ function byPath(a: AttrRow, b: AttrRow): number {
   return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
 }
 
-/** Sends `paths` to the pool in shards and writes each result as it arrives. */
-async function evaluate(job: TargetJob, rows: Map<string, AttrRow>, paths: string[][]): Promise<void> {
-  if (paths.length === 0) return;
+/** Evaluates one shard on the pool and writes its result. */
+async function evaluateShard(job: TargetJob, rows: Map<string, AttrRow>, shard: string[][]): Promise<void> {
   const { config, target } = job;
   const variant = config.variants[target.variant];
-  const size = Math.max(25, Math.min(config.shardSize, Math.ceil(paths.length / (config.workers * 3))));
-  const shards: string[][][] = [];
-  for (let i = 0; i < paths.length; i += size) shards.push(paths.slice(i, i + size));
-  job.progress?.queued(shards.length, paths.length);
-
-  await Promise.all(shards.map(async (shard) => {
-    const task: ShardTask = {
-      nixpkgs: config.nixpkgs, system: target.system, variant: target.variant,
-      config: variant.config, configNix: variant.nix, overlays: config.overlays, paths: shard,
-      exhaustive: config.exhaustive, store: job.drvStore, storeSlots: config.workers,
-      pruneStoreAfter: config.store === null ? config.limits.scratchDrvs : null, mirrors: job.mirrors, explainErrors: config.explainErrors,
-      timeoutMs: config.limits.shardTimeoutSec * 1000, memoryMb: config.limits.memoryMb,
-      evaluator: join(packageRoot(), 'nix', 'evaluator.nix'), sessions: job.sessions, scratch: job.scratch,
-    };
-    let result: ShardResult | ShardFailure;
-    try {
-      result = (await job.pool.run(task)) as ShardResult | ShardFailure;
-    } catch (err) {
-      // the worker thread itself died
-      result = { ok: false, code: 'WORKER_FAILED', message: (err as Error).message };
+  const task: ShardTask = {
+    nixpkgs: config.nixpkgs, system: target.system, variant: target.variant,
+    config: variant.config, configNix: variant.nix, overlays: config.overlays, paths: shard,
+    exhaustive: config.exhaustive, store: job.drvStore, slotTable: job.slotTable,
+    pruneStoreAfter: config.store === null ? config.limits.scratchDrvs : null, mirrors: job.mirrors, explainErrors: config.explainErrors,
+    timeoutMs: config.limits.shardTimeoutSec * 1000, memoryMb: config.limits.memoryMb,
+    evaluator: join(packageRoot(), 'nix', 'evaluator.nix'), sessions: job.sessions, scratch: job.scratch,
+  };
+  let result: ShardResult | ShardFailure;
+  try {
+    result = (await job.pool.run(task)) as ShardResult | ShardFailure;
+  } catch (err) {
+    // the worker thread itself died
+    result = { ok: false, code: ErrorCode.WORKER_FAILED, message: (err as Error).message };
+  }
+  // a stop kills the evaluators and the pool: what failed then failed of that
+  if (job.stopping()) throw new FodderError(ErrorCode.INTERRUPTED, 'the crawl is stopping', {});
+  let newRows: AttrRow[];
+  let drvs: ShardResult['drvs'] = [];
+  let sources: ShardResult['sources'] = [];
+  let seenFods: string[] = [];
+  if (result.ok) {
+    newRows = result.attrs.flatMap((a) => rowsOf(job.policy, a));
+    drvs = result.drvs;
+    sources = result.sources;
+    // every shard's closure holds the bootstrap's FODs and more that earlier shards wrote already
+    seenFods = result.closureFods.filter((f) => !job.seen.has(f));
+    for (const f of seenFods) job.seen.add(f);
+    if (job.closure) {
+      for (const d of result.drvs) job.closure.add(d.drvPath);
+      for (const d of result.earlierDrvs) job.closure.add(d);
     }
-    // a stop kills the evaluators and the pool: what failed then failed of that
-    if (job.stopping()) throw new FodderError(ErrorCode.INTERRUPTED, 'the crawl is stopping', {});
-    let newRows: AttrRow[];
-    let drvs: ShardResult['drvs'] = [];
-    let sources: ShardResult['sources'] = [];
-    let seenFods: string[] = [];
-    if (result.ok) {
-      newRows = result.attrs.flatMap((a) => rowsOf(job.policy, a));
-      drvs = result.drvs;
-      sources = result.sources;
-      // every shard's closure holds the bootstrap's FODs and more that earlier shards wrote already
-      seenFods = result.closureFods.filter((f) => !job.seen.has(f));
-      for (const f of seenFods) job.seen.add(f);
-      if (job.closure) {
-        for (const d of result.drvs) job.closure.add(d.drvPath);
-        for (const d of result.earlierDrvs) job.closure.add(d);
-      }
-    } else if (result.code === 'NIX_FAILED') {
-      // the package set itself does not load for this target (a syntax error, a top level that
-      // throws, a config it refuses): nothing of it can be crawled, and the crawl stops (failed)
-      // with Nix's message
-      throw new FodderError(ErrorCode.NIX_FAILED, result.message, { ...target, nixpkgs: config.nixpkgs });
-    } else {
-      if (/^E[A-Z0-9]+$/.test(result.code)) {
-        // a failed system call in a worker travels as its errno alone (EACCES, ENOSPC...): the
-        // machine, not this shard, is the problem, and the crawl stops (marked failed)
-        throw new FodderError(ErrorCode.IO_ERROR, `${target.system}/${target.variant}: ${result.message}`, { ...target, errno: result.code });
-      }
-      // fodder's own failure on this shard: recorded against its attributes, and the crawl goes on
-      const error = `fodder could not evaluate this shard (${result.code}): ${result.message}`;
-      newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'internal', error })).flat();
+  } else if (result.code === ErrorCode.NIX_FAILED) {
+    // the package set itself does not load for this target (a syntax error, a top level that
+    // throws, a config it refuses): nothing of it can be crawled, and the crawl stops (failed)
+    // with Nix's message
+    throw new FodderError(ErrorCode.NIX_FAILED, result.message, { ...target, nixpkgs: config.nixpkgs });
+  } else {
+    if (/^E[A-Z0-9]+$/.test(result.code)) {
+      // a failed system call in a worker travels as its errno alone (EACCES, ENOSPC...): the
+      // machine, not this shard, is the problem, and the crawl stops (marked failed)
+      throw new FodderError(ErrorCode.IO_ERROR, `${target.system}/${target.variant}: ${result.message}`, { ...target, errno: result.code });
     }
-    if (result.ok) {
-      const st = result.stats;
-      timings.evalMs += st.evalMs; timings.loadMs += st.loadMs; timings.readMs += st.readMs;
-      timings.runs += st.nixRuns; timings.restarts += st.restarts;
-      timings.peakNixRssKb = Math.max(timings.peakNixRssKb, st.peakNixRssKb);
-    }
-    job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs, sources, seenFods });
-    for (const r of newRows) rows.set(r.path, r);
-  }));
+    // fodder's own failure on this shard: recorded against its attributes, and the crawl goes on
+    const error = `fodder could not evaluate this shard (${result.code}): ${result.message}`;
+    newRows = shard.map((p) => rowsOf(job.policy, { path: p, status: 'error', errorKind: 'internal', error })).flat();
+  }
+  if (result.ok) {
+    const st = result.stats;
+    timings.evalMs += st.evalMs; timings.loadMs += st.loadMs; timings.readMs += st.readMs;
+    timings.runs += st.nixRuns; timings.restarts += st.restarts;
+    timings.peakNixRssKb = Math.max(timings.peakNixRssKb, st.peakNixRssKb);
+  }
+  job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs, sources, seenFods });
+  for (const r of newRows) rows.set(r.path, r);
 }
 
 /**
@@ -499,11 +569,11 @@ function prepareDrvStores(store: string, workers: number): void {
   }
 }
 
-async function checkAttrsExist(config: Config, attrs: string[][], drvStore: string): Promise<void> {
+async function checkAttrsExist(config: Config, attrs: string[][], drvStore: string, signal?: AbortSignal): Promise<void> {
   const found = attrs.map(() => false);
   for (const system of config.systems) {
     for (const v of Object.values(config.variants)) {
-      const here = await existingPaths(config.nixpkgs, system, v.config, v.nix, config.overlays, attrs, drvStore);
+      const here = await existingPaths(config.nixpkgs, system, v.config, v.nix, config.overlays, attrs, drvStore, signal);
       here.forEach((ok, i) => { if (ok) found[i] = true; });
       if (found.every(Boolean)) return;
     }
@@ -521,20 +591,15 @@ async function checkAttrsExist(config: Config, attrs: string[][], drvStore: stri
 function summarise(
   db: Db, crawl: number, config: Config, resumed: boolean, durationMs: number, closure: Set<string> | null, nix: string,
 ): CrawlSummary {
-  const counts = db.prepare(`SELECT status, COUNT(*) n FROM attrs WHERE crawl_id = ? GROUP BY status`).all(crawl) as { status: string; n: number }[];
+  const { byStatus: counts, fods: fodCount } = crawlCounts(db, crawl);
   const by = Object.fromEntries(counts.map((c) => [c.status, c.n])) as Record<string, number>;
-  const drvs = closure ? closure.size : (db.prepare(`
-    WITH RECURSIVE c(p) AS (
-      SELECT drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
-      UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
-    SELECT COUNT(*) n FROM c`).get(crawl) as { n: number }).n;
-  const fods = (db.prepare(`SELECT COUNT(DISTINCT drv_path) n FROM fod_seen WHERE crawl_id = ?`).get(crawl) as { n: number }).n;
+  const drvs = closure ? closure.size : closureSizeOf(db, crawl);
   return {
     crawl, resumed, systems: config.systems, variants: Object.keys(config.variants),
     attrs: {
       total: counts.reduce((a, c) => a + c.n, 0),
       drv: by.drv ?? 0, set: by.set ?? 0, error: by.error ?? 0, skipped: by.skipped ?? 0,
     },
-    drvs, fods, durationMs, nix,
+    drvs, fods: fodCount, durationMs, nix,
   };
 }

@@ -23,7 +23,7 @@ const versionCheck = z.object({ version: z.string(), required: z.string().nullab
  * Both are said before anything else happens (nixpkgs' own check would be an `abort` in the
  * middle of the crawl, one uncatchable error per attribute).
  */
-export async function ensureNix(nixpkgs: string, store: string | null): Promise<NixUsed> {
+export async function ensureNix(nixpkgs: string, store: string | null, signal?: AbortSignal): Promise<NixUsed> {
   const command = nixCommand('nix-instantiate');
   if (command === null) {
     throw new FodderError(ErrorCode.NIX_MISSING,
@@ -35,7 +35,7 @@ export async function ensureNix(nixpkgs: string, store: string | null): Promise<
     ? '{ version = builtins.nixVersion; required = null; older = false; }'
     : `let required = import ${JSON.stringify(minver)}; in
        { version = builtins.nixVersion; inherit required; older = builtins.compareVersions builtins.nixVersion required < 0; }`,
-  store));
+  store, signal));
   if (older) {
     throw new FodderError(ErrorCode.NIX_TOO_OLD,
       `Nix ${version} (${command}) is older than ${required}, the version ${minver} requires: use a newer Nix (config key nix.bin names its directory)`,
@@ -44,11 +44,12 @@ export async function ensureNix(nixpkgs: string, store: string | null): Promise<
   return { version, command };
 }
 
-/** Evaluates a Nix expression to JSON (read-only). */
-export async function evalJson(expr: string, store: string | null): Promise<unknown> {
+/** Evaluates a Nix expression to JSON (read-only); `signal` ends Nix at once (a crawl stopped by SIGINT or SIGTERM). */
+export async function evalJson(expr: string, store: string | null, signal?: AbortSignal): Promise<unknown> {
   const r = await execa('nix-instantiate', ['--eval', '--strict', '--json', ...nixStoreArgs(store), '-E', expr], {
-    reject: false, env: NIX_ENV, extendEnv: true,
+    reject: false, env: NIX_ENV, extendEnv: true, cancelSignal: signal,
   });
+  if (r.isCanceled) throw new FodderError(ErrorCode.INTERRUPTED, `stopped by ${String(signal?.reason)}`, { expr });
   if (r.exitCode !== 0) {
     throw new FodderError(ErrorCode.NIX_FAILED, cleanNixMessage(String(r.stderr)) || `nix-instantiate failed (${r.exitCode})`, { expr });
   }
@@ -56,11 +57,11 @@ export async function evalJson(expr: string, store: string | null): Promise<unkn
 }
 
 /** The package set's mirror list (pkgs/build-support/fetchurl/mirrors.nix), or {} when it has none. */
-export async function readMirrors(nixpkgs: string, store: string | null): Promise<Mirrors> {
+export async function readMirrors(nixpkgs: string, store: string | null, signal?: AbortSignal): Promise<Mirrors> {
   const file = join(nixpkgs, 'pkgs', 'build-support', 'fetchurl', 'mirrors.nix');
   if (!existsSync(file)) return {};
   const value = await evalJson(
-    `let m = import ${JSON.stringify(file)}; in builtins.mapAttrs (n: v: if builtins.isList v then v else [ ]) m`, store);
+    `let m = import ${JSON.stringify(file)}; in builtins.mapAttrs (n: v: if builtins.isList v then v else [ ]) m`, store, signal);
   return value as Mirrors;
 }
 
@@ -81,13 +82,14 @@ function packageSetExpr(nixpkgs: string, system: string, config: Record<string, 
  */
 export async function unloadableSystems(
   nixpkgs: string, systems: string[], config: Record<string, unknown>, configNix: string | null,
-  overlays: string[], store: string | null,
+  overlays: string[], store: string | null, signal?: AbortSignal,
 ): Promise<{ system: string; message: string }[]> {
   const failed = await Promise.all(systems.map(async (system) => {
     try {
-      await evalJson(`builtins.seq ((${packageSetExpr(nixpkgs, system, config, configNix, overlays)}).stdenv.drvPath or null) true`, store);
+      await evalJson(`builtins.seq ((${packageSetExpr(nixpkgs, system, config, configNix, overlays)}).stdenv.drvPath or null) true`, store, signal);
       return null;
     } catch (err) {
+      if (signal?.aborted) throw err;
       return { system, message: (err as Error).message };
     }
   }));
@@ -100,7 +102,7 @@ export async function unloadableSystems(
  */
 export async function existingPaths(
   nixpkgs: string, system: string, config: Record<string, unknown>, configNix: string | null,
-  overlays: string[], paths: string[][], store: string | null,
+  overlays: string[], paths: string[][], store: string | null, signal?: AbortSignal,
 ): Promise<boolean[]> {
   const expr = `
     let
@@ -109,5 +111,5 @@ export async function existingPaths(
         let r = builtins.tryEval (builtins.isAttrs v && builtins.hasAttr (builtins.head path) v); in
         r.success && r.value && has (v.\${builtins.head path}) (builtins.tail path);
     in map (has pkgs) (builtins.fromJSON ${JSON.stringify(JSON.stringify(paths))})`;
-  return (await evalJson(expr, store)) as boolean[];
+  return (await evalJson(expr, store, signal)) as boolean[];
 }

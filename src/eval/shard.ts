@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { readDrvClosure, type DrvGraph, type ReadClosure } from '../graph/closure.js';
 import { slotStorePath } from '../graph/store-slots.js';
+import { ErrorCode } from '../errors.js';
+import { claimSlot } from './slots.js';
 import { NixSession, nixString, type Reply, type SessionSpec, type Stop } from './nix-session.js';
 import type { AttrResult, ShardFailure, ShardResult, ShardStats, ShardTask } from './types.js';
 
@@ -13,18 +15,18 @@ let readSincePrune = 0;
 const sessions = new Map<string, NixSession>();
 
 /**
- * The drv store directory this thread's Nix writes to: one per worker (slot 0 is the configured
- * one), so two Nix processes never write into one directory.
+ * The drv store directory this thread's Nix writes to: the slot this thread holds in the
+ * coordinator's table (slot 0 is the configured one), so two live threads never write into, or
+ * prune, one directory.
  */
-export function slotStore(store: string, slots: number): string {
-  const slot = slots > 1 ? Math.max(0, threadId - 1) % slots : 0;
-  return slotStorePath(store, slot);
+export function slotStore(store: string, slotTable: SharedArrayBuffer): string {
+  return slotStorePath(store, claimSlot(slotTable));
 }
 
 function sessionSpec(task: ShardTask): SessionSpec {
   return {
     nixpkgs: task.nixpkgs, system: task.system, config: task.config, configNix: task.configNix, overlays: task.overlays,
-    exhaustive: task.exhaustive, store: slotStore(task.store, task.storeSlots), scratch: task.scratch,
+    exhaustive: task.exhaustive, store: slotStore(task.store, task.slotTable), scratch: task.scratch,
     evaluator: task.evaluator, timeoutMs: task.timeoutMs, memoryMb: task.memoryMb,
   };
 }
@@ -60,7 +62,7 @@ async function sessionFor(task: ShardTask, stats: ShardStats, fresh: boolean): P
   const started = await session.start();
   stats.loadMs += Date.now() - t0;
   if (!started.ok) {
-    return { ok: false, code: 'NIX_FAILED', message: `cannot load ${task.nixpkgs} for ${task.system}/${task.variant}: ${started.message}` };
+    return { ok: false, code: ErrorCode.NIX_FAILED, message: `cannot load ${task.nixpkgs} for ${task.system}/${task.variant}: ${started.message}` };
   }
   sessions.set(key, session);
   return session;
@@ -141,7 +143,7 @@ let pathsCounter = 0;
 export async function runShard(task: ShardTask, graph: DrvGraph): Promise<ShardResult | ShardFailure> {
   const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, loadMs: 0, readMs: 0, peakNixRssKb: 0 };
   const attrs: AttrResult[] = new Array<AttrResult>(task.paths.length);
-  const storeRoot = slotStore(task.store, task.storeSlots);
+  const storeRoot = slotStore(task.store, task.slotTable);
   const read: ReadClosure = { drvs: [], sources: [] };
   const pathsFile = join(task.scratch, `paths-${threadId}-${++pathsCounter}.json`);
   writeFileSync(pathsFile, JSON.stringify(task.paths));

@@ -9,6 +9,10 @@
  * touching 400 MB after one spawn took 1.54 s (3 ms before it); the crawl's process took 260,000
  * page faults. The helper is started once, while the process is still small, and is itself
  * small, so its forks are cheap and nobody else pays for them.
+ *
+ * This and workers/nix-spawner.ts are the one place that starts processes with
+ * node:child_process instead of execa (src/process.ts): execa would make the helper larger and
+ * each start slower (bench/spawn.ts; the figures are in docs/architecture.md).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { workerScript } from '../config/defaults.js';

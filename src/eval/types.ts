@@ -19,8 +19,8 @@ export interface ShardTask {
    * .drv files since it last did; null: the store is kept (--store)
    */
   pruneStoreAfter: number | null;
-  /** how many drv store directories the workers spread over (one each) */
-  storeSlots: number;
+  /** the coordinator's table of drv store slots (src/eval/slots.ts): one directory per live worker */
+  slotTable: SharedArrayBuffer;
   mirrors: Mirrors;
   explainErrors: boolean;
   /** the longest one attribute may take */
@@ -91,6 +91,7 @@ export interface ShardResult {
 /** A shard that could not even load the package set. */
 export interface ShardFailure {
   ok: false;
+  /** an ErrorCode, or the errno of a failed system call (which the coordinator turns into IO_ERROR) */
   code: string;
   message: string;
 }

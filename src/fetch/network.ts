@@ -7,41 +7,39 @@ import { ftpTry } from './ftp.js';
 import { httpHop, isLocal } from './http.js';
 import { isTransient } from './outcome.js';
 import { tryFailure, type TryResult } from './receive.js';
-import type { HashPool } from './hashing.js';
+import type { HashPool } from '../mirror/hashing.js';
 import type { DownloadFailed, DownloadOk, DownloadRequest, FetchContext, Network } from './types.js';
 import { checkUrl, hostKey } from './url-policy.js';
+import { fetchSchema } from '../config/schema.js';
+import { networkSettings, type NetworkSettings } from '../config/settings.js';
 
-export interface NetworkOptions {
-  /** transfers at once, over all hosts */
-  concurrency: number;
-  /** transfers at once to one host */
-  perHost: number;
-  connectTimeoutMs: number;
-  /** no byte for this long (waiting for headers or inside the body) ends the try */
-  idleTimeoutMs: number;
-  /** extra tries of a URL after a transient failure */
-  retries: number;
-  /** first backoff; doubles each retry, with jitter */
-  retryDelayMs: number;
+/** The network's options: the settings (src/config/settings.ts) and the fixed parts of fodder's manners. */
+export interface NetworkOptions extends NetworkSettings {
+  /** backoff never grows past this */
   maxRetryDelayMs: number;
-  maxBytes: number;
   maxRedirects: number;
   userAgent: string;
 }
 
-export const NETWORK_DEFAULTS: NetworkOptions = {
-  concurrency: 16,
-  perHost: 4,
-  connectTimeoutMs: 20_000,
-  idleTimeoutMs: 60_000,
-  retries: 3,
-  retryDelayMs: 1000,
-  maxRetryDelayMs: 30_000,
-  maxBytes: 8192 * 1024 * 1024,
-  maxRedirects: 20,
-  // what nixpkgs' fetchurl sends (curl/VERSION Nixpkgs/VERSION): some hosts serve browsers a page instead
-  userAgent: 'curl/8.5.0 Nixpkgs/fodder-0.1',
-};
+/** The network options for these settings. */
+export function networkOptions(s: NetworkSettings): NetworkOptions {
+  return {
+    concurrency: s.concurrency,
+    perHost: s.perHost,
+    connectTimeoutMs: s.connectTimeoutMs,
+    idleTimeoutMs: s.idleTimeoutMs,
+    retries: s.retries,
+    retryDelayMs: s.retryDelayMs,
+    maxRetryDelayMs: 30_000,
+    maxBytes: s.maxBytes,
+    maxRedirects: 20,
+    // what nixpkgs' fetchurl sends (curl/VERSION Nixpkgs/VERSION): some hosts serve browsers a page instead
+    userAgent: 'curl/8.5.0 Nixpkgs/fodder-0.1',
+  };
+}
+
+/** Every setting at its schema default (tests and benchmarks start from these). */
+export const NETWORK_DEFAULTS: NetworkOptions = networkOptions(networkSettings(fetchSchema.parse({})));
 
 export interface NetworkHandle extends Network {
   close(): Promise<void>;

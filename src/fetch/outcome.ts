@@ -54,33 +54,16 @@ export function outcomeOfStatus(status: number): Outcome {
   return 'http-other';
 }
 
+/** What a failed try came to: each is also an ErrorCode (FetchError's `super` does not compile otherwise). */
+export type FailedOutcome = Exclude<Outcome, 'ok'>;
+
 /** A failed try. `code` is the outcome string itself, as stored in the database. */
 export class FetchError extends FodderError {
-  readonly outcome: Outcome;
+  readonly outcome: FailedOutcome;
 
-  constructor(outcome: Outcome, message: string, fields: Record<string, unknown> = {}) {
+  constructor(outcome: FailedOutcome, message: string, fields: Record<string, unknown> = {}) {
     super(outcome, message, fields);
     this.name = 'FetchError';
     this.outcome = outcome;
   }
-}
-
-/** Error codes of the fetch stage itself (not of one URL): these abort a run or a command. */
-export const FetchErrorCode = {
-  MIRROR_UNWRITABLE: 'MIRROR_UNWRITABLE',
-  MIRROR_FULL: 'MIRROR_FULL',
-  MIRROR_LOCKED: 'MIRROR_LOCKED',
-  MIRROR_MISSING: 'MIRROR_MISSING',
-} as const;
-
-/** Local storage errors that must stop the whole run rather than count against a URL. */
-export function storageError(err: unknown, where: string): FodderError | null {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new FodderError(FetchErrorCode.MIRROR_FULL, `no space left on the mirror's device (${where})`, { where, errno: code });
-  }
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new FodderError(FetchErrorCode.MIRROR_UNWRITABLE, `cannot write to the mirror (${where}): ${(err as Error).message}`, { where, errno: code });
-  }
-  return null;
 }

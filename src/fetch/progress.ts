@@ -1,6 +1,52 @@
-import type { FetchSummary } from './run.js';
+import type { FodKind } from '../graph/types.js';
+import type { Outcome } from './outcome.js';
 
-/** Receives fetch events; the CLI draws them, tests may count them. */
+/** The fate of the FODs of one kind in one run. */
+export interface KindCounts {
+  fods: number;
+  mirrored: number;
+  alreadyMirrored: number;
+  dead: number;
+  brokenHash: number;
+  unverifiable: number;
+  failedBefore: number;
+}
+
+export interface FetchSummary {
+  run: number;
+  crawl: number;
+  mirror: string;
+  /** the binary cache: `<mirror>/cache` */
+  cache: string;
+  kinds: FodKind[];
+  /** whether the nix fallback was on */
+  nixFallback: boolean;
+  /** FODs of the selected kinds in the crawl */
+  fods: number;
+  /** newly stored by this run */
+  mirrored: number;
+  /** found in the mirror already: not fetched again */
+  alreadyMirrored: number;
+  dead: number;
+  brokenHash: number;
+  /** fodder could not judge them, by reason (no plug-in reproduces them, or one tried and could not): not a verdict on the source */
+  unverifiable: Record<string, number>;
+  /** newly stored, by the plug-in that produced them */
+  mirroredBy: Record<string, number>;
+  /** entries written to the binary cache (new sources, and mirrored files it lacked) */
+  published: number;
+  byKind: Partial<Record<FodKind, KindCounts>>;
+  skipped: {
+    /** failed in an earlier run (use --retry-failed) */
+    failedBefore: number;
+  };
+  bytes: number;
+  durationMs: number;
+  /** every try's outcome, counted */
+  outcomes: Partial<Record<Outcome, number>>;
+}
+
+/** Receives fetch events; the CLI draws them (src/cli/fetch-progress.ts), tests may count them. */
 export interface FetchProgress {
   start(info: { run: number; crawl: number; queued: number; skipped: number }): void;
   bytes(delta: number): void;
@@ -8,75 +54,4 @@ export interface FetchProgress {
   expect(bytes: number): void;
   done(info: { name: string; verdict: 'ok' | 'dead' | 'broken-hash' | 'unverifiable'; message: string | null }): void;
   finish(summary: FetchSummary): void;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
-
-export function formatDuration(secs: number): string {
-  if (!Number.isFinite(secs)) return '?';
-  const s = Math.round(secs);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-/**
- * Progress on stderr: one line redrawn in place on a terminal (files and bytes done, rate,
- * failures, ETA), plain lines every few seconds plus one per failed source otherwise.
- */
-export function createFetchProgress(interactive: boolean, write: (s: string) => void = (s) => process.stderr.write(s)): FetchProgress {
-  const t0 = Date.now();
-  let queued = 0, done = 0, failed = 0, bytes = 0, expected = 0;
-  let lastDraw = 0, lastPlain = Date.now();
-  // rate over a sliding window of (time, bytes) samples
-  const samples: [number, number][] = [[t0, 0]];
-  const rate = () => {
-    const now = Date.now();
-    while (samples.length > 2 && now - samples[0][0] > 10_000) samples.shift();
-    const [t, b] = samples[0];
-    return now > t ? ((bytes - b) * 1000) / (now - t) : 0;
-  };
-  const line = () => {
-    const secs = (Date.now() - t0) / 1000;
-    const filesRate = secs > 0 ? done / secs : 0;
-    // the longer of: the files left at the file rate so far, the announced bytes left at the byte rate
-    const byFiles = done > 0 ? (queued - done) / filesRate : 0;
-    const r = rate();
-    const byBytes = expected > bytes && r > 0 ? (expected - bytes) / r : 0;
-    const eta = queued === done ? '0s' : done > 0 || byBytes > 0 ? formatDuration(Math.max(byFiles, byBytes)) : '?';
-    return `fetch: ${done}/${queued} files  ${formatBytes(bytes)}  ${formatBytes(rate())}/s  ${failed} failed  ETA ${eta}`;
-  };
-  const draw = (force = false) => {
-    const now = Date.now();
-    if (interactive) {
-      if (force || now - lastDraw > 200) { lastDraw = now; samples.push([now, bytes]); write(`\r\x1b[K${line()}`); }
-      return;
-    }
-    if (force || now - lastPlain > 5000) { lastPlain = now; samples.push([now, bytes]); write(line() + '\n'); }
-  };
-  const clear = () => (interactive ? '\r\x1b[K' : '');
-  return {
-    start(info) {
-      queued = info.queued;
-      write(`fetch run ${info.run} (crawl ${info.crawl}): ${info.queued} sources to fetch, ${info.skipped} skipped\n`);
-      draw(true);
-    },
-    bytes(delta) { bytes += delta; draw(); },
-    expect(n) { expected += n; },
-    done(info) {
-      done++;
-      if (info.verdict !== 'ok') {
-        failed++;
-        write(`${clear()}${info.verdict}: ${info.name}: ${info.message ?? ''}\n`);
-      }
-      draw();
-    },
-    finish() { draw(true); if (interactive) write('\n'); },
-  };
 }

@@ -1,7 +1,8 @@
 import { FetchError, type Outcome } from './outcome.js';
 import { openPartFile, type PartFile } from './part-file.js';
-import { createInlineHasher, type HashPool, type Hasher } from './hashing.js';
-import type { BytesListener, Digests } from './types.js';
+import { createInlineHasher, type HashPool, type Hasher } from '../mirror/hashing.js';
+import type { Digests } from '../mirror/types.js';
+import type { BytesListener } from './types.js';
 
 /** Files announced at most this big are hashed inline rather than by the worker threads. */
 export const INLINE_HASH_MAX = 1 << 20;

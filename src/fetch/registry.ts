@@ -35,7 +35,7 @@ export const KIND_NAMES: readonly string[] = [...FOD_KINDS, 'nix'];
  * `nix` is not a FOD kind but the fallback: it switches the fallback on for the kinds named
  * with it; named alone (`--kind nix`) it selects every kind. Nothing named: every kind, no nix.
  */
-export function parseKinds(values: readonly string[] | undefined): KindSelection {
+export function parseKinds(values: readonly string[] | null | undefined): KindSelection {
   const out: FodKind[] = [];
   let nix = false;
   for (const v of values ?? []) {

@@ -7,79 +7,36 @@ import type { Fod, FodKind } from '../graph/types.js';
 import { CacheErrorCode, createBinaryCache, publishable, type BinaryCache } from '../mirror/binary-cache.js';
 import { createHashedMirror, type HashedMirror } from '../mirror/hashed-mirror.js';
 import { fetchWithFallback, planFetch, type FetcherSet } from './fallback.js';
-import { createHashPool } from './hashing.js';
+import { createHashPool } from '../mirror/hashing.js';
 import { createNetwork, type NetworkOptions } from './network.js';
-import type { CacheSettings, NixFallbackSettings } from './options.js';
-import { storageError, type Outcome } from './outcome.js';
+import type { CacheSettings, NixFallbackRun } from './options.js';
+import { storageError } from '../mirror/storage-error.js';
 import { chooseCrawl } from '../db/crawls.js';
-import { createClosureReader, createEnvReader, crawlStoreOf, fodsOfCrawl } from './plan.js';
+import { createClosureReader, createEnvReader, crawlStoreOf, fodsOfCrawl } from '../db/fods.js';
 import { createNixFetcher, crawlDrvStores } from './plugins/nix.js';
-import type { FetchProgress } from './progress.js';
+import type { FetchProgress, FetchSummary, KindCounts } from './progress.js';
 import { FETCHERS } from './registry.js';
-import { createFetchStore, type FetchStore } from './store.js';
+import { createFetchStore, type FetchStore } from '../db/fetch-store.js';
 import type { FetchContext, FetcherPlugin, FetchVerdict, FodEnv, Network, UnverifiableVerdict } from './types.js';
 
 export interface FetchRunOptions {
   db: Db;
+  /** the crawl whose sources are fetched (whatever its status); default: the latest finished one */
+  crawl?: number;
   mirrorDir: string;
   kinds: FodKind[];
   retryFailed: boolean;
   network: NetworkOptions;
-  /** the binary cache in `<mirrorDir>/cache` (default: uncompressed, unsigned) */
-  cache?: CacheSettings;
-  /** the nix fallback; null or absent: off */
-  nix?: NixFallbackSettings | null;
+  /** the binary cache in `<mirrorDir>/cache` */
+  cache: CacheSettings;
+  /** the nix fallback; null: off */
+  nix: NixFallbackRun | null;
   progress?: FetchProgress;
   signal?: AbortSignal;
   /** the native plug-ins by kind (default: the registry's FETCHERS) */
   fetchers?: Partial<Record<FodKind, FetcherPlugin>>;
-  /** the fallback plug-in itself (default: made from `nix` and the crawl's stores); turns the fallback on */
+  /** the fallback plug-in itself, when `nix` is on (default: made from `nix` and the crawl's stores) */
   nixFetcher?: FetcherPlugin;
-}
-
-/** The fate of the FODs of one kind in one run. */
-export interface KindCounts {
-  fods: number;
-  mirrored: number;
-  alreadyMirrored: number;
-  dead: number;
-  brokenHash: number;
-  unverifiable: number;
-  failedBefore: number;
-}
-
-export interface FetchSummary {
-  run: number;
-  crawl: number;
-  mirror: string;
-  /** the binary cache: `<mirror>/cache` */
-  cache: string;
-  kinds: FodKind[];
-  /** whether the nix fallback was on */
-  nixFallback: boolean;
-  /** FODs of the selected kinds in the crawl */
-  fods: number;
-  /** newly stored by this run */
-  mirrored: number;
-  /** found in the mirror already: not fetched again */
-  alreadyMirrored: number;
-  dead: number;
-  brokenHash: number;
-  /** fodder could not judge them, by reason (no plug-in reproduces them, or one tried and could not): not a verdict on the source */
-  unverifiable: Record<string, number>;
-  /** newly stored, by the plug-in that produced them */
-  mirroredBy: Record<string, number>;
-  /** entries written to the binary cache (new sources, and mirrored files it lacked) */
-  published: number;
-  byKind: Partial<Record<FodKind, KindCounts>>;
-  skipped: {
-    /** failed in an earlier run (use --retry-failed) */
-    failedBefore: number;
-  };
-  bytes: number;
-  durationMs: number;
-  /** every try's outcome, counted */
-  outcomes: Partial<Record<Outcome, number>>;
 }
 
 /** A FOD to fetch, or (publishOnly) a file the hashed mirror holds and the binary cache lacks. */
@@ -120,31 +77,34 @@ interface RunState {
  */
 export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   const t0 = Date.now();
-  const crawl = chooseCrawl(o.db);
+  const crawl = chooseCrawl(o.db, o.crawl);
   const fods = fodsOfCrawl(o.db, crawl.id, o.kinds);
   const mirror = createHashedMirror(o.mirrorDir);
   mirror.lock();
   let store: FetchStore;
   let run: number;
   let cache: BinaryCache;
-  const nixPlugin = o.nixFetcher ?? (o.nix ? createNixFetcher({
-    store: o.nix.store, options: o.nix.options, timeoutMs: o.nix.timeoutMs,
-    drvStores: drvStoresOf(o.db, crawl.id), closureOf: createClosureReader(o.db),
-  }) : null);
+  const nixFallback = o.nix ? {
+    plugin: o.nixFetcher ?? createNixFetcher({
+      store: o.nix.store, options: o.nix.options, timeoutMs: o.nix.timeoutMs,
+      drvStores: drvStoresOf(o.db, crawl.id), closureOf: createClosureReader(o.db),
+    }),
+    jobs: o.nix.jobs,
+  } : null;
   try {
     cache = createBinaryCache({ ...o.cache, mirrorDir: mirror.root });
     cache.removeLeftovers();
     store = createFetchStore(o.db);
     run = store.beginRun(crawl.id, mirror.root, {
-      kinds: o.kinds, nix: nixPlugin !== null, retryFailed: o.retryFailed, network: o.network,
-      cache: { compression: o.cache?.compression ?? 'none', flat: o.cache?.flat ?? true, signedBy: cache.publicKey?.split(':')[0] ?? null },
+      kinds: o.kinds, nix: nixFallback !== null, retryFailed: o.retryFailed, network: o.network,
+      cache: { compression: o.cache.compression, flat: o.cache.flat, signedBy: cache.publicKey?.split(':')[0] ?? null },
     });
   } catch (err) {
     mirror.unlock();
     throw storageError(err, 'the binary cache') ?? err;
   }
   const summary: FetchSummary = {
-    run, crawl: crawl.id, mirror: mirror.root, cache: cache.dir, kinds: o.kinds, nixFallback: nixPlugin !== null,
+    run, crawl: crawl.id, mirror: mirror.root, cache: cache.dir, kinds: o.kinds, nixFallback: nixFallback !== null,
     fods: fods.length, mirrored: 0, alreadyMirrored: 0, dead: 0, brokenHash: 0, unverifiable: {}, mirroredBy: {}, published: 0,
     byKind: {}, skipped: { failedBefore: 0 }, bytes: 0, durationMs: 0, outcomes: {},
   };
@@ -161,8 +121,8 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   try {
     const state: RunState = {
       run, mirror, cache, network, store, summary, signal: abort.signal, progress: o.progress, envOf: createEnvReader(o.db),
-      flatToCache: o.cache?.flat ?? true,
-      set: fetcherSet(o.fetchers ?? FETCHERS, nixPlugin, o.network.concurrency, o.nix?.jobs ?? 2),
+      flatToCache: o.cache.flat,
+      set: fetcherSet(o.fetchers ?? FETCHERS, nixFallback, o.network.concurrency),
     };
     const jobs = selectJobs(fods, state, o.retryFailed);
     store.flush();
@@ -210,14 +170,14 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
  * outside it (git, unpacking, Nix builds) is limited here: the native ones to the run's
  * concurrency, the nix fallback to its own number of jobs.
  */
-function fetcherSet(native: Partial<Record<FodKind, FetcherPlugin>>, nix: FetcherPlugin | null, concurrency: number, nixJobs: number): FetcherSet {
+function fetcherSet(native: Partial<Record<FodKind, FetcherPlugin>>, nix: { plugin: FetcherPlugin; jobs: number } | null, concurrency: number): FetcherSet {
   const limited = (p: FetcherPlugin, n: number): FetcherPlugin => {
     const queue = new PQueue({ concurrency: n });
     return { id: p.id, certainty: p.certainty, canFetch: (fod, env) => p.canFetch(fod, env), fetch: (fod, ctx) => queue.add(() => p.fetch(fod, ctx)) as Promise<FetchVerdict> };
   };
   const out: FetcherSet['native'] = {};
   for (const [kind, p] of Object.entries(native) as [FodKind, FetcherPlugin][]) out[kind] = p.id === 'url' ? p : limited(p, concurrency);
-  return { native: out, nix: nix ? limited(nix, nixJobs) : null };
+  return { native: out, nix: nix ? limited(nix.plugin, nix.jobs) : null };
 }
 
 const countsOf = (s: FetchSummary, kind: FodKind): KindCounts =>

@@ -1,33 +1,13 @@
-import type { Fod, FodKind, HashAlgo } from '../graph/types.js';
+import type { Fod, FodKind } from '../graph/types.js';
+import type { HashAlgo } from '../nix-formats/hash.js';
+import type { Digests, FetchedOutput } from '../mirror/types.js';
 import type { Outcome } from './outcome.js';
-
-/** Lowercase hex digests of one file under every algorithm a hashed mirror answers to. */
-export type Digests = Record<HashAlgo, string>;
+import type { AttemptRow } from '../db/fetch-store.js';
 
 /** One try of one URL, as recorded in `fetch_attempts`. */
-export interface AttemptRecord {
-  url: string;
-  urlIndex: number;
-  /** 1 for the first try of this URL in this run */
-  try: number;
-  finalUrl: string | null;
+export interface AttemptRecord extends AttemptRow {
   outcome: Outcome;
-  httpStatus: number | null;
-  ftpReply: number | null;
-  bytes: number;
-  resumedFrom: number | null;
-  durationMs: number;
-  /** for hash-mismatch: the hash of what was delivered, in the declared algorithm */
-  actual: { algo: HashAlgo; hex: string } | null;
-  message: string | null;
 }
-
-/** What a plug-in leaves in its work dir when it succeeds. */
-export type FetchedOutput =
-  /** a flat file whose content has the FOD's declared flat hash; the mirror stores it under tarballs/ */
-  | { type: 'file'; path: string; size: number; digests: Digests }
-  /** a directory tree whose NAR hash is the FOD's declared recursive hash (stored in a binary cache) */
-  | { type: 'tree'; path: string; narHash: string; narSize: number };
 
 /** A FOD's whole .drv environment (the `fods.env_json` column). */
 export type FodEnv = Readonly<Record<string, string>>;

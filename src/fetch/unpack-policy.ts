@@ -6,20 +6,15 @@
  * count are capped (decompression bombs). A refusal is never a verdict on the source: the
  * fetcher records it as unverifiable.
  */
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
 
-/** Error codes of unpacking. */
+/** The ErrorCodes of unpacking, by shorter names (src/errors.ts says what each means). */
 export const UnpackErrorCode = {
-  /** an entry would escape the work dir or is a device/fifo */
-  UNSAFE: 'UNPACK_UNSAFE',
-  /** past the size or entry-count cap */
-  TOO_LARGE: 'UNPACK_TOO_LARGE',
-  /** a format or feature fodder does not reproduce (sparse files, encryption, unknown types) */
-  UNSUPPORTED: 'UNPACK_UNSUPPORTED',
-  /** the archive is corrupt or the tool failed */
-  FAILED: 'UNPACK_FAILED',
-  /** stripRoot needs exactly one top-level entry (fetchzip fails the same way) */
-  STRIP_ROOT: 'UNPACK_STRIP_ROOT',
+  UNSAFE: ErrorCode.UNPACK_UNSAFE,
+  TOO_LARGE: ErrorCode.UNPACK_TOO_LARGE,
+  UNSUPPORTED: ErrorCode.UNPACK_UNSUPPORTED,
+  FAILED: ErrorCode.UNPACK_FAILED,
+  STRIP_ROOT: ErrorCode.UNPACK_STRIP_ROOT,
 } as const;
 
 export type UnpackErrorCode = (typeof UnpackErrorCode)[keyof typeof UnpackErrorCode];

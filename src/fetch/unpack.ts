@@ -17,11 +17,11 @@
  * survives into a NAR, so permissions are normalised as the Nix store does: directories 0755,
  * files 0644 or 0755.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
-import { FodderError } from '../errors.js';
+import { ErrorCode, FodderError } from '../errors.js';
+import { startProcess, type StartedProcess } from '../process.js';
 import { createTarScanner } from './unpack-tar.js';
 import { readZipEntries } from './unpack-zip.js';
 import {
@@ -178,26 +178,14 @@ async function leadingBytes(path: string, n: number): Promise<Buffer> {
   }
 }
 
-interface Child {
-  proc: ChildProcess;
-  stderr: () => string;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+type Child = StartedProcess;
 
 function run(cmd: string, args: string[], opts: { cwd?: string; stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'ignore'; env?: NodeJS.ProcessEnv }): Child {
-  const proc = spawn(cmd, args, { cwd: opts.cwd, stdio: [opts.stdin, opts.stdout, 'pipe'], env: opts.env ?? { ...process.env, LC_ALL: 'C' } });
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => { if (err.length < 16384) err += d.toString(); });
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    proc.once('error', reject);
-    proc.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  exit.catch(() => undefined);
-  return { proc, stderr: () => err.trim(), exit };
+  return startProcess(cmd, args, { ...opts, env: opts.env ?? { ...process.env, LC_ALL: 'C' }, stderrLimit: { max: 16384 } });
 }
 
 function kill(c: Child | null): void {
-  if (c && c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  c?.kill();
 }
 
 async function untarInto(archive: string, dest: string, method: UnpackMethod, limits: UnpackLimits, signal?: AbortSignal, shape?: TarScriptShape): Promise<void> {
@@ -217,8 +205,8 @@ async function untarInto(archive: string, dest: string, method: UnpackMethod, li
   const dc = decomp ? run(decomp.cmd, [...decomp.args, '--', archive], { stdin: 'ignore', stdout: 'pipe' }) : null;
   let dcError: unknown = null;
   dc?.exit.catch((e: unknown) => { dcError = e; });
-  const source: AsyncIterable<Buffer> = dc ? (dc.proc.stdout as AsyncIterable<Buffer>) : createReadStream(archive, { highWaterMark: 1 << 20 });
-  const stdin = tar.proc.stdin!;
+  const source: AsyncIterable<Buffer> = dc ? dc.stdout! : createReadStream(archive, { highWaterMark: 1 << 20 });
+  const stdin = tar.stdin!;
   let tarGone = false;
   stdin.on('error', () => { tarGone = true; });
   const onAbort = () => { kill(tar); kill(dc); };
@@ -346,7 +334,7 @@ const SLASH = Buffer.from('/');
 /** A failure of the local disk, which must stop the run rather than mark one source. */
 function localFailure(stderr: string): FodderError | null {
   if (/No space left on device|Disk quota exceeded/.test(stderr)) {
-    return new FodderError('MIRROR_FULL', `no space left while unpacking: ${stderr.split('\n')[0]}`, {});
+    return new FodderError(ErrorCode.MIRROR_FULL, `no space left while unpacking: ${stderr.split('\n')[0]}`, {});
   }
   return null;
 }

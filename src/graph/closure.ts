@@ -1,5 +1,5 @@
 import { FodderError, ErrorCode } from '../errors.js';
-import { parseDrvPart, drvName } from './drv-parse.js';
+import { parseDrvPart, drvName } from '../nix-formats/drv-parse.js';
 import { readStoreSource, readStoreText } from './store-slots.js';
 import { fodFromDrv, isFixedOutput, needsEnv, type Mirrors } from './fod.js';
 import type { DrvNode, StoreSource } from './types.js';

@@ -1,6 +1,7 @@
 import { FodderError, ErrorCode } from '../errors.js';
-import type { Derivation, Fod, FodKind, GitSource, HashAlgo, HashMode } from './types.js';
-import { drvName } from './drv-parse.js';
+import type { Fod, FodKind, GitSource } from './types.js';
+import { type Derivation, drvName } from '../nix-formats/drv-parse.js';
+import type { HashAlgo, HashMode } from '../nix-formats/hash.js';
 import { readArchiveScript } from './archive-script.js';
 
 /** site name -> URL prefixes, as in the package set's pkgs/build-support/fetchurl/mirrors.nix */

@@ -1,7 +1,5 @@
 /** Shapes produced by reading .drv files. These are the project's contract between stages. */
-
-export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
-export type HashMode = 'flat' | 'recursive';
+import type { HashAlgo, HashMode } from '../nix-formats/hash.js';
 
 export type FodKind =
   | 'url' // flat download, no custom postFetch
@@ -56,17 +54,6 @@ export interface Fod {
   git: GitSource | null;
   /** true when a postFetch other than the fetcher's own normalisation runs */
   postFetch: boolean;
-}
-
-/** A parsed .drv file. */
-export interface Derivation {
-  outputs: { name: string; path: string; hashAlgo: string; hash: string }[];
-  inputDrvs: { path: string; outputs: string[] }[];
-  inputSrcs: string[];
-  system: string;
-  builder: string;
-  args: string[];
-  env: Record<string, string>;
 }
 
 /** What the crawl keeps of every derivation in a closure. */

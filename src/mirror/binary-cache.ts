@@ -12,41 +12,33 @@
  * `CA` matches its store path without any signature (the content address is checked instead);
  * see docs/binary-cache.md.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { z } from 'zod';
-import { cacheSchema } from '../config/schema.js';
-import { FodderError } from '../errors.js';
-import { toNix32, type HashValue } from '../graph/hash.js';
-import { fodStorePath } from '../graph/store-path.js';
+import { ErrorCode, FodderError } from '../errors.js';
+import { startProcess } from '../process.js';
+import { toNix32, type HashValue } from '../nix-formats/hash.js';
+import { fodStorePath } from '../nix-formats/store-path.js';
 import type { Fod } from '../graph/types.js';
-import type { FetchedOutput } from '../fetch/types.js';
-import { narHash, narOfFile, narStream } from './nar.js';
+import type { FetchedOutput } from './types.js';
+import { narHash, narOfFile, narStream } from '../nix-formats/nar.js';
 import {
   fixedOutputCa, formatNarInfo, narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, publicKeyOf, signNarInfo,
-  writeNarFile, type NarInfo, type WrittenNar,
-} from './narinfo.js';
+  type NarInfo,
+} from '../nix-formats/narinfo.js';
+import { writeNarFile, type WrittenNar } from './nar-file.js';
 
-/** Error codes of the binary cache. */
+/** The ErrorCodes of the binary cache, by shorter names (src/errors.ts says what each means). */
 export const CacheErrorCode = {
-  /** the content does not have the FOD's declared hash: nothing was published */
-  HASH_MISMATCH: 'CACHE_HASH_MISMATCH',
-  /** the FOD's out path does not follow from its hash and name */
-  PATH_MISMATCH: 'CACHE_PATH_MISMATCH',
-  OPTIONS_INVALID: 'CACHE_OPTIONS_INVALID',
+  HASH_MISMATCH: ErrorCode.CACHE_HASH_MISMATCH,
+  PATH_MISMATCH: ErrorCode.CACHE_PATH_MISMATCH,
+  OPTIONS_INVALID: ErrorCode.CACHE_OPTIONS_INVALID,
 } as const;
 
 export type CacheCompression = 'none' | 'xz' | 'zstd';
-
-/** The `cache:` options (`fetch.cache` in the config file), validated once at the edge. */
-export const binaryCacheOptionsSchema = cacheSchema;
-
-export type BinaryCacheConfig = z.input<typeof binaryCacheOptionsSchema>;
 
 export interface BinaryCacheOptions {
   /** the mirror directory; the cache is `<mirrorDir>/cache` */
@@ -58,26 +50,6 @@ export interface BinaryCacheOptions {
   priority?: number;
   /** whether the fetch stage publishes flat sources too (default true); the cache itself takes whatever it is given */
   flat?: boolean;
-}
-
-/** Validates a `cache:` section and reads its key file; errors name the bad key. */
-export function binaryCacheOptions(mirrorDir: string, raw: unknown): BinaryCacheOptions {
-  const parsed = binaryCacheOptionsSchema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    throw new FodderError(CacheErrorCode.OPTIONS_INVALID, `cache.${i.path.join('.')}: ${i.message}`, { key: i.path.join('.') });
-  }
-  const o = parsed.data;
-  let secretKey: string | null = null;
-  if (o.secretKeyFile) {
-    try {
-      secretKey = readFileSync(o.secretKeyFile, 'utf8').trim();
-      publicKeyOf(secretKey);
-    } catch (e) {
-      throw new FodderError(CacheErrorCode.OPTIONS_INVALID, `cache.secretKeyFile: ${o.secretKeyFile}: ${(e as Error).message}`, { key: 'secretKeyFile' });
-    }
-  }
-  return { mirrorDir, compression: o.compression, level: o.level, secretKey, priority: o.priority, flat: o.flat };
 }
 
 /** What one published entry is. */
@@ -317,18 +289,16 @@ async function writeNar(source: string, cacheDir: string, compression: CacheComp
   let narSize = 0;
   let fileSize = 0;
   const nar = opts.flatFile ? narOfFile(source) : narStream(source);
-  const child = spawn('zstd', ['-q', '-c', `-${opts.level ?? 3}`, '-T1'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const exited = new Promise<number | null>((res, rej) => { child.on('error', rej); child.on('close', res); });
+  const child = startProcess('zstd', ['-q', '-c', `-${opts.level ?? 3}`, '-T1'], { stdin: 'pipe', stdout: 'pipe' });
+  const exited = child.exit.then((e) => e.code);
   exited.catch(() => undefined);
   const feeding = pipeline(Readable.from((async function* () {
     for await (const c of nar) { narHasher.update(c); narSize += c.length; yield c; }
-  })()), child.stdin);
+  })()), child.stdin!);
   feeding.catch(() => undefined);
   const fh = await open(tmp, 'wx');
   try {
-    for await (const c of child.stdout as AsyncIterable<Buffer>) {
+    for await (const c of child.stdout!) {
       fileHasher.update(c);
       fileSize += c.length;
       let done = 0;
@@ -336,10 +306,10 @@ async function writeNar(source: string, cacheDir: string, compression: CacheComp
     }
     await feeding;
     const code = await exited;
-    if (code !== 0) throw new FodderError('COMPRESS_FAILED', `zstd exited with ${code}: ${stderr.trim()}`, { code });
+    if (code !== 0) throw new FodderError(ErrorCode.COMPRESS_FAILED, `zstd exited with ${code}: ${child.stderr()}`, { code });
     await fh.sync();
   } catch (e) {
-    child.kill();
+    child.kill('SIGTERM');
     await fh.close().catch(() => undefined);
     await rm(tmp, { force: true });
     throw e;

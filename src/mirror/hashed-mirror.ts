@@ -5,10 +5,9 @@ import {
 import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FodderError } from '../errors.js';
-import { encodeNix32, HASH_ALGOS } from '../graph/hash.js';
-import type { HashAlgo } from '../graph/types.js';
-import { FetchErrorCode, storageError } from '../fetch/outcome.js';
-import type { Digests } from '../fetch/types.js';
+import { encodeNix32, HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
+import { MirrorErrorCode, storageError } from './storage-error.js';
+import type { Digests } from './types.js';
 
 /**
  * The hashed mirror: `DIR/tarballs/<algo>/<name>` answering every name the public tarballs
@@ -66,10 +65,10 @@ function pidAlive(pid: number): boolean {
 function unwritable(root: string, err: unknown, what: string): FodderError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOTDIR' || code === 'EEXIST') {
-    return new FodderError(FetchErrorCode.MIRROR_UNWRITABLE, `mirror ${root}: ${what} is not a directory`, { mirror: root });
+    return new FodderError(MirrorErrorCode.MIRROR_UNWRITABLE, `mirror ${root}: ${what} is not a directory`, { mirror: root });
   }
   return storageError(err, `mirror ${root}: ${what}`)
-    ?? new FodderError(FetchErrorCode.MIRROR_UNWRITABLE, `mirror ${root}: cannot use ${what}: ${(err as Error).message}`, { mirror: root });
+    ?? new FodderError(MirrorErrorCode.MIRROR_UNWRITABLE, `mirror ${root}: cannot use ${what}: ${(err as Error).message}`, { mirror: root });
 }
 
 /**
@@ -82,7 +81,7 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
   const tmp = join(root, 'tmp');
   if (!options.create) {
     if (!existsSync(tarballs) || !statSync(tarballs).isDirectory()) {
-      throw new FodderError(FetchErrorCode.MIRROR_MISSING, `no mirror at ${root} (expected ${tarballs}/): run \`fodder fetch\` first or pass --mirror DIR`, { mirror: root });
+      throw new FodderError(MirrorErrorCode.MIRROR_MISSING, `no mirror at ${root} (expected ${tarballs}/): run \`fodder fetch\` first or pass --mirror DIR`, { mirror: root });
     }
   }
   try {
@@ -168,13 +167,13 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(root, err, 'the lock file');
           const pid = Number(readFileSync(file, 'utf8').trim());
           if (pid !== process.pid && pidAlive(pid)) {
-            throw new FodderError(FetchErrorCode.MIRROR_LOCKED,
+            throw new FodderError(MirrorErrorCode.MIRROR_LOCKED,
               `mirror ${root} is in use by process ${pid} (another fodder fetch or verify); remove ${file} if that is wrong`, { mirror: root, pid });
           }
           rmSync(file, { force: true }); // left by a process that died
         }
       }
-      if (!locked) throw new FodderError(FetchErrorCode.MIRROR_LOCKED, `cannot take the lock ${file}`, { mirror: root });
+      if (!locked) throw new FodderError(MirrorErrorCode.MIRROR_LOCKED, `cannot take the lock ${file}`, { mirror: root });
       // leftovers of dead runs: alias temp links, and work dirs nobody came back for
       for (const a of HASH_ALGOS) {
         for (const name of readdirSync(join(tarballs, a))) if (name.includes('.link-')) rmSync(join(tarballs, a, name), { force: true });

@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../config/defaults.js';
-import { FodderError } from '../errors.js';
-import type { HashAlgo } from '../graph/types.js';
-import { NAR_ENTRY_HEAD, NAR_TOKENS, narStream, narString, type NarHashResult } from './nar.js';
+import { ErrorCode, FodderError } from '../errors.js';
+import type { HashAlgo } from '../nix-formats/hash.js';
+import { NAR_ENTRY_HEAD, NAR_TOKENS, narStream, narString, type NarHashResult } from '../nix-formats/nar.js';
 
 /** Bytes handed to the worker per message. */
 const BATCH = 1 << 20;
@@ -222,7 +222,7 @@ let onWalkerMessage: ((m: WalkerMessage) => void) | null = null;
 
 type WalkerMessage =
   | { type: 'data'; job: number; unit: number; buffers: ArrayBuffer[]; offsets: number[]; lengths: number[]; end: boolean }
-  | { type: 'error'; job: number; code: string | null; message: string };
+  | { type: 'error'; job: number; code: ErrorCode | null; message: string };
 
 /** Idle walkers are stopped after this long: a process that goes on to other work runs measurably slower beside them. */
 const WALKER_IDLE_MS = 5000;

@@ -8,7 +8,7 @@
  * flight, 174 ms with 8 MiB).
  */
 import { parentPort } from 'node:worker_threads';
-import { NAR_TOKENS, narStreamWith } from './nar.js';
+import { NAR_TOKENS, narStreamWith } from '../nix-formats/nar.js';
 
 const BATCH = 1 << 20;
 const IN_FLIGHT = 8 << 20;

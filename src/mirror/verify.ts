@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeNix32, hashSizes, HASH_ALGOS, nix32Length } from '../graph/hash.js';
-import type { HashAlgo } from '../graph/types.js';
-import { createHashPool } from '../fetch/hashing.js';
-import type { Digests } from '../fetch/types.js';
+import { encodeNix32, hashSizes, HASH_ALGOS, nix32Length, type HashAlgo } from '../nix-formats/hash.js';
+import { createHashPool } from './hashing.js';
+import type { Digests } from './types.js';
 import { aliasNames, createHashedMirror } from './hashed-mirror.js';
 
 export interface CorruptName {

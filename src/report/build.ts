@@ -1,14 +1,14 @@
 import type { Db } from '../db/open.js';
 import { ensureFetchSchema } from '../db/fetch-schema.js';
-import { toSri } from '../graph/hash.js';
-import { FOD_KINDS, type Fod, type HashAlgo } from '../graph/types.js';
+import { toSri, type HashAlgo } from '../nix-formats/hash.js';
+import { FOD_KINDS, type Fod } from '../graph/types.js';
 import { chooseCrawl } from '../db/crawls.js';
-import { fodsOfCrawl } from '../fetch/plan.js';
+import { fodsOfCrawl } from '../db/fods.js';
+import {
+  createFetchHistory, evalErrorsOf, latestResults, mirroredDrvPaths, previousSnapshot, saveSnapshot, type TryRow,
+} from '../db/report-queries.js';
 import { createDependents } from './dependents.js';
 import type { BrokenHashEntry, DeadEntry, EvalErrorEntry, HashJson, Report, RottingEntry, UnverifiableEntry, UrlOutcome } from './types.js';
-
-interface ResultRow { run_id: number; drv_path: string; verdict: string; reason: string | null; message: string | null; plugin: string | null; url: string | null; url_index: number | null; actual_algo: string | null; actual_hex: string | null; at: string }
-interface AttemptRow { url: string; url_index: number; outcome: string; http_status: number | null; message: string | null }
 
 const hashJson = (algo: HashAlgo, hex: string): HashJson => ({ algo, hex, sri: toSri({ algo, hex }) });
 
@@ -29,31 +29,24 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
   ensureFetchSchema(db);
   const crawl = chooseCrawl(db, options.crawl);
   const fods = fodsOfCrawl(db, crawl.id, FOD_KINDS);
-  const mirrored = new Set((db.prepare(`SELECT drv_path FROM mirror_state`).raw().all() as [string][]).map((r) => r[0]));
-  const latest = new Map<string, ResultRow>();
-  for (const r of db.prepare(`SELECT r.* FROM fetch_results r
-      WHERE r.run_id = (SELECT MAX(run_id) FROM fetch_results x WHERE x.drv_path = r.drv_path)`).all() as ResultRow[]) {
-    latest.set(r.drv_path, r);
-  }
-  const history = db.prepare(`SELECT verdict, url_index, at FROM fetch_results WHERE drv_path = ? ORDER BY run_id DESC`);
-  const attemptsOf = db.prepare(`SELECT url, url_index, outcome, http_status, message FROM fetch_attempts
-    WHERE run_id = ? AND drv_path = ? ORDER BY id`);
-  const previous = db.prepare(`SELECT id, created_at, keys_json FROM report_snapshots ORDER BY id DESC LIMIT 1`).get() as
-    { id: number; created_at: string; keys_json: string } | undefined;
+  const mirrored = mirroredDrvPaths(db);
+  const latest = latestResults(db);
+  const history = createFetchHistory(db);
+  const previous = previousSnapshot(db);
   const previousKeys = new Set<string>(previous ? (JSON.parse(previous.keys_json) as string[]) : []);
   const isNew = (key: string) => !previousKeys.has(key);
 
   /** the last try of each URL in a run, in URL order */
   const urlOutcomes = (run: number, drv: string): UrlOutcome[] => {
-    const last = new Map<number, AttemptRow>();
-    for (const a of attemptsOf.all(run, drv) as AttemptRow[]) last.set(a.url_index, a);
+    const last = new Map<number, TryRow>();
+    for (const a of history.attempts(run, drv)) last.set(a.url_index, a);
     return [...last.entries()].sort((x, y) => x[0] - y[0])
       .map(([, a]) => ({ url: a.url, outcome: a.outcome, httpStatus: a.http_status, message: a.message }));
   };
   /** start of the streak of runs in the same state as the latest */
   const since = (drv: string, same: (r: { verdict: string; url_index: number | null }) => boolean): string => {
     let at = '';
-    for (const r of history.all(drv) as { verdict: string; url_index: number | null; at: string }[]) {
+    for (const r of history.verdicts(drv)) {
       if (!same(r)) break;
       at = r.at;
     }
@@ -117,9 +110,7 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
     }
   }
 
-  const evalErrors: EvalErrorEntry[] = (db.prepare(`SELECT path, system, variant, error, error_kind FROM attrs
-      WHERE crawl_id = ? AND status = 'error' ORDER BY path, system, variant`).all(crawl.id) as
-      { path: string; system: string; variant: string; error: string | null; error_kind: string | null }[])
+  const evalErrors: EvalErrorEntry[] = evalErrorsOf(db, crawl.id)
     .map((e) => {
       const key = `eval:${e.system}/${e.variant}/${e.path}`;
       keys.push(key);
@@ -136,7 +127,7 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
   const generatedAt = new Date().toISOString();
   // a partial crawl's report is not what the next one should compare with
   if (options.save !== false && crawl.status === 'done') {
-    db.prepare(`INSERT INTO report_snapshots (crawl_id, created_at, keys_json) VALUES (?, ?, ?)`).run(crawl.id, generatedAt, JSON.stringify(keys));
+    saveSnapshot(db, crawl.id, generatedAt, keys);
   }
   return {
     crawl,

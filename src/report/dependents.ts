@@ -1,4 +1,5 @@
 import type { Db } from '../db/open.js';
+import { attrDrvs, drvEdges } from '../db/report-queries.js';
 
 /** Which attributes need a source: as their own input (direct) and anywhere in their closure (total). */
 export interface AttrNeeds {
@@ -27,7 +28,7 @@ export function createDependents(db: Db, crawlId: number) {
   };
   const from: number[] = [];
   const to: number[] = [];
-  for (const [drv, input] of db.prepare(`SELECT drv_path, input_drv FROM drv_inputs`).raw().iterate() as Iterable<[string, string]>) {
+  for (const [drv, input] of drvEdges(db)) {
     to.push(intern(drv)); // `drv` depends on `input`: the reverse edge goes input -> drv
     from.push(intern(input));
   }
@@ -35,8 +36,7 @@ export function createDependents(db: Db, crawlId: number) {
   const attrIds = new Map<string, number>();
   const attrNames: string[] = [];
   const attrsOf = new Map<number, number[]>();
-  for (const [path, drv] of db.prepare(`SELECT DISTINCT path, drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv' AND drv_path IS NOT NULL`)
-    .raw().iterate(crawlId) as Iterable<[string, string]>) {
+  for (const [path, drv] of attrDrvs(db, crawlId)) {
     const i = intern(drv);
     let a = attrIds.get(path);
     if (a === undefined) { a = attrNames.length; attrIds.set(path, a); attrNames.push(path); }

@@ -1,4 +1,5 @@
-import type { Fod, HashAlgo } from '../graph/types.js';
+import type { Fod } from '../graph/types.js';
+import type { HashAlgo } from '../nix-formats/hash.js';
 import type { AttrNeeds } from './dependents.js';
 
 /** A hash in every spelling a reader may search for. */

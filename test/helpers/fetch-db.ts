@@ -4,9 +4,20 @@
  * end tests use a real crawl; these only need the rows.
  */
 import { createHash } from 'node:crypto';
+import { resolveSettings, type SettingFlags } from '../../src/config/settings.js';
 import { openDb, type Db } from '../../src/db/open.js';
-import { fodStorePath } from '../../src/graph/store-path.js';
-import type { FodKind, HashAlgo } from '../../src/graph/types.js';
+import { fetchRunSettings, type FetchRunSettings } from '../../src/fetch/options.js';
+import { fodStorePath } from '../../src/nix-formats/store-path.js';
+import type { FodKind } from '../../src/graph/types.js';
+import type { HashAlgo } from '../../src/nix-formats/hash.js';
+
+/** What `fodder fetch` with these flags and no config file runs with (from the one resolver of settings). */
+export function runSettings(flags: SettingFlags = {}): FetchRunSettings {
+  return fetchRunSettings(resolveSettings({ flags }).fetch);
+}
+
+/** The binary cache as these tests use it: the defaults, with flat sources published too. */
+export const FLAT_CACHE = { ...runSettings().cache, flat: true };
 
 export interface FodSpec {
   name: string;

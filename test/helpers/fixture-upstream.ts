@@ -13,10 +13,10 @@ import { cpSync, createReadStream, existsSync, mkdirSync, readFileSync, statSync
 import { join, normalize } from 'node:path';
 import { openDb } from '../../src/db/open.js';
 import type { Fod } from '../../src/graph/types.js';
-import { createHashPool } from '../../src/fetch/hashing.js';
+import { createHashPool } from '../../src/mirror/hashing.js';
 import { createNetwork, NETWORK_DEFAULTS, type NetworkHandle } from '../../src/fetch/network.js';
 import type { AttemptRecord, FetchContext, FodEnv } from '../../src/fetch/types.js';
-import { FOD_COLUMNS, fodFromRow, type FodRow } from '../../src/query/fod-row.js';
+import { FOD_COLUMNS, fodFromRow, type FodRow } from '../../src/db/fod-row.js';
 import { FIXTURE, ROOT, fodder, tempDir } from './cli.js';
 import { startHttp, type Running } from './servers.js';
 

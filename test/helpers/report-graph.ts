@@ -3,7 +3,7 @@
  * them (each depending on three below it, every third layer an attribute), 400 of the sources
  * failing. Used by report.test.ts and bench/report.ts.
  */
-import { createFetchStore } from '../../src/fetch/store.js';
+import { createFetchStore } from '../../src/db/fetch-store.js';
 import type { TestCrawl } from './fetch-db.js';
 
 export interface ReportGraph {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/load.js';
+import { resolveSettings } from '../../config/settings.js';
 import { crawl } from '../../eval/crawl.js';
 import { parseAttrPath } from '../../eval/attr-path.js';
-import { createProgress } from '../../eval/progress.js';
+import { createProgress } from '../crawl-progress.js';
 import { abortOnSignals, collect, isInteractive, positiveInt, printJson } from '../common.js';
 
 interface CrawlFlags {
@@ -26,9 +26,13 @@ export function registerCrawl(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('--no-progress', 'no progress output')
     .action(async (flags: CrawlFlags) => {
-      const config = loadConfig(flags.config, {
-        nixpkgs: flags.nixpkgs, systems: flags.system, variants: flags.variant, exhaustive: flags.exhaustive,
-        workers: flags.workers, store: flags.store, db: flags.db,
+      const { crawl: config } = resolveSettings({
+        configFile: flags.config,
+        flags: {
+          nixpkgs: flags.nixpkgs, systems: flags.system, variants: flags.variant, exhaustive: flags.exhaustive,
+          workers: flags.workers, store: flags.store, db: flags.db,
+        },
+        need: { nixpkgs: true },
       });
       const attrs = flags.attr?.map(parseAttrPath);
       const progress = flags.progress === false ? undefined : createProgress(isInteractive());

@@ -1,10 +1,31 @@
 import type { Command } from 'commander';
+import { chooseCrawl } from '../../db/crawls.js';
 import { openDb } from '../../db/open.js';
-import type { FetchFlags } from '../../fetch/options.js';
-import { createFetchProgress, formatBytes, formatDuration } from '../../fetch/progress.js';
-import type { FetchSummary } from '../../fetch/run.js';
+import { createFetchProgress, formatBytes, formatDuration } from '../fetch-progress.js';
+import type { FetchSummary } from '../../fetch/progress.js';
+import { resolveSettings } from '../../config/settings.js';
 import { abortOnSignals, collect, isInteractive, positiveInt, printJson } from '../common.js';
 import { SIGNAL_EXIT } from '../failure.js';
+
+/** The command line of `fodder fetch`, as commander hands it over. */
+interface FetchFlags {
+  config?: string;
+  db?: string;
+  mirror?: string;
+  kind?: string[];
+  concurrency?: number;
+  perHost?: number;
+  retryFailed?: boolean;
+  json?: boolean;
+  connectTimeout?: string;
+  idleTimeout?: string;
+  retries?: string;
+  retryDelay?: string;
+  maxSize?: string;
+  signKey?: string;
+  progress?: boolean;
+  crawl?: number;
+}
 
 function summaryText(s: FetchSummary): string {
   const counts = (r: Record<string, number>) => Object.entries(r).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
@@ -32,6 +53,7 @@ export function registerFetch(program: Command): void {
     .option('--config <file>', 'YAML config file (its fetch: section)')
     .option('--db <file>', 'database file')
     .option('--mirror <dir>', 'mirror directory (default data/mirror)')
+    .option('--crawl <n>', 'fetch the sources of this crawl (whatever its status) instead of the latest finished one', positiveInt('--crawl'))
     .option('--kind <kind>', 'only sources of this kind (repeatable, or comma-separated); nix: the Nix fallback', collect('--kind'))
     .option('--concurrency <n>', 'downloads at once', positiveInt('--concurrency'))
     .option('--per-host <n>', 'downloads at once from one host', positiveInt('--per-host'))
@@ -44,18 +66,30 @@ export function registerFetch(program: Command): void {
     .option('--sign-key <file>', 'sign the binary cache with this Nix secret key (instead of fetch.cache.secretKeyFile)')
     .option('--json', 'print the summary as JSON')
     .option('--no-progress', 'no progress output')
-    .action(async (flags: FetchFlags & { progress?: boolean }) => {
+    .action(async (flags: FetchFlags) => {
       // loaded when used, so other commands start without the fetch stack
-      const { fetchSettings } = await import('../../fetch/options.js');
-      const settings = fetchSettings(flags);
+      const { fetchRunSettings } = await import('../../fetch/options.js');
+      const settings = resolveSettings({
+        configFile: flags.config,
+        flags: {
+          db: flags.db, mirror: flags.mirror, kinds: flags.kind, concurrency: flags.concurrency, perHost: flags.perHost,
+          connectTimeout: flags.connectTimeout, idleTimeout: flags.idleTimeout, retries: flags.retries,
+          retryDelay: flags.retryDelay, maxSize: flags.maxSize, signKey: flags.signKey,
+        },
+      });
+      const run = fetchRunSettings(settings.fetch);
       const db = openDb(settings.db);
       const abort = new AbortController();
       const release = abortOnSignals(abort);
       try {
         const { runFetch } = await import('../../fetch/run.js');
+        const chosen = flags.crawl === undefined ? null : chooseCrawl(db, flags.crawl);
+        if (chosen && chosen.status !== 'done') {
+          process.stderr.write(`fodder: crawl ${chosen.id} is ${chosen.status}: fetching the sources it has recorded so far\n`);
+        }
         const summary = await runFetch({
-          db, mirrorDir: settings.mirror, kinds: settings.kinds, retryFailed: settings.retryFailed, network: settings.network,
-          cache: settings.cache, nix: settings.nix,
+          db, crawl: flags.crawl, mirrorDir: settings.mirror, kinds: run.kinds, retryFailed: Boolean(flags.retryFailed), network: run.network,
+          cache: run.cache, nix: run.nix,
           progress: flags.progress === false ? undefined : createFetchProgress(isInteractive()),
           signal: abort.signal,
         });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ErrorCode, FodderError } from '../../errors.js';
-import { generateKeyPair } from '../../mirror/narinfo.js';
+import { generateKeyPair } from '../../nix-formats/narinfo.js';
 import { printJson } from '../common.js';
 
 /**

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { resolveSettings } from '../../config/settings.js';
 import { openDb } from '../../db/open.js';
-import { formatBytes, formatDuration } from '../../fetch/progress.js';
+import { formatBytes, formatDuration } from '../fetch-progress.js';
 import { forgetMissing } from '../../mirror/mirror-db.js';
 import { isInteractive, printJson } from '../common.js';
 
@@ -17,8 +18,7 @@ export function registerVerify(program: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress output')
     .action(async (flags: VerifyFlags) => {
-      const { fetchPaths } = await import('../../fetch/options.js');
-      const settings = fetchPaths({ config: flags.config, db: flags.db, mirror: flags.mirror });
+      const settings = resolveSettings({ configFile: flags.config, flags: { db: flags.db, mirror: flags.mirror } });
       const interactive = isInteractive();
       let last = 0;
       const progress = flags.progress === false ? undefined : (done: number, total: number) => {

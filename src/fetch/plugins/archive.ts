@@ -13,7 +13,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FodderError } from '../../errors.js';
-import type { Fod, HashAlgo } from '../../graph/types.js';
+import type { Fod } from '../../graph/types.js';
+import type { HashAlgo } from '../../nix-formats/hash.js';
 import { narHashThreaded as narHash } from '../../mirror/nar-hash-threaded.js';
 import { archiveRecipe, type ArchiveRecipe } from '../../graph/archive-script.js';
 import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict, type FodEnv } from '../types.js';

@@ -8,7 +8,6 @@
  * rootDir, preFetch or postFetch. git runs with no user or system configuration, no hooks, no
  * prompts, only http(s)/git transports (file:// when allowed), and fsck of received objects.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, readdir, lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Fod } from '../../graph/types.js';
@@ -16,7 +15,8 @@ import { narHashThreaded as narHash } from '../../mirror/nar-hash-threaded.js';
 import type { Outcome } from '../outcome.js';
 import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict, type FodEnv } from '../types.js';
 import { DEFAULT_UNPACK_LIMITS, normaliseTree, type UnpackLimits } from '../unpack.js';
-import { FodderError } from '../../errors.js';
+import { ErrorCode, FodderError } from '../../errors.js';
+import { runProcess } from '../../process.js';
 
 export interface GitFetcherOptions {
   /** `git` binary */
@@ -99,7 +99,7 @@ export function createGitFetcher(options: GitFetcherOptions = {}): FetcherPlugin
       await mkdir(dir);
       const must = async (args: string[]) => {
         const r = await git(args);
-        if (r.code !== 0) throw new FodderError('GIT_FAILED', `git ${args[0]}: ${r.stderr}`, { stderr: r.stderr });
+        if (r.code !== 0) throw new FodderError(ErrorCode.GIT_FAILED, `git ${args[0]}: ${r.stderr}`, { stderr: r.stderr });
       };
       await must(['init', '-q', '--template=', '.']);
       await must(['remote', 'add', 'origin', g.url]);
@@ -176,23 +176,9 @@ async function removeDotGit(root: string): Promise<void> {
 
 interface GitRun { code: number | null; stdout: string; stderr: string }
 
-function runGit(bin: string, args: string[], o: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; signal: AbortSignal }): Promise<GitRun> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(bin, args, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { if (stdout.length < 65536) stdout += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { if (stderr.length < 65536) stderr += d.toString(); });
-    const kill = () => p.kill('SIGKILL');
-    const timer = setTimeout(() => { stderr += `\n(killed after ${o.timeoutMs} ms)`; kill(); }, o.timeoutMs);
-    o.signal.addEventListener('abort', kill);
-    p.once('error', (e) => { clearTimeout(timer); o.signal.removeEventListener('abort', kill); reject(e); });
-    p.once('close', (code) => {
-      clearTimeout(timer);
-      o.signal.removeEventListener('abort', kill);
-      resolve({ code, stdout, stderr: stderr.trim() });
-    });
-  });
+async function runGit(bin: string, args: string[], o: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; signal: AbortSignal }): Promise<GitRun> {
+  const r = await runProcess(bin, args, { ...o, stderrLimit: { max: 65536 } });
+  return { code: r.code, stdout: r.stdout.toString(), stderr: r.stderr };
 }
 
 function lastLine(s: string): string {

@@ -14,18 +14,19 @@
  * mirror must not move files out of a Nix store. Off unless enabled: building needs the
  * builder's own inputs (a stdenv from a binary cache or built locally).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FodderError } from '../../errors.js';
-import { exportArchive, type ImportEntry } from '../../graph/drv-export.js';
-import { HASH_ALGOS, parseHash } from '../../graph/hash.js';
-import type { Fod, HashAlgo } from '../../graph/types.js';
-import { narHash, unpackNar } from '../../mirror/nar.js';
-import { unverifiable, type Digests, type FetchContext, type FetcherPlugin, type FetchVerdict } from '../types.js';
+import { ErrorCode, FodderError } from '../../errors.js';
+import { runProcess, startProcess } from '../../process.js';
+import { exportArchive, type ImportEntry } from '../../nix-formats/drv-export.js';
+import { HASH_ALGOS, parseHash, type HashAlgo } from '../../nix-formats/hash.js';
+import type { Fod } from '../../graph/types.js';
+import { narHash, unpackNar } from '../../nix-formats/nar.js';
+import type { Digests } from '../../mirror/types.js';
+import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict } from '../types.js';
 
 export interface NixFetcherOptions {
   /** the store that builds (`--store`); null or absent: the user's default store */
@@ -36,50 +37,29 @@ export interface NixFetcherOptions {
   drvStores?: string[];
   /** `--option NAME VALUE` pairs for every Nix call (substituters, sandbox-paths, ...) */
   options?: Record<string, string>;
-  /** a realisation is killed after this long */
-  timeoutMs?: number;
+  /** a realisation is killed after this long (`fetch.nix.timeoutSec`) */
+  timeoutMs: number;
 }
 
 /** The crawl's `--store` and its per-worker stores (see src/graph/store-slots.ts). */
 export { crawlDrvStores } from '../../graph/store-slots.js';
 import { drvStoreHas, drvStoreUrl } from '../../graph/store-slots.js';
 
-interface Ran { code: number | null; stdout: Buffer; stderr: string }
+/** Nix's standard error can be a whole build log: about the last 100,000 characters are kept. */
+const NIX_STDERR = { max: 100_000, keep: 'tail' } as const;
 
-function runNix(cmd: string, args: string[], o: { timeoutMs: number; signal: AbortSignal }): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); if (stderr.length > 200_000) stderr = stderr.slice(-100_000); });
-    const kill = () => p.kill('SIGKILL');
-    const timer = setTimeout(() => { stderr += `\n(killed after ${o.timeoutMs} ms)`; kill(); }, o.timeoutMs);
-    o.signal.addEventListener('abort', kill);
-    p.once('error', (e) => { clearTimeout(timer); reject(e); });
-    p.once('close', (code) => {
-      clearTimeout(timer);
-      o.signal.removeEventListener('abort', kill);
-      resolve({ code, stdout: Buffer.concat(out), stderr: stderr.trim() });
-    });
-  });
+function runNix(cmd: string, args: string[], o: { timeoutMs: number; signal: AbortSignal }) {
+  return runProcess(cmd, args, { ...o, stderrLimit: NIX_STDERR });
 }
 
 /** A Nix command whose stdout is consumed as a stream (large exports and dumps never sit in memory). */
 function streamNix(cmd: string, args: string[], o: { stdin?: NodeJS.ReadableStream; timeoutMs: number; signal: AbortSignal }) {
-  const p = spawn(cmd, args, { stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  p.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); if (stderr.length > 200_000) stderr = stderr.slice(-100_000); });
-  const kill = () => p.kill('SIGKILL');
-  const timer = setTimeout(() => { stderr += `\n(killed after ${o.timeoutMs} ms)`; kill(); }, o.timeoutMs);
-  o.signal.addEventListener('abort', kill);
-  if (o.stdin) { p.stdin!.on('error', () => undefined); o.stdin.pipe(p.stdin!); }
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-    p.once('error', (e) => { clearTimeout(timer); reject(e); });
-    p.once('close', (code) => { clearTimeout(timer); o.signal.removeEventListener('abort', kill); resolve({ code, stderr: stderr.trim() }); });
+  const p = startProcess(cmd, args, {
+    stdin: (o.stdin as Readable | undefined) ?? 'ignore', stdout: 'pipe', signal: o.signal, timeoutMs: o.timeoutMs, stderrLimit: NIX_STDERR,
   });
+  const done = p.exit.then((e) => ({ code: e.code, stderr: p.stderr() }));
   done.catch(() => undefined);
-  return { stdout: p.stdout as NodeJS.ReadableStream & AsyncIterable<Buffer>, done, kill };
+  return { stdout: p.stdout!, done, kill: () => p.kill() };
 }
 
 /** The `got:` hash of Nix's "hash mismatch in fixed-output derivation '<drv>'" for `drvPath`, if that is what failed. */
@@ -97,8 +77,8 @@ export function nixHashMismatch(stderr: string, drvPath: string, algo: HashAlgo)
   return null;
 }
 
-export function createNixFetcher(options: NixFetcherOptions = {}): FetcherPlugin {
-  const timeoutMs = options.timeoutMs ?? 2 * 3600_000;
+export function createNixFetcher(options: NixFetcherOptions): FetcherPlugin {
+  const { timeoutMs } = options;
   const storeArgs = options.store ? ['--store', options.store] : [];
   const optionArgs = Object.entries(options.options ?? {}).flatMap(([k, v]) => ['--option', k, v]);
   const nixStore = (args: string[], o: { signal: AbortSignal; store?: string[] }) =>
@@ -118,7 +98,7 @@ export function createNixFetcher(options: NixFetcherOptions = {}): FetcherPlugin
       const importer = streamNix('nix-store', [...storeArgs, ...optionArgs, '--import'], { stdin: Readable.from([exportArchive(closure)]), timeoutMs, signal });
       importer.stdout.resume();
       const i = await importer.done;
-      if (i.code !== 0) throw new FodderError('NIX_FAILED', `nix-store --import of ${closure.length} store paths from the database: ${i.stderr}`, { drvPath });
+      if (i.code !== 0) throw new FodderError(ErrorCode.NIX_FAILED, `nix-store --import of ${closure.length} store paths from the database: ${i.stderr}`, { drvPath });
       return true;
     }
     for (const s of options.drvStores ?? []) {
@@ -132,7 +112,7 @@ export function createNixFetcher(options: NixFetcherOptions = {}): FetcherPlugin
       importer.stdout.resume();
       const [e, i] = await Promise.all([exporter.done, importer.done]);
       if (e.code !== 0) continue;
-      if (i.code !== 0) throw new FodderError('NIX_FAILED', `nix-store --import: ${i.stderr}`, { drvPath });
+      if (i.code !== 0) throw new FodderError(ErrorCode.NIX_FAILED, `nix-store --import: ${i.stderr}`, { drvPath });
       return true;
     }
     return false;
@@ -200,7 +180,7 @@ async function takeOutput(fod: Fod, ctx: FetchContext, dump: Dump): Promise<Fetc
   }
   const r = await d.done;
   if (r.code !== 0) return unverifiable('nix-failed', `nix store dump-path ${fod.outPath}: ${lastLines(r.stderr)}`);
-  const mismatch = () => new FodderError('NIX_OUTPUT_MISMATCH', `${fod.outPath} does not have the declared hash`, { outPath: fod.outPath });
+  const mismatch = () => new FodderError(ErrorCode.NIX_OUTPUT_MISMATCH, `${fod.outPath} does not have the declared hash`, { outPath: fod.outPath });
   if (fod.hash.mode === 'flat') {
     const digests = await fileDigests(out);
     if (digests[fod.hash.algo] !== fod.hash.hex) throw mismatch();

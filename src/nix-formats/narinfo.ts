@@ -1,23 +1,16 @@
 /**
  * Binary cache pieces, as Nix reads and writes them: `nix-cache-info`, `.narinfo` text, the
- * `CA` field of fixed outputs, Ed25519 signing with Nix's key format, and writing a
- * (compressed) NAR file under its file hash.
+ * `CA` field of fixed outputs, Ed25519 signing with Nix's key format. Writing the NAR file a
+ * narinfo names is the mirror's (src/mirror/nar-file.ts).
  */
-import { spawn } from 'node:child_process';
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { FodderError } from '../errors.js';
-import { decodeBase64, encodeBase64, hashAlgoOf, parseHash, toNix32, type HashValue } from '../graph/hash.js';
-import { DEFAULT_STORE_DIR, parseStorePath, parseStorePathBase, type FixedOutputHash } from '../graph/store-path.js';
-import { narOfFile, narStream } from './nar.js';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { ErrorCode, FodderError } from '../errors.js';
+import { decodeBase64, encodeBase64, hashAlgoOf, parseHash, toNix32, type HashValue } from './hash.js';
+import { DEFAULT_STORE_DIR, parseStorePath, parseStorePathBase, type FixedOutputHash } from './store-path.js';
 
 /** Error codes of this module. */
-export const NARINFO_INVALID = 'NARINFO_INVALID';
-export const KEY_INVALID = 'KEY_INVALID';
-export const COMPRESS_FAILED = 'COMPRESS_FAILED';
+export const NARINFO_INVALID = ErrorCode.NARINFO_INVALID;
+export const KEY_INVALID = ErrorCode.KEY_INVALID;
 
 /** The contents of a binary cache's `nix-cache-info`. */
 export function nixCacheInfo(opts: { storeDir?: string; wantMassQuery?: boolean; priority?: number } = {}): string {
@@ -276,136 +269,3 @@ function invalid(message: string, fields: Record<string, unknown> = {}): FodderE
 function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
-
-/** Compressions fodder writes; Nix reads both. */
-export type Compression = 'none' | 'xz';
-
-/** File name suffix Nix uses for a compression. */
-export function narFileSuffix(compression: Compression): string {
-  return compression === 'xz' ? '.nar.xz' : '.nar';
-}
-
-/**
- * `source` compressed: `none` passes it through, `xz` pipes it through the `xz` binary
- * (`level` 0-9, default 6 as Nix; `threads` default 1) with backpressure both ways.
- */
-export async function* compressedStream(
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  compression: Compression,
-  opts: { level?: number; threads?: number } = {},
-): AsyncGenerator<Buffer> {
-  if (compression === 'none') {
-    for await (const c of source) yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
-    return;
-  }
-  const child = spawn('xz', ['-z', '-c', `-${opts.level ?? 6}`, `-T${opts.threads ?? 1}`], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve(code));
-  });
-  const feeding = pipeline(Readable.from(source, { objectMode: false }), child.stdin);
-  exited.catch(() => undefined);
-  feeding.catch(() => undefined);
-  try {
-    for await (const c of child.stdout) yield c as Buffer;
-    await feeding;
-    const code = await exited;
-    if (code !== 0) throw new FodderError(COMPRESS_FAILED, `xz exited with ${code}: ${stderr.trim()}`, { code, stderr });
-  } catch (e) {
-    if (e instanceof FodderError) throw e;
-    throw new FodderError(COMPRESS_FAILED, `xz compression failed: ${(e as Error).message}`, { stderr });
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill();
-  }
-}
-
-/** What `writeNarFile` wrote: the narinfo fields it determines. */
-export interface WrittenNar {
-  url: string;
-  compression: Compression;
-  fileHash: HashValue;
-  fileSize: number;
-  narHash: HashValue;
-  narSize: number;
-}
-
-/**
- * Serialise `sourcePath` as a NAR (a flat file node when `flatFile`), compress it and write it
- * to `<cacheDir>/nar/<nix32 file hash><suffix>`: streamed through a temporary file in the same
- * directory, renamed once complete. Returns the URL (relative to the cache) and both hashes.
- */
-export async function writeNarFile(
-  sourcePath: string,
-  cacheDir: string,
-  compression: Compression,
-  opts: { flatFile?: boolean; level?: number; threads?: number } = {},
-): Promise<WrittenNar> {
-  const narDir = join(cacheDir, 'nar');
-  await mkdir(narDir, { recursive: true });
-  const narHasher = createHash('sha256');
-  let narSize = 0;
-  const nar = opts.flatFile ? narOfFile(sourcePath) : narStream(sourcePath);
-  const counted = (async function* () {
-    for await (const c of nar) {
-      narHasher.update(c);
-      narSize += c.length;
-      yield c;
-    }
-  })();
-  const tmp = join(narDir, `.tmp-${randomBytes(8).toString('hex')}`);
-  // uncompressed, the file is the NAR: one hash serves both
-  const fileHasher = compression === 'none' ? null : createHash('sha256');
-  let fileSize = 0;
-  const fh = await open(tmp, 'wx');
-  // one write in flight while the next chunk is hashed, and a background fdatasync every
-  // FLUSH_STEP bytes so that the final fsync does not wait for the whole file's writeback
-  let writing: Promise<unknown> = Promise.resolve();
-  let flushing: Promise<unknown> | null = null;
-  let unflushed = 0;
-  const writeAll = async (c: Buffer) => {
-    let done = 0;
-    while (done < c.length) done += (await fh.write(c, done, c.length - done)).bytesWritten;
-  };
-  try {
-    for await (const c of compressedStream(counted, compression, opts)) {
-      fileHasher?.update(c);
-      fileSize += c.length;
-      await writing;
-      writing = writeAll(c);
-      writing.catch(() => undefined); // awaited at the next chunk; never an unhandled rejection meanwhile
-      unflushed += c.length;
-      if (unflushed >= FLUSH_STEP && !flushing) {
-        unflushed = 0;
-        const w = writing;
-        flushing = w.then(() => fh.datasync()).catch(() => undefined).finally(() => { flushing = null; });
-      }
-    }
-    await writing;
-    await flushing;
-    await fh.sync();
-  } catch (e) {
-    await writing.catch(() => undefined);
-    await flushing;
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  const narDigest = narHasher.digest('hex');
-  const fileHash: HashValue = { algo: 'sha256', hex: fileHasher ? fileHasher.digest('hex') : narDigest };
-  const fileName = `${toNix32(fileHash)}${narFileSuffix(compression)}`;
-  await rename(tmp, join(narDir, fileName));
-  return {
-    url: `nar/${fileName}`,
-    compression,
-    fileHash,
-    fileSize,
-    narHash: { algo: 'sha256', hex: narDigest },
-    narSize,
-  };
-}
-
-/** Bytes written between two background fdatasyncs of a NAR file. */
-const FLUSH_STEP = 64 << 20;

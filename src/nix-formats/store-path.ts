@@ -3,12 +3,11 @@
  * text (`builtins.toFile`) paths, plus name checks and splitting a path into its parts.
  */
 import { createHash } from 'node:crypto';
-import { FodderError } from '../errors.js';
-import { compressHash, decodeNix32, encodeNix32, hashOf, hashSizes } from './hash.js';
-import type { HashAlgo, HashMode } from './types.js';
+import { ErrorCode, FodderError } from '../errors.js';
+import { compressHash, decodeNix32, encodeNix32, hashOf, hashSizes, type HashAlgo, type HashMode } from './hash.js';
 
 /** Error code for a bad store path or store path name. */
-export const STORE_PATH_INVALID = 'STORE_PATH_INVALID';
+export const STORE_PATH_INVALID = ErrorCode.STORE_PATH_INVALID;
 
 export const DEFAULT_STORE_DIR = '/nix/store';
 

@@ -1,8 +1,7 @@
-import type { Db } from '../db/open.js';
+import type { Db } from './open.js';
 import type { Fod, FodKind } from '../graph/types.js';
-import { dependenciesFirst, drvEntry, type ImportEntry } from '../graph/drv-export.js';
-import { FOD_COLUMNS, fodFromRow, type FodRow } from '../query/fod-row.js';
-import type { FodEnv } from './types.js';
+import { dependenciesFirst, drvEntry, type ImportEntry } from '../nix-formats/drv-export.js';
+import { FOD_COLUMNS, fodFromRow, type FodRow } from './fod-row.js';
 
 /**
  * Reads the closure of a derivation from the database (schema 3 keeps every .drv text and every
@@ -41,7 +40,7 @@ export function createClosureReader(db: Db): (drvPath: string) => ImportEntry[] 
 }
 
 /** Reads a FOD's .drv environment on demand (it can be large: not kept for every FOD at once). */
-export function createEnvReader(db: Db): (drvPath: string) => FodEnv {
+export function createEnvReader(db: Db): (drvPath: string) => Readonly<Record<string, string>> {
   const get = db.prepare(`SELECT env_json FROM fods WHERE drv_path = ?`).pluck();
   return (drvPath) => {
     const text = get.get(drvPath) as string | undefined;

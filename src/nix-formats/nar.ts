@@ -8,14 +8,14 @@
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { mkdir, open, symlink, type FileHandle } from 'node:fs/promises';
-import { FodderError } from '../errors.js';
-import type { HashAlgo } from '../graph/types.js';
+import { ErrorCode, FodderError } from '../errors.js';
+import type { HashAlgo } from './hash.js';
 
 /** Error codes raised while dumping. */
-export const NAR_UNSUPPORTED_FILE = 'NAR_UNSUPPORTED_FILE';
-export const NAR_FILE_CHANGED = 'NAR_FILE_CHANGED';
+export const NAR_UNSUPPORTED_FILE = ErrorCode.NAR_UNSUPPORTED_FILE;
+export const NAR_FILE_CHANGED = ErrorCode.NAR_FILE_CHANGED;
 /** Error code for an archive that is malformed, non-canonical or unsafe to restore. */
-export const NAR_INVALID = 'NAR_INVALID';
+export const NAR_INVALID = ErrorCode.NAR_INVALID;
 
 /** Files of at least this size are read asynchronously, in NAR_CHUNK_SIZE pieces; smaller ones in one synchronous read. */
 export const NAR_LARGE_FILE = 1 << 20;

@@ -1,4 +1,5 @@
-import type { Fod, FodKind, GitSource, HashAlgo, HashMode } from '../graph/types.js';
+import type { Fod, FodKind, GitSource } from '../graph/types.js';
+import type { HashAlgo, HashMode } from '../nix-formats/hash.js';
 
 /** The columns of `fods` as SQL selects them. */
 export const FOD_COLUMNS = `f.drv_path, f.out_path, f.name, f.kind, f.hash_algo, f.hash_mode, f.hash_hex, f.hash_sri,

@@ -1,5 +1,15 @@
 import { FodderError, ErrorCode } from '../errors.js';
-import type { Derivation } from './types.js';
+
+/** A parsed .drv file. */
+export interface Derivation {
+  outputs: { name: string; path: string; hashAlgo: string; hash: string }[];
+  inputDrvs: { path: string; outputs: string[] }[];
+  inputSrcs: string[];
+  system: string;
+  builder: string;
+  args: string[];
+  env: Record<string, string>;
+}
 
 /**
  * Parses the ATerm text of a .drv file:

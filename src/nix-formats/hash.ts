@@ -5,11 +5,14 @@
  * an `algo-` prefix an SRI one.
  */
 import { createHash } from 'node:crypto';
-import { FodderError } from '../errors.js';
-import type { HashAlgo } from './types.js';
+import { ErrorCode, FodderError } from '../errors.js';
+
+export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
+/** how a fixed output is hashed: the file itself (`flat`) or its NAR (`recursive`) */
+export type HashMode = 'flat' | 'recursive';
 
 /** Error code for a hash that cannot be parsed or an unknown algorithm. */
-export const HASH_INVALID = 'HASH_INVALID';
+export const HASH_INVALID = ErrorCode.HASH_INVALID;
 
 /** Digest size in bytes of every algorithm Nix supports for fixed outputs. */
 export const hashSizes: Readonly<Record<HashAlgo, number>> = {

@@ -1,7 +1,26 @@
-import type { Db } from '../db/open.js';
-import { ensureFetchSchema } from '../db/fetch-schema.js';
-import type { HashAlgo } from '../graph/types.js';
-import type { AttemptRecord } from './types.js';
+import type { Db } from './open.js';
+import { abandonDeadFetchRuns, ensureFetchSchema } from './fetch-schema.js';
+import { currentOwner } from './owner.js';
+import type { HashAlgo } from '../nix-formats/hash.js';
+
+/** One try of one URL, as recorded in `fetch_attempts` (the fetch stage's AttemptRecord). */
+export interface AttemptRow {
+  url: string;
+  urlIndex: number;
+  /** 1 for the first try of this URL in this run */
+  try: number;
+  finalUrl: string | null;
+  /** one of the fetch stage's outcome strings (src/fetch/outcome.ts) */
+  outcome: string;
+  httpStatus: number | null;
+  ftpReply: number | null;
+  bytes: number;
+  resumedFrom: number | null;
+  durationMs: number;
+  /** for hash-mismatch: the hash of what was delivered, in the declared algorithm */
+  actual: { algo: HashAlgo; hex: string } | null;
+  message: string | null;
+}
 
 export interface ResultRow {
   drvPath: string;
@@ -32,7 +51,8 @@ export interface MirroredRow {
 export function createFetchStore(db: Db) {
   ensureFetchSchema(db);
   const s = {
-    beginRun: db.prepare(`INSERT INTO fetch_runs (crawl_id, mirror_dir, options_json, status, started_at) VALUES (?, ?, ?, 'running', ?)`),
+    beginRun: db.prepare(`INSERT INTO fetch_runs (crawl_id, mirror_dir, options_json, status, started_at, pid, host, boot_id, pid_start)
+      VALUES (?, ?, ?, 'running', ?, @pid, @host, @bootId, @start)`),
     finishRun: db.prepare(`UPDATE fetch_runs SET status = ?, finished_at = ?, summary_json = ? WHERE id = ?`),
     attempt: db.prepare(`INSERT INTO fetch_attempts (run_id, drv_path, url, url_index, try, final_url, outcome, http_status,
       ftp_reply, bytes, resumed_from, duration_ms, actual_algo, actual_hex, message, at)
@@ -59,14 +79,16 @@ export function createFetchStore(db: Db) {
   });
 
   return {
+    /** records a new run, owned by this process, once every run a dead process left `running` is marked interrupted */
     beginRun(crawlId: number, mirrorDir: string, options: unknown): number {
-      return Number(s.beginRun.run(crawlId, mirrorDir, JSON.stringify(options), new Date().toISOString()).lastInsertRowid);
+      abandonDeadFetchRuns(db);
+      return Number(s.beginRun.run(crawlId, mirrorDir, JSON.stringify(options), new Date().toISOString(), currentOwner()).lastInsertRowid);
     },
     finishRun(run: number, status: 'done' | 'failed' | 'interrupted', summary: unknown): void {
       this.flush();
       s.finishRun.run(status, new Date().toISOString(), JSON.stringify(summary), run);
     },
-    attempt(run: number, drvPath: string, a: AttemptRecord): void {
+    attempt(run: number, drvPath: string, a: AttemptRow): void {
       attempts.push({
         run, drvPath, url: a.url, urlIndex: a.urlIndex, try: a.try, finalUrl: a.finalUrl, outcome: a.outcome,
         httpStatus: a.httpStatus, ftpReply: a.ftpReply, bytes: a.bytes, resumedFrom: a.resumedFrom, durationMs: a.durationMs,
@@ -102,3 +124,15 @@ export function createFetchStore(db: Db) {
 }
 
 export type FetchStore = ReturnType<typeof createFetchStore>;
+
+/** The files `mirror_state` says one mirror holds: drv path and path relative to the mirror. */
+export function mirrorStateOf(db: Db, mirrorRoot: string): { drv_path: string; path: string }[] {
+  ensureFetchSchema(db);
+  return db.prepare(`SELECT drv_path, path FROM mirror_state WHERE mirror_dir = ?`).all(mirrorRoot) as { drv_path: string; path: string }[];
+}
+
+/** Removes these sources' `mirror_state` rows of one mirror, in one transaction. */
+export function forgetMirrorState(db: Db, mirrorRoot: string, drvPaths: readonly string[]): void {
+  const del = db.prepare(`DELETE FROM mirror_state WHERE drv_path = ? AND mirror_dir = ?`);
+  db.transaction(() => { for (const d of drvPaths) del.run(d, mirrorRoot); })();
+}

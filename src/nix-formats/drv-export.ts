@@ -1,4 +1,4 @@
-import { narFromBuffer, narString } from '../mirror/nar.js';
+import { narFromBuffer, narString } from './nar.js';
 import { parseDrv } from './drv-parse.js';
 
 /** A .drv file as the database keeps it: its store path and its text. */

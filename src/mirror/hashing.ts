@@ -1,8 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { HASH_ALGOS } from '../graph/hash.js';
-import type { HashAlgo } from '../graph/types.js';
+import { HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
 import type { Digests } from './types.js';
 
 /**
