@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { realTreeArgs } from './real-args.js';
 
-const { opt, flag, nixpkgs } = realTreeArgs('npm run accept:real -- --nixpkgs PATH [--runs 10] [--kills 10] [--workers 2]');
+const { opt, nixpkgs } = realTreeArgs('npm run accept:real -- --nixpkgs PATH [--runs 10] [--kills 10] [--workers 2]');
 const runs = Number(opt('runs', '10'));
 const kills = Number(opt('kills', '10'));
 const workers = opt('workers', '2');

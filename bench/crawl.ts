@@ -10,12 +10,12 @@
  *
  *   npm run bench:crawl [-- --sets 20 --per-set 1000 --rounds 3 --settle 65]
  */
-import { execa } from 'execa';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { writeSyntheticSet } from './synthetic-set.js';
+import { timed } from './timed.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,43 +29,11 @@ rmSync(work, { recursive: true, force: true });
 const set = join(work, 'set');
 const shape = writeSyntheticSet(set, { sets, perSet });
 console.log(`synthetic set: ${shape.attrs} package attributes in ${sets} nested sets, ${shape.fods} FODs`);
-console.log(`each run starts after sync and ${settle} s of rest (see the comment on settled())`);
+console.log(`each run starts after sync and ${settle} s of rest (see the comment on settled() in bench/timed.ts)`);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
-}
-
-/** CPU seconds the whole machine has spent busy (user, nice, system; from /proc/stat). */
-function machineCpu(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return (f[0] + f[1] + f[2] + f[5] + f[6]) / 100;
-}
-
-async function timed(cmd: string, args: string[], env: Record<string, string> = {}) {
-  const t0 = process.hrtime.bigint();
-  const c0 = machineCpu();
-  const r = await execa('/usr/bin/time', ['-f', '%M', cmd, ...args], { reject: false, env, all: false });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  // the machine's busy CPU seconds over the run: the command, its Nix processes (fodder starts
-  // them from a helper process, whose children /usr/bin/time does not see) and anything else,
-  // which on a quiet machine is nothing
-  const cpu = machineCpu() - c0;
-  if (r.exitCode !== 0) throw new Error(`${cmd} failed: ${String(r.stderr).slice(-2000)}`);
-  const lines = String(r.stderr).trim().split('\n');
-  const peakKb = Number(lines[lines.length - 1]);
-  return { ms, peakKb, cpu, stdout: String(r.stdout), stderr: String(r.stderr) };
-}
-
-// Each run starts on a settled disk. ext4 without a journal (this machine's root volume) skips
-// inodes deleted in the last 60 s (360 s while their inode table block is dirty) when it
-// allocates new ones, scanning past every one of them: a run that starts right after another
-// has deleted 50,000 files (a chroot store's lock files, a removed store) pays seconds of system
-// time for the other's deletions. So stores are removed only at the end, and before each run
-// the benchmark syncs and waits `--settle` seconds.
-async function settled(): Promise<void> {
-  await execa('sync');
-  await new Promise((r) => setTimeout(r, settle * 1000));
 }
 
 const base: number[] = [], ours: number[] = [], kept: number[] = [];
@@ -76,14 +44,14 @@ let texts = { checked: 0, differ: 0, missing: 0 };
 /** One fodder crawl into a fresh database; its drvPaths. */
 async function fodderRun(db: string, extra: string[]) {
   const f = await timed('node', [cli, 'crawl', '--nixpkgs', set, '--system', 'x86_64-linux', '--variant', 'default',
-    ...extra, '--db', db, '--workers', '2', '--no-progress', '--json'], { FODDER_TIMINGS: '1', CI: '1' });
-  coordKb = Math.max(coordKb, f.peakKb);
+    ...extra, '--db', db, '--workers', '2', '--no-progress', '--json'], { env: { FODDER_TIMINGS: '1', CI: '1' }, settleSec: settle });
+  coordKb = Math.max(coordKb, f.maxRssKb);
   const t = /timings: (\{.*\})/.exec(f.stderr);
   if (t) nixKb = Math.max(nixKb, (JSON.parse(t[1]) as { peakNixRssKb: number }).peakNixRssKb);
   const d = new Database(db, { readonly: true });
   const paths = new Set((d.prepare(`SELECT drv_path FROM attrs WHERE status = 'drv'`).all() as { drv_path: string }[]).map((r) => r.drv_path));
   d.close();
-  return { ms: f.ms, cpu: f.cpu, paths };
+  return { ms: f.ms, cpu: f.machineCpu, paths };
 }
 
 /** Every derivation the chroot store holds, compared with its text in the database. */
@@ -105,23 +73,20 @@ function compareTexts(chroot: string, db: string) {
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 for (let round = 0; round < rounds; round++) {
   const s1 = join(work, `base-store-${round}`);
-  await settled();
-  const b = await timed('nix-instantiate', ['--store', s1, set, '--argstr', 'system', 'x86_64-linux']);
+  const b = await timed('nix-instantiate', ['--store', s1, set, '--argstr', 'system', 'x86_64-linux'], { settleSec: settle });
   base.push(b.ms);
-  baseKb = Math.max(baseKb, b.peakKb);
+  baseKb = Math.max(baseKb, b.maxRssKb);
   basePaths = new Set(b.stdout.split('\n').filter(Boolean));
 
-  await settled();
   const f = await fodderRun(join(work, `fodder-${round}.db`), []);
   ours.push(f.ms);
   ourPaths = f.paths;
 
-  await settled();
   const k = await fodderRun(join(work, `fodder-kept-${round}.db`), ['--store', join(work, `fodder-store-${round}`)]);
   kept.push(k.ms);
   keptPaths = k.paths;
   console.log(`round ${round + 1}: nix-instantiate ${sec(b.ms)}, fodder crawl ${sec(f.ms)} (ratio ${(f.ms / b.ms).toFixed(3)}), with --store ${sec(k.ms)} (ratio ${(k.ms / b.ms).toFixed(3)})`
-    + `; machine CPU s ${b.cpu.toFixed(1)}, ${f.cpu.toFixed(1)}, ${k.cpu.toFixed(1)}`);
+    + `; machine CPU s ${b.machineCpu.toFixed(1)}, ${f.cpu.toFixed(1)}, ${k.cpu.toFixed(1)}`);
   if (round === rounds - 1) texts = compareTexts(s1, join(work, `fodder-${round}.db`));
 }
 const sameAs = (ps: Set<string>) => basePaths.size === ps.size && [...basePaths].every((p) => ps.has(p));

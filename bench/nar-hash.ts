@@ -27,7 +27,7 @@ try {
   closeSync(fd);
 
   const nixHex = (): string => execaSync('nix-hash', ['--type', 'sha256', file]).stdout.trim();
-  const timed = async (f: () => Promise<unknown> | unknown): Promise<number> => {
+  const timed = async (f: () => unknown): Promise<number> => {
     const t0 = performance.now();
     await f();
     return (performance.now() - t0) / 1000;

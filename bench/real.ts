@@ -16,12 +16,12 @@
  *
  *   npm run bench:real -- --nixpkgs PATH [--all] [--system S] [--variant V] [--workers 2] [--settle 20]
  */
-import { execa } from 'execa';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { realTreeArgs } from './real-args.js';
+import { timed } from './timed.js';
 import { DEFAULT_VARIANTS } from '../src/config/defaults.js';
 
 const { opt, flag, nixpkgs } = realTreeArgs('npm run bench:real -- --nixpkgs PATH [--all] [--system S] [--variant V] [--workers N] [--settle S]');
@@ -39,71 +39,13 @@ mkdirSync(work, { recursive: true });
 const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const mib = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 
-/**
- * The processes of the tree below `pid`: resident KiB summed, and each one's CPU ticks so far
- * (fodder's Nix processes are its helpers' children, and are killed rather than waited for at
- * the end, so rusage would not count them).
- */
-function sampleTree(pid: number, ticks: Map<number, number>, names: Map<number, string>): number {
-  const children = new Map<number, number[]>();
-  const info = new Map<number, { rssKb: number; ticks: number }>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // after the command: state ppid ... utime (14th field of stat) stime (15th) ... rss (24th), in pages
-      info.set(Number(name), { rssKb: Number(f[21]) * 4, ticks: Number(f[11]) + Number(f[12]) });
-      let comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (comm === 'node' && !names.has(Number(name)) && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('nix-spawner')) comm = 'helper';
-      if (!names.has(Number(name))) names.set(Number(name), comm);
-      const ppid = Number(f[1]);
-      (children.get(ppid) ?? children.set(ppid, []).get(ppid)!).push(Number(name));
-    } catch { /* gone */ }
-  }
-  let rss = 0;
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop()!;
-    const i = info.get(p);
-    if (i) { rss += i.rssKb; ticks.set(p, Math.max(ticks.get(p) ?? 0, i.ticks)); }
-    stack.push(...(children.get(p) ?? []));
-  }
-  return rss;
-}
-
-/**
- * Runs a command, timing it and sampling its process tree: the peak of its summed resident
- * memory, and its CPU seconds.
- */
-async function timed(cmd: string, args: string[], env: Record<string, string> = {}, mustSucceed = true) {
-  await execa('sync');
-  if (settle > 0) await new Promise((r) => setTimeout(r, settle * 1000));
-  const t0 = Date.now();
-  const child = execa(cmd, args, { reject: false, env, stdout: 'pipe', stderr: 'pipe', maxBuffer: 1 << 30 });
-  let peakKb = 0;
-  const ticks = new Map<number, number>();
-  const names = new Map<number, string>();
-  const sample = () => { if (child.pid) peakKb = Math.max(peakKb, sampleTree(child.pid, ticks, names)); };
-  const poll = setInterval(sample, 250);
-  const r = await child;
-  clearInterval(poll);
-  const ms = Date.now() - t0;
-  const cpu = [...ticks.values()].reduce((a, b) => a + b, 0) / 100;
-  // CPU seconds by process name (node: fodder's process with its worker threads, and its helpers)
-  const byName: Record<string, number> = {};
-  for (const [p, t] of ticks) byName[names.get(p) ?? '?'] = (byName[names.get(p) ?? '?'] ?? 0) + t / 100;
-  if (r.exitCode !== 0 && mustSucceed) throw new Error(`${cmd} ${args.slice(0, 3).join(' ')} failed (${r.exitCode}): ${String(r.stderr).slice(-3000)}`);
-  return { ms, peakKb, cpu, byName, ok: r.exitCode === 0, stdout: String(r.stdout), stderr: String(r.stderr) };
-}
-
 // 1. the crawl
 const db = join(work, 'crawl.db');
 const crawlArgs = [cli, 'crawl', '--nixpkgs', nixpkgs, '--db', db, '--workers', workers, '--no-progress', '--json',
   ...systems.flatMap((s) => ['--system', s]), ...variants.flatMap((v) => ['--variant', v]),
   ...(opt('config', '') ? ['--config', opt('config', '')] : [])];
 console.log(`crawl: ${systems.join(', ')} × ${variants.join(', ')}, ${workers} workers`);
-const crawl = await timed('node', crawlArgs, { FODDER_TIMINGS: '1' });
+const crawl = await timed('node', crawlArgs, { env: { FODDER_TIMINGS: '1' }, settleSec: settle });
 const summary = JSON.parse(crawl.stdout) as { attrs: Record<string, number>; drvs: number; fods: number; nix?: string };
 const timings = /timings: (\{.*?\})/.exec(crawl.stderr)?.[1] ?? '{}';
 console.log(`crawl: ${sec(crawl.ms)}, ${crawl.cpu.toFixed(1)} CPU s, peak RSS of everything it started ${mib(crawl.peakKb)}; `
@@ -135,14 +77,14 @@ for (const system of systems) {
       map (p: (get p).drvPath) (builtins.fromJSON (builtins.readFile ${JSON.stringify(pathsFile)}))`;
     const chroot = join(work, `oracle-${system}-${variant}`);
     const o = await timed('nix-instantiate', ['--eval', '--strict', '--read-write-mode', '--store', chroot, '-E', expr],
-      { MALLOC_TRIM_THRESHOLD_: String(16 << 20) });
+      { env: { MALLOC_TRIM_THRESHOLD_: String(16 << 20) }, settleSec: settle });
     // the oracle into the kind of store the crawl writes to (one target only: eight take long)
     const shmDir = existsSync('/dev/shm') ? '/dev/shm/fodder-bench-oracle' : join(work, 'oracle-bc');
     rmSync(shmDir, { recursive: true, force: true });
     const s = all ? { ms: 0, cpu: 0 } : await timed('nix-instantiate', ['--eval', '--strict', '--read-write-mode', '--store', `file://${shmDir}?compression=none`, '-E', expr],
-      { MALLOC_TRIM_THRESHOLD_: String(16 << 20) });
+      { env: { MALLOC_TRIM_THRESHOLD_: String(16 << 20) }, settleSec: settle });
     rmSync(shmDir, { recursive: true, force: true });
-    const env = await timed('nix-env', ['-f', nixpkgs, '-qaP', '--drv-path', '--argstr', 'system', system, '--arg', 'config', configNix], {}, false);
+    const env = await timed('nix-env', ['-f', nixpkgs, '-qaP', '--drv-path', '--argstr', 'system', system, '--arg', 'config', configNix], { mustSucceed: false, settleSec: settle });
     const written = new Set(readdirSync(join(chroot, 'nix', 'store')).filter((n) => n.endsWith('.drv')).map((n) => `/nix/store/${n}`));
     const ours = new Set(closure.all(system, variant) as string[]);
     const same = written.size === ours.size && [...ours].every((p) => written.has(p));

@@ -13,6 +13,8 @@ bash scripts/ensure-nginx.sh >/dev/null   # once, before test files run in paral
 npx tsc -p test/tsconfig.json
 # the layering (docs/architecture.md): a backwards import or a cycle fails here, before any test runs
 npm run --silent lint:deps
+# ESLint (eslint.config.js) over the code, the tests and the benchmarks
+npm run --silent lint
 
 # the test files run again with Nix 2.26: what spawns Nix the most, chosen for coverage per minute
 NIX226_TESTS=(

@@ -72,7 +72,7 @@ export function startProcess(cmd: string, args: string[], o: StartOptions = {}):
     const cause = r.cause as NodeJS.ErrnoException | undefined;
     if (r.exitCode === undefined && r.signal === undefined && cause?.syscall?.startsWith('spawn')) throw cause;
     timedOut = r.timedOut;
-    return { code: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null, timedOut: r.timedOut };
+    return { code: r.exitCode ?? null, signal: (r.signal) ?? null, timedOut: r.timedOut };
   });
   exit.catch(() => undefined);
   return {

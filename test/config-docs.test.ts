@@ -142,7 +142,7 @@ describe('docs/config.md: every example resolves to what the doc says', () => {
       chmodSync(stub, 0o755);
     }
     const settings = resolveSettings({ configFile: file });
-    const rows = tableAfter(text, block.index! + block[0].length, '| setting | resolved |');
+    const rows = tableAfter(text, block.index + block[0].length, '| setting | resolved |');
     expect(rows.length).toBeGreaterThan(0);
     for (const [key, cell] of rows) {
       const shown = cell.replace(/^`|`$/g, '').replace(/\bDIR\b/g, dir).replace(/\bCWD\b/g, process.cwd());

@@ -179,7 +179,7 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ fods: 1, mirrored: 1, dead: 0, brokenHash: 0, outcomes: { ok: 1 } });
     expect(r.stderr).toMatch(/^fetch run \d+ \(crawl 1\): 1 sources to fetch, 0 skipped\n/);
-    expect(r.stderr).toMatch(/fetch: 1\/1 files .* 0 failed  ETA 0s\n$/);
+    expect(r.stderr).toMatch(/fetch: 1\/1 files .* 0 failed {2}ETA 0s\n$/);
     expect(r.stderr).not.toContain('\r');
   });
 

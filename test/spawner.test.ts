@@ -50,7 +50,7 @@ describe('the Nix process helper', () => {
       const t = setInterval(() => { if (run.pid) { console.log(JSON.stringify({ sleep: run.pid })); clearInterval(t); } }, 20);
       await run.done;`);
     const owner = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = await new Promise<string>((res) => owner.stdout!.once('data', (d: Buffer) => res(d.toString())));
+    const line = await new Promise<string>((res) => owner.stdout.once('data', (d: Buffer) => res(d.toString())));
     const sleepPid = (JSON.parse(line) as { sleep: number }).sleep;
     expect(alive(sleepPid)).toBe(true);
     owner.kill('SIGKILL');

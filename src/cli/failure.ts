@@ -20,7 +20,7 @@ export const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143, 
 export function failureOf(err: unknown): Failure {
   const known = err instanceof FodderError ? err : databaseError(err) ?? systemError(err);
   if (known) {
-    const signal = known.code === ErrorCode.INTERRUPTED ? String(known.fields.signal ?? 'SIGINT') : null;
+    const signal = known.code === ErrorCode.INTERRUPTED ? String(known.fields.signal as string | undefined ?? 'SIGINT') : null;
     const exitCode = signal ? SIGNAL_EXIT[signal] ?? 130 : known.code === ErrorCode.USAGE ? 2 : 1;
     return { code: known.code, message: known.message, exitCode, bug: false };
   }

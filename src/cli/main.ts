@@ -69,6 +69,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv).then((code) => {
+void main(process.argv).then((code) => {
   process.exitCode = outputClosed ? SIGNAL_EXIT.SIGPIPE : code;
 });

@@ -58,7 +58,7 @@ function crawlKey(config: Config, attrs: string[][] | undefined): { key: string;
  * worker pool and writing what comes back. Resumable: all state is in the database.
  */
 export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
-  const { config, progress } = options;
+  const { config } = options;
   const started = Date.now();
   const mark = (what: string) => trace(`mark: ${what} ${performance.now().toFixed(0)} ms at ${Date.now() % 100000}`);
   mark('start');
@@ -97,7 +97,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
 
     stop.check();
     db = openDb(config.db, { create: true });
-    return await crawlWith(options, db, pool, { scratch, drvStore, slotTable: slots.buffer }, mirrors, nix.version, started, mark, removeScratch);
+    return await crawlWith(options, db, pool, { scratch, drvStore, slotTable: slots.buffer }, mirrors, nix.version, started, mark, () => void removeScratch());
   } catch (err) {
     throw stop.failed(err, db);
   } finally {

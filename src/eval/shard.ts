@@ -142,7 +142,7 @@ let pathsCounter = 0;
  */
 export async function runShard(task: ShardTask, graph: DrvGraph): Promise<ShardResult | ShardFailure> {
   const stats: ShardStats = { nixRuns: 0, restarts: 0, splits: 0, evalMs: 0, loadMs: 0, readMs: 0, peakNixRssKb: 0 };
-  const attrs: AttrResult[] = new Array(task.paths.length);
+  const attrs: AttrResult[] = new Array<AttrResult>(task.paths.length);
   const storeRoot = slotStore(task.store, task.slotTable);
   const read: ReadClosure = { drvs: [], sources: [] };
   const pathsFile = join(task.scratch, `paths-${threadId}-${++pathsCounter}.json`);

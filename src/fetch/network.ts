@@ -129,8 +129,8 @@ export function createNetwork(options: NetworkOptions, hashPool: HashPool): Netw
         ctx.recordAttempt({
           url: req.url, urlIndex: req.urlIndex, try: attempt, finalUrl: r.finalUrl, outcome, httpStatus: r.httpStatus,
           ftpReply: r.ftpReply, bytes: r.bytes, resumedFrom: r.resumedFrom, durationMs: Date.now() - t0, actual,
-          message: outcome === 'hash-mismatch'
-            ? `got ${actual!.algo}:${actual!.hex}${r.resumedFrom ? ` (resumed at byte ${r.resumedFrom})` : ''}`
+          message: outcome === 'hash-mismatch' && actual
+            ? `got ${actual.algo}:${actual.hex}${r.resumedFrom ? ` (resumed at byte ${r.resumedFrom})` : ''}`
             : r.message,
         });
         if (outcome === 'ok' && r.digests) {

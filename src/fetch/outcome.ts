@@ -1,4 +1,4 @@
-import { ErrorCode, FodderError } from '../errors.js';
+import { FodderError } from '../errors.js';
 
 /**
  * What one try of one URL came to. These strings go into `fetch_attempts.outcome` and are what

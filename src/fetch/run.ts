@@ -173,7 +173,7 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
 function fetcherSet(native: Partial<Record<FodKind, FetcherPlugin>>, nix: { plugin: FetcherPlugin; jobs: number } | null, concurrency: number): FetcherSet {
   const limited = (p: FetcherPlugin, n: number): FetcherPlugin => {
     const queue = new PQueue({ concurrency: n });
-    return { id: p.id, certainty: p.certainty, canFetch: p.canFetch, fetch: (fod, ctx) => queue.add(() => p.fetch(fod, ctx)) as Promise<FetchVerdict> };
+    return { id: p.id, certainty: p.certainty, canFetch: (fod, env) => p.canFetch(fod, env), fetch: (fod, ctx) => queue.add(() => p.fetch(fod, ctx)) as Promise<FetchVerdict> };
   };
   const out: FetcherSet['native'] = {};
   for (const [kind, p] of Object.entries(native) as [FodKind, FetcherPlugin][]) out[kind] = p.id === 'url' ? p : limited(p, concurrency);

@@ -57,8 +57,11 @@ export function entryPath(name: string, what = 'entry'): string {
   return parts.join('/');
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are what it replaces
+const CONTROL_CHARS = /[\x00-\x1f\x7f]/g;
+
 export function printable(name: string): string {
-  return Buffer.from(name, 'latin1').toString('utf8').replace(/[\x00-\x1f\x7f]/g, '?');
+  return Buffer.from(name, 'latin1').toString('utf8').replace(CONTROL_CHARS, '?');
 }
 
 /** The checker for one archive. `check` throws a FodderError on the first entry it refuses. */

@@ -125,7 +125,7 @@ export async function placeUnpacked(unpackDir: string, out: string, placement: F
   const top = Buffer.concat([Buffer.from(unpackDir), SLASH, fn]);
   const st = await lstat(top);
   if (st.isSymbolicLink()) {
-    throw unpackError(UnpackErrorCode.UNSUPPORTED, `stripRoot: the single top-level entry '${fn}' is a symlink`, { entry: String(fn) });
+    throw unpackError(UnpackErrorCode.UNSUPPORTED, `stripRoot: the single top-level entry '${String(fn)}' is a symlink`, { entry: String(fn) });
   }
   if (st.isFile()) {
     await mkdir(out, 0o755);
@@ -135,7 +135,7 @@ export async function placeUnpacked(unpackDir: string, out: string, placement: F
   } else {
     const children = globbed(await readdir(top, { encoding: 'buffer' }));
     if (children.length === 0) {
-      throw unpackError(UnpackErrorCode.STRIP_ROOT, `stripRoot: the top-level directory '${fn}' is empty, so fetchzip's \`mv '${fn}'/*\` fails`, { entry: String(fn) });
+      throw unpackError(UnpackErrorCode.STRIP_ROOT, `stripRoot: the top-level directory '${String(fn)}' is empty, so fetchzip's \`mv '${String(fn)}'/*\` fails`, { entry: String(fn) });
     }
     await moveInto(top.toString(), children, out);
   }

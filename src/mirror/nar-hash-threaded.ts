@@ -193,7 +193,7 @@ function planUnits(root: Buffer): Plan | null {
   const dir = (path: Buffer, depth: number) => {
     plan.push(NAR_TOKENS.directoryOpen);
     const entries = readdirSync(path, { encoding: 'buffer', withFileTypes: true })
-      .sort((a, b) => Buffer.compare(a.name as unknown as Buffer, b.name as unknown as Buffer));
+      .sort((a, b) => Buffer.compare(a.name, b.name));
     for (const e of entries) {
       const name = e.name as unknown as Buffer;
       plan.push(NAR_ENTRY_HEAD, narString(name), NAR_TOKENS.node);

@@ -211,7 +211,7 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
       put(T.type);
       put(T.directory);
       const names = readdirSync(path, { encoding: 'buffer' });
-      names.sort(Buffer.compare);
+      names.sort((a, b) => Buffer.compare(a, b));
       return { kind: 'dir', frame: { path, names, next: 0 } };
     }
     throw unsupported(path, 'has an unsupported type');

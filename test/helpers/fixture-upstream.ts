@@ -82,7 +82,7 @@ async function listenOn(port: number, handler: Parameters<typeof startHttp>[0]):
   const { createServer } = await import('node:http');
   const until = Date.now() + 120_000;
   for (;;) {
-    const server = createServer(handler);
+    const server = createServer((req, res) => void handler(req, res));
     const sockets = new Set<import('node:net').Socket>();
     server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
     const err = await new Promise<NodeJS.ErrnoException | null>((r) => {

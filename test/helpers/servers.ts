@@ -17,9 +17,9 @@ export interface Running {
   close(): Promise<void>;
 }
 
-/** A Node http server with the given handler. */
-export async function startHttp(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Running & { server: Server }> {
-  const server = createServer(handler);
+/** A Node http server with the given handler (an async one's promise is not awaited). */
+export async function startHttp(handler: (req: IncomingMessage, res: ServerResponse) => unknown): Promise<Running & { server: Server }> {
+  const server = createServer((req, res) => void handler(req, res));
   const sockets = new Set<Socket>();
   server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

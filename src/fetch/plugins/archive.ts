@@ -92,7 +92,7 @@ export function createArchiveFetcher(options: ArchiveFetcherOptions = {}): Fetch
       if (mismatch) {
         const what = mismatch.actual.hex
           ? `the unpacked tree has NAR ${mismatch.actual.algo}:${mismatch.actual.hex}, expected ${fod.hash.algo}:${fod.hash.hex}`
-          : failures.find((f) => f.startsWith(mismatch!.url)) ?? 'fetchzip would fail';
+          : failures.find((f) => f.startsWith(mismatch.url)) ?? 'fetchzip would fail';
         return { ok: false, verdict: 'broken-hash', mismatch: mismatch.actual.hex ? mismatch : null, message: `${mismatch.url}: ${what}` };
       }
       if (refusal) return refusal;
