@@ -15,6 +15,8 @@ const STAGES = [
   ['fetch'],
   // peers: neither imports the other
   ['query', 'report'],
+  // the service drives the pipeline and answers over HTTP; the command line only starts it
+  ['serve'],
   ['cli'],
 ];
 

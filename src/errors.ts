@@ -90,6 +90,16 @@ export const ErrorCode = {
   /** fodder's own mistake: an error without a code (the stack is printed) */
   BUG: 'BUG',
 
+  // the service (`fodder serve`, docs/api.md)
+  /** the service cannot listen on its address (in use, not this machine's, a privileged port) */
+  SERVE_LISTEN: 'SERVE_LISTEN',
+  /** an HTTP request names nothing the service has (a path, a file of the mirror) */
+  NOT_FOUND: 'NOT_FOUND',
+  /** a write endpoint asked without the admin token (or no token is configured) */
+  TOKEN_REQUIRED: 'TOKEN_REQUIRED',
+  /** `GET /api/jobs/ID` names no job */
+  JOB_UNKNOWN: 'JOB_UNKNOWN',
+
   // Nix's formats
   HASH_INVALID: 'HASH_INVALID',
   STORE_PATH_INVALID: 'STORE_PATH_INVALID',

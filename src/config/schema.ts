@@ -1,4 +1,5 @@
 import { availableParallelism, cpus, totalmem } from 'node:os';
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { DEFAULT_EXCLUDE_ANYWHERE, DEFAULT_EXCLUDE_TOP, DEFAULT_SYSTEMS, DEFAULT_VARIANTS } from './defaults.js';
 
@@ -28,6 +29,7 @@ export const BOUNDS = {
   maxSizeMb: 1_048_576,
   nixJobs: Math.max(2, availableParallelism()),
   nixTimeoutSec: 7 * 86_400,
+  keep: 1000,
 } as const;
 
 /** The message of a bound, saying why it is there. */
@@ -103,6 +105,32 @@ export const fetchSchema = z.object({
   nix: nixFallbackSchema.default({}),
 }).strict();
 
+/** `HOST:PORT` (a name, an IPv4 address or a bracketed IPv6 one; port 0: any free port). */
+export const listenSchema = z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be HOST:PORT, e.g. 127.0.0.1:7480')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'the port must be at most 65535');
+
+/** Whether `pattern` is a cron pattern (five fields, or six with seconds first, or a nickname like @daily). */
+function isCron(pattern: string): boolean {
+  try {
+    new Cron(pattern, { paused: true }).stop();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `service`: what `fodder serve` listens on, when it runs its jobs and who may start one. */
+export const serviceSchema = z.object({
+  /** where the service listens; never all addresses unless asked */
+  listen: listenSchema.default('127.0.0.1:7480'),
+  /** when a job (crawl, fetch, report) runs, in cron syntax; null: only on request */
+  schedule: z.string().min(1).refine(isCron, 'must be a cron pattern, e.g. "0 3 * * *"').nullable().default('0 3 * * *'),
+  /** a file holding the token `POST /api/jobs` needs (`Authorization: Bearer TOKEN`); null: no job is started on request */
+  tokenFile: z.string().min(1).nullable().default(null),
+  /** how many revisions of the package set keep their crawls */
+  keep: count(BOUNDS.keep, 'crawls of the package set kept').default(3),
+}).strict();
+
 /** `nix`: which Nix fodder runs. */
 export const nixSchema = z.object({
   /** the directory holding the Nix commands (`nix-instantiate`, `nix-store`, `nix`); null: those on PATH */
@@ -137,6 +165,7 @@ export const configSchema = z.object({
   limits: crawlLimitsSchema.default({}),
   fetch: fetchSchema.default({}),
   nix: nixSchema.default({}),
+  service: serviceSchema.default({}),
 }).strict();
 
 export type RawConfig = z.infer<typeof configSchema>;

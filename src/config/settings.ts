@@ -4,7 +4,7 @@ import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot } from './defaults.js';
 import { numericOption, optionValue, readConfigData, validateConfig } from './load.js';
 import { selectNix } from './nix-bin.js';
-import { configSchema, fetchSchema, systemSchema, type RawConfig, type VariantConfig } from './schema.js';
+import { configSchema, fetchSchema, listenSchema, systemSchema, type RawConfig, type VariantConfig } from './schema.js';
 
 /**
  * The one resolver of settings. Every command asks it, and it alone decides: a command-line flag
@@ -77,6 +77,19 @@ export interface FetchSettings {
   nix: NixFallbackSettings;
 }
 
+/** `service`: what `fodder serve` listens on and when it runs its jobs. */
+export interface ServiceSettings {
+  host: string;
+  port: number;
+  /** cron pattern; null: jobs run only on request */
+  schedule: string | null;
+  /** the file holding the admin token (absolute), or null: no job is started on request */
+  tokenFile: string | null;
+  /** where the token file was named, for messages */
+  tokenFrom: string | null;
+  keep: number;
+}
+
 export interface Settings {
   /** the config file (absolute), or null */
   file: string | null;
@@ -86,6 +99,7 @@ export interface Settings {
   mirror: string;
   crawl: CrawlSettings;
   fetch: FetchSettings;
+  service: ServiceSettings;
 }
 
 /** The command-line flags that set a setting, as commander hands them over (numbers may still be text). */
@@ -107,6 +121,10 @@ export interface SettingFlags {
   retryDelay?: number | string;
   maxSize?: number | string;
   signKey?: string;
+  /** `fodder serve --listen HOST:PORT` */
+  listen?: string;
+  /** false: `fodder serve --no-schedule` */
+  schedule?: boolean;
 }
 
 export interface ResolveOptions {
@@ -182,7 +200,23 @@ export function resolveSettings(o: ResolveOptions = {}): Settings {
     db,
     limits: raw.limits,
   };
-  return { file, nixBin, db, mirror, crawl, fetch: fetchSettings(raw.fetch, f, flags, base, mirror) };
+  return {
+    file, nixBin, db, mirror, crawl, fetch: fetchSettings(raw.fetch, f, flags, base, mirror),
+    service: serviceSettings(raw.service, flags, base, file),
+  };
+}
+
+function serviceSettings(cfg: RawConfig['service'], flags: SettingFlags, base: string, file: string | null): ServiceSettings {
+  const listen = flags.listen === undefined ? cfg.listen : optionValue('--listen', listenSchema, flags.listen);
+  const colon = listen.lastIndexOf(':');
+  return {
+    host: listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
+    port: Number(listen.slice(colon + 1)),
+    schedule: flags.schedule === false ? null : cfg.schedule,
+    tokenFile: cfg.tokenFile === null ? null : resolve(base, cfg.tokenFile),
+    tokenFrom: cfg.tokenFile === null ? null : `${file ?? '<defaults>'}: key "service.tokenFile"`,
+    keep: cfg.keep,
+  };
 }
 
 function fetchSettings(cfg: RawConfig['fetch'], f: ReturnType<typeof fetchFlags>, flags: SettingFlags, base: string, mirror: string): FetchSettings {

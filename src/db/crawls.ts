@@ -45,6 +45,11 @@ export function crawlById(db: Db, id: number): CrawlInfo | null {
   return row ? info(row) : null;
 }
 
+/** Every crawl, newest first (at most `limit`), each with its status as it is now. */
+export function listCrawls(db: Db, limit = 100): CrawlInfo[] {
+  return crawlRows(db, 'ORDER BY id DESC LIMIT ?', limit).map(info);
+}
+
 /** The ids of every finished crawl, oldest first. */
 export function finishedCrawlIds(db: Db): number[] {
   return db.prepare(`SELECT id FROM crawls WHERE status = 'done' ORDER BY id`).pluck().all() as number[];

@@ -1,4 +1,5 @@
 import type { Db } from './open.js';
+import { addMissingColumns } from './columns.js';
 import { ownerAlive } from './owner.js';
 
 /**
@@ -95,11 +96,7 @@ const OWNER_COLUMNS = { pid: 'INTEGER', host: 'TEXT', boot_id: 'TEXT', pid_start
 /** Creates the fetch stage's tables when missing. Idempotent; every fetch-side entry point calls it. */
 export function ensureFetchSchema(db: Db): void {
   db.exec(FETCH_SCHEMA_SQL);
-  const have = new Set(db.prepare(`SELECT name FROM pragma_table_info('fetch_runs')`).pluck().all() as string[]);
-  const missing = Object.entries(OWNER_COLUMNS).filter(([name]) => !have.has(name));
-  if (missing.length > 0) {
-    db.transaction(() => { for (const [name, type] of missing) db.exec(`ALTER TABLE fetch_runs ADD COLUMN ${name} ${type}`); }).immediate();
-  }
+  addMissingColumns(db, 'fetch_runs', OWNER_COLUMNS);
 }
 
 export type FetchRunStatus = 'running' | 'done' | 'failed' | 'interrupted';

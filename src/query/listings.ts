@@ -2,8 +2,29 @@ import { FodderError, ErrorCode } from '../errors.js';
 import type { Db } from '../db/open.js';
 import { FOD_KINDS, isFodKind, type Fod, type FodKind } from '../graph/types.js';
 import { attrRecords, fodsWithTexts, latestCrawlId, seenFods, type AttrRecord, type SeenFod } from '../db/queries.js';
+import { ensureFetchSchema } from '../db/fetch-schema.js';
+import { latestResults, mirroredDrvPaths } from '../db/report-queries.js';
 
-export interface FodFilter { system?: string; variant?: string; kind?: string }
+/**
+ * Where a source stands: `mirrored` (the mirror holds it), else the latest fetch verdict on it
+ * (`dead`, `broken-hash`, `unverifiable`), else `unfetched`. The report's counts, one FOD at a time.
+ */
+export const FOD_STATUSES = ['mirrored', 'dead', 'broken-hash', 'unverifiable', 'unfetched'] as const;
+export type FodStatus = (typeof FOD_STATUSES)[number];
+
+/** The status of every FOD, as the database has it now (read once). */
+export function fodStatuses(db: Db): (drvPath: string) => FodStatus {
+  ensureFetchSchema(db);
+  const mirrored = mirroredDrvPaths(db);
+  const latest = latestResults(db);
+  return (drv) => {
+    if (mirrored.has(drv)) return 'mirrored';
+    const v = latest.get(drv)?.verdict;
+    return v === 'dead' || v === 'broken-hash' || v === 'unverifiable' ? v : 'unfetched';
+  };
+}
+
+export interface FodFilter { system?: string; variant?: string; kind?: string; status?: string }
 
 /** Validates a --kind value against the known kinds. */
 export function checkKind(kind: string | undefined): FodKind | undefined {
@@ -17,7 +38,13 @@ export function checkKind(kind: string | undefined): FodKind | undefined {
 /** The FODs the given crawls saw, each with the systems and variants it was seen in. */
 export function listFods(db: Db, crawls: number[], f: FodFilter = {}): SeenFod[] {
   const kind = checkKind(f.kind);
-  return seenFods(db, crawls, { kind, system: f.system, variant: f.variant });
+  if (f.status !== undefined && !(FOD_STATUSES as readonly string[]).includes(f.status)) {
+    throw new FodderError(ErrorCode.USAGE, `unknown status "${f.status}"; statuses are: ${FOD_STATUSES.join(', ')}`, { status: f.status });
+  }
+  const fods = seenFods(db, crawls, { kind, system: f.system, variant: f.variant });
+  if (f.status === undefined) return fods;
+  const statusOf = fodStatuses(db);
+  return fods.filter((fod) => statusOf(fod.drvPath) === f.status);
 }
 
 /** Attribute records of one crawl. */

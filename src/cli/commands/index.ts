@@ -5,6 +5,7 @@ import { registerFetch } from './fetch.js';
 import { registerVerify } from './verify.js';
 import { registerReport } from './report.js';
 import { registerKeygen } from './keygen.js';
+import { registerServe } from './serve.js';
 
 /** Every command, one line each, in the order `fodder --help` lists them. */
 export const commands: ((program: Command) => void)[] = [
@@ -14,4 +15,5 @@ export const commands: ((program: Command) => void)[] = [
   registerVerify,
   registerReport,
   registerKeygen,
+  registerServe,
 ];
