@@ -6,8 +6,10 @@
  *    leave no crawl marked running, and record exactly the same attributes (every field but ids)
  *    and the same FODs per target as the first.
  * 2. `--kills K`: one more crawl, killed with SIGKILL (the whole process group: fodder, its
- *    helpers, every Nix) at K random moments, each time started again on the same database;
- *    then a last run that must finish with the records of the uninterrupted crawls.
+ *    helpers, every Nix) at K random moments spread over its progress (K random shares of the
+ *    rows a whole crawl writes, each plus a random delay; one in its first seconds), each time
+ *    started again on the same database; then a last run that must finish with the records of
+ *    the uninterrupted crawls.
  *
  *   npm run accept:real -- --nixpkgs PATH [--runs 10] [--kills 10] [--workers 2] [--systems a,b] [--variants a,b]
  */
@@ -58,13 +60,11 @@ function compare(what: string, d: ReturnType<typeof digest>) {
   }
 }
 
-let longest = 0;
 for (let i = 1; i <= runs; i++) {
   const db = join(work, `run-${i}.db`);
   const t0 = Date.now();
   const r = await execa('node', [cli, ...args(db)], { reject: false });
   const ms = Date.now() - t0;
-  longest = Math.max(longest, ms);
   if (r.exitCode !== 0) {
     failures.push(`run ${i}: exit ${r.exitCode}: ${String(r.stderr).slice(-1500)}`);
     console.log(`run ${i}: FAILED (exit ${r.exitCode}) after ${(ms / 1000).toFixed(1)} s`);
@@ -81,20 +81,42 @@ for (let i = 1; i <= runs; i++) {
 
 if (kills > 0) {
   const db = join(work, 'killed.db');
-  const span = longest || 120_000;
-  // each start resumes what the kills before left; a moment in the first half of a whole crawl's
-  // time, so that one crawl is cut several times before it can end
-  for (let k = 1; k <= kills; k++) {
-    const at = Math.round(1000 + Math.random() * span * 0.45);
+  // the attribute rows a whole crawl writes (the first run's), else a guess
+  const total = (reference as ReturnType<typeof digest> | null)?.attrRows ?? 100_000;
+  // K moments spread over one crawl's progress: a share of its rows (a moment before the first
+  // commit when that share is under one row: the Nix checks, the pool starting), plus a random
+  // delay of up to 10 s once the share is committed (commits come every 10 s), so that kills land
+  // in every phase: mid-shard, mid-commit, between levels
+  const shares = Array.from({ length: kills }, () => Math.random() * 0.97).sort((x, y) => x - y);
+  shares[0] = Math.min(shares[0], 0.5 / total); // one kill in the first seconds
+  const committed = (): number => {
+    try {
+      const d = new Database(db, { readonly: true, fileMustExist: true });
+      try {
+        return d.prepare(`SELECT COUNT(*) FROM attrs WHERE crawl_id = (SELECT MAX(id) FROM crawls)`).pluck().get() as number;
+      } finally { d.close(); }
+    } catch {
+      return 0; // no database yet, or locked for a moment
+    }
+  };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let k = 0;
+  for (const share of shares) {
+    k++;
     const child = execa('node', [cli, ...args(db)], { reject: false, detached: true });
-    const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* ended already */ } }, at);
+    let ended = false;
+    void child.then(() => { ended = true; });
+    const t0 = Date.now();
+    const rows = Math.floor(share * total);
+    while (!ended && rows >= 1 && committed() < rows) await sleep(200);
+    await sleep(rows >= 1 ? Math.random() * 10_000 : 500 + Math.random() * 4500);
+    if (!ended) { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* ended already */ } }
     const r = await child;
-    clearTimeout(timer);
     if (r.exitCode === 0) {
-      console.log(`kill ${k}: the crawl finished before its kill at ${(at / 1000).toFixed(1)} s; no more kills`);
+      console.log(`kill ${k}: the crawl finished before its kill (at ${(share * 100).toFixed(1)} % of the rows); no more kills`);
       break;
     }
-    console.log(`kill ${k}: SIGKILL after ${(at / 1000).toFixed(1)} s`);
+    console.log(`kill ${k}: SIGKILL after ${((Date.now() - t0) / 1000).toFixed(1)} s, with ${committed()} of ${total} rows committed (aimed at ${(share * 100).toFixed(1)} %)`);
   }
   const t0 = Date.now();
   const r = await execa('node', [cli, ...args(db)], { reject: false });
