@@ -1,5 +1,6 @@
 /**
- * The service's jobs: each runs the pipeline on the configured package set, a crawl (resumed
+ * The service's jobs: each runs the pipeline on the configured package set (the head of the
+ * followed branch, `service.nixpkgs`, fetched first), a crawl (resumed
  * when one of the same key is unfinished), a fetch of its sources into the mirror, and a report
  * (recorded, so the next one says what is new). One job at a time: a job asked for while one
  * runs waits in the queue, and a request while one already waits is answered with that one.
