@@ -62,6 +62,9 @@ const SAID_IN_WORDS: Record<string, (v: unknown) => void> = {
   'fetch.kinds': (v) => expect(v).toBeUndefined(),
   'fetch.cache.level': (v) => expect(v).toBeUndefined(),
   'fetch.cache.secretKeyFile': (v) => expect(v).toBeUndefined(),
+  // service.nixpkgs is null as a whole unless set, so its keys have no value of their own
+  'service.nixpkgs.git': (v) => { expect(v).toBeUndefined(); expect(defaults.service.nixpkgs).toBeNull(); },
+  'service.nixpkgs.branch': (v) => { expect(v).toBeUndefined(); expect(configSchema.shape.service.parse({ nixpkgs: { git: 'x' } }).nixpkgs?.branch).toBe('master'); },
 };
 
 describe('docs/config.md: the defaults table is the schema', () => {

@@ -16,7 +16,7 @@ import { tempDir } from './helpers/cli.js';
 function newDb() {
   const db = openDb(join(tempDir(), 'fodder.db'), { create: true });
   const store = createCrawlStore(db);
-  const crawl = (key: string) => store.createCrawl(key, '/nixpkgs', {}, {}, [{ system: 'x86_64-linux', variant: 'default', config: {} }]);
+  const crawl = (key: string) => store.createCrawl(key, '/nixpkgs', null, {}, {}, [{ system: 'x86_64-linux', variant: 'default', config: {} }]);
   return { db, store, crawl };
 }
 

@@ -79,9 +79,11 @@ export function abortOnSignals(controller: AbortController): () => void {
 
 /** Which crawl an answer comes from, for its first line: the latest finished one, or the one asked for with its status. */
 export function crawlLabel(c: CrawlInfo, asked: boolean): string {
-  if (!asked) return `crawl ${c.id}, the latest finished (${c.finishedAt ?? c.startedAt})`;
-  return c.status === 'done' ? `crawl ${c.id}, finished ${c.finishedAt ?? ''}`.trimEnd()
-    : `crawl ${c.id}, ${c.status.toUpperCase()}: what it recorded so far, partial`;
+  // a crawl of a followed branch (service.nixpkgs) names its commit
+  const name = c.revision === null ? `crawl ${c.id}` : `crawl ${c.id} (commit ${c.revision.slice(0, 12)})`;
+  if (!asked) return `${name}, the latest finished (${c.finishedAt ?? c.startedAt})`;
+  return c.status === 'done' ? `${name}, finished ${c.finishedAt ?? ''}`.trimEnd()
+    : `${name}, ${c.status.toUpperCase()}: what it recorded so far, partial`;
 }
 
 /** With --json the answer has no header: a crawl that has not finished is said on stderr. */

@@ -127,8 +127,19 @@ export const serviceSchema = z.object({
   schedule: z.string().min(1).refine(isCron, 'must be a cron pattern, e.g. "0 3 * * *"').nullable().default('0 3 * * *'),
   /** a file holding the token `POST /api/jobs` needs (`Authorization: Bearer TOKEN`); null: no job is started on request */
   tokenFile: z.string().min(1).nullable().default(null),
-  /** how many revisions of the package set keep their crawls */
-  keep: count(BOUNDS.keep, 'crawls of the package set kept').default(3),
+  /**
+   * the package set as a git branch, fetched (into `nixpkgs-git/` beside the database) before
+   * each crawl, instead of the top-level `nixpkgs` path; null: that path, as it is
+   */
+  nixpkgs: z.object({
+    git: z.string().min(1),
+    branch: z.string().min(1).regex(/^(?!-)[^\s:~^?*[\\]+$/, 'must be a git branch name').default('master'),
+  }).strict().nullable().default(null),
+  /**
+   * after each job, `fodder gc` keeps the mirror objects of the newest this many revisions'
+   * crawls and removes the rest; null: nothing is removed
+   */
+  keep: count(BOUNDS.keep, 'crawls of the package set kept').nullable().default(null),
 }).strict();
 
 /** `nix`: which Nix fodder runs. */

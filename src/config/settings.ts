@@ -4,7 +4,7 @@ import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot } from './defaults.js';
 import { numericOption, optionValue, readConfigData, validateConfig } from './load.js';
 import { selectNix } from './nix-bin.js';
-import { configSchema, fetchSchema, listenSchema, systemSchema, type RawConfig, type VariantConfig } from './schema.js';
+import { configSchema, fetchSchema, listenSchema, serviceSchema, systemSchema, type RawConfig, type VariantConfig } from './schema.js';
 
 /**
  * The one resolver of settings. Every command asks it, and it alone decides: a command-line flag
@@ -16,6 +16,8 @@ import { configSchema, fetchSchema, listenSchema, systemSchema, type RawConfig, 
 /** What a crawl reads (src/eval). Paths are absolute. */
 export interface CrawlSettings {
   nixpkgs: string;
+  /** the package set's git commit, when the service follows a branch (`service.nixpkgs`); null: a plain path */
+  revision: string | null;
   systems: string[];
   variants: Record<string, VariantConfig>;
   overlays: string[];
@@ -87,7 +89,18 @@ export interface ServiceSettings {
   tokenFile: string | null;
   /** where the token file was named, for messages */
   tokenFrom: string | null;
-  keep: number;
+  /** the branch the service follows (`service.nixpkgs`), or null: the top-level `nixpkgs` path as it is */
+  git: PackageSetGit | null;
+  /** how many revisions' crawls `fodder gc` keeps after each job; null: nothing is removed */
+  keep: number | null;
+}
+
+/** `service.nixpkgs`: a git branch, fetched into a clone of the service's own before each crawl. */
+export interface PackageSetGit {
+  url: string;
+  branch: string;
+  /** the clone (absolute): `nixpkgs-git/` beside the database */
+  dir: string;
 }
 
 export interface Settings {
@@ -125,6 +138,8 @@ export interface SettingFlags {
   listen?: string;
   /** false: `fodder serve --no-schedule` */
   schedule?: boolean;
+  /** `fodder gc --keep N` */
+  keep?: number | string;
 }
 
 export interface ResolveOptions {
@@ -186,6 +201,7 @@ export function resolveSettings(o: ResolveOptions = {}): Settings {
 
   const crawl: CrawlSettings = {
     nixpkgs,
+    revision: null,
     systems: flags.systems?.length ? flags.systems.map((s) => optionValue('--system', systemSchema, s)) : raw.systems,
     variants: chooseVariants(raw.variants, flags.variants),
     overlays: raw.overlays.map((v) => resolve(base, v)),
@@ -202,11 +218,11 @@ export function resolveSettings(o: ResolveOptions = {}): Settings {
   };
   return {
     file, nixBin, db, mirror, crawl, fetch: fetchSettings(raw.fetch, f, flags, base, mirror),
-    service: serviceSettings(raw.service, flags, base, file),
+    service: serviceSettings(raw.service, flags, base, file, db),
   };
 }
 
-function serviceSettings(cfg: RawConfig['service'], flags: SettingFlags, base: string, file: string | null): ServiceSettings {
+function serviceSettings(cfg: RawConfig['service'], flags: SettingFlags, base: string, file: string | null, db: string): ServiceSettings {
   const listen = flags.listen === undefined ? cfg.listen : optionValue('--listen', listenSchema, flags.listen);
   const colon = listen.lastIndexOf(':');
   return {
@@ -215,8 +231,14 @@ function serviceSettings(cfg: RawConfig['service'], flags: SettingFlags, base: s
     schedule: flags.schedule === false ? null : cfg.schedule,
     tokenFile: cfg.tokenFile === null ? null : resolve(base, cfg.tokenFile),
     tokenFrom: cfg.tokenFile === null ? null : `${file ?? '<defaults>'}: key "service.tokenFile"`,
-    keep: cfg.keep,
+    git: cfg.nixpkgs === null ? null : { ...cfg.nixpkgs, url: gitUrl(cfg.nixpkgs.git, base), dir: join(dirname(db), 'nixpkgs-git') },
+    keep: numericOption('--keep', serviceSchema.shape.keep, flags.keep) ?? cfg.keep,
   };
+}
+
+/** A git URL as git takes it; a plain path (not a URL, not `host:path`) is relative to the config file's directory. */
+function gitUrl(url: string, base: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+:/.test(url) ? url : resolve(base, url);
 }
 
 function fetchSettings(cfg: RawConfig['fetch'], f: ReturnType<typeof fetchFlags>, flags: SettingFlags, base: string, mirror: string): FetchSettings {

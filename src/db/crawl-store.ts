@@ -1,5 +1,7 @@
 import { FodderError, ErrorCode } from '../errors.js';
 import type { Db } from './open.js';
+import { addMissingColumns } from './columns.js';
+import { CRAWL_LATER_COLUMNS } from './schema.js';
 import { unfinishedCrawl } from './crawls.js';
 import { currentOwner, type Owner } from './owner.js';
 import type { DrvNode, StoreSource } from '../graph/types.js';
@@ -29,9 +31,10 @@ export interface ShardWrite { crawl: number; target: Target; rows: AttrRow[]; dr
 
 /** The crawl's single writer: every statement prepared once, every batch one transaction. */
 export function createCrawlStore(db: Db) {
+  addMissingColumns(db, 'crawls', CRAWL_LATER_COLUMNS);
   const s = {
-    insertCrawl: db.prepare(`INSERT INTO crawls (key, nixpkgs, params_json, mirrors_json, status, started_at, pid, host, boot_id, pid_start)
-                             VALUES (?, ?, ?, ?, 'running', ?, @pid, @host, @bootId, @start)`),
+    insertCrawl: db.prepare(`INSERT INTO crawls (key, nixpkgs, revision, params_json, mirrors_json, status, started_at, pid, host, boot_id, pid_start)
+                             VALUES (?, ?, ?, ?, ?, 'running', ?, @pid, @host, @bootId, @start)`),
     claim: db.prepare(`UPDATE crawls SET status = 'running', finished_at = NULL, pid = @pid, host = @host, boot_id = @bootId,
                        pid_start = @start WHERE id = @id`),
     insertTarget: db.prepare(`INSERT OR IGNORE INTO crawl_targets (crawl_id, system, variant, config_json) VALUES (?, ?, ?, ?)`),
@@ -128,9 +131,10 @@ export function createCrawlStore(db: Db) {
       }
       return found;
     },
-    createCrawl(key: string, nixpkgs: string, params: unknown, mirrors: unknown, targets: (Target & { config: unknown })[]): number {
+    /** A new crawl of `nixpkgs` (at git commit `revision`, or null for a plain path) and its targets. */
+    createCrawl(key: string, nixpkgs: string, revision: string | null, params: unknown, mirrors: unknown, targets: (Target & { config: unknown })[]): number {
       return db.transaction(() => {
-        const id = Number(s.insertCrawl.run(key, nixpkgs, JSON.stringify(params), JSON.stringify(mirrors), new Date().toISOString(), owner).lastInsertRowid);
+        const id = Number(s.insertCrawl.run(key, nixpkgs, revision, JSON.stringify(params), JSON.stringify(mirrors), new Date().toISOString(), owner).lastInsertRowid);
         for (const t of targets) s.insertTarget.run(id, t.system, t.variant, JSON.stringify(t.config));
         return id;
       })();

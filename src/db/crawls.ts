@@ -12,21 +12,27 @@ export type CrawlStatus = 'running' | 'done' | 'interrupted' | 'failed';
 export interface CrawlInfo {
   id: number;
   nixpkgs: string;
+  /** the package set's git commit (a service following a branch), or null for a plain path */
+  revision: string | null;
   status: CrawlStatus;
   startedAt: string;
   finishedAt: string | null;
 }
 
 interface CrawlRow {
-  id: number; key: string; nixpkgs: string; status: string; started_at: string; finished_at: string | null;
+  id: number; key: string; nixpkgs: string; revision: string | null; status: string; started_at: string; finished_at: string | null;
   pid: number | null; host: string | null; boot_id: string | null; pid_start: number | null;
 }
 
-/** The crawls' rows; a database of schema 3 or older (read, not upgraded) has no owner columns. */
+/**
+ * The crawls' rows; a database of schema 3 or older (read, not upgraded) has no owner columns,
+ * and one no crawl has written to since `revision` came has no revision column.
+ */
 function crawlRows(db: Db, where: string, ...params: unknown[]): CrawlRow[] {
-  const hasOwner = (db.prepare(`SELECT COUNT(*) FROM pragma_table_info('crawls') WHERE name = 'pid'`).pluck().get() as number) > 0;
-  const owner = hasOwner ? 'pid, host, boot_id, pid_start' : 'NULL pid, NULL host, NULL boot_id, NULL pid_start';
-  return db.prepare(`SELECT id, key, nixpkgs, status, started_at, finished_at, ${owner} FROM crawls ${where}`).all(...params) as CrawlRow[];
+  const columns = new Set(db.prepare(`SELECT name FROM pragma_table_info('crawls')`).pluck().all() as string[]);
+  const owner = columns.has('pid') ? 'pid, host, boot_id, pid_start' : 'NULL pid, NULL host, NULL boot_id, NULL pid_start';
+  const revision = columns.has('revision') ? 'revision' : 'NULL revision';
+  return db.prepare(`SELECT id, key, nixpkgs, ${revision}, status, started_at, finished_at, ${owner} FROM crawls ${where}`).all(...params) as CrawlRow[];
 }
 
 /** The status as it is now: a `running` crawl whose process is gone is interrupted. */
@@ -36,7 +42,7 @@ function judged(row: CrawlRow): CrawlStatus {
 }
 
 function info(row: CrawlRow): CrawlInfo {
-  return { id: row.id, nixpkgs: row.nixpkgs, status: judged(row), startedAt: row.started_at, finishedAt: row.finished_at };
+  return { id: row.id, nixpkgs: row.nixpkgs, revision: row.revision, status: judged(row), startedAt: row.started_at, finishedAt: row.finished_at };
 }
 
 /** One crawl by id, with its status as it is now; null when there is none. */
@@ -84,4 +90,25 @@ export function chooseCrawl(db: Db, id?: number): CrawlInfo {
 export function unfinishedCrawl(db: Db, key: string): (CrawlInfo & { pid: number | null; host: string | null }) | null {
   const [row] = crawlRows(db, `WHERE key = ? AND status != 'done' ORDER BY id DESC LIMIT 1`, key);
   return row ? { ...info(row), pid: row.pid, host: row.host } : null;
+}
+
+/**
+ * The crawls `fodder gc` keeps: every finished crawl of the newest `keep` revisions (a crawl of
+ * a plain path, with no commit recorded, is a revision of its own), and every unfinished crawl
+ * newer than the oldest of those (it may be resumed, or be running now). With no finished crawl,
+ * every crawl is kept.
+ */
+export function keptCrawlIds(db: Db, keep: number): number[] {
+  const all = crawlRows(db, 'ORDER BY id DESC');
+  const done = all.filter((r) => r.status === 'done');
+  if (done.length === 0) return all.map((r) => r.id).sort((a, b) => a - b);
+  const revisions: string[] = [];
+  for (const r of done) {
+    const rev = r.revision ?? `crawl ${r.id}`;
+    if (!revisions.includes(rev)) revisions.push(rev);
+  }
+  const keptRevisions = new Set(revisions.slice(0, keep));
+  const kept = done.filter((r) => keptRevisions.has(r.revision ?? `crawl ${r.id}`));
+  const oldest = Math.min(...kept.map((r) => r.id));
+  return all.filter((r) => kept.includes(r) || (r.status !== 'done' && r.id > oldest)).map((r) => r.id).sort((a, b) => a - b);
 }

@@ -10,6 +10,9 @@ export const SCHEMA_VERSION = 4;
  * failed (stopped by an error). A `running` crawl whose process is gone is shown as interrupted;
  * either is resumed by the next crawl of the same key. Queries read the latest done crawl.
  */
+/** Columns the crawls table gained after schema 4 shipped (added in place by a writer, all nullable). */
+export const CRAWL_LATER_COLUMNS: Readonly<Record<string, string>> = { revision: 'TEXT' };
+
 export const crawlsTable = (name: string) => `
 CREATE TABLE IF NOT EXISTS ${name} (
   id INTEGER PRIMARY KEY,
@@ -25,7 +28,8 @@ CREATE TABLE IF NOT EXISTS ${name} (
   pid INTEGER,                   -- the process that runs (or last ran) it
   host TEXT,                     -- its host name (for messages)
   boot_id TEXT,                  -- the kernel's boot id then (/proc/sys/kernel/random/boot_id)
-  pid_start INTEGER              -- the process's start time, clock ticks after boot (/proc/PID/stat)
+  pid_start INTEGER,             -- the process's start time, clock ticks after boot (/proc/PID/stat)
+  revision TEXT                  -- the package set's git commit (\`service.nixpkgs.git\`), NULL for a plain path
 );`;
 
 export const SCHEMA_SQL = `

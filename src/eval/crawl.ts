@@ -43,10 +43,16 @@ const trace = (line: string) => { if (process.env.FODDER_TIMINGS) process.stderr
 /** Cumulative phase timings of this process (FODDER_TIMINGS=1 prints them). */
 const timings = { evalMs: 0, loadMs: 0, readMs: 0, writeMs: 0, runs: 0, restarts: 0, peakNixRssKb: 0 };
 
-/** Identifies a crawl by what it covers, so the same command resumes an interrupted one. */
+/**
+ * Identifies a crawl by what it covers, so the same command resumes an interrupted one. The
+ * package set's commit, when it has one (a service following a branch), is part of it: the
+ * same checkout at a new commit is a new crawl, and the same commit resumes. (A plain path's
+ * key has no `revision`, so the keys of crawls recorded before it existed still match.)
+ */
 function crawlKey(config: Config, attrs: string[][] | undefined): { key: string; params: unknown } {
   const params = {
-    nixpkgs: config.nixpkgs, systems: config.systems, variants: config.variants, overlays: config.overlays,
+    nixpkgs: config.nixpkgs, ...(config.revision === null ? {} : { revision: config.revision }),
+    systems: config.systems, variants: config.variants, overlays: config.overlays,
     exhaustive: config.exhaustive, maxDepth: config.maxDepth, excludeTop: config.excludeTop,
     excludeAnywhere: config.excludeAnywhere, attrs: attrs ?? null, store: config.store,
   };
@@ -150,7 +156,7 @@ async function crawlWith(
   let crawlId = store.resumeUnfinished(key);
   const resumed = crawlId !== null;
   if (crawlId === null) {
-    crawlId = store.createCrawl(key, config.nixpkgs, params, mirrors,
+    crawlId = store.createCrawl(key, config.nixpkgs, config.revision, params, mirrors,
       targets.map((t) => ({ ...t, config: config.variants[t.variant] })));
   }
   const id = crawlId;

@@ -1,5 +1,6 @@
 /**
- * The service's jobs: each runs the pipeline on the configured package set, a crawl (resumed
+ * The service's jobs: each runs the pipeline on the configured package set (the head of the
+ * followed branch, `service.nixpkgs`, fetched first), a crawl (resumed
  * when one of the same key is unfinished), a fetch of its sources into the mirror, and a report
  * (recorded, so the next one says what is new). One job at a time: a job asked for while one
  * runs waits in the queue, and a request while one already waits is answered with that one.
@@ -16,10 +17,12 @@ import { ErrorCode, FodderError } from '../errors.js';
 import { crawl } from '../eval/crawl.js';
 import type { CrawlSummary } from '../eval/progress.js';
 import { fetchRunSettings } from '../fetch/options.js';
+import { collectGarbage, type GcResult } from '../mirror/gc.js';
 import type { FetchSummary } from '../fetch/progress.js';
 import { runFetch } from '../fetch/run.js';
 import { buildReport } from '../report/build.js';
 import type { Report } from '../report/types.js';
+import { updatePackageSet } from './package-set.js';
 
 /** What a job tells the service as it goes (the command line prints it; the metrics count it). */
 export interface JobEvents {
@@ -28,6 +31,8 @@ export interface JobEvents {
   crawled?(job: number, summary: CrawlSummary): void;
   fetched?(job: number, summary: FetchSummary): void;
   reported?(job: number, report: Report): void;
+  /** `fodder gc` after the job (only with `service.keep`) */
+  collected?(job: number, result: GcResult): void;
   finished?(job: JobInfo): void;
 }
 
@@ -74,7 +79,12 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
     startJob(db, id, owner);
     let crawlId = before?.stage && before.stage !== 'crawl' ? before.crawl : null;
     if (crawlId === null) {
-      const summary = await timed(id, 'crawl', {}, () => crawl({ config: settings.crawl, signal }));
+      const summary = await timed(id, 'crawl', {}, async () => {
+        // a followed branch: its head now, checked out in the service's clone, is what is crawled
+        const git = settings.service.git;
+        const at = git === null ? null : await updatePackageSet(git, signal);
+        return crawl({ config: at === null ? settings.crawl : { ...settings.crawl, nixpkgs: at.path, revision: at.commit }, signal });
+      });
       crawlId = summary.crawl;
       setJobStage(db, id, 'crawl', { crawl: crawlId });
       events.crawled?.(id, summary);
@@ -91,6 +101,7 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
     }
     const report = await timed(id, 'report', { crawl: crawlId }, async () => buildReport(db, { save: true, crawl: crawlId }));
     events.reported?.(id, report);
+    if (settings.service.keep !== null) events.collected?.(id, collectGarbage({ db, mirrorDir: settings.mirror, keep: settings.service.keep }));
   };
 
   const finish = (id: number, err: unknown, signal: AbortSignal) => {

@@ -11,6 +11,7 @@ import { finishedCrawlIds } from '../db/crawls.js';
 import { ensureJobSchema, type JobInfo, type JobStage } from '../db/jobs.js';
 import { openDb, type Db } from '../db/open.js';
 import { ErrorCode, FodderError, systemError } from '../errors.js';
+import type { GcResult } from '../mirror/gc.js';
 import { FOD_STATUSES, fodStatuses, listFods, type FodStatus } from '../query/listings.js';
 import { httpStatus, readToken, registerApiRoutes } from './api-routes.js';
 import { createJobRunner, type JobEvents } from './jobs.js';
@@ -21,6 +22,8 @@ import { registerMirrorRoutes } from './mirror-routes.js';
 export interface ServiceEvents {
   jobStage?(job: number, stage: JobStage): void;
   jobFinished?(job: JobInfo): void;
+  /** `fodder gc` ran after a job (`service.keep`) */
+  jobCollected?(job: number, result: GcResult): void;
   /** a scheduled job could not be queued, or something else went wrong outside a request */
   problem?(message: string): void;
 }
@@ -104,6 +107,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     stage: (id, stage) => events.jobStage?.(id, stage),
     stageDone: (_id, stage, seconds) => metrics.stageSeconds(stage, seconds),
     reported: () => metrics.setFods(fodCounts(db)),
+    collected: (id, result) => events.jobCollected?.(id, result),
     finished: (job) => { metrics.jobEnded(job.status); events.jobFinished?.(job); },
   };
   const jobs = createJobRunner({ db, settings, events: jobEvents });

@@ -6,6 +6,7 @@ import { registerVerify } from './verify.js';
 import { registerReport } from './report.js';
 import { registerKeygen } from './keygen.js';
 import { registerServe } from './serve.js';
+import { registerGc } from './gc.js';
 
 /** Every command, one line each, in the order `fodder --help` lists them. */
 export const commands: ((program: Command) => void)[] = [
@@ -16,4 +17,5 @@ export const commands: ((program: Command) => void)[] = [
   registerReport,
   registerKeygen,
   registerServe,
+  registerGc,
 ];

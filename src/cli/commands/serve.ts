@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { resolveSettings } from '../../config/settings.js';
 import { abortOnSignals } from '../common.js';
+import { gcLine } from './gc.js';
 
 interface ServeFlags { config?: string; listen?: string; db?: string; mirror?: string; schedule?: boolean }
 
@@ -28,6 +29,7 @@ export function registerServe(program: Command): void {
         events: {
           jobStage: (id, stage) => log(`job ${id}: ${stage}`),
           jobFinished: (job) => log(`job ${job.id}: ${job.status}${job.error ? ` [${job.errorCode}]: ${job.error}` : ''}`),
+          jobCollected: (id, result) => log(`job ${id}: gc ${gcLine(result)}`),
           problem: log,
         },
       });
