@@ -20,6 +20,7 @@ import type { FetchSummary } from '../fetch/progress.js';
 import { runFetch } from '../fetch/run.js';
 import { buildReport } from '../report/build.js';
 import type { Report } from '../report/types.js';
+import { crawlProgressOf, fetchProgressOf, type JobProgress } from './job-progress.js';
 
 /** What a job tells the service as it goes (the command line prints it; the metrics count it). */
 export interface JobEvents {
@@ -29,6 +30,8 @@ export interface JobEvents {
   fetched?(job: number, summary: FetchSummary): void;
   reported?(job: number, report: Report): void;
   finished?(job: JobInfo): void;
+  /** the running stage's counts, as its progress events come (often: whoever shows them throttles) */
+  progress?(job: number, p: JobProgress): void;
 }
 
 export interface JobRunner {
@@ -74,7 +77,9 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
     startJob(db, id, owner);
     let crawlId = before?.stage && before.stage !== 'crawl' ? before.crawl : null;
     if (crawlId === null) {
-      const summary = await timed(id, 'crawl', {}, () => crawl({ config: settings.crawl, signal }));
+      const summary = await timed(id, 'crawl', {}, () => crawl({
+        config: settings.crawl, signal, progress: crawlProgressOf((p) => events.progress?.(id, p)),
+      }));
       crawlId = summary.crawl;
       setJobStage(db, id, 'crawl', { crawl: crawlId });
       events.crawled?.(id, summary);
@@ -83,7 +88,7 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
     if (before?.stage !== 'report') {
       const summary = await timed(id, 'fetch', { crawl: crawlId }, () => runFetch({
         db, crawl: crawlId, mirrorDir: settings.mirror, kinds: fetchRun.kinds, retryFailed: false, network: fetchRun.network,
-        cache: fetchRun.cache, nix: fetchRun.nix, signal,
+        cache: fetchRun.cache, nix: fetchRun.nix, signal, progress: fetchProgressOf((p) => events.progress?.(id, p)),
       }));
       setJobStage(db, id, 'fetch', { fetchRun: summary.run });
       events.fetched?.(id, summary);
