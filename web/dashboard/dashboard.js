@@ -150,7 +150,7 @@ async function showSources(ev) {
   try { a = await getJson(`/api/sources/${encodeURIComponent(attr)}?${q}`); } catch (e) { out.replaceChildren(h('p', { class: 'empty', 'data-error': e.code ?? '' }, e.message)); return; }
   out.replaceChildren(
     h('p', { class: 'small' }, h('strong', {}, a.attr), h('span', { class: 'muted' }, ` · ${a.system} · ${a.variant} · crawl ${a.crawl} · ${n(a.sources.length)} sources · `), h('code', {}, a.drvPath)),
-    h('div', { class: 'table-wrap' }, h('table', { id: 'sources-table' },
+    h('div', { class: 'table-wrap scroll' }, h('table', { id: 'sources-table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'source'), h('th', {}, 'kind'), h('th', {}, 'hash'), h('th', {}, 'from'))),
       h('tbody', {}, a.sources.map((f) => h('tr', { 'data-kind': f.kind },
         h('td', {}, f.name), h('td', {}, f.kind), h('td', {}, h('code', {}, f.hash.sri)),
@@ -185,8 +185,9 @@ function chart(points) {
     svg.append(s('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }), s('text', { class: 'axis', x: L - 8, y: y(v) + 4, 'text-anchor': 'end' }, n(v)));
   }
   const every = Math.max(1, Math.ceil(points.length / 8));
+  const anchor = (i) => (points.length === 1 ? 'middle' : i === 0 ? 'start' : i === points.length - 1 ? 'end' : 'middle');
   points.forEach((p, i) => {
-    if (i % every === 0 || i === points.length - 1) svg.append(s('text', { class: 'axis', x: x(i), y: H - 8, 'text-anchor': 'middle' }, `#${p.crawl.id} ${day(p.crawl.finishedAt).slice(5)}`));
+    if (i % every === 0 || i === points.length - 1) svg.append(s('text', { class: 'axis', x: x(i), y: H - 8, 'text-anchor': anchor(i) }, `#${p.crawl.id} ${day(p.crawl.finishedAt).slice(5)}`));
   });
   for (const ser of SERIES) {
     const pts = points.map((p, i) => `${x(i).toFixed(1)},${y(ser.value(p)).toFixed(1)}`);
