@@ -39,4 +39,6 @@ export default tseslint.config(
   },
   // plain JavaScript (configuration, a test's worker script): no types to check, Node's globals
   { files: ['**/*.js', '**/*.cjs', '**/*.mjs'], extends: [tseslint.configs.disableTypeChecked], languageOptions: { globals: globals.node } },
+  // the dashboard's script runs in the browser, as a classic script
+  { files: ['web/**/*.js'], languageOptions: { globals: globals.browser, sourceType: 'script' } },
 );

@@ -24,13 +24,13 @@ buildNpmPackage {
   nativeBuildInputs = [ makeWrapper ];
 
   # `npm run build` (tsc) is buildNpmPackage's default build
-  # the CLI finds its own files (nix/evaluator.nix, dist/workers/, the bundled test package set
+  # the CLI finds its own files (nix/evaluator.nix, dist/workers/, web/dashboard/, the bundled test package set
   # it crawls by default) above dist/, so the tree is installed as it is laid out here
   installPhase = ''
     runHook preInstall
     npm prune --omit=dev --no-audit --no-fund
     mkdir -p $out/lib/fodder $out/bin
-    cp -r package.json dist node_modules nix $out/lib/fodder/
+    cp -r package.json dist node_modules nix web $out/lib/fodder/
     mkdir -p $out/lib/fodder/test/fixtures
     cp -r test/fixtures/nixpkgs $out/lib/fodder/test/fixtures/
     makeWrapper ${nodejs_20}/bin/node $out/bin/fodder \

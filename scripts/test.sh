@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/ensure-test-tools.sh   # host tools the test package set's FOD builders and test servers borrow
 bash scripts/ensure-nginx.sh >/dev/null   # once, before test files run in parallel (one apt-get at a time)
+bash scripts/ensure-chromium.sh >/dev/null   # Debian's Chromium for test/dashboard.test.ts (never a downloaded browser)
 # the tests are type-checked too (vitest only strips types): a misspelt field is an error, not an assertion on undefined
 npx tsc -p test/tsconfig.json
 # the layering (docs/architecture.md): a backwards import or a cycle fails here, before any test runs

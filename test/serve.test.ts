@@ -18,13 +18,13 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
 import { jobById, type JobInfo } from '../src/db/jobs.js';
 import { openDb } from '../src/db/open.js';
 import type { Fod } from '../src/graph/types.js';
 import { encodeNix32 } from '../src/nix-formats/hash.js';
-import { CLI, FIXTURE, fodder, tempDir } from './helpers/cli.js';
+import { FIXTURE, fodder, tempDir } from './helpers/cli.js';
 import { startUpstream, waitPortFree, type Upstream } from './helpers/fixture-upstream.js';
+import { api, startServe, waitJob, writeServiceConfig, type RunningService } from './helpers/service.js';
 
 const dir = tempDir('fodder-serve-');
 const db = join(dir, 'fodder.db');
@@ -33,64 +33,16 @@ const TOKEN = 'serve-test-token-0123456789';
 let publicKey = '';
 let upstream: Upstream | null = null;
 
-interface Running { proc: ResultPromise; url: string; stderr: () => string }
-const running: Running[] = [];
+const running: RunningService[] = [];
 
-/** Starts `fodder serve` and waits for the line that names its address. */
-async function serve(config: string, ...args: string[]): Promise<Running> {
-  const proc = execa('node', [CLI, 'serve', '--config', config, ...args], { reject: false, env: { CI: '1' }, stdin: 'ignore', buffer: false });
-  let out = '';
-  let err = '';
-  proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  const url = await new Promise<string>((resolve, reject) => {
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    void proc.then((r) => reject(new Error(`fodder serve exited ${r.exitCode}: ${err}`)));
-  });
-  const r = { proc, url, stderr: () => err };
+/** Starts `fodder serve` (stopped after the tests). */
+async function serve(config: string, ...args: string[]): Promise<RunningService> {
+  const r = await startServe(config, ...args);
   running.push(r);
   return r;
 }
 
-function writeConfig(name: string, service: string): string {
-  const file = join(dir, name);
-  writeFileSync(file, `nixpkgs: ${FIXTURE}
-systems: [x86_64-linux]
-variants: { default: {} }
-db: fodder.db
-fetch:
-  mirror: mirror
-  kinds: [url, archive]
-  concurrency: 4
-  retries: 0
-  connectTimeoutSec: 2
-  cache:
-    flat: true
-    secretKeyFile: keys/fodder-serve-1.secret
-service:
-  listen: 127.0.0.1:0
-  tokenFile: token
-${service}`);
-  return file;
-}
-
-const api = async <T>(base: string, path: string, init?: RequestInit): Promise<{ status: number; body: T }> => {
-  const r = await fetch(base + path, init);
-  return { status: r.status, body: (await r.json()) as T };
-};
-
-async function waitJob(base: string, id: number, until: (j: JobInfo) => boolean, ms = 90_000, every = 200): Promise<JobInfo> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const { body } = await api<JobInfo>(base, `/api/jobs/${id}`);
-    if (until(body)) return body;
-    if (Date.now() > end) throw new Error(`job ${id} still ${JSON.stringify(body)}`);
-    await new Promise((r) => setTimeout(r, every));
-  }
-}
+const writeConfig = (name: string, service: string) => writeServiceConfig(dir, name, service);
 
 /** A GET with the path exactly as given (no normalisation of `..` or escapes, as fetch() does). */
 function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -106,7 +58,7 @@ function rawGet(base: string, path: string, headers: Record<string, string> = {}
   });
 }
 
-let service: Running;
+let service: RunningService;
 let jobId = 0;
 const killed = {} as { before: JobInfo; atKill: JobInfo | null; after: JobInfo };
 

@@ -38,7 +38,7 @@ export function httpStatus(err: unknown): number {
 type Query = Record<string, string | undefined>;
 
 /** `?crawl=N`: a positive integer, or absent. */
-function crawlParam(q: Query): number | undefined {
+export function crawlParam(q: Query): number | undefined {
   if (q.crawl === undefined) return undefined;
   const n = Number(q.crawl);
   if (!Number.isInteger(n) || n <= 0) throw new FodderError(ErrorCode.USAGE, `crawl must be a positive integer, got "${q.crawl}"`, { crawl: q.crawl });

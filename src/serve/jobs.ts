@@ -23,6 +23,7 @@ import { runFetch } from '../fetch/run.js';
 import { buildReport } from '../report/build.js';
 import type { Report } from '../report/types.js';
 import { updatePackageSet } from './package-set.js';
+import { crawlProgressOf, fetchProgressOf, type JobProgress } from './job-progress.js';
 
 /** What a job tells the service as it goes (the command line prints it; the metrics count it). */
 export interface JobEvents {
@@ -34,6 +35,8 @@ export interface JobEvents {
   /** `fodder gc` after the job (only with `service.keep`) */
   collected?(job: number, result: GcResult): void;
   finished?(job: JobInfo): void;
+  /** the running stage's counts, as its progress events come (often: whoever shows them throttles) */
+  progress?(job: number, p: JobProgress): void;
 }
 
 export interface JobRunner {
@@ -83,7 +86,10 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
         // a followed branch: its head now, checked out in the service's clone, is what is crawled
         const git = settings.service.git;
         const at = git === null ? null : await updatePackageSet(git, signal);
-        return crawl({ config: at === null ? settings.crawl : { ...settings.crawl, nixpkgs: at.path, revision: at.commit }, signal });
+        return crawl({
+          config: at === null ? settings.crawl : { ...settings.crawl, nixpkgs: at.path, revision: at.commit },
+          signal, progress: crawlProgressOf((p) => events.progress?.(id, p)),
+        });
       });
       crawlId = summary.crawl;
       setJobStage(db, id, 'crawl', { crawl: crawlId });
@@ -93,7 +99,7 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
     if (before?.stage !== 'report') {
       const summary = await timed(id, 'fetch', { crawl: crawlId }, () => runFetch({
         db, crawl: crawlId, mirrorDir: settings.mirror, kinds: fetchRun.kinds, retryFailed: false, network: fetchRun.network,
-        cache: fetchRun.cache, nix: fetchRun.nix, signal,
+        cache: fetchRun.cache, nix: fetchRun.nix, signal, progress: fetchProgressOf((p) => events.progress?.(id, p)),
       }));
       setJobStage(db, id, 'fetch', { fetchRun: summary.run });
       events.fetched?.(id, summary);

@@ -14,6 +14,8 @@ import { ErrorCode, FodderError, systemError } from '../errors.js';
 import type { GcResult } from '../mirror/gc.js';
 import { FOD_STATUSES, fodStatuses, listFods, type FodStatus } from '../query/listings.js';
 import { httpStatus, readToken, registerApiRoutes } from './api-routes.js';
+import { registerDashboardRoutes } from './dashboard-routes.js';
+import { createJobFeed, type JobFeed } from './job-feed.js';
 import { createJobRunner, type JobEvents } from './jobs.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
 import { registerMirrorRoutes } from './mirror-routes.js';
@@ -57,7 +59,7 @@ function fodCounts(db: Db): Record<FodStatus, number> {
   return counts;
 }
 
-function createApp(settings: Settings, db: Db, metrics: ServiceMetrics, jobs: ReturnType<typeof createJobRunner>): FastifyInstance {
+function createApp(settings: Settings, db: Db, metrics: ServiceMetrics, jobs: ReturnType<typeof createJobRunner>, feed: JobFeed): FastifyInstance {
   const app = Fastify({
     logger: false, routerOptions: { maxParamLength: MAX_PARAM_LENGTH }, return503OnClosing: true, forceCloseConnections: true,
     // a path segment past MAX_PARAM_LENGTH names nothing the service has (fastify's own answer is a 414)
@@ -89,6 +91,7 @@ function createApp(settings: Settings, db: Db, metrics: ServiceMetrics, jobs: Re
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   registerApiRoutes(app, { db, jobs, service: settings.service });
+  registerDashboardRoutes(app, { db, feed });
   registerMirrorRoutes(app, { mirror: settings.mirror, priority: settings.fetch.cache.priority });
   return app;
 }
@@ -103,15 +106,17 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   const metrics = createServiceMetrics();
   metrics.setFods(fodCounts(db));
 
+  const feed = createJobFeed(db);
   const jobEvents: JobEvents = {
-    stage: (id, stage) => events.jobStage?.(id, stage),
+    stage: (id, stage) => { events.jobStage?.(id, stage); feed.stage(id, stage); },
+    progress: (id, p) => feed.progress(id, p),
     stageDone: (_id, stage, seconds) => metrics.stageSeconds(stage, seconds),
     reported: () => metrics.setFods(fodCounts(db)),
     collected: (id, result) => events.jobCollected?.(id, result),
-    finished: (job) => { metrics.jobEnded(job.status); events.jobFinished?.(job); },
+    finished: (job) => { metrics.jobEnded(job.status); events.jobFinished?.(job); feed.finished(job); },
   };
   const jobs = createJobRunner({ db, settings, events: jobEvents });
-  const app = createApp(settings, db, metrics, jobs);
+  const app = createApp(settings, db, metrics, jobs, feed);
 
   const { host, port } = settings.service;
   try {
