@@ -1,7 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { workerScript } from '../config/defaults.js';
 import { HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
+import type { Advance, TrailingResult, TrailingTask } from './hash-task.js';
 import type { Digests } from './types.js';
 
 /**
@@ -30,67 +33,10 @@ export function createInlineHasher(): Hasher {
   };
 }
 
-// The worker is plain CommonJS evaluated from a string, so it runs the same from src/ under
-// vitest and from dist/. It reads each job's file up to the size the writer announced.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const crypto = require('node:crypto');
-const algos = workerData.algos;
-const buf = Buffer.allocUnsafe(workerData.chunk);
-const jobs = new Map();
-function fail(id, err) {
-  const job = jobs.get(id);
-  if (job) { try { fs.closeSync(job.fd); } catch {} jobs.delete(id); }
-  parentPort.postMessage({ type: 'error', id, message: String(err && err.message || err), code: err && err.code });
-}
-function pump(id) {
-  const job = jobs.get(id);
-  if (!job) return;
-  try {
-    while (job.pos < job.target) {
-      const n = fs.readSync(job.fd, buf, 0, Math.min(buf.length, job.target - job.pos), job.pos);
-      if (n === 0) throw new Error('file ended at byte ' + job.pos + ', expected ' + job.target);
-      const view = n === buf.length ? buf : buf.subarray(0, n);
-      for (const h of job.hashes) h.update(view);
-      job.pos += n;
-    }
-    if (job.done) {
-      fs.closeSync(job.fd);
-      jobs.delete(id);
-      const digests = {};
-      algos.forEach((a, i) => { digests[a] = job.hashes[i].digest('hex'); });
-      parentPort.postMessage({ type: 'done', id, digests });
-    }
-  } catch (err) { fail(id, err); }
-}
-parentPort.on('message', (m) => {
-  if (m.type === 'start') {
-    try { jobs.set(m.id, { fd: fs.openSync(m.path, 'r'), pos: 0, target: 0, done: false, hashes: algos.map((a) => crypto.createHash(a)) }); }
-    catch (err) { fail(m.id, err); }
-  } else if (m.type === 'advance') {
-    const job = jobs.get(m.id);
-    if (!job) return;
-    job.target = m.written; job.done = m.done;
-    pump(m.id);
-  } else if (m.type === 'abort') {
-    const job = jobs.get(m.id);
-    if (job) { try { fs.closeSync(job.fd); } catch {} jobs.delete(m.id); }
-  }
-});
-`;
-
-interface PoolWorker { worker: Worker; algos: HashAlgo[] }
-
-interface Job {
-  remaining: number;
-  digests: Partial<Digests>;
-  resolve: (d: Digests) => void;
-  reject: (e: Error) => void;
-}
-
-/** Minimum bytes between two "advance" messages to the workers. */
+/** Minimum bytes between two "advance" messages to the hashing threads. */
 const ADVANCE_STEP = 1 << 20;
+/** Files a thread hashes at once (its reads interleave; a download waiting for a free slot would wait for another download). */
+const TASKS_PER_THREAD = 256;
 
 /** A set of hashing threads shared by all downloads of a run. `close()` when done. */
 export interface HashPool {
@@ -104,72 +50,56 @@ function algoGroups(): HashAlgo[][] {
   return availableParallelism() >= 2 ? [['md5', 'sha1'], ['sha256', 'sha512']] : [[...HASH_ALGOS]];
 }
 
+/**
+ * One piscina thread per group of algorithms (workers/hash-worker.ts). A file is one task per
+ * group, each told through its own port how far the writer has got; the threads hold the process
+ * open only while a task runs.
+ */
 export function createHashPool(): HashPool {
-  let workers: PoolWorker[] | null = null;
-  const jobs = new Map<number, Job>();
-  let nextId = 1;
-
-  const onMessage = (m: { type: string; id: number; digests?: Partial<Digests>; message?: string }) => {
-    const job = jobs.get(m.id);
-    if (!job) return;
-    if (m.type === 'done') {
-      Object.assign(job.digests, m.digests);
-      if (--job.remaining === 0) { jobs.delete(m.id); refCount(); job.resolve(job.digests as Digests); }
-    } else if (m.type === 'error') {
-      jobs.delete(m.id); refCount();
-      job.reject(new Error(`hashing failed: ${m.message}`));
-    }
-  };
-
-  // workers hold the process open only while a job is running
-  const refCount = () => {
-    for (const w of workers ?? []) { if (jobs.size > 0) w.worker.ref(); else w.worker.unref(); }
-  };
-
-  const ensure = (): PoolWorker[] => {
-    if (workers) return workers;
-    workers = algoGroups().map((algos) => {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { algos, chunk: 1 << 20 } });
-      worker.on('message', onMessage);
-      worker.on('error', (err) => { for (const [id, job] of jobs) { jobs.delete(id); job.reject(err); } });
-      worker.unref();
-      return { worker, algos };
-    });
-    return workers;
-  };
+  const groups = algoGroups();
+  let pool: Piscina | null = null;
+  const threads = () => (pool ??= new Piscina({
+    filename: workerScript('hash-worker.js'), minThreads: groups.length, maxThreads: groups.length,
+    concurrentTasksPerWorker: TASKS_PER_THREAD,
+  }));
 
   return {
     trailing(path: string): Hasher {
-      const pool = ensure();
-      const id = nextId++;
-      let posted = 0;
-      let finished: Promise<Digests> | null = null;
-      const post = (m: object) => { for (const w of pool) w.worker.postMessage(m); };
-      const done = new Promise<Digests>((resolve, reject) => {
-        jobs.set(id, { remaining: pool.length, digests: {}, resolve, reject });
+      const p = threads();
+      const ports = groups.map(() => new MessageChannel());
+      const done = Promise.all(groups.map((algos, i) => {
+        const task: TrailingTask = { path, algos, port: ports[i].port2 };
+        return p.run(task, { transferList: [ports[i].port2] }) as Promise<TrailingResult>;
+      })).then((results) => {
+        const digests: Partial<Digests> = {};
+        for (const r of results) {
+          if (r === null) throw new Error('aborted');
+          if (!r.ok) throw new Error(`hashing failed: ${r.message}`);
+          Object.assign(digests, r.digests);
+        }
+        return digests as Digests;
       });
       done.catch(() => undefined); // observed through finish()
-      refCount();
-      post({ type: 'start', id, path });
+      let posted = 0;
+      let finished: Promise<Digests> | null = null;
+      const post = (m: Advance) => { for (const c of ports) c.port1.postMessage(m); };
       return {
         update(_chunk, written) {
-          if (written - posted >= ADVANCE_STEP) { posted = written; post({ type: 'advance', id, written, done: false }); }
+          if (written - posted >= ADVANCE_STEP) { posted = written; post({ written, done: false }); }
         },
         finish(size) {
-          if (!finished) { post({ type: 'advance', id, written: size, done: true }); finished = done; }
+          if (!finished) { post({ written: size, done: true }); finished = done; }
           return finished;
         },
         abort() {
-          post({ type: 'abort', id });
-          const job = jobs.get(id);
-          if (job) { jobs.delete(id); refCount(); job.reject(new Error('aborted')); }
+          for (const c of ports) c.port1.close();
         },
       };
     },
     async close() {
-      const ws = workers ?? [];
-      workers = null;
-      await Promise.all(ws.map((w) => w.worker.terminate()));
+      const p = pool;
+      pool = null;
+      await p?.destroy();
     },
   };
 }
