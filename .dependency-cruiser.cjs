@@ -25,13 +25,15 @@ const folder = (names) => `^src/(${names.join('|')})/`;
 const layerRules = STAGES.flatMap((names, i) => {
   const later = STAGES.slice(i + 1).flat();
   const peers = names.length > 1 ? names : [];
-  return names.map((name) => ({
-    name: `stage-${name}`,
-    comment: `${name} imports only the stages before it (${STAGES.slice(0, i).flat().join(', ') || 'none'}), nix-formats and errors.ts`,
-    severity: 'error',
-    from: { path: folder([name]) },
-    to: { path: folder([...later, ...peers.filter((p) => p !== name)]) },
-  })).filter((r) => r.to.path !== '^src/()/');
+  return names
+    .map((name) => ({
+      name: `stage-${name}`,
+      comment: `${name} imports only the stages before it (${STAGES.slice(0, i).flat().join(', ') || 'none'}), nix-formats and errors.ts`,
+      severity: 'error',
+      from: { path: folder([name]) },
+      to: { path: folder([...later, ...peers.filter((p) => p !== name)]) },
+    }))
+    .filter((r) => r.to.path !== '^src/()/');
 });
 
 module.exports = {
@@ -65,12 +67,7 @@ module.exports = {
       to: { path: '^workers/' },
     },
     ...layerRules,
-    {
-      name: 'not-to-unresolvable',
-      severity: 'error',
-      from: {},
-      to: { couldNotResolve: true },
-    },
+    { name: 'not-to-unresolvable', severity: 'error', from: {}, to: { couldNotResolve: true } },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -19,7 +19,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
-import { realTreeArgs } from './real-args.js';
+import { crawlArgs, realTreeArgs } from './real-args.js';
 
 const { opt, nixpkgs } = realTreeArgs('npm run accept:real -- --nixpkgs PATH [--runs 10] [--kills 10] [--workers 2]');
 const runs = Number(opt('runs', '10'));
@@ -32,8 +32,7 @@ const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const work = join(process.env.FODDER_BENCH_DIR ?? tmpdir(), 'fodder-accept-real');
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
-const args = (db: string) => ['crawl', '--nixpkgs', nixpkgs, '--db', db, '--workers', workers, '--no-progress', '--json',
-  ...systems.flatMap((s) => ['--system', s]), ...variants.flatMap((v) => ['--variant', v])];
+const args = (db: string) => crawlArgs({ nixpkgs, db, workers, systems, variants });
 
 /** A digest of what a crawl recorded: every attribute row (without ids) and the FODs each target saw. */
 function digest(file: string) {
@@ -41,11 +40,17 @@ function digest(file: string) {
   // the latest crawl: a database crawled again holds each crawl's rows
   const crawl = db.prepare(`SELECT MAX(id) FROM crawls`).pluck().get() as number;
   const hash = (rows: unknown[]) => createHash('sha256').update(JSON.stringify(rows)).digest('hex').slice(0, 16);
-  const attrs = db.prepare(`SELECT system, variant, path, parent, depth, status, drv_path, error_kind, error, reason,
-    recurse, children_json, sig, alias_of FROM attrs WHERE crawl_id = ? ORDER BY system, variant, path`).all(crawl);
+  const attrs = db
+    .prepare(
+      `SELECT system, variant, path, parent, depth, status, drv_path, error_kind, error, reason,
+    recurse, children_json, sig, alias_of FROM attrs WHERE crawl_id = ? ORDER BY system, variant, path`,
+    )
+    .all(crawl);
   const seen = db.prepare(`SELECT system, variant, drv_path FROM fod_seen WHERE crawl_id = ? ORDER BY system, variant, drv_path`).all(crawl);
   const running = (db.prepare(`SELECT COUNT(*) n FROM crawls WHERE status = 'running'`).get() as { n: number }).n;
-  const counts = db.prepare(`SELECT system, variant, COUNT(*) n, SUM(status = 'error') errors FROM attrs WHERE crawl_id = ? GROUP BY system, variant ORDER BY system, variant`).all(crawl);
+  const counts = db
+    .prepare(`SELECT system, variant, COUNT(*) n, SUM(status = 'error') errors FROM attrs WHERE crawl_id = ? GROUP BY system, variant ORDER BY system, variant`)
+    .all(crawl);
   db.close();
   return { attrs: hash(attrs), fods: hash(seen), attrRows: attrs.length, fodRows: seen.length, running, counts };
 }
@@ -54,9 +59,14 @@ const failures: string[] = [];
 let reference: ReturnType<typeof digest> | null = null;
 function compare(what: string, d: ReturnType<typeof digest>) {
   if (d.running > 0) failures.push(`${what}: ${d.running} crawl(s) left marked running`);
-  if (!reference) { reference = d; return; }
+  if (!reference) {
+    reference = d;
+    return;
+  }
   if (d.attrs !== reference.attrs || d.fods !== reference.fods) {
-    failures.push(`${what}: records differ (attrs ${d.attrRows} rows ${d.attrs} vs ${reference.attrRows} ${reference.attrs}; fods ${d.fodRows} ${d.fods} vs ${reference.fodRows} ${reference.fods})`);
+    failures.push(
+      `${what}: records differ (attrs ${d.attrRows} rows ${d.attrs} vs ${reference.attrRows} ${reference.attrs}; fods ${d.fodRows} ${d.fods} vs ${reference.fodRows} ${reference.fods})`,
+    );
   }
 }
 
@@ -72,8 +82,10 @@ for (let i = 1; i <= runs; i++) {
   }
   const d = digest(db);
   compare(`run ${i}`, d);
-  console.log(`run ${i}: ${(ms / 1000).toFixed(1)} s, ${d.attrRows} attribute rows, ${d.fodRows} target FODs, attrs ${d.attrs}, fods ${d.fods}`
-    + (i === 1 ? `\n  per target: ${JSON.stringify(d.counts)}` : ''));
+  console.log(
+    `run ${i}: ${(ms / 1000).toFixed(1)} s, ${d.attrRows} attribute rows, ${d.fodRows} target FODs, attrs ${d.attrs}, fods ${d.fods}` +
+      (i === 1 ? `\n  per target: ${JSON.stringify(d.counts)}` : ''),
+  );
   rmSync(db, { force: true });
   rmSync(`${db}-wal`, { force: true });
   rmSync(`${db}-shm`, { force: true });
@@ -94,7 +106,9 @@ if (kills > 0) {
       const d = new Database(db, { readonly: true, fileMustExist: true });
       try {
         return d.prepare(`SELECT COUNT(*) FROM attrs WHERE crawl_id = (SELECT MAX(id) FROM crawls)`).pluck().get() as number;
-      } finally { d.close(); }
+      } finally {
+        d.close();
+      }
     } catch {
       return 0; // no database yet, or locked for a moment
     }
@@ -105,18 +119,28 @@ if (kills > 0) {
     k++;
     const child = execa('node', [cli, ...args(db)], { reject: false, detached: true });
     let ended = false;
-    void child.then(() => { ended = true; });
+    void child.then(() => {
+      ended = true;
+    });
     const t0 = Date.now();
     const rows = Math.floor(share * total);
     while (!ended && rows >= 1 && committed() < rows) await sleep(200);
     await sleep(rows >= 1 ? Math.random() * 10_000 : 500 + Math.random() * 4500);
-    if (!ended) { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* ended already */ } }
+    if (!ended) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* ended already */
+      }
+    }
     const r = await child;
     if (r.exitCode === 0) {
       console.log(`kill ${k}: the crawl finished before its kill (at ${(share * 100).toFixed(1)} % of the rows); no more kills`);
       break;
     }
-    console.log(`kill ${k}: SIGKILL after ${((Date.now() - t0) / 1000).toFixed(1)} s, with ${committed()} of ${total} rows committed (aimed at ${(share * 100).toFixed(1)} %)`);
+    console.log(
+      `kill ${k}: SIGKILL after ${((Date.now() - t0) / 1000).toFixed(1)} s, with ${committed()} of ${total} rows committed (aimed at ${(share * 100).toFixed(1)} %)`,
+    );
   }
   const t0 = Date.now();
   const r = await execa('node', [cli, ...args(db)], { reject: false });
@@ -128,5 +152,7 @@ if (kills > 0) {
   }
 }
 rmSync(work, { recursive: true, force: true });
-console.log(failures.length ? `FAILED:\n${failures.join('\n')}` : `all ${runs} runs${kills ? ` and the resume after ${kills} kills` : ''} finished with the same records`);
+console.log(
+  failures.length ? `FAILED:\n${failures.join('\n')}` : `all ${runs} runs${kills ? ` and the resume after ${kills} kills` : ''} finished with the same records`,
+);
 if (failures.length) process.exitCode = 1;

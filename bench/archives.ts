@@ -56,7 +56,8 @@ function makeTree(dir: string, mib: number): { files: number; bytes: number } {
   for (let i = 0; bytes < large; i++) {
     mkdirSync(join(dir, 'data'), { recursive: true });
     writeFileSync(join(dir, 'data', `blob-${i}.bin`), fill(8 << 20));
-    bytes += 8 << 20; files++;
+    bytes += 8 << 20;
+    files++;
   }
   for (let d = 0; bytes < target; d++) {
     const sub = join(dir, 'src', `mod${d % 50}`, `pkg${d}`);
@@ -65,7 +66,8 @@ function makeTree(dir: string, mib: number): { files: number; bytes: number } {
       const size = 200 + ((d * 7919 + f * 104729) % 16000);
       writeFileSync(join(sub, `file${f}.c`), fill(size));
       if (f % 13 === 0) chmodSync(join(sub, `file${f}.c`), 0o755);
-      bytes += size; files++;
+      bytes += size;
+      files++;
     }
     symlinkSync(`file0.c`, join(sub, 'link'));
   }
@@ -83,7 +85,11 @@ async function treeBench(): Promise<void> {
   let tThreaded = Infinity;
   let tSingle = Infinity;
   let tNix = Infinity;
-  const time = async (f: () => unknown) => { const t0 = performance.now(); await f(); return performance.now() - t0; };
+  const time = async (f: () => unknown) => {
+    const t0 = performance.now();
+    await f();
+    return performance.now() - t0;
+  };
   for (let i = 0; i < runs; i++) {
     tThreaded = Math.min(tThreaded, await time(() => narHashThreaded(tree)));
     tSingle = Math.min(tSingle, await time(() => narHash(tree)));
@@ -91,7 +97,9 @@ async function treeBench(): Promise<void> {
   }
   const mb = ours.size / 1e6;
   const rate = (ms: number) => `${(mb / (ms / 1000)).toFixed(0)} MB/s`;
-  console.log(`NAR hash of a tree: ${files} files, ${(bytes / 2 ** 20).toFixed(0)} MiB of content, NAR ${(ours.size / 2 ** 20).toFixed(0)} MiB; best of ${runs}`);
+  console.log(
+    `NAR hash of a tree: ${files} files, ${(bytes / 2 ** 20).toFixed(0)} MiB of content, NAR ${(ours.size / 2 ** 20).toFixed(0)} MiB; best of ${runs}`,
+  );
   console.log(`  fodder narHashThreaded (walk + worker hash, used by archive/git)  ${secs(tThreaded)} s  ${rate(tThreaded)}`);
   console.log(`  fodder narHash (one thread)                                      ${secs(tSingle)} s  ${rate(tSingle)}`);
   console.log(`  nix-hash --type sha256                                           ${secs(tNix)} s  ${rate(tNix)}`);
@@ -113,17 +121,27 @@ async function startNginx(docroot: string): Promise<{ port: number; stop: () => 
   const dir = join(root, 'nginx');
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const port = await freePort();
-  writeFileSync(join(dir, 'nginx.conf'), `daemon off; master_process off; worker_processes 1; error_log ${dir}/error.log warn; pid ${dir}/nginx.pid;
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `daemon off; master_process off; worker_processes 1; error_log ${dir}/error.log warn; pid ${dir}/nginx.pid;
 events { worker_connections 1024; }
 http { access_log off; sendfile on; client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp;
   uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp; default_type application/octet-stream;
   server { listen 127.0.0.1:${port}; root ${docroot}; } }
-`);
-  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((b) => { return !execaSync(b, ['-v'], { stdio: 'ignore', reject: false }).failed; });
+`,
+  );
+  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((b) => {
+    return !execaSync(b, ['-v'], { stdio: 'ignore', reject: false }).failed;
+  });
   if (!bin) throw new Error('nginx is needed (apt-get install nginx-light)');
   const child = execa(bin, ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore', reject: false });
   for (let i = 0; i < 100; i++) {
-    try { execaSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}/`]); return { port, stop: () => child.kill('SIGTERM') }; } catch { /* not yet */ }
+    try {
+      execaSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}/`]);
+      return { port, stop: () => child.kill('SIGTERM') };
+    } catch {
+      /* not yet */
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   child.kill('SIGKILL');
@@ -136,7 +154,9 @@ function makeArchives(docroot: string, n: number): string[] {
   const text = (size: number, seed: number) => {
     let s = '';
     let i = seed;
-    while (s.length < size) { s += words[(i = (i * 1103515245 + 12345) & 0x7fffffff) % words.length] + ((i & 7) === 0 ? ';\n' : ' '); }
+    while (s.length < size) {
+      s += words[(i = (i * 1103515245 + 12345) & 0x7fffffff) % words.length] + ((i & 7) === 0 ? ';\n' : ' ');
+    }
     return s;
   };
   const names: string[] = [];
@@ -168,29 +188,46 @@ async function mirrorWithFodder(urls: string[], hashes: string[], parallel: numb
   let next = 0;
   let failures = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (next < urls.length) {
-      const i = next++;
-      const url = urls[i];
-      const fileName = url.split('/').pop()!;
-      const hash = { algo: 'sha256' as const, mode: 'recursive' as const, hex: hashes[i], sri: '' };
-      const name = `source-${i}`;
-      const fod: Fod = {
-        drvPath: `/nix/store/${'0'.repeat(32)}-${name}.drv`, outPath: fodStorePath(hash, name), name, kind: 'archive', hash,
-        urls: [url], resolvedUrls: [url], git: null, postFetch: false,
-      };
-      const workDir = join(work, String(i));
-      mkdirSync(workDir);
-      const ctx: FetchContext = {
-        workDir, network, env: { postFetch: FETCHZIP_POSTFETCH(fileName), stripRoot: '1' }, signal: new AbortController().signal,
-        recordAttempt: () => undefined, onBytes: () => undefined,
-      };
-      const v = await archive.fetch(fod, ctx);
-      if (!v.ok) { failures++; console.error(`  ${url}: ${v.verdict} ${v.message}`); continue; }
-      if (cache) await cache.addOutput(fod, v.output);
-      rmSync(workDir, { recursive: true, force: true });
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < urls.length) {
+        const i = next++;
+        const url = urls[i];
+        const fileName = url.split('/').pop()!;
+        const hash = { algo: 'sha256' as const, mode: 'recursive' as const, hex: hashes[i], sri: '' };
+        const name = `source-${i}`;
+        const fod: Fod = {
+          drvPath: `/nix/store/${'0'.repeat(32)}-${name}.drv`,
+          outPath: fodStorePath(hash, name),
+          name,
+          kind: 'archive',
+          hash,
+          urls: [url],
+          resolvedUrls: [url],
+          git: null,
+          postFetch: false,
+        };
+        const workDir = join(work, String(i));
+        mkdirSync(workDir);
+        const ctx: FetchContext = {
+          workDir,
+          network,
+          env: { postFetch: FETCHZIP_POSTFETCH(fileName), stripRoot: '1' },
+          signal: new AbortController().signal,
+          recordAttempt: () => undefined,
+          onBytes: () => undefined,
+        };
+        const v = await archive.fetch(fod, ctx);
+        if (!v.ok) {
+          failures++;
+          console.error(`  ${url}: ${v.verdict} ${v.message}`);
+          continue;
+        }
+        if (cache) await cache.addOutput(fod, v.output);
+        rmSync(workDir, { recursive: true, force: true });
+      }
+    }),
+  );
   const ms = performance.now() - t0;
   await network.close();
   await pool.close();
@@ -231,9 +268,15 @@ echo "$tc $tt $th"`;
     let parCacheNone = Infinity;
     for (let r = 0; r < rounds; r++) {
       const t0 = performance.now();
-      const parts = execaSync('bash', ['-c', script]).stdout.trim().split(' ').map((x) => Number(x) / 1e6);
+      const parts = execaSync('bash', ['-c', script])
+        .stdout.trim()
+        .split(' ')
+        .map((x) => Number(x) / 1e6);
       const wall = performance.now() - t0;
-      if (wall < shellMs) { shellMs = wall; tools = parts; }
+      if (wall < shellMs) {
+        shellMs = wall;
+        tools = parts;
+      }
       seq = Math.min(seq, await mirrorWithFodder(urls, hashes, 1, null));
       par = Math.min(par, await mirrorWithFodder(urls, hashes, concurrency, null));
       const xz = createBinaryCache({ ...binaryCacheOptions(mkdtempSync(join(root, 'mirror-')), {}), compression: 'xz', level: 3 });
@@ -244,7 +287,9 @@ echo "$tc $tt $th"`;
     const [tc, tt, th] = tools;
 
     console.log(`\nmirroring ${nArchives} tar.gz archives (${totalMiB.toFixed(1)} MiB, ~41 files each) from nginx on 127.0.0.1; best of ${rounds} rounds`);
-    console.log(`  shell loop curl + tar + nix-hash        ${secs(shellMs)} s wall  (curl ${secs(tc)} s + tar ${secs(tt)} s + nix-hash ${secs(th)} s = ${secs(tc + tt + th)} s)`);
+    console.log(
+      `  shell loop curl + tar + nix-hash        ${secs(shellMs)} s wall  (curl ${secs(tc)} s + tar ${secs(tt)} s + nix-hash ${secs(th)} s = ${secs(tc + tt + th)} s)`,
+    );
     console.log(`  fodder archive plug-in, 1 at a time     ${secs(seq)} s   (${(shellMs / seq).toFixed(2)}x the shell loop)`);
     console.log(`  fodder archive plug-in, ${String(concurrency).padEnd(2)} at once     ${secs(par)} s   (${(shellMs / par).toFixed(2)}x)`);
     console.log(`  ... and binary cache, xz -3, ${String(concurrency).padEnd(2)} at once ${secs(parCache)} s   (${(shellMs / parCache).toFixed(2)}x)`);

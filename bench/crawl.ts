@@ -21,7 +21,10 @@ const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 };
-const sets = arg('sets', 20), perSet = arg('per-set', 1000), rounds = arg('rounds', 3), settle = arg('settle', 65);
+const sets = arg('sets', 20),
+  perSet = arg('per-set', 1000),
+  rounds = arg('rounds', 3),
+  settle = arg('settle', 65);
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const work = join(tmpdir(), 'fodder-bench-crawl');
@@ -36,15 +39,24 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-const base: number[] = [], ours: number[] = [], kept: number[] = [];
-let basePaths = new Set<string>(), ourPaths = new Set<string>(), keptPaths = new Set<string>();
-let coordKb = 0, nixKb = 0, baseKb = 0;
+const base: number[] = [],
+  ours: number[] = [],
+  kept: number[] = [];
+let basePaths = new Set<string>(),
+  ourPaths = new Set<string>(),
+  keptPaths = new Set<string>();
+let coordKb = 0,
+  nixKb = 0,
+  baseKb = 0;
 let texts = { checked: 0, differ: 0, missing: 0 };
 
 /** One fodder crawl into a fresh database; its drvPaths. */
 async function fodderRun(db: string, extra: string[]) {
-  const f = await timed('node', [cli, 'crawl', '--nixpkgs', set, '--system', 'x86_64-linux', '--variant', 'default',
-    ...extra, '--db', db, '--workers', '2', '--no-progress', '--json'], { env: { FODDER_TIMINGS: '1', CI: '1' }, settleSec: settle });
+  const f = await timed(
+    'node',
+    [cli, 'crawl', '--nixpkgs', set, '--system', 'x86_64-linux', '--variant', 'default', ...extra, '--db', db, '--workers', '2', '--no-progress', '--json'],
+    { env: { FODDER_TIMINGS: '1', CI: '1' }, settleSec: settle },
+  );
   coordKb = Math.max(coordKb, f.maxRssKb);
   const t = /timings: (\{.*\})/.exec(f.stderr);
   if (t) nixKb = Math.max(nixKb, (JSON.parse(t[1]) as { peakNixRssKb: number }).peakNixRssKb);
@@ -85,19 +97,29 @@ for (let round = 0; round < rounds; round++) {
   const k = await fodderRun(join(work, `fodder-kept-${round}.db`), ['--store', join(work, `fodder-store-${round}`)]);
   kept.push(k.ms);
   keptPaths = k.paths;
-  console.log(`round ${round + 1}: nix-instantiate ${sec(b.ms)}, fodder crawl ${sec(f.ms)} (ratio ${(f.ms / b.ms).toFixed(3)}), with --store ${sec(k.ms)} (ratio ${(k.ms / b.ms).toFixed(3)})`
-    + `; machine CPU s ${b.machineCpu.toFixed(1)}, ${f.cpu.toFixed(1)}, ${k.cpu.toFixed(1)}`);
+  console.log(
+    `round ${round + 1}: nix-instantiate ${sec(b.ms)}, fodder crawl ${sec(f.ms)} (ratio ${(f.ms / b.ms).toFixed(3)}), with --store ${sec(k.ms)} (ratio ${(k.ms / b.ms).toFixed(3)})` +
+      `; machine CPU s ${b.machineCpu.toFixed(1)}, ${f.cpu.toFixed(1)}, ${k.cpu.toFixed(1)}`,
+  );
   if (round === rounds - 1) texts = compareTexts(s1, join(work, `fodder-${round}.db`));
 }
 const sameAs = (ps: Set<string>) => basePaths.size === ps.size && [...basePaths].every((p) => ps.has(p));
 const same = sameAs(ourPaths) && sameAs(keptPaths);
 const textsOk = texts.checked > 0 && texts.differ === 0 && texts.missing === 0;
 console.log(`same drvPaths: ${same} (${basePaths.size} from nix-instantiate, ${ourPaths.size} from fodder, ${keptPaths.size} from fodder --store)`);
-console.log(`.drv texts in the database equal to the chroot store's: ${textsOk} (${texts.checked} .drv files, ${texts.differ} differ, ${texts.missing} missing)`);
+console.log(
+  `.drv texts in the database equal to the chroot store's: ${textsOk} (${texts.checked} .drv files, ${texts.differ} differ, ${texts.missing} missing)`,
+);
 console.log(`median: nix-instantiate ${sec(median(base))}, fodder crawl (2 workers) ${sec(median(ours))}, with --store ${sec(median(kept))}`);
-console.log(`RATIO fodder/nix-instantiate: ${(median(ours) / median(base)).toFixed(3)} (target <= 0.65); with --store DIR on disk: ${(median(kept) / median(base)).toFixed(3)}`);
+console.log(
+  `RATIO fodder/nix-instantiate: ${(median(ours) / median(base)).toFixed(3)} (target <= 0.65); with --store DIR on disk: ${(median(kept) / median(base)).toFixed(3)}`,
+);
 // the chroot store's run varies most with the disk's state: the ratio against its fastest run too
-console.log(`against the fastest nix-instantiate (${sec(Math.min(...base))}): fodder crawl ${(median(ours) / Math.min(...base)).toFixed(3)}, with --store ${(median(kept) / Math.min(...base)).toFixed(3)}`);
-console.log(`peak RSS: fodder process (coordinator + worker threads) ${(coordKb / 1024).toFixed(0)} MiB, one nix-instantiate worker ${(nixKb / 1024).toFixed(0)} MiB, plain nix-instantiate ${(baseKb / 1024).toFixed(0)} MiB`);
+console.log(
+  `against the fastest nix-instantiate (${sec(Math.min(...base))}): fodder crawl ${(median(ours) / Math.min(...base)).toFixed(3)}, with --store ${(median(kept) / Math.min(...base)).toFixed(3)}`,
+);
+console.log(
+  `peak RSS: fodder process (coordinator + worker threads) ${(coordKb / 1024).toFixed(0)} MiB, one nix-instantiate worker ${(nixKb / 1024).toFixed(0)} MiB, plain nix-instantiate ${(baseKb / 1024).toFixed(0)} MiB`,
+);
 rmSync(work, { recursive: true, force: true });
 if (!same || !textsOk) process.exitCode = 1;

@@ -26,7 +26,12 @@ const BIG = Number(process.env.BENCH_BIG_MB ?? 1024) * 2 ** 20;
 const SMALL = Number(process.env.BENCH_SMALL_FILES ?? 5000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-interface Timed { ms: number; peakRssMb: number; code: number | null; stdout: string }
+interface Timed {
+  ms: number;
+  peakRssMb: number;
+  code: number | null;
+  stdout: string;
+}
 
 /** Runs a command; samples the child's VmHWM (peak RSS) from /proc while it runs. */
 function timed(cmd: string, args: string[], cwd = root): Promise<Timed> {
@@ -35,12 +40,16 @@ function timed(cmd: string, args: string[], cwd = root): Promise<Timed> {
     const child = execa(cmd, args, { cwd, stdin: 'ignore', stdout: 'pipe', stderr: 'inherit', env: { CI: '1' }, buffer: false, reject: false });
     let peak = 0;
     let stdout = '';
-    child.stdout.on('data', (d) => { stdout += String(d); });
+    child.stdout.on('data', (d) => {
+      stdout += String(d);
+    });
     const sample = () => {
       try {
         const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
         if (m) peak = Math.max(peak, Number(m[1]) / 1024);
-      } catch { /* exited */ }
+      } catch {
+        /* exited */
+      }
     };
     const timer = setInterval(sample, 5);
     child.on('error', fail);
@@ -89,13 +98,22 @@ async function main(): Promise<void> {
 
   const withFlat = join(dir, 'flat-cache.yaml');
   writeFileSync(withFlat, 'fetch:\n  cache:\n    flat: true\n');
-  const modes = [{ name: 'hashed mirror', extra: [] as string[] }, { name: '+ binary cache', extra: ['--config', withFlat] }];
+  const modes = [
+    { name: 'hashed mirror', extra: [] as string[] },
+    { name: '+ binary cache', extra: ['--config', withFlat] },
+  ];
   const fodderFetch = (db: string, mirror: string, extra: string[] = []) =>
     timed(process.execPath, [cli, 'fetch', '--db', db, '--mirror', mirror, '--no-progress', '--json', ...extra]);
-  const fresh = (p: string) => { rmSync(p, { recursive: true, force: true }); mkdirSync(p, { recursive: true }); };
+  const fresh = (p: string) => {
+    rmSync(p, { recursive: true, force: true });
+    mkdirSync(p, { recursive: true });
+  };
 
-  const curlBig: number[] = [], curlSmall: number[] = [];
-  const fodderBig = modes.map(() => [] as number[]), fodderSmall = modes.map(() => [] as number[]), rss = modes.map(() => [] as number[]);
+  const curlBig: number[] = [],
+    curlSmall: number[] = [];
+  const fodderBig = modes.map(() => [] as number[]),
+    fodderSmall = modes.map(() => [] as number[]),
+    rss = modes.map(() => [] as number[]);
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`round ${round}/${ROUNDS}\n`);
     const out = join(dir, 'curl-big');
@@ -145,18 +163,33 @@ async function main(): Promise<void> {
   for (const [i, mode] of modes.entries()) {
     const fodderRate = SMALL / (median(fodderSmall[i]) / 1000);
     rows.push(
-      [`${BIG >> 20} MiB file, wall time (${mode.name})`, `${(median(fodderBig[i]) / 1000).toFixed(2)} s`,
-        `${(median(curlBig) / 1000).toFixed(2)} s (curl + sha256sum)`, `ratio ${(median(fodderBig[i]) / median(curlBig)).toFixed(2)}`, '<= 1.10'],
-      [`${SMALL} small files (${mode.name})`, `${fodderRate.toFixed(0)} files/s`, `${curlRate.toFixed(0)} files/s (xargs -P8 curl)`,
-        `${(fodderRate / curlRate).toFixed(2)}x`, '>= 1.5x'],
+      [
+        `${BIG >> 20} MiB file, wall time (${mode.name})`,
+        `${(median(fodderBig[i]) / 1000).toFixed(2)} s`,
+        `${(median(curlBig) / 1000).toFixed(2)} s (curl + sha256sum)`,
+        `ratio ${(median(fodderBig[i]) / median(curlBig)).toFixed(2)}`,
+        '<= 1.10',
+      ],
+      [
+        `${SMALL} small files (${mode.name})`,
+        `${fodderRate.toFixed(0)} files/s`,
+        `${curlRate.toFixed(0)} files/s (xargs -P8 curl)`,
+        `${(fodderRate / curlRate).toFixed(2)}x`,
+        '>= 1.5x',
+      ],
       [`peak RSS, ${BIG >> 20} MiB fetch (${mode.name})`, `${median(rss[i]).toFixed(0)} MB`, '', '', '< 200 MB'],
     );
   }
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ')).join('\n') + '\n');
   const secs = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(2)).join(' ');
-  process.stdout.write(`(median of ${ROUNDS} rounds; all rounds: curl big ${secs(curlBig)} s, curl small ${secs(curlSmall)} s; `
-    + modes.map((m, i) => `${m.name}: big ${secs(fodderBig[i])} s, small ${secs(fodderSmall[i])} s, rss ${rss[i].map((x) => x.toFixed(0)).join(' ')} MB`).join('; ') + ')\n');
+  process.stdout.write(
+    `(median of ${ROUNDS} rounds; all rounds: curl big ${secs(curlBig)} s, curl small ${secs(curlSmall)} s; ` +
+      modes
+        .map((m, i) => `${m.name}: big ${secs(fodderBig[i])} s, small ${secs(fodderSmall[i])} s, rss ${rss[i].map((x) => x.toFixed(0)).join(' ')} MB`)
+        .join('; ') +
+      ')\n',
+  );
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -37,20 +37,33 @@ const recipes = new Map<string, number>();
 const userParts = new Map<string, number>();
 const missed: { name: string; why: string; kind: FodKind }[] = [];
 const checks = {
-  unpackDir: 0, tarIntoOut: 0, forgeArchive: 0, downloadToTemp: 0, recursiveUrl: 0, recursiveUrlPostFetch: 0, prefetchGit: 0, patchutils: 0,
-  postFetch: 0, postFetchElsewhere: 0,
+  unpackDir: 0,
+  tarIntoOut: 0,
+  forgeArchive: 0,
+  downloadToTemp: 0,
+  recursiveUrl: 0,
+  recursiveUrlPostFetch: 0,
+  prefetchGit: 0,
+  patchutils: 0,
+  postFetch: 0,
+  postFetchElsewhere: 0,
 };
 const missedOther: { name: string; why: string; kind: FodKind }[] = [];
 let total = 0;
 let noText = 0;
 const bump = <K>(m: Map<K, number>, k: K, n = 1) => m.set(k, (m.get(k) ?? 0) + n);
 
-const FORGE_ARCHIVE = /^https?:\/\/(github\.com\/[^/]+\/[^/]+\/archive\/|gitlab\.com\/[^/]+\/[^/]+\/(repository\/archive|-\/archive\/)|bitbucket\.org\/[^/]+\/[^/]+\/get\/)/;
+const FORGE_ARCHIVE =
+  /^https?:\/\/(github\.com\/[^/]+\/[^/]+\/archive\/|gitlab\.com\/[^/]+\/[^/]+\/(repository\/archive|-\/archive\/)|bitbucket\.org\/[^/]+\/[^/]+\/get\/)/;
 
 for (const { fod, text } of recordedFods(db)) {
   total++;
   bump(stored, fod.kind);
-  if (text === null) { noText++; bump(now, fod.kind); continue; }
+  if (text === null) {
+    noText++;
+    bump(now, fod.kind);
+    continue;
+  }
   const drv = parseDrv(text, fod.drvPath);
   const before = FETCHERS[fod.kind];
   if (before?.canFetch(fod, drv.env).ok) bump(takenBefore, fod.kind);
@@ -65,11 +78,12 @@ for (const { fod, text } of recordedFods(db)) {
   const script = fresh.kind === 'archive' ? readArchiveScript(drv.env) : null;
   if (script) {
     const r = script.recipe;
-    const label = r.type === 'tar'
-      ? `tar into $out (strip ${r.shape.stripComponents}, exclude ${r.shape.exclude.join(',') || '-'})`
-      : `fetchzip: ${r.shape.move === 'contents' ? '$out made first, contents moved' : 'entry renamed to $out'}, count ${r.shape.count ?? '-'}, `
-        + `pick ${r.shape.pick}${r.shape.dotglob ? ' (dotglob)' : ''}${r.shape.writable ? ', chmod -R +w' : ''}${r.shape.chmodOut ? ', chmod 755 $out' : ''}`
-        + `${r.shape.stripRoot ? '' : ', no stripRoot'}`;
+    const label =
+      r.type === 'tar'
+        ? `tar into $out (strip ${r.shape.stripComponents}, exclude ${r.shape.exclude.join(',') || '-'})`
+        : `fetchzip: ${r.shape.move === 'contents' ? '$out made first, contents moved' : 'entry renamed to $out'}, count ${r.shape.count ?? '-'}, ` +
+          `pick ${r.shape.pick}${r.shape.dotglob ? ' (dotglob)' : ''}${r.shape.writable ? ', chmod -R +w' : ''}${r.shape.chmodOut ? ', chmod 755 $out' : ''}` +
+          `${r.shape.stripRoot ? '' : ', no stripRoot'}`;
     bump(recipes, label);
     if (script.user.length > 0) bump(userParts, script.user.join('; ').slice(0, 100));
   }
@@ -88,7 +102,8 @@ for (const { fod, text } of recordedFods(db)) {
     if (fresh.kind !== 'archive' && fresh.kind !== 'patch') checks.postFetchElsewhere++;
   }
   // fetchgit runs nix-prefetch-git (its `fetcher`, or its builder); fetchpatch runs lsdiff/filterdiff
-  const isPrefetchGit = /nix-prefetch-git/.test(`${drv.env.fetcher ?? ''} ${drv.builder} ${drv.args.join(' ')}`) || drv.inputSrcs.some((p) => p.endsWith('-nix-prefetch-git'));
+  const isPrefetchGit =
+    /nix-prefetch-git/.test(`${drv.env.fetcher ?? ''} ${drv.builder} ${drv.args.join(' ')}`) || drv.inputSrcs.some((p) => p.endsWith('-nix-prefetch-git'));
   const isPatchutils = /\blsdiff\b/.test(postFetch) && /\bfilterdiff\b/.test(postFetch);
   if (isPrefetchGit) checks.prefetchGit++;
   if (isPatchutils) checks.patchutils++;
@@ -107,7 +122,8 @@ for (const { fod, text } of recordedFods(db)) {
   }
 }
 
-const row = (cells: (string | number)[], widths: number[]) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+const row = (cells: (string | number)[], widths: number[]) =>
+  cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
 console.log(`${file}: ${total} FODs of the latest crawl${noText ? ` (${noText} without a .drv text: kept as stored)` : ''}\n`);
 // native: taken by the native plug-in of the kind (canFetch), as stored and as classed now
 const W = [8, 7, 7, 9, 7];
@@ -127,11 +143,15 @@ console.log('\narchive FODs by what their postFetch does:');
 for (const [k, n] of sorted(recipes)) console.log(`  ${n}  ${k}`);
 console.log('\nstatements users added after the unpacking (most common):');
 for (const [k, n] of sorted(userParts).slice(0, 10)) console.log(`  ${n}  ${k}`);
-console.log(`\nindependent checks (recursive hash): postFetch unpacks in $unpackDir ${checks.unpackDir}, `
-  + `tars $downloadedFile ${checks.tarIntoOut}, forge archive URL ${checks.forgeArchive}, downloads to a temporary file ${checks.downloadToTemp}; `
-  + `not classed archive: ${missed.length}`);
+console.log(
+  `\nindependent checks (recursive hash): postFetch unpacks in $unpackDir ${checks.unpackDir}, ` +
+    `tars $downloadedFile ${checks.tarIntoOut}, forge archive URL ${checks.forgeArchive}, downloads to a temporary file ${checks.downloadToTemp}; ` +
+    `not classed archive: ${missed.length}`,
+);
 for (const m of missed.slice(0, nExamples * 5)) console.log(`  ${m.name} (${m.kind}): ${m.why}`);
-console.log(`fetchgit (runs nix-prefetch-git): ${checks.prefetchGit}, fetchpatch (runs lsdiff and filterdiff): ${checks.patchutils}; not classed git or patch: ${missedOther.length}`);
+console.log(
+  `fetchgit (runs nix-prefetch-git): ${checks.prefetchGit}, fetchpatch (runs lsdiff and filterdiff): ${checks.patchutils}; not classed git or patch: ${missedOther.length}`,
+);
 for (const m of missedOther.slice(0, nExamples * 5)) console.log(`  ${m.name} (${m.kind}): ${m.why}`);
 console.log(`FODs with a postFetch: ${checks.postFetch}, neither archive nor patch: ${checks.postFetchElsewhere}`);
 console.log(`url FODs with a recursive hash left: ${checks.recursiveUrl}, of which with a postFetch: ${checks.recursiveUrlPostFetch}`);

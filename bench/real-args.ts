@@ -15,3 +15,20 @@ export function realTreeArgs(usage: string): { opt: (name: string, dflt: string)
   }
   return { opt, flag: (name) => argv.includes(`--${name}`), nixpkgs };
 }
+
+/** The `fodder crawl` arguments of a real-tree run: one database, the targets, the workers, JSON out. */
+export function crawlArgs(o: { nixpkgs: string; db: string; workers: string; systems: string[]; variants: string[] }): string[] {
+  return [
+    'crawl',
+    '--nixpkgs',
+    o.nixpkgs,
+    '--db',
+    o.db,
+    '--workers',
+    o.workers,
+    '--no-progress',
+    '--json',
+    ...o.systems.flatMap((s) => ['--system', s]),
+    ...o.variants.flatMap((v) => ['--variant', v]),
+  ];
+}

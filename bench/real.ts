@@ -20,7 +20,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
-import { realTreeArgs } from './real-args.js';
+import { crawlArgs, realTreeArgs } from './real-args.js';
 import { timed } from './timed.js';
 import { DEFAULT_VARIANTS } from '../src/config/defaults.js';
 
@@ -41,16 +41,16 @@ const mib = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 
 // 1. the crawl
 const db = join(work, 'crawl.db');
-const crawlArgs = [cli, 'crawl', '--nixpkgs', nixpkgs, '--db', db, '--workers', workers, '--no-progress', '--json',
-  ...systems.flatMap((s) => ['--system', s]), ...variants.flatMap((v) => ['--variant', v]),
-  ...(opt('config', '') ? ['--config', opt('config', '')] : [])];
+const args = [cli, ...crawlArgs({ nixpkgs, db, workers, systems, variants }), ...(opt('config', '') ? ['--config', opt('config', '')] : [])];
 console.log(`crawl: ${systems.join(', ')} × ${variants.join(', ')}, ${workers} workers`);
-const crawl = await timed('node', crawlArgs, { env: { FODDER_TIMINGS: '1' }, settleSec: settle });
+const crawl = await timed('node', args, { env: { FODDER_TIMINGS: '1' }, settleSec: settle });
 const summary = JSON.parse(crawl.stdout) as { attrs: Record<string, number>; drvs: number; fods: number; nix?: string };
 const timings = /timings: (\{.*?\})/.exec(crawl.stderr)?.[1] ?? '{}';
-console.log(`crawl: ${sec(crawl.ms)}, ${crawl.cpu.toFixed(1)} CPU s, peak RSS of everything it started ${mib(crawl.peakKb)}; `
-  + `${summary.attrs.total} attributes (${summary.attrs.drv} derivations, ${summary.attrs.error} errors), `
-  + `${summary.drvs} derivations in closures, ${summary.fods} FODs`);
+console.log(
+  `crawl: ${sec(crawl.ms)}, ${crawl.cpu.toFixed(1)} CPU s, peak RSS of everything it started ${mib(crawl.peakKb)}; ` +
+    `${summary.attrs.total} attributes (${summary.attrs.drv} derivations, ${summary.attrs.error} errors), ` +
+    `${summary.drvs} derivations in closures, ${summary.fods} FODs`,
+);
 console.log(`crawl timings: ${timings}; CPU s by process: ${JSON.stringify(crawl.byName)}`);
 
 if (flag('crawl-only')) process.exit(0);
@@ -59,12 +59,21 @@ if (flag('crawl-only')) process.exit(0);
 const d = new Database(db, { readonly: true });
 const drvAttrs = d.prepare(`SELECT path_json FROM attrs WHERE system = ? AND variant = ? AND status = 'drv'`).pluck();
 const errors = d.prepare(`SELECT COUNT(*) FROM attrs WHERE system = ? AND variant = ? AND status = 'error' AND (error IS NULL OR error = '')`).pluck();
-const closure = d.prepare(`
+const closure = d
+  .prepare(
+    `
   WITH RECURSIVE c(p) AS (
     SELECT drv_path FROM attrs WHERE system = ? AND variant = ? AND status = 'drv'
     UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
-  SELECT p FROM c`).pluck();
-let oracleSum = 0, shmSum = 0, envSum = 0, oraclePeak = 0, oracleCpu = 0, allSame = true;
+  SELECT p FROM c`,
+  )
+  .pluck();
+let oracleSum = 0,
+  shmSum = 0,
+  envSum = 0,
+  oraclePeak = 0,
+  oracleCpu = 0,
+  allSame = true;
 for (const system of systems) {
   for (const variant of variants) {
     const v = DEFAULT_VARIANTS[variant as keyof typeof DEFAULT_VARIANTS];
@@ -76,35 +85,58 @@ for (const system of systems) {
     const expr = `let pkgs = ${importExpr}; get = p: builtins.foldl' (v: n: v.\${n}) pkgs p; in
       map (p: (get p).drvPath) (builtins.fromJSON (builtins.readFile ${JSON.stringify(pathsFile)}))`;
     const chroot = join(work, `oracle-${system}-${variant}`);
-    const o = await timed('nix-instantiate', ['--eval', '--strict', '--read-write-mode', '--store', chroot, '-E', expr],
-      { env: { MALLOC_TRIM_THRESHOLD_: String(16 << 20) }, settleSec: settle });
+    const o = await timed('nix-instantiate', ['--eval', '--strict', '--read-write-mode', '--store', chroot, '-E', expr], {
+      env: { MALLOC_TRIM_THRESHOLD_: String(16 << 20) },
+      settleSec: settle,
+    });
     // the oracle into the kind of store the crawl writes to (one target only: eight take long)
     const shmDir = existsSync('/dev/shm') ? '/dev/shm/fodder-bench-oracle' : join(work, 'oracle-bc');
     rmSync(shmDir, { recursive: true, force: true });
-    const s = all ? { ms: 0, cpu: 0 } : await timed('nix-instantiate', ['--eval', '--strict', '--read-write-mode', '--store', `file://${shmDir}?compression=none`, '-E', expr],
-      { env: { MALLOC_TRIM_THRESHOLD_: String(16 << 20) }, settleSec: settle });
+    const s = all
+      ? { ms: 0, cpu: 0 }
+      : await timed('nix-instantiate', ['--eval', '--strict', '--read-write-mode', '--store', `file://${shmDir}?compression=none`, '-E', expr], {
+          env: { MALLOC_TRIM_THRESHOLD_: String(16 << 20) },
+          settleSec: settle,
+        });
     rmSync(shmDir, { recursive: true, force: true });
-    const env = await timed('nix-env', ['-f', nixpkgs, '-qaP', '--drv-path', '--argstr', 'system', system, '--arg', 'config', configNix], { mustSucceed: false, settleSec: settle });
-    const written = new Set(readdirSync(join(chroot, 'nix', 'store')).filter((n) => n.endsWith('.drv')).map((n) => `/nix/store/${n}`));
+    const env = await timed('nix-env', ['-f', nixpkgs, '-qaP', '--drv-path', '--argstr', 'system', system, '--arg', 'config', configNix], {
+      mustSucceed: false,
+      settleSec: settle,
+    });
+    const written = new Set(
+      readdirSync(join(chroot, 'nix', 'store'))
+        .filter((n) => n.endsWith('.drv'))
+        .map((n) => `/nix/store/${n}`),
+    );
     const ours = new Set(closure.all(system, variant) as string[]);
     const same = written.size === ours.size && [...ours].every((p) => written.has(p));
     allSame &&= same;
-    oracleSum += o.ms; shmSum += s.ms; envSum += env.ms; oraclePeak = Math.max(oraclePeak, o.peakKb);
+    oracleSum += o.ms;
+    shmSum += s.ms;
+    envSum += env.ms;
+    oraclePeak = Math.max(oraclePeak, o.peakKb);
     oracleCpu += o.cpu;
-    const envSaid = env.ok ? `${env.stdout.split('\n').filter(Boolean).length} packages`
+    const envSaid = env.ok
+      ? `${env.stdout.split('\n').filter(Boolean).length} packages`
       : `FAILED: ${env.stderr.split('\n').find((l) => l.startsWith('error:')) ?? 'no message'}`;
-    console.log(`${system}/${variant}: ${paths.length} drvPaths; oracle ${sec(o.ms)} (${o.cpu.toFixed(1)} CPU s, ${mib(o.peakKb)}), `
-      + `into a binary-cache dir on /dev/shm ${sec(s.ms)} (${s.cpu.toFixed(1)} CPU s); nix-env -qaP --drv-path ${sec(env.ms)} (${envSaid}); `
-      + `oracle wrote ${written.size} .drv files, the crawl's closures hold ${ours.size}: ${same ? 'same' : 'DIFFERENT'}; `
-      + `errors without a message: ${errors.get(system, variant) as number}`);
+    console.log(
+      `${system}/${variant}: ${paths.length} drvPaths; oracle ${sec(o.ms)} (${o.cpu.toFixed(1)} CPU s, ${mib(o.peakKb)}), ` +
+        `into a binary-cache dir on /dev/shm ${sec(s.ms)} (${s.cpu.toFixed(1)} CPU s); nix-env -qaP --drv-path ${sec(env.ms)} (${envSaid}); ` +
+        `oracle wrote ${written.size} .drv files, the crawl's closures hold ${ours.size}: ${same ? 'same' : 'DIFFERENT'}; ` +
+        `errors without a message: ${errors.get(system, variant) as number}`,
+    );
     rmSync(chroot, { recursive: true, force: true });
   }
 }
 d.close();
 const n = systems.length * variants.length;
-console.log(`oracle${n > 1 ? `s (sum of ${n})` : ''}: ${sec(oracleSum)}, ${oracleCpu.toFixed(1)} CPU s, peak RSS ${mib(oraclePeak)}; into /dev/shm ${sec(shmSum)}; nix-env ${sec(envSum)}`);
+console.log(
+  `oracle${n > 1 ? `s (sum of ${n})` : ''}: ${sec(oracleSum)}, ${oracleCpu.toFixed(1)} CPU s, peak RSS ${mib(oraclePeak)}; into /dev/shm ${sec(shmSum)}; nix-env ${sec(envSum)}`,
+);
 console.log(`CPU seconds crawl / oracle: ${(crawl.cpu / oracleCpu).toFixed(3)}`);
-console.log(`RATIO crawl / oracle: ${(crawl.ms / oracleSum).toFixed(3)} (target <= 0.75)`
-  + (all ? '' : `; crawl / oracle into /dev/shm: ${(crawl.ms / shmSum).toFixed(3)}`));
+console.log(
+  `RATIO crawl / oracle: ${(crawl.ms / oracleSum).toFixed(3)} (target <= 0.75)` +
+    (all ? '' : `; crawl / oracle into /dev/shm: ${(crawl.ms / shmSum).toFixed(3)}`),
+);
 rmSync(work, { recursive: true, force: true });
 if (!allSame) process.exitCode = 1;

@@ -25,11 +25,23 @@ const ms = (f: () => void): number => {
   return performance.now() - t0;
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const read: number[] = [], report: number[] = [];
+const read: number[] = [],
+  report: number[] = [];
 for (let r = 0; r < rounds; r++) {
-  read.push(ms(() => { for (const _ of c.db.prepare(`SELECT drv_path, input_drv FROM drv_inputs`).raw().iterate()) { /* read only */ } }));
+  read.push(
+    ms(() => {
+      for (const _ of c.db.prepare(`SELECT drv_path, input_drv FROM drv_inputs`).raw().iterate()) {
+        /* read only */
+      }
+    }),
+  );
   let failing = 0;
-  report.push(ms(() => { const rep = buildReport(c.db); failing = rep.dead.length + rep.brokenHashes.length; }));
+  report.push(
+    ms(() => {
+      const rep = buildReport(c.db);
+      failing = rep.dead.length + rep.brokenHashes.length;
+    }),
+  );
   if (failing !== 400) throw new Error(`the report lists ${failing} failing sources, not 400`);
 }
 c.close();

@@ -17,12 +17,13 @@ const count = Number(process.argv[2] ?? 200);
 const rounds = Number(process.argv[3] ?? 5);
 
 /** The way workers/nix-spawner.ts starts a plain run: stdin and stdout ignored, stderr piped. */
-const viaSpawn = () => new Promise<void>((resolve, reject) => {
-  const child = spawn('true', [], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr.on('data', () => undefined);
-  child.once('error', reject);
-  child.once('close', () => resolve());
-});
+const viaSpawn = () =>
+  new Promise<void>((resolve, reject) => {
+    const child = spawn('true', [], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr.on('data', () => undefined);
+    child.once('error', reject);
+    child.once('close', () => resolve());
+  });
 
 /** The same through execa, as src/process.ts starts every other process. */
 const viaExeca = async () => {

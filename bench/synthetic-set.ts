@@ -15,9 +15,10 @@ export interface SyntheticShape {
  */
 export function writeSyntheticSet(dir: string, shape: SyntheticShape): { attrs: number; fods: number } {
   mkdirSync(join(dir, 'pkgs', 'build-support', 'fetchurl'), { recursive: true });
-  writeFileSync(join(dir, 'pkgs', 'build-support', 'fetchurl', 'mirrors.nix'),
-    '{ gnu = [ "http://127.0.0.1:9/gnu/" "http://127.0.0.1:10/gnu/" ]; }\n');
-  writeFileSync(join(dir, 'default.nix'), `
+  writeFileSync(join(dir, 'pkgs', 'build-support', 'fetchurl', 'mirrors.nix'), '{ gnu = [ "http://127.0.0.1:9/gnu/" "http://127.0.0.1:10/gnu/" ]; }\n');
+  writeFileSync(
+    join(dir, 'default.nix'),
+    `
 { system ? builtins.currentSystem, config ? { }, overlays ? [ ], ... }:
 let
   fetchurl = { name, url }: derivation {
@@ -45,7 +46,8 @@ let
   mkSet = set: let self = builtins.listToAttrs (builtins.genList (i: { name = "p\${toString i}"; value = mkPkg set i self; }) ${shape.perSet}); in self // { recurseForDerivations = true; };
 in
   builtins.listToAttrs (builtins.genList (s: { name = "set\${toString s}"; value = mkSet "set\${toString s}"; }) ${shape.sets})
-`);
+`,
+  );
   const attrs = shape.sets * shape.perSet;
   return { attrs, fods: attrs + Math.ceil(shape.perSet / 2) * shape.sets + 1 };
 }

@@ -57,14 +57,19 @@ function sampleTree(pid: number, ticks: Map<number, number>, names: Map<number, 
       if (!names.has(Number(name))) names.set(Number(name), comm);
       const ppid = Number(f[1]);
       (children.get(ppid) ?? children.set(ppid, []).get(ppid)!).push(Number(name));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   let rss = 0;
   const stack = [...(children.get(pid) ?? [])];
   while (stack.length) {
     const p = stack.pop()!;
     const i = info.get(p);
-    if (i) { rss += i.rssKb; ticks.set(p, Math.max(ticks.get(p) ?? 0, i.ticks)); }
+    if (i) {
+      rss += i.rssKb;
+      ticks.set(p, Math.max(ticks.get(p) ?? 0, i.ticks));
+    }
     stack.push(...(children.get(p) ?? []));
   }
   return rss;
@@ -95,7 +100,9 @@ export async function timed(cmd: string, args: string[], options: TimedOptions =
   let peakKb = 0;
   const ticks = new Map<number, number>();
   const names = new Map<number, string>();
-  const sample = () => { if (child.pid) peakKb = Math.max(peakKb, sampleTree(child.pid, ticks, names)); };
+  const sample = () => {
+    if (child.pid) peakKb = Math.max(peakKb, sampleTree(child.pid, ticks, names));
+  };
   const poll = setInterval(sample, 250);
   const r = await child;
   clearInterval(poll);

@@ -16,6 +16,8 @@ npx tsc -p test/tsconfig.json
 npm run --silent lint:deps
 # ESLint (eslint.config.js) over the code, the tests and the benchmarks
 npm run --silent lint
+# Prettier (prettier.config.js): the code as it formats it
+npm run --silent format:check >/dev/null || { npm run --silent format:check; exit 1; }
 
 # the test files run again with Nix 2.26: what spawns Nix the most, chosen for coverage per minute
 NIX226_TESTS=(

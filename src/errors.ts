@@ -189,7 +189,17 @@ const ERRNO_EXPLAINED: Record<string, [code: ErrorCode, text: string]> = {
   EFBIG: [ErrorCode.IO_ERROR, 'file too large for the file system'],
 };
 
-const NETWORK_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRINUSE', 'EADDRNOTAVAIL']);
+const NETWORK_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRINUSE',
+  'EADDRNOTAVAIL',
+]);
 
 /**
  * A failed system call (Node's errno errors: a file operation, a program start, a connection)
@@ -203,8 +213,12 @@ export function systemError(err: unknown, doing?: string): FodderError | null {
   const fields = { errno, syscall: e.syscall, path: e.path ?? null, dest: e.dest ?? null };
   if (e.syscall.startsWith('spawn')) {
     const program = e.path ?? e.syscall.slice('spawn '.length);
-    const why = errno === 'ENOENT' ? 'not found on PATH' : errno === 'EAGAIN' || errno === 'ENOMEM'
-      ? 'the system has too many processes or too little memory' : ERRNO_EXPLAINED[errno]?.[1] ?? errno;
+    const why =
+      errno === 'ENOENT'
+        ? 'not found on PATH'
+        : errno === 'EAGAIN' || errno === 'ENOMEM'
+          ? 'the system has too many processes or too little memory'
+          : (ERRNO_EXPLAINED[errno]?.[1] ?? errno);
     return new FodderError(ErrorCode.SPAWN_FAILED, `cannot start ${program}${at}: ${why} (${errno})`, fields);
   }
   if (NETWORK_ERRNOS.has(errno)) {

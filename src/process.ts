@@ -53,17 +53,30 @@ export interface StartedProcess {
 export function startProcess(cmd: string, args: string[], o: StartOptions = {}): StartedProcess {
   const stdin = o.stdin ?? 'ignore';
   const child = execa(cmd, args, {
-    cwd: o.cwd, env: o.env ?? process.env, extendEnv: false,
-    stdin: typeof stdin === 'string' ? stdin : 'pipe', stdout: o.stdout ?? 'ignore', stderr: 'pipe',
-    buffer: false, reject: false, stripFinalNewline: false,
-    cancelSignal: o.signal, timeout: o.timeoutMs, killSignal: 'SIGKILL',
+    cwd: o.cwd,
+    env: o.env ?? process.env,
+    extendEnv: false,
+    stdin: typeof stdin === 'string' ? stdin : 'pipe',
+    stdout: o.stdout ?? 'ignore',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    stripFinalNewline: false,
+    cancelSignal: o.signal,
+    timeout: o.timeoutMs,
+    killSignal: 'SIGKILL',
   });
   const limit = o.stderrLimit;
   let err = '';
   child.stderr.on('data', (d: Buffer) => {
-    if (!limit) { err += d.toString(); return; }
-    if (limit.keep === 'tail') { err += d.toString(); if (err.length > limit.max * 2) err = err.slice(-limit.max); }
-    else if (err.length < limit.max) err += d.toString();
+    if (!limit) {
+      err += d.toString();
+      return;
+    }
+    if (limit.keep === 'tail') {
+      err += d.toString();
+      if (err.length > limit.max * 2) err = err.slice(-limit.max);
+    } else if (err.length < limit.max) err += d.toString();
   });
   child.stdin?.on('error', () => undefined);
   if (typeof stdin !== 'string') stdin.pipe(child.stdin!);
@@ -72,7 +85,7 @@ export function startProcess(cmd: string, args: string[], o: StartOptions = {}):
     const cause = r.cause as NodeJS.ErrnoException | undefined;
     if (r.exitCode === undefined && r.signal === undefined && cause?.syscall?.startsWith('spawn')) throw cause;
     timedOut = r.timedOut;
-    return { code: r.exitCode ?? null, signal: (r.signal) ?? null, timedOut: r.timedOut };
+    return { code: r.exitCode ?? null, signal: r.signal ?? null, timedOut: r.timedOut };
   });
   exit.catch(() => undefined);
   return {

@@ -25,7 +25,14 @@ import { createBinaryCache } from '../src/mirror/binary-cache.js';
 import { tempDir } from './helpers/cli.js';
 import { binaryCacheOptions } from '../src/fetch/cache-options.js';
 import {
-  crawlFixture, fixtureHashes, fodsWithEnv, pluginHarness, startUpstream, type FodWithEnv, type PluginHarness, type Upstream,
+  crawlFixture,
+  fixtureHashes,
+  fodsWithEnv,
+  pluginHarness,
+  startUpstream,
+  type FodWithEnv,
+  type PluginHarness,
+  type Upstream,
 } from './helpers/fixture-upstream.js';
 
 const hashes = fixtureHashes();
@@ -55,7 +62,9 @@ eval "$postFetch"
 `;
   const dir = tempDir('fodder-drv-');
   writeFileSync(join(dir, 'builder.sh'), builder);
-  writeFileSync(join(dir, 'default.nix'), `derivation {
+  writeFileSync(
+    join(dir, 'default.nix'),
+    `derivation {
   name = ${JSON.stringify(name)};
   system = builtins.currentSystem;
   builder = "/bin/sh";
@@ -67,8 +76,12 @@ eval "$postFetch"
   outputHashMode = "recursive";
   outputHashAlgo = "";
   outputHash = ${JSON.stringify(hash)};
-}`);
-  return execFileSync('nix-instantiate', ['--store', drvStoreUrl(drvStore), join(dir, 'default.nix')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}`,
+  );
+  return execFileSync('nix-instantiate', ['--store', drvStoreUrl(drvStore), join(dir, 'default.nix')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim();
 }
 
 function fodOf(drvPath: string): FodWithEnv {
@@ -105,7 +118,8 @@ describe('a fetchzip with a custom postFetch, realised by Nix', () => {
     expect(v.by).toBe('nix');
     // refused up front: the archive plug-in never downloaded it, and its refusal says why
     expect(v.nativeVerdict).toMatchObject({
-      verdict: 'unverifiable', reason: 'custom-postFetch',
+      verdict: 'unverifiable',
+      reason: 'custom-postFetch',
       message: 'archive: fetchzip with a custom postFetch (rm -r "$out/tests"; echo "trimmed by postFetch" > "$out/TRIMMED")',
     });
     expect(h.attempts.filter((a) => a.url.endsWith('/custom/trimmed-2.0.tar.gz'))).toEqual([]);
@@ -119,7 +133,7 @@ describe('a fetchzip with a custom postFetch, realised by Nix', () => {
     expect(e.storePath).toBe(fixture.fods.find((x) => x.fod.name === 'trimmed-2.0-source')!.fod.outPath);
   });
 
-  test('with no drv store, the .drv and its builder script come from the database\'s records: imported, then built', async () => {
+  test("with no drv store, the .drv and its builder script come from the database's records: imported, then built", async () => {
     const drvPath = fetchzipDrv('trimmed-2.0-source', upstream.url('/custom/trimmed-2.0.tar.gz'), TRIM, sri('trimmed'));
     const f = fodOf(drvPath);
     const text = readStoreText(drvStore, drvPath);
@@ -132,13 +146,11 @@ describe('a fetchzip with a custom postFetch, realised by Nix', () => {
     expect(v).toMatchObject({ ok: true, output: { type: 'tree', narHash: hashes.get('trimmed')!['nar-sha256-hex'] } });
   });
 
-  test('Nix\'s own hash mismatch is a broken hash, with the hash Nix got', async () => {
+  test("Nix's own hash mismatch is a broken hash, with the hash Nix got", async () => {
     const f = fodOf(fetchzipDrv('trimmed-2.0-source', upstream.url('/custom/trimmed-2.0.tar.gz'), TRIM, sri('trimmed-without-postfetch')));
     const nix = createNixFetcher({ store: join(tempDir('fodder-build-'), 'store'), drvStores: [drvStore], options: HOST_TOOLS, timeoutMs: 120_000 });
     const v = await nix.fetch(f.fod, h.ctx(f.env, 'nix-mismatch'));
-    expect(v).toMatchObject({
-      ok: false, verdict: 'broken-hash', mismatch: { actual: { algo: 'sha256', hex: hashes.get('trimmed')!['nar-sha256-hex'] } },
-    });
+    expect(v).toMatchObject({ ok: false, verdict: 'broken-hash', mismatch: { actual: { algo: 'sha256', hex: hashes.get('trimmed')!['nar-sha256-hex'] } } });
   });
 
   test('a builder that fails is unverifiable, not broken', async () => {
@@ -149,11 +161,15 @@ describe('a fetchzip with a custom postFetch, realised by Nix', () => {
   });
 });
 
-describe('the fixture set\'s own FODs and the nix fallback', () => {
-  test('the crawl\'s per-worker stores are all searched for .drv files', () => {
+describe("the fixture set's own FODs and the nix fallback", () => {
+  test("the crawl's per-worker stores are all searched for .drv files", () => {
     const stores = crawlDrvStores(fixture.store);
     expect(stores[0]).toBe(fixture.store);
-    for (const f of fixture.fods) expect(stores.some((s) => drvStoreHas(s, f.fod.drvPath)), f.fod.drvPath).toBe(true);
+    for (const f of fixture.fods)
+      expect(
+        stores.some((s) => drvStoreHas(s, f.fod.drvPath)),
+        f.fod.drvPath,
+      ).toBe(true);
   });
 
   test('requireFile is not built at all, and a .drv in no store is unverifiable', async () => {

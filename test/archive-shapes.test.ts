@@ -67,7 +67,8 @@ function runScript(postFetch: string, bytes: Buffer, algo = 'sha256'): Outcome {
   writeFileSync(join(d, 'tmp', 'file'), bytes);
   const script = `set -e\nunpackFile() { case "$1" in *.zip) unzip -qq "$1" ;; *) tar xf "$1" ;; esac; }\n${postFetch}`;
   const r = spawnSync('bash', ['-c', script], {
-    cwd: d, encoding: 'utf8',
+    cwd: d,
+    encoding: 'utf8',
     env: { PATH: process.env.PATH, LC_ALL: 'C', TMPDIR: join(d, 'tmp'), out: join(d, 'out'), downloadedFile: join(d, 'tmp', 'file') },
   });
   if (r.status !== 0) return { ok: false, why: r.stderr.trim() };
@@ -112,7 +113,11 @@ describe('fetchzip of each nixpkgs version: fodder makes what the script makes',
   }
 
   test('a zip, unpacked by unzip, in each version', async () => {
-    const bytes = zip([{ name: 'pkg/', mode: 0o40755 }, { name: 'pkg/.hidden', data: 'h' }, { name: 'pkg/run', data: '#!/bin/sh\n', mode: 0o100755 }]);
+    const bytes = zip([
+      { name: 'pkg/', mode: 0o40755 },
+      { name: 'pkg/.hidden', data: 'h' },
+      { name: 'pkg/run', data: '#!/bin/sh\n', mode: 0o100755 },
+    ]);
     for (const [gen, text] of Object.entries(GENERATIONS)) {
       const postFetch = text('archive.zip', true);
       const script = runScript(postFetch, bytes);
@@ -141,7 +146,10 @@ describe('fetchzip of each nixpkgs version: fodder makes what the script makes',
 
   test('the scripts are recognised whatever their layout: indentation, comments, continuations, `;`', () => {
     const today = fetchzipText('fetchzip', 'archive.tar.gz', true);
-    const relaid = statements(today).map((s, i) => (i % 2 ? `  # step ${i}\n${s}` : `${s} `)).join(';\n').replace('mkdir "$unpackDir"', 'mkdir \\\n  "$unpackDir"');
+    const relaid = statements(today)
+      .map((s, i) => (i % 2 ? `  # step ${i}\n${s}` : `${s} `))
+      .join(';\n')
+      .replace('mkdir "$unpackDir"', 'mkdir \\\n  "$unpackDir"');
     expect(readFetchzipScript(relaid)).toEqual(readFetchzipScript(today));
     expect(readFetchzipScript(today)?.user).toEqual([]);
     // a statement fodder does not know before the placement: not fetchzip at all
@@ -151,23 +159,41 @@ describe('fetchzip of each nixpkgs version: fodder makes what the script makes',
   });
 });
 
-describe('TeX Live\'s tar into $out: fodder makes what GNU tar makes', () => {
+describe("TeX Live's tar into $out: fodder makes what GNU tar makes", () => {
   const text = (pkg: string) => nixEval<string>(`(import ${FIXTURE} { system = "x86_64-linux"; }).texlive.${pkg}.postFetch`);
   const TL: Record<string, { pkg: string; items: TarItem[]; fodder: 'same' | 'refuses' }> = {
     'texmf-dist and tlpkg at the top, no stripping': {
-      pkg: 'tl-alpha', fodder: 'same',
-      items: [dir('texmf-dist/'), file('texmf-dist/tex/a.sty'), file('texmf-dist/bin/run', '#!/bin/sh\n', 0o755), dir('tlpkg/'), file('tlpkg/tlpobj/a.tlpobj'), file('tlpkgfoo/kept')],
+      pkg: 'tl-alpha',
+      fodder: 'same',
+      items: [
+        dir('texmf-dist/'),
+        file('texmf-dist/tex/a.sty'),
+        file('texmf-dist/bin/run', '#!/bin/sh\n', 0o755),
+        dir('tlpkg/'),
+        file('tlpkg/tlpobj/a.tlpobj'),
+        file('tlpkgfoo/kept'),
+      ],
     },
     'one level stripped: the stored tlpkg/ is left out, pkg/tlpkg/ is not, a top-level file vanishes': {
-      pkg: 'tl-beta', fodder: 'same',
-      items: [file('README.top'), dir('pkg/'), file('pkg/doc/README'), file('pkg/tlpkg/kept'), file('tlpkg/tlpobj/b.tlpobj'), { name: 'pkg/doc/LINK', type: '1', linkname: 'pkg/doc/README' }],
+      pkg: 'tl-beta',
+      fodder: 'same',
+      items: [
+        file('README.top'),
+        dir('pkg/'),
+        file('pkg/doc/README'),
+        file('pkg/tlpkg/kept'),
+        file('tlpkg/tlpobj/b.tlpobj'),
+        { name: 'pkg/doc/LINK', type: '1', linkname: 'pkg/doc/README' },
+      ],
     },
     'names starting with ./ (tar strips the . too): refused rather than guessed': {
-      pkg: 'tl-beta', fodder: 'refuses',
+      pkg: 'tl-beta',
+      fodder: 'refuses',
       items: [dir('./'), dir('./pkg/'), file('./pkg/README')],
     },
     'a file twice after stripping: --keep-old-files makes tar fail, and fodder does not make a tree': {
-      pkg: 'tl-beta', fodder: 'refuses',
+      pkg: 'tl-beta',
+      fodder: 'refuses',
       items: [file('a/x', 'first'), file('b/x', 'second')],
     },
   };
@@ -195,7 +221,11 @@ describe('TeX Live\'s tar into $out: fodder makes what GNU tar makes', () => {
   test('only tar commands whose every option fodder reproduces are recognised', () => {
     const ok = (postFetch: string) => readTarScript({ postFetch, downloadToTemp: '1' })?.shape ?? null;
     expect(ok('mkdir "$out"; tar -xf "$downloadedFile" -C "$out"')).toEqual({ stripComponents: 0, exclude: [], keepOldFiles: false });
-    expect(ok('mkdir $out\ntar --extract --file=$downloadedFile --strip-components 2 --directory=$out -k')).toEqual({ stripComponents: 2, exclude: [], keepOldFiles: true });
+    expect(ok('mkdir $out\ntar --extract --file=$downloadedFile --strip-components 2 --directory=$out -k')).toEqual({
+      stripComponents: 2,
+      exclude: [],
+      keepOldFiles: true,
+    });
     expect(ok('mkdir "$out"; tar -xf $downloadedFile -C "$out" --exclude=tlpkg')).toBeNull(); // unanchored
     expect(ok('mkdir "$out"; tar -xf $downloadedFile -C "$out" --anchored --exclude=\'*.pdf\'')).toBeNull(); // a wildcard
     expect(ok('mkdir "$out"; tar -xf $downloadedFile -C "$out" --transform=s/a/b/')).toBeNull();

@@ -15,7 +15,15 @@ import type { FetcherPlugin } from '../src/fetch/types.js';
 import { tarGz } from './helpers/archives.js';
 import { tempDir } from './helpers/cli.js';
 import {
-  crawlFixture, fixtureHashes, fodsWithEnv, movedTo, pluginHarness, startUpstream, type FodWithEnv, type PluginHarness, type Upstream,
+  crawlFixture,
+  fixtureHashes,
+  fodsWithEnv,
+  movedTo,
+  pluginHarness,
+  startUpstream,
+  type FodWithEnv,
+  type PluginHarness,
+  type Upstream,
 } from './helpers/fixture-upstream.js';
 
 const LIBGH = 'github/fixture-org/libgh/archive/v1.2.0.tar.gz';
@@ -45,11 +53,23 @@ beforeAll(async () => {
     edit: (dir) => {
       repackLibgh(dir, (top) => writeFileSync(join(top, 'README'), 'libgh 1.2.0, re-tagged upstream with other content\n'), ['gzip', '-n']);
       // the unzipme release re-zipped with other timestamps and compression: the same tree
-      execFileSync('bash', ['-c', `cd "${dir}/zips" && mkdir x && cd x && unzip -qq ../unzipme-0.3.zip && find . -exec touch -d 2001-01-01 {} + && rm ../unzipme-0.3.zip && zip -q -9 -r ../unzipme-0.3.zip unzipme-0.3 && cd .. && rm -r x`]);
+      execFileSync('bash', [
+        '-c',
+        `cd "${dir}/zips" && mkdir x && cd x && unzip -qq ../unzipme-0.3.zip && find . -exec touch -d 2001-01-01 {} + && rm ../unzipme-0.3.zip && zip -q -9 -r ../unzipme-0.3.zip unzipme-0.3 && cd .. && rm -r x`,
+      ]);
       // the TeX Live package re-released with one more file, same URL
-      execFileSync('bash', ['-c', `cd "${dir}/texlive" && mkdir x && cd x && tar xJf ../tl-alpha.tar.xz && echo new > texmf-dist/NEW && tar -cJf ../tl-alpha.tar.xz texmf-dist tlpkg && cd .. && rm -r x`]);
+      execFileSync('bash', [
+        '-c',
+        `cd "${dir}/texlive" && mkdir x && cd x && tar xJf ../tl-alpha.tar.xz && echo new > texmf-dist/NEW && tar -cJf ../tl-alpha.tar.xz texmf-dist tlpkg && cd .. && rm -r x`,
+      ]);
       // the flatpack archive now holds a path traversal
-      writeFileSync(join(dir, 'flat', 'flatpack-1.0.tar.gz'), tarGz([{ name: 'README', data: 'x' }, { name: '../../escape', data: 'pwned' }]));
+      writeFileSync(
+        join(dir, 'flat', 'flatpack-1.0.tar.gz'),
+        tarGz([
+          { name: 'README', data: 'x' },
+          { name: '../../escape', data: 'pwned' },
+        ]),
+      );
     },
   });
   h = pluginHarness();
@@ -63,37 +83,63 @@ afterAll(async () => {
 
 describe('every archive FOD of the test set', () => {
   test('the fixture has the archive FODs this test expects', () => {
-    const names = fods.filter((f) => f.fod.kind === 'archive').map((f) => f.fod.name).sort();
+    const names = fods
+      .filter((f) => f.fod.kind === 'archive')
+      .map((f) => f.fod.name)
+      .sort();
     expect(names).toEqual([
-      'appledouble-1.1-source', 'flatpack-1.0-source', 'oldflat-1.0-source', 'oldgh-v0.9-src', 'source', 'tl-alpha-1.0', 'tl-beta-2.1',
-      'trimmed-2.0-source', 'unzipme-0.3-source',
+      'appledouble-1.1-source',
+      'flatpack-1.0-source',
+      'oldflat-1.0-source',
+      'oldgh-v0.9-src',
+      'source',
+      'tl-alpha-1.0',
+      'tl-beta-2.1',
+      'trimmed-2.0-source',
+      'unzipme-0.3-source',
     ]);
   });
 
-  test('fetchzip\'s own postFetch is recognised in the shape of each nixpkgs version, with stripRoot and the renamed file', () => {
+  test("fetchzip's own postFetch is recognised in the shape of each nixpkgs version, with stripRoot and the renamed file", () => {
     const recipe = (n: string) => archiveRecipe(byName(n).env);
     const today = { count: 'all', pick: 'all', dotglob: false, move: 'rename', writable: true, chmodOut: true };
     expect(recipe('source')).toEqual({ ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'v1.2.0.tar.gz', stripRoot: true, ...today } } });
     expect(recipe('unzipme-0.3-source')).toEqual({ ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'unzipme-0.3.zip', stripRoot: true, ...today } } });
     expect(recipe('flatpack-1.0-source')).toEqual({
-      ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'flatpack-1.0.tar.gz', stripRoot: false, ...today, count: null } },
+      ok: true,
+      recipe: { type: 'fetchzip', shape: { fileName: 'flatpack-1.0.tar.gz', stripRoot: false, ...today, count: null } },
     });
     // 17.03: $out made first, the contents moved into it (dotglob); no chmod at all
     const y2017 = { pick: 'glob', dotglob: true, move: 'contents', writable: false, chmodOut: false };
-    expect(recipe('oldgh-v0.9-src')).toEqual({ ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'v0.9.tar.gz', stripRoot: true, count: 'visible', ...y2017 } } });
-    expect(recipe('oldflat-1.0-source')).toEqual({ ok: true, recipe: { type: 'fetchzip', shape: { fileName: 'oldflat-1.0.zip', stripRoot: false, count: null, ...y2017 } } });
+    expect(recipe('oldgh-v0.9-src')).toEqual({
+      ok: true,
+      recipe: { type: 'fetchzip', shape: { fileName: 'v0.9.tar.gz', stripRoot: true, count: 'visible', ...y2017 } },
+    });
+    expect(recipe('oldflat-1.0-source')).toEqual({
+      ok: true,
+      recipe: { type: 'fetchzip', shape: { fileName: 'oldflat-1.0.zip', stripRoot: false, count: null, ...y2017 } },
+    });
     // 2018-2022: hidden names neither counted nor taken
     expect(recipe('appledouble-1.1-source')).toEqual({
       ok: true,
       recipe: {
         type: 'fetchzip',
-        shape: { fileName: 'appledouble-1.1.tar.gz', stripRoot: true, count: 'visible', pick: 'glob', dotglob: false, move: 'rename', writable: false, chmodOut: true },
+        shape: {
+          fileName: 'appledouble-1.1.tar.gz',
+          stripRoot: true,
+          count: 'visible',
+          pick: 'glob',
+          dotglob: false,
+          move: 'rename',
+          writable: false,
+          chmodOut: true,
+        },
       },
     });
     expect(recipe('trimmed-2.0-source')).toMatchObject({ ok: false, custom: true });
   });
 
-  test('TeX Live\'s tar into $out is recognised with its tar options', () => {
+  test("TeX Live's tar into $out is recognised with its tar options", () => {
     const recipe = (n: string) => archiveRecipe(byName(n).env);
     expect(recipe('tl-alpha-1.0')).toEqual({ ok: true, recipe: { type: 'tar', shape: { stripComponents: 0, exclude: ['tlpkg'], keepOldFiles: true } } });
     expect(recipe('tl-beta-2.1')).toEqual({ ok: true, recipe: { type: 'tar', shape: { stripComponents: 1, exclude: ['tlpkg'], keepOldFiles: true } } });
@@ -101,9 +147,14 @@ describe('every archive FOD of the test set', () => {
 
   /** FOD name -> its key in hashes.txt and the hash kind regen.sh recorded with the real tools */
   const PLAIN: Record<string, [string, string]> = {
-    source: ['libgh', 'nar-sha256-hex'], 'unzipme-0.3-source': ['unzipme', 'nar-sha256-hex'], 'flatpack-1.0-source': ['flatpack', 'nar-sha256-hex'],
-    'oldgh-v0.9-src': ['oldgh', 'nar-sha256-hex'], 'oldflat-1.0-source': ['oldflat', 'nar-sha256-hex'],
-    'appledouble-1.1-source': ['appledouble', 'nar-sha256-hex'], 'tl-alpha-1.0': ['tl-alpha', 'nar-sha1-hex'], 'tl-beta-2.1': ['tl-beta', 'nar-sha1-hex'],
+    source: ['libgh', 'nar-sha256-hex'],
+    'unzipme-0.3-source': ['unzipme', 'nar-sha256-hex'],
+    'flatpack-1.0-source': ['flatpack', 'nar-sha256-hex'],
+    'oldgh-v0.9-src': ['oldgh', 'nar-sha256-hex'],
+    'oldflat-1.0-source': ['oldflat', 'nar-sha256-hex'],
+    'appledouble-1.1-source': ['appledouble', 'nar-sha256-hex'],
+    'tl-alpha-1.0': ['tl-alpha', 'nar-sha1-hex'],
+    'tl-beta-2.1': ['tl-beta', 'nar-sha1-hex'],
   };
   for (const [name, [key, kind]] of Object.entries(PLAIN)) {
     test(`${name}: NAR hash of the unpacked download equals the declared hash`, async () => {
@@ -151,7 +202,16 @@ describe('an upstream that changed', () => {
   test('a TeX Live package that changed upstream: a broken hash, with the recursive sha1 of what its tar command now makes', async () => {
     const { f, v } = await brokenHash('tl-alpha-1.0', 'tl-changed');
     const ref = tempDir('fodder-tl-ref-');
-    execFileSync('tar', ['-xf', join(changed.dir, 'texlive/tl-alpha.tar.xz'), '--strip-components=0', '-C', ref, '--anchored', '--exclude=tlpkg', '--keep-old-files']);
+    execFileSync('tar', [
+      '-xf',
+      join(changed.dir, 'texlive/tl-alpha.tar.xz'),
+      '--strip-components=0',
+      '-C',
+      ref,
+      '--anchored',
+      '--exclude=tlpkg',
+      '--keep-old-files',
+    ]);
     const expected = execFileSync('nix-hash', ['--type', 'sha1', ref], { encoding: 'utf8' }).trim();
     expect(v.mismatch).toEqual({ url: f.fod.resolvedUrls[0], urlIndex: 0, actual: { algo: 'sha1', hex: expected } });
   });
@@ -160,8 +220,13 @@ describe('an upstream that changed', () => {
     const f = at(changed, 'source');
     let asked = false;
     const nix: FetcherPlugin = {
-      id: 'nix', certainty: 'exact', canFetch: () => ({ ok: true }),
-      fetch: async () => { asked = true; throw new Error('must not run'); },
+      id: 'nix',
+      certainty: 'exact',
+      canFetch: () => ({ ok: true }),
+      fetch: async () => {
+        asked = true;
+        throw new Error('must not run');
+      },
     };
     const v = await fetchWithFallback(f.fod, h.ctx(f.env, 'changed-fallback'), { native: { archive }, nix });
     expect(v.verdict).toMatchObject({ verdict: 'broken-hash' });
@@ -191,7 +256,16 @@ describe('an upstream that changed', () => {
   });
 
   test('stripRoot on an archive with several top-level entries: fetchzip fails too, so the source is broken', async () => {
-    const server = await startUpstream({ edit: (dir) => writeFileSync(join(dir, LIBGH), tarGz([{ name: 'a/x', data: 'a' }, { name: 'b/y', data: 'b' }])) });
+    const server = await startUpstream({
+      edit: (dir) =>
+        writeFileSync(
+          join(dir, LIBGH),
+          tarGz([
+            { name: 'a/x', data: 'a' },
+            { name: 'b/y', data: 'b' },
+          ]),
+        ),
+    });
     try {
       const f = at(server, 'source');
       const v = await archive.fetch(f.fod, h.ctx(f.env, 'multi'));

@@ -32,10 +32,28 @@ const helloFile = join(UPSTREAM, 'mirror/gnu/hello/hello-2.12.tar.gz');
 
 /** `nix-store --realise PATH` in a fresh chroot store, substituting from `cache` only. */
 function realise(cache: string, storePath: string, trusted: string | null, store = tempDir('fodder-sub-')): { ok: boolean; out: string; store: string } {
-  const r = spawnSync('nix-store', [
-    '--store', store, '--option', 'substituters', `file://${cache}`, '--option', 'require-sigs', 'true',
-    '--option', 'trusted-public-keys', trusted ?? '', '--option', 'connect-timeout', '2', '--realise', storePath,
-  ], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(
+    'nix-store',
+    [
+      '--store',
+      store,
+      '--option',
+      'substituters',
+      `file://${cache}`,
+      '--option',
+      'require-sigs',
+      'true',
+      '--option',
+      'trusted-public-keys',
+      trusted ?? '',
+      '--option',
+      'connect-timeout',
+      '2',
+      '--realise',
+      storePath,
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
   return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`, store };
 }
 
@@ -61,7 +79,7 @@ afterAll(() => {
 });
 
 describe('fodder keygen', () => {
-  test('writes a 0600 secret key and a public key in Nix\'s format, and refuses to overwrite them', async () => {
+  test("writes a 0600 secret key and a public key in Nix's format, and refuses to overwrite them", async () => {
     expect(keys.secret).toMatch(/^fodder-test-1:[A-Za-z0-9+/]{86}==$/);
     expect(keys.public).toMatch(/^fodder-test-1:[A-Za-z0-9+/]{43}=$/);
     expect((await import('node:fs')).statSync(keys.secretFile).mode & 0o777).toBe(0o600);
@@ -85,7 +103,10 @@ describe('Nix substitutes what fodder publishes', () => {
       // the narinfo has every field, and the signature is over the right fingerprint
       const info = parseNarInfo(readFileSync(t.narInfoFile, 'utf8'));
       expect(info).toMatchObject({
-        storePath: libgh.outPath, compression, references: [], deriver: libgh.drvPath.slice('/nix/store/'.length),
+        storePath: libgh.outPath,
+        compression,
+        references: [],
+        deriver: libgh.drvPath.slice('/nix/store/'.length),
         ca: `fixed:r:sha256:${encodeNix32(Buffer.from(libgh.hash.hex, 'hex'))}`,
       });
       expect(info.url).toMatch(compression === 'none' ? /^nar\/[0-9a-z]{52}\.nar$/ : compression === 'xz' ? /\.nar\.xz$/ : /\.nar\.zst$/);
@@ -140,7 +161,7 @@ describe('what Nix 2.8 checks: the signature, or the content address', () => {
   const badSig = (t: string) => t.replace(/^Sig: (fodder-test-1:)(.)/m, (_m, k: string, c: string) => `Sig: ${k}${c === 'A' ? 'B' : 'A'}`);
   const noSig = (t: string) => t.replace(/^Sig: .*\n/m, '');
 
-  test('without CA: fodder\'s signature is accepted', () => {
+  test("without CA: fodder's signature is accepted", () => {
     withInfo(noCa());
     expect(realise(cacheDir, storePath, keys.public).ok).toBe(true);
   });
@@ -171,12 +192,17 @@ describe('what Nix 2.8 checks: the signature, or the content address', () => {
     const other = join(dir, 'other-tree');
     cpSync(tree, other, { recursive: true });
     writeFileSync(join(other, 'README'), 'not libgh\n');
-    const fake: Fod = { ...byName('source'), hash: { ...byName('source').hash, hex: (await import('../src/nix-formats/nar.js').then((m) => m.narHash(other))).hex } };
+    const fake: Fod = {
+      ...byName('source'),
+      hash: { ...byName('source').hash, hex: (await import('../src/nix-formats/nar.js').then((m) => m.narHash(other))).hex },
+    };
     const { fodStorePath } = await import('../src/nix-formats/store-path.js');
     fake.outPath = fodStorePath(fake.hash, fake.name);
     const c2 = createBinaryCache({ ...binaryCacheOptions(join(dir, 'mirror-sigs'), {}), compression: 'xz', secretKey: keys.secret });
     const e2 = await c2.addTree(fake, other);
-    const forged = readFileSync(e2.narInfoFile, 'utf8').replace(e2.storePath, storePath).replace(/^Sig: .*\n/m, '');
+    const forged = readFileSync(e2.narInfoFile, 'utf8')
+      .replace(e2.storePath, storePath)
+      .replace(/^Sig: .*\n/m, '');
     const forgedInfo = parseNarInfo(forged);
     // re-signed by fodder's own key: even a valid signature does not get past the content address
     const { signNarInfo } = await import('../src/nix-formats/narinfo.js');
@@ -237,7 +263,10 @@ describe('flat url sources from the hashed mirror', () => {
     const flat = fods.map((f) => f.fod).filter((f) => f.hash.mode === 'flat');
     const r = await addFlatSources(cache, flat, mirror);
     expect(r.added.map((e) => e.storePath).sort()).toEqual(
-      flat.filter((f) => ['hello-2.12.tar.gz', 'zlib-1.3.tar.gz'].includes(f.name)).map((f) => f.outPath).sort(),
+      flat
+        .filter((f) => ['hello-2.12.tar.gz', 'zlib-1.3.tar.gz'].includes(f.name))
+        .map((f) => f.outPath)
+        .sort(),
     );
     expect(r.missing.length).toBe(new Set(flat.map((f) => f.outPath)).size - r.added.length);
     const again = await addFlatSources(cache, flat, mirror);

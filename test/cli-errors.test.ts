@@ -97,7 +97,7 @@ describe('bad input', () => {
     expect(digest(db)).toBe(before);
   });
 
-  it('refuses --workers past the machine\'s cores, in the flag and in a config file, and leaves the database as it was', async () => {
+  it("refuses --workers past the machine's cores, in the flag and in a config file, and leaves the database as it was", async () => {
     const before = digest(db);
     const limit = Math.max(2, availableParallelism());
     const flag = await fodder(['crawl', ...base(), '--workers', '1000']);
@@ -118,7 +118,7 @@ describe('bad input', () => {
     expect(digest(db)).toBe(before);
   });
 
-  it('refuses a system the package set does not know, with Nix\'s message, and an empty --system, before any crawl is recorded', async () => {
+  it("refuses a system the package set does not know, with Nix's message, and an empty --system, before any crawl is recorded", async () => {
     const before = digest(db);
     const bogus = await fodder(['crawl', ...base(), '--system', 'bogus-system']);
     expect(bogus.code, bogus.stderr + bogus.stdout).toBe(1);
@@ -136,7 +136,7 @@ describe('bad input', () => {
     expect(digest(db)).toBe(before);
   });
 
-  it('fails a crawl whose package set does not load (a syntax error, a top level that throws) with Nix\'s message, and refuses a plain file', async () => {
+  it("fails a crawl whose package set does not load (a syntax error, a top level that throws) with Nix's message, and refuses a plain file", async () => {
     for (const [body, said] of [
       ['{ system, config ? {}, overlays ? [] }: { a = ; }', /syntax error/],
       ['{ system, config ? {}, overlays ? [] }: throw "this package set refuses to load"', /this package set refuses to load/],
@@ -171,7 +171,22 @@ describe('bad input', () => {
 
   it('crawls only below --attr and records it', async () => {
     const d2 = join(dir, 'attr.db');
-    const r = await fodder(['crawl', '--nixpkgs', FIXTURE, '--db', d2, '--store', join(dir, 'store'), '--system', 'x86_64-linux', '--variant', 'default', '--attr', 'hello', '--json']);
+    const r = await fodder([
+      'crawl',
+      '--nixpkgs',
+      FIXTURE,
+      '--db',
+      d2,
+      '--store',
+      join(dir, 'store'),
+      '--system',
+      'x86_64-linux',
+      '--variant',
+      'default',
+      '--attr',
+      'hello',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).attrs).toMatchObject({ total: 1, drv: 1 });
   });

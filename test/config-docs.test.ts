@@ -25,7 +25,12 @@ function tableAfter(text: string, from: number, header: string): string[][] {
   const rows: string[][] = [];
   for (const line of lines.slice(start + 2)) {
     if (!line.startsWith('|')) break;
-    rows.push(line.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim()));
+    rows.push(
+      line
+        .slice(1, -1)
+        .split(/(?<!\\)\|/)
+        .map((c) => c.trim()),
+    );
   }
   return rows;
 }
@@ -63,8 +68,14 @@ const SAID_IN_WORDS: Record<string, (v: unknown) => void> = {
   'fetch.cache.level': (v) => expect(v).toBeUndefined(),
   'fetch.cache.secretKeyFile': (v) => expect(v).toBeUndefined(),
   // service.nixpkgs is null as a whole unless set, so its keys have no value of their own
-  'service.nixpkgs.git': (v) => { expect(v).toBeUndefined(); expect(defaults.service.nixpkgs).toBeNull(); },
-  'service.nixpkgs.branch': (v) => { expect(v).toBeUndefined(); expect(configSchema.shape.service.parse({ nixpkgs: { git: 'x' } }).nixpkgs?.branch).toBe('master'); },
+  'service.nixpkgs.git': (v) => {
+    expect(v).toBeUndefined();
+    expect(defaults.service.nixpkgs).toBeNull();
+  },
+  'service.nixpkgs.branch': (v) => {
+    expect(v).toBeUndefined();
+    expect(configSchema.shape.service.parse({ nixpkgs: { git: 'x' } }).nixpkgs?.branch).toBe('master');
+  },
 };
 
 describe('docs/config.md: the defaults table is the schema', () => {
@@ -102,9 +113,14 @@ describe('the other docs state the same defaults', () => {
 
   /** `fodder fetch`'s options and the key each overrides. */
   const FETCH_FLAGS: Record<string, string> = {
-    '--concurrency N': 'fetch.concurrency', '--per-host N': 'fetch.perHost', '--connect-timeout S': 'fetch.connectTimeoutSec',
-    '--idle-timeout S': 'fetch.idleTimeoutSec', '--retries N': 'fetch.retries', '--retry-delay S': 'fetch.retryDelaySec',
-    '--max-size MiB': 'fetch.maxSizeMb', '--db F': 'db',
+    '--concurrency N': 'fetch.concurrency',
+    '--per-host N': 'fetch.perHost',
+    '--connect-timeout S': 'fetch.connectTimeoutSec',
+    '--idle-timeout S': 'fetch.idleTimeoutSec',
+    '--retries N': 'fetch.retries',
+    '--retry-delay S': 'fetch.retryDelaySec',
+    '--max-size MiB': 'fetch.maxSizeMb',
+    '--db F': 'db',
   };
   test.each([
     ['fetch.md', '| option | default | meaning |', 1],
@@ -128,7 +144,9 @@ describe('docs/config.md: every example resolves to what the doc says', () => {
   const text = doc('config.md');
   const blocks = [...text.matchAll(/^```yaml example\n([\s\S]*?)^```\n/gm)];
   const path = process.env.PATH;
-  afterEach(() => { process.env.PATH = path; });
+  afterEach(() => {
+    process.env.PATH = path;
+  });
 
   test('there are examples', () => expect(blocks.length).toBeGreaterThanOrEqual(2));
 
@@ -148,7 +166,10 @@ describe('docs/config.md: every example resolves to what the doc says', () => {
     const rows = tableAfter(text, block.index + block[0].length, '| setting | resolved |');
     expect(rows.length).toBeGreaterThan(0);
     for (const [key, cell] of rows) {
-      const shown = cell.replace(/^`|`$/g, '').replace(/\bDIR\b/g, dir).replace(/\bCWD\b/g, process.cwd());
+      const shown = cell
+        .replace(/^`|`$/g, '')
+        .replace(/\bDIR\b/g, dir)
+        .replace(/\bCWD\b/g, process.cwd());
       expect(at(settings, key.replace(/`/g, '')), key).toEqual(parseYaml(shown));
     }
   });

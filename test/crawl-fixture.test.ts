@@ -45,8 +45,21 @@ beforeAll(async () => {
   dbFile = join(dir, 'fodder.db');
   store = join(dir, 'store');
   writeFileSync(join(dir, 'fodder.yaml'), configYaml());
-  const r = await fodder(['crawl', '--config', join(dir, 'fodder.yaml'), '--nixpkgs', FIXTURE, '--db', dbFile,
-    '--store', store, '--workers', '2', '--json', ...SYSTEMS.flatMap((s) => ['--system', s])]);
+  const r = await fodder([
+    'crawl',
+    '--config',
+    join(dir, 'fodder.yaml'),
+    '--nixpkgs',
+    FIXTURE,
+    '--db',
+    dbFile,
+    '--store',
+    store,
+    '--workers',
+    '2',
+    '--json',
+    ...SYSTEMS.flatMap((s) => ['--system', s]),
+  ]);
   expect(r.code, r.stderr).toBe(0);
   summary = JSON.parse(r.stdout);
   stderrOfCrawl = r.stderr;
@@ -80,12 +93,25 @@ describe('crawling the test package set', () => {
     const all = [...new Set([...byDrv.values()].flat())];
     const shown: Record<string, Awaited<ReturnType<typeof showDerivations>>[string]> = {};
     for (const s of [store, `${store}-w1`]) {
-      const here = all.filter((d) => !shown[d] && (() => { try { return storeHolding(store, d, 2) === s; } catch { return false; } })());
+      const here = all.filter(
+        (d) =>
+          !shown[d] &&
+          (() => {
+            try {
+              return storeHolding(store, d, 2) === s;
+            } catch {
+              return false;
+            }
+          })(),
+      );
       Object.assign(shown, await showDerivations(s, here));
     }
     let compared = 0;
     for (const a of attrs) {
-      const truth = byDrv.get(a.drv_path)!.filter((d) => shown[d].outputs.out?.hash).sort();
+      const truth = byDrv
+        .get(a.drv_path)!
+        .filter((d) => shown[d].outputs.out?.hash)
+        .sort();
       const ours = sourcesOf(db, a.path, { system: a.system, variant: a.variant });
       expect(ours.drvPath).toBe(a.drv_path);
       expect(ours.sources.map((s) => s.drvPath).sort(), `${a.path} on ${a.system}/${a.variant}`).toEqual(truth);
@@ -102,23 +128,33 @@ describe('crawling the test package set', () => {
 
   it('records, per target, the FODs the shards walked, which are the closure of its derivation attributes', () => {
     // the workers report each shard's closure; the definition is a recursive query over the graph
-    const byQuery = rowsWhere(`
+    const byQuery = rowsWhere(
+      `
       WITH RECURSIVE c(system, variant, p) AS (
         SELECT system, variant, drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
         UNION SELECT c.system, c.variant, i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
       SELECT DISTINCT c.system, c.variant, c.p drv_path FROM c JOIN fods f ON f.drv_path = c.p
-      ORDER BY 1, 2, 3`, summary.crawl);
+      ORDER BY 1, 2, 3`,
+      summary.crawl,
+    );
     const recorded = rowsWhere(`SELECT system, variant, drv_path FROM fod_seen WHERE crawl_id = ? ORDER BY 1, 2, 3`, summary.crawl);
     expect(byQuery.length).toBeGreaterThan(100);
     expect(recorded).toEqual(byQuery);
-    const closure = rowsWhere(`
+    const closure = rowsWhere(
+      `
       WITH RECURSIVE c(p) AS (
         SELECT drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
         UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
-      SELECT COUNT(*) n FROM c`, summary.crawl)[0].n;
+      SELECT COUNT(*) n FROM c`,
+      summary.crawl,
+    )[0].n;
     expect(summary.drvs).toBe(closure);
     // into a fresh database, the progress counts (new rows) end at the summary's figures
-    const last = stderrOfCrawl.trim().split('\n').filter((l) => l.startsWith('crawl: targets')).at(-1);
+    const last = stderrOfCrawl
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('crawl: targets'))
+      .at(-1);
     expect(last).toContain(`drvs ${summary.drvs}  fods ${summary.fods}`);
   });
 
@@ -146,7 +182,7 @@ describe('crawling the test package set', () => {
     for (const e of expected.stringContextOnly) expect(sourceNames(e.path, 'x86_64-linux', 'default')).toContain(e.fodName);
   });
 
-  it('records every uncatchable attribute with Nix\'s message and crawls everything after it', () => {
+  it("records every uncatchable attribute with Nix's message and crawls everything after it", () => {
     for (const e of expected.uncatchable) {
       const rows = rowsWhere(`SELECT system, variant, status, error_kind, error FROM attrs WHERE path = ?`, formatAttrPath(e.path));
       expect(rows.length, formatAttrPath(e.path)).toBe(SYSTEMS.length * 3);
@@ -156,8 +192,11 @@ describe('crawling the test package set', () => {
       }
       // every later sibling (names are walked in sorted order) was still evaluated
       const parent = formatAttrPath(e.path.slice(0, -1));
-      const later = rowsWhere(`SELECT path FROM attrs WHERE ${e.path.length === 1 ? 'parent = \'\'' : 'parent = ?'} AND path > ? AND system = 'x86_64-linux' AND variant = 'default'`,
-        ...(e.path.length === 1 ? [] : [parent]), formatAttrPath(e.path));
+      const later = rowsWhere(
+        `SELECT path FROM attrs WHERE ${e.path.length === 1 ? "parent = ''" : 'parent = ?'} AND path > ? AND system = 'x86_64-linux' AND variant = 'default'`,
+        ...(e.path.length === 1 ? [] : [parent]),
+        formatAttrPath(e.path),
+      );
       expect(later.length, `siblings after ${formatAttrPath(e.path)}`).toBeGreaterThan(0);
     }
   });
@@ -165,7 +204,8 @@ describe('crawling the test package set', () => {
   it('records caught failures with their message, and lets the permissive variant through', () => {
     expect(expected.catchable.length).toBeGreaterThan(0);
     for (const e of expected.catchable) {
-      const get = (variant: string) => rowsWhere(`SELECT status, error_kind, error FROM attrs WHERE path = ? AND system = 'x86_64-linux' AND variant = ?`, formatAttrPath(e.path), variant)[0];
+      const get = (variant: string) =>
+        rowsWhere(`SELECT status, error_kind, error FROM attrs WHERE path = ? AND system = 'x86_64-linux' AND variant = ?`, formatAttrPath(e.path), variant)[0];
       const def = get('default');
       expect(def, formatAttrPath(e.path)).toMatchObject({ status: 'error', error_kind: 'catchable' });
       expect(def.error).toMatch(/error/);
@@ -184,7 +224,12 @@ describe('crawling the test package set', () => {
       const alias = (p: string) => rowsWhere(`SELECT alias_of FROM attrs WHERE path = ? AND system = 'x86_64-linux' AND variant = 'default'`, p)[0].alias_of;
       expect(alias(second), second).toBe(first);
       expect(alias(first), first).toBeNull();
-      const below = (p: string) => rowsWhere(`SELECT COUNT(*) n FROM attrs WHERE path LIKE ? AND depth > ? AND system = 'x86_64-linux' AND variant = 'default'`, `${p}.%`, p.split('.').length + 1)[0].n;
+      const below = (p: string) =>
+        rowsWhere(
+          `SELECT COUNT(*) n FROM attrs WHERE path LIKE ? AND depth > ? AND system = 'x86_64-linux' AND variant = 'default'`,
+          `${p}.%`,
+          p.split('.').length + 1,
+        )[0].n;
       expect(Number(below(second))).toBe(0);
     }
     const maxDepth = rowsWhere(`SELECT MAX(depth) d FROM attrs`)[0].d as unknown as number;
@@ -196,7 +241,9 @@ describe('crawling the test package set', () => {
       const drv = rowsWhere(`SELECT drv_path FROM attrs WHERE path = ? AND system = 'x86_64-linux' AND variant = 'permissive'`, formatAttrPath(h.path))[0];
       expect(drv, formatAttrPath(h.path)).toBeDefined();
     }
-    const algos = rowsWhere(`SELECT DISTINCT hash_algo FROM fods`).map((r) => r.hash_algo).sort();
+    const algos = rowsWhere(`SELECT DISTINCT hash_algo FROM fods`)
+      .map((r) => r.hash_algo)
+      .sort();
     expect(algos).toEqual(['md5', 'sha1', 'sha256', 'sha512']);
   });
 
@@ -238,18 +285,32 @@ describe('crawling the test package set', () => {
   });
 });
 
-describe('classifying the test package set\'s fetchers', () => {
+describe("classifying the test package set's fetchers", () => {
   const KIND: Record<string, [string, boolean]> = {
-    fetchurlBuiltin: ['url', false], fetchurlMirror: ['url', false], fetchzipTarball: ['archive', false],
-    fetchzipZip: ['archive', false], fetchzipNoStripRoot: ['archive', false], fetchzipUserPostFetch: ['archive', true],
-    fetchzip2017Tarball: ['archive', false], fetchzip2017NoStripRoot: ['archive', false], fetchzip2018HiddenTopEntry: ['archive', false],
-    texliveTarIntoOut: ['archive', false], texliveStripped: ['archive', false],
-    fetchpatch: ['patch', false], fetchpatchAlreadyNormalised: ['patch', false], fetchgit: ['git', false],
-    fetchgitSubmodules: ['git', false], fetchhg: ['hg', false], fetchsvn: ['svn', false], vendored: ['vendor', false],
+    fetchurlBuiltin: ['url', false],
+    fetchurlMirror: ['url', false],
+    fetchzipTarball: ['archive', false],
+    fetchzipZip: ['archive', false],
+    fetchzipNoStripRoot: ['archive', false],
+    fetchzipUserPostFetch: ['archive', true],
+    fetchzip2017Tarball: ['archive', false],
+    fetchzip2017NoStripRoot: ['archive', false],
+    fetchzip2018HiddenTopEntry: ['archive', false],
+    texliveTarIntoOut: ['archive', false],
+    texliveStripped: ['archive', false],
+    fetchpatch: ['patch', false],
+    fetchpatchAlreadyNormalised: ['patch', false],
+    fetchgit: ['git', false],
+    fetchgitSubmodules: ['git', false],
+    fetchhg: ['hg', false],
+    fetchsvn: ['svn', false],
+    vendored: ['vendor', false],
     requireFile: ['manual', false],
   };
-  it('gives every fetcher its kind, tells a user postFetch from the fetcher\'s own, and reads git details', () => {
-    const fetchers = (expected as unknown as { fetchers: Record<string, { fodName: string; rev?: string; url?: string; fetchSubmodules?: boolean; urls?: string[] }> }).fetchers;
+  it("gives every fetcher its kind, tells a user postFetch from the fetcher's own, and reads git details", () => {
+    const fetchers = (
+      expected as unknown as { fetchers: Record<string, { fodName: string; rev?: string; url?: string; fetchSubmodules?: boolean; urls?: string[] }> }
+    ).fetchers;
     expect(Object.keys(fetchers).sort()).toEqual(Object.keys(KIND).sort());
     for (const [name, e] of Object.entries(fetchers)) {
       const rows = rowsWhere(`SELECT kind, post_fetch, git_json, urls_json, resolved_urls_json FROM fods WHERE name = ?`, e.fodName);
@@ -280,12 +341,30 @@ describe('classifying the test package set\'s fetchers', () => {
 
 describe('overlays', () => {
   it('crawls what an overlay adds and overrides', async () => {
-    const ov = (expected as unknown as { overlay: { file: string; adds: { path: string[]; fodName: string }[]; overrides: { path: string[]; fodName: string; replaces: string }[] } }).overlay;
+    const ov = (
+      expected as unknown as {
+        overlay: { file: string; adds: { path: string[]; fodName: string }[]; overrides: { path: string[]; fodName: string; replaces: string }[] };
+      }
+    ).overlay;
     const d = tempDir();
     writeFileSync(join(d, 'c.yaml'), `overlays: [${JSON.stringify(join(ROOT, ov.file))}]\n`);
     const file = join(d, 'o.db');
-    const r = await fodder(['crawl', '--config', join(d, 'c.yaml'), '--nixpkgs', FIXTURE, '--db', file, '--store', join(d, 'store'),
-      '--system', 'x86_64-linux', '--variant', 'default', '--json']);
+    const r = await fodder([
+      'crawl',
+      '--config',
+      join(d, 'c.yaml'),
+      '--nixpkgs',
+      FIXTURE,
+      '--db',
+      file,
+      '--store',
+      join(d, 'store'),
+      '--system',
+      'x86_64-linux',
+      '--variant',
+      'default',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const odb = openDb(file, { readonly: true });
     for (const a of ov.adds) expect(sourcesOf(odb, formatAttrPath(a.path)).sources.map((s) => s.name)).toContain(a.fodName);
@@ -298,7 +377,7 @@ describe('overlays', () => {
   });
 });
 
-describe('store paths of the test package set\'s FODs', () => {
+describe("store paths of the test package set's FODs", () => {
   it('computes, for every FOD of the crawl, the outPath Nix wrote in its .drv', async () => {
     const { fodStorePath } = await import('../src/nix-formats/store-path.js');
     const { toSri } = await import('../src/nix-formats/hash.js');

@@ -10,9 +10,18 @@ const FETCH = `fetch = name: derivation {
     url = "http://127.0.0.1:9/\${name}"; urls = "http://127.0.0.1:9/\${name}";
     outputHash = builtins.hashString "sha256" name; outputHashAlgo = "sha256"; outputHashMode = "flat"; };`;
 
-function attrsOf(db: string): Record<string, { status: string; error_kind: string | null; error: string | null; alias_of: string | null; reason: string | null }> {
+function attrsOf(
+  db: string,
+): Record<string, { status: string; error_kind: string | null; error: string | null; alias_of: string | null; reason: string | null }> {
   const d = new Database(db, { readonly: true });
-  const rows = d.prepare(`SELECT path, status, error_kind, error, alias_of, reason FROM attrs`).all() as { path: string; status: string; error_kind: string | null; error: string | null; alias_of: string | null; reason: string | null }[];
+  const rows = d.prepare(`SELECT path, status, error_kind, error, alias_of, reason FROM attrs`).all() as {
+    path: string;
+    status: string;
+    error_kind: string | null;
+    error: string | null;
+    alias_of: string | null;
+    reason: string | null;
+  }[];
   d.close();
   return Object.fromEntries(rows.map((r) => [r.path, r]));
 }
@@ -30,7 +39,7 @@ async function crawlSet(set: string, extra: string[] = [], configYaml?: string, 
 }
 
 describe('the walk', () => {
-  it('records every uncatchable failure with Nix\'s message and crawls what follows', async () => {
+  it("records every uncatchable failure with Nix's message and crawls what follows", async () => {
     const set = writePackageSet(`{ system, config ? {}, overlays ? [] }: let ${FETCH}
       pkg = n: derivation { name = n; inherit system; builder = "/bin/sh"; src = fetch "\${n}.tar"; }; in rec {
       a-ok = pkg "a";
@@ -131,7 +140,7 @@ describe('the walk', () => {
     }
   });
 
-  it('lets the variant decide what is allowed, not NIXPKGS_ALLOW_* in the caller\'s environment', async () => {
+  it("lets the variant decide what is allowed, not NIXPKGS_ALLOW_* in the caller's environment", async () => {
     const set = writePackageSet(`{ system, config ? {}, overlays ? [] }: let ${FETCH}
       pkg = n: derivation { name = n; inherit system; builder = "/bin/sh"; src = fetch "\${n}.tar"; }; in {
       gated = if builtins.getEnv "NIXPKGS_ALLOW_UNFREE" == "1" || (config.allowUnfree or false) then pkg "gated" else throw "unfree, refused";

@@ -13,10 +13,7 @@ const TARGETS = ['--system', 'x86_64-linux', '--system', 'aarch64-linux'];
 function snapshot(file: string, options = { texts: true }) {
   const db = new Database(file, { readonly: true });
   const q = (sql: string) => db.prepare(sql).all();
-  const texts = options.texts ? {
-    texts: q(`SELECT * FROM drv_texts ORDER BY drv_path`),
-    sources: q(`SELECT * FROM store_sources ORDER BY path`),
-  } : {};
+  const texts = options.texts ? { texts: q(`SELECT * FROM drv_texts ORDER BY drv_path`), sources: q(`SELECT * FROM store_sources ORDER BY path`) } : {};
   const snap = {
     crawls: q(`SELECT status FROM crawls`),
     targets: q(`SELECT system, variant, done FROM crawl_targets ORDER BY system, variant`),

@@ -49,7 +49,9 @@ describe('crawl status', () => {
     const id = crawl('k');
     // rows in the open write transaction are dropped
     store.begin();
-    db.prepare(`INSERT INTO attrs (crawl_id, system, variant, path, path_json, depth, status) VALUES (?, 'x86_64-linux', 'default', 'a', '["a"]', 1, 'drv')`).run(id);
+    db.prepare(
+      `INSERT INTO attrs (crawl_id, system, variant, path, path_json, depth, status) VALUES (?, 'x86_64-linux', 'default', 'a', '["a"]', 1, 'drv')`,
+    ).run(id);
     expect(abandonCrawls(db, 'failed')).toEqual([id]);
     expect(db.inTransaction).toBe(false);
     expect(db.prepare(`SELECT COUNT(*) FROM attrs`).pluck().get()).toBe(0);
@@ -99,7 +101,8 @@ describe('crawl status', () => {
     reader.close();
     const writer = openDb(file);
     expect(writer.prepare(`SELECT id, key, status, pid FROM crawls ORDER BY id`).all()).toEqual([
-      { id, key: 'k', status: 'done', pid: null }, { id: id + 1, key: 'k2', status: 'running', pid: null },
+      { id, key: 'k', status: 'done', pid: null },
+      { id: id + 1, key: 'k2', status: 'running', pid: null },
     ]);
     expect(abandonCrawls(writer, 'failed')).toEqual([]); // not this process's
     writer.prepare(`UPDATE crawls SET status = 'failed' WHERE id = ?`).run(id + 1);

@@ -21,8 +21,14 @@ import { api, startServe, waitJob, writeServiceConfig, type RunningService } fro
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 const SCREENSHOT = join(ROOT, 'test-artifacts', 'dashboard.png');
 
@@ -47,7 +53,10 @@ beforeAll(async () => {
   expect(done.status, JSON.stringify(done)).toBe('done');
 
   context = await chromium.launchPersistentContext(tempDir('fodder-chromium-'), {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 },
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 900 },
   });
   await context.route('**/*', async (route) => {
     const url = new URL(route.request().url());
@@ -55,7 +64,7 @@ beforeAll(async () => {
     elsewhere.push(url.href);
     return route.abort();
   });
-  page = context.pages()[0] ?? await context.newPage();
+  page = context.pages()[0] ?? (await context.newPage());
   await page.goto(`${service.url}/`);
   await page.waitForSelector('body[data-loaded]');
 }, 120_000);
@@ -164,7 +173,9 @@ describe('the dashboard', () => {
             if (event && data) events.push({ event, data: JSON.parse(data) });
           }
         }
-      } catch { /* aborted */ }
+      } catch {
+        /* aborted */
+      }
     })();
 
     const posted = await api<{ id: number }>(service.url, '/api/jobs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
@@ -172,9 +183,16 @@ describe('the dashboard', () => {
     const id = posted.body.id;
     await page.waitForFunction((id) => document.querySelector('#job-status')?.textContent?.startsWith(`#${id} running`), id, { timeout: 30_000 });
     // the counts move: a progress line of the crawl or the fetch, then the fetch stage lit
-    await page.waitForFunction(() => /\d+ \/ \d+ (attributes|sources)/.test(document.querySelector('#job-progress')?.textContent ?? ''), undefined, { timeout: 30_000 });
-    await page.waitForFunction(() => document.querySelector('#job-stages li[data-stage="fetch"]')?.classList.contains('active')
-      || document.querySelector('#job-stages li[data-stage="crawl"]')?.classList.contains('past'), undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => /\d+ \/ \d+ (attributes|sources)/.test(document.querySelector('#job-progress')?.textContent ?? ''), undefined, {
+      timeout: 30_000,
+    });
+    await page.waitForFunction(
+      () =>
+        document.querySelector('#job-stages li[data-stage="fetch"]')?.classList.contains('active') ||
+        document.querySelector('#job-stages li[data-stage="crawl"]')?.classList.contains('past'),
+      undefined,
+      { timeout: 60_000 },
+    );
     await page.waitForFunction((id) => document.querySelector('#job-status')?.textContent?.startsWith(`#${id} done`), id, { timeout: 60_000 });
     expect(await page.locator('#job-stages li.past').count()).toBe(3);
     expect(await page.locator('#live').getAttribute('data-state')).toBe('live');

@@ -21,7 +21,10 @@ let attrs: { path: string[]; drvPath: string }[];
 
 const nixStore = (store: string, args: string[], input?: Buffer) =>
   execFileSync('nix-store', ['--store', store, ...args], { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
-const storeFiles = (root: string) => readdirSync(join(root, 'nix', 'store')).filter((n) => !n.startsWith('.')).map((n) => `/nix/store/${n}`);
+const storeFiles = (root: string) =>
+  readdirSync(join(root, 'nix', 'store'))
+    .filter((n) => !n.startsWith('.'))
+    .map((n) => `/nix/store/${n}`);
 
 beforeAll(async () => {
   const dir = tempDir('fodder-drvdb-');
@@ -29,15 +32,20 @@ beforeAll(async () => {
   const r = await fodder(['crawl', '--nixpkgs', FIXTURE, '--system', SYSTEM, '--variant', 'default', '--db', dbFile, '--json']);
   expect(r.code, r.stderr).toBe(0);
   db = openDb(dbFile, { readonly: true });
-  attrs = (db.prepare(`SELECT path_json, drv_path FROM attrs WHERE status = 'drv'`).all() as { path_json: string; drv_path: string }[])
-    .map((a) => ({ path: JSON.parse(a.path_json) as string[], drvPath: a.drv_path }));
+  attrs = (db.prepare(`SELECT path_json, drv_path FROM attrs WHERE status = 'drv'`).all() as { path_json: string; drv_path: string }[]).map((a) => ({
+    path: JSON.parse(a.path_json) as string[],
+    drvPath: a.drv_path,
+  }));
 
   // the judge: Nix itself instantiates every one of those attributes into a chroot store
   chroot = join(dir, 'chroot');
   const expr = `
     let pkgs = import ${FIXTURE} { system = "${SYSTEM}"; };
     in map (p: (builtins.foldl' (v: n: v.\${n}) pkgs p).drvPath) (builtins.fromJSON ${JSON.stringify(JSON.stringify(attrs.map((a) => a.path)))})`;
-  const out = execFileSync('nix-instantiate', ['--store', chroot, '--eval', '--strict', '--json', '--read-write-mode', '-E', expr], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const out = execFileSync('nix-instantiate', ['--store', chroot, '--eval', '--strict', '--json', '--read-write-mode', '-E', expr], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
   expect(JSON.parse(out)).toEqual(attrs.map((a) => a.drvPath));
 }, 300_000);
 
@@ -72,16 +80,34 @@ describe('a worker that empties its scratch drv store after every shard', () => 
   test('records the same derivations, texts, sources and attributes', async () => {
     const dir = tempDir('fodder-drvdb-');
     writeFileSync(join(dir, 'fodder.yaml'), 'limits:\n  scratchDrvs: 1\n');
-    const r = await fodder(['crawl', '--config', join(dir, 'fodder.yaml'), '--nixpkgs', FIXTURE, '--system', SYSTEM,
-      '--variant', 'default', '--db', join(dir, 'fodder.db'), '--json'], { env: { FODDER_TIMINGS: '1' } });
+    const r = await fodder(
+      [
+        'crawl',
+        '--config',
+        join(dir, 'fodder.yaml'),
+        '--nixpkgs',
+        FIXTURE,
+        '--system',
+        SYSTEM,
+        '--variant',
+        'default',
+        '--db',
+        join(dir, 'fodder.db'),
+        '--json',
+      ],
+      { env: { FODDER_TIMINGS: '1' } },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/pruned the scratch drv store/);
     const pruned = openDb(join(dir, 'fodder.db'), { readonly: true });
     for (const sql of [
-      `SELECT * FROM drv_texts ORDER BY drv_path`, `SELECT * FROM store_sources ORDER BY path`,
-      `SELECT * FROM drvs ORDER BY drv_path`, `SELECT * FROM fods ORDER BY drv_path`,
+      `SELECT * FROM drv_texts ORDER BY drv_path`,
+      `SELECT * FROM store_sources ORDER BY path`,
+      `SELECT * FROM drvs ORDER BY drv_path`,
+      `SELECT * FROM fods ORDER BY drv_path`,
       `SELECT path, status, drv_path, error FROM attrs ORDER BY path`,
-    ]) expect(pruned.prepare(sql).all(), sql).toEqual(db.prepare(sql).all());
+    ])
+      expect(pruned.prepare(sql).all(), sql).toEqual(db.prepare(sql).all());
     pruned.close();
   }, 120_000);
 });

@@ -70,7 +70,9 @@ describe('resolveUrls', () => {
   it('expands mirror:// in mirror order and keeps plain URLs in place', () => {
     const mirrors = { gnu: ['http://a/gnu/', 'http://b/pub/gnu'] };
     expect(resolveUrls(['mirror://gnu/hello/h.tar.gz', 'http://c/h.tar.gz'], mirrors)).toEqual([
-      'http://a/gnu/hello/h.tar.gz', 'http://b/pub/gnu/hello/h.tar.gz', 'http://c/h.tar.gz',
+      'http://a/gnu/hello/h.tar.gz',
+      'http://b/pub/gnu/hello/h.tar.gz',
+      'http://c/h.tar.gz',
     ]);
     expect(resolveUrls(['mirror://unknown/x'], mirrors)).toEqual([]);
   });
@@ -78,7 +80,8 @@ describe('resolveUrls', () => {
 
 describe('hasCustomPostFetch', () => {
   // nixpkgs' fetchzip script, with `extra` where a user's postFetch goes
-  const zip = (extra: string) => `unpackDir="$TMPDIR/unpack"\nmkdir "$unpackDir"\ncd "$unpackDir"\n\n` +
+  const zip = (extra: string) =>
+    `unpackDir="$TMPDIR/unpack"\nmkdir "$unpackDir"\ncd "$unpackDir"\n\n` +
     `renamed="$TMPDIR/x.tar.gz"\nmv "$downloadedFile" "$renamed"\nunpackFile "$renamed"\nchmod -R +w "$unpackDir"\n` +
     `if [ $(ls -A "$unpackDir" | wc -l) != 1 ]; then\n  echo "error: zip file must contain a single file or directory."\n` +
     `  echo "hint: Pass stripRoot=false; to fetchzip to assume flat list of files."\n  exit 1\nfi\n` +

@@ -27,8 +27,10 @@ test('a .drv whose narinfo is larger than the first read buffer is read whole, w
   expect(statSync(narinfoFile(dir, drv)).size).toBeGreaterThan(64 * 1024);
   const graph = new DrvGraph();
   const read: ReadClosure = { drvs: [], sources: [] };
-  readDrvClosure([drv], dir, { }, graph, read);
-  const nixSays = execFileSync('nix-store', ['--store', url, '-qR', drv], { encoding: 'utf8', maxBuffer: 1 << 26 }).trim().split('\n');
+  readDrvClosure([drv], dir, {}, graph, read);
+  const nixSays = execFileSync('nix-store', ['--store', url, '-qR', drv], { encoding: 'utf8', maxBuffer: 1 << 26 })
+    .trim()
+    .split('\n');
   expect(read.drvs.map((d) => d.drvPath).sort()).toEqual(nixSays.filter((p) => p.endsWith('.drv')).sort());
   expect(read.drvs.find((d) => d.drvPath === drv)!.inputDrvs).toHaveLength(INPUTS);
 });

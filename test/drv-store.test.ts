@@ -60,8 +60,19 @@ describe('drv store directories', () => {
   test('crawl refuses a chroot store left by an earlier version, and names it', async () => {
     const d = tempDir('fodder-oldstore-');
     mkdirSync(join(d, 'store', 'nix', 'var', 'nix', 'db'), { recursive: true });
-    const r = await fodder(['crawl', '--nixpkgs', FIXTURE, '--db', join(d, 'f.db'),
-      '--store', join(d, 'store'), '--system', 'x86_64-linux', '--variant', 'default']);
+    const r = await fodder([
+      'crawl',
+      '--nixpkgs',
+      FIXTURE,
+      '--db',
+      join(d, 'f.db'),
+      '--store',
+      join(d, 'store'),
+      '--system',
+      'x86_64-linux',
+      '--variant',
+      'default',
+    ]);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain(`${join(d, 'store')} is a chroot Nix store`);
   });

@@ -33,8 +33,15 @@ const EVERYTHING = 'url,archive,git,hg,svn,patch,vendor,manual,other,nix';
 
 /** Every archive FOD; all but trimmed (a custom postFetch) reproduced by the archive plug-in. */
 const ARCHIVES = [
-  'appledouble-1.1-source', 'flatpack-1.0-source', 'oldflat-1.0-source', 'oldgh-v0.9-src', 'source', 'tl-alpha-1.0', 'tl-beta-2.1',
-  'trimmed-2.0-source', 'unzipme-0.3-source',
+  'appledouble-1.1-source',
+  'flatpack-1.0-source',
+  'oldflat-1.0-source',
+  'oldgh-v0.9-src',
+  'source',
+  'tl-alpha-1.0',
+  'tl-beta-2.1',
+  'trimmed-2.0-source',
+  'unzipme-0.3-source',
 ];
 
 let upstream: Upstream | null = null;
@@ -42,9 +49,14 @@ let publicKey = '';
 const flat = {} as { crawl: FixtureCrawl; mirror: string; summary: FetchSummary; report: Report };
 const all = {} as { crawl: Omit<FixtureCrawl, 'store'>; mirror: string; summary: FetchSummary; report: Report; fods: Fod[] };
 const changed = {} as {
-  crawl: Omit<FixtureCrawl, 'store'>; mirror: string; summary: FetchSummary; report: Report; libghNewHash: string;
+  crawl: Omit<FixtureCrawl, 'store'>;
+  mirror: string;
+  summary: FetchSummary;
+  report: Report;
+  libghNewHash: string;
   /** the same, fetched again with the nix fallback on: Nix itself judges the custom postFetch */
-  nixSummary: FetchSummary; nixReport: Report;
+  nixSummary: FetchSummary;
+  nixReport: Report;
 };
 
 async function cli(args: string[]): Promise<string> {
@@ -81,8 +93,18 @@ function repack(upstreamDir: string, archive: string, top: string, edit: (tree: 
 function importDrvs(crawlStore: string, drvs: string[], store: string): void {
   for (const drv of drvs) {
     const from = storeHolding(crawlStore, drv, 8);
-    const r = spawnSync('bash', ['-c', 'nix-store --store "$1" --export $(nix-store --store "$1" -qR "$2") | nix-store --store "$3" --import >/dev/null', '_',
-      drvStoreUrl(from), drv, store], { encoding: 'utf8' });
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        'nix-store --store "$1" --export $(nix-store --store "$1" -qR "$2") | nix-store --store "$3" --import >/dev/null',
+        '_',
+        drvStoreUrl(from),
+        drv,
+        store,
+      ],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) throw new Error(`copying ${drv} into ${store}: ${r.stderr}`);
   }
 }
@@ -119,16 +141,30 @@ beforeAll(async () => {
     flat.summary = await fetchJson(['--db', flat.crawl.dbFile, '--mirror', flat.mirror, '--kind', 'url']);
     all.summary = await fetchJson(['--config', config, '--db', all.crawl.dbFile, '--mirror', all.mirror, '--kind', EVERYTHING, '--sign-key', k.secretKeyFile]);
   });
-  await serving((up) => {
-    changed.libghNewHash = repack(up, 'github/fixture-org/libgh/archive/v1.2.0.tar.gz', 'libgh-1.2.0',
-      (tree) => writeFileSync(join(tree, 'README'), 'libgh 1.2.0, re-tagged upstream with other content\n'));
-    repack(up, 'custom/trimmed-2.0.tar.gz', 'trimmed-2.0', (tree) => writeFileSync(join(tree, 'README'), 'trimmed 2.0, changed upstream\n'));
-  }, async () => {
-    changed.summary = await fetchJson(['--config', changedConfig, '--db', changed.crawl.dbFile, '--mirror', changed.mirror, '--kind', 'archive']);
-    changed.report = await reportJson(changed.crawl.dbFile);
-    changed.nixSummary = await fetchJson(['--config', changedConfig, '--db', changed.crawl.dbFile, '--mirror', changed.mirror, '--kind', 'archive,nix', '--retry-failed']);
-    changed.nixReport = await reportJson(changed.crawl.dbFile);
-  });
+  await serving(
+    (up) => {
+      changed.libghNewHash = repack(up, 'github/fixture-org/libgh/archive/v1.2.0.tar.gz', 'libgh-1.2.0', (tree) =>
+        writeFileSync(join(tree, 'README'), 'libgh 1.2.0, re-tagged upstream with other content\n'),
+      );
+      repack(up, 'custom/trimmed-2.0.tar.gz', 'trimmed-2.0', (tree) => writeFileSync(join(tree, 'README'), 'trimmed 2.0, changed upstream\n'));
+    },
+    async () => {
+      changed.summary = await fetchJson(['--config', changedConfig, '--db', changed.crawl.dbFile, '--mirror', changed.mirror, '--kind', 'archive']);
+      changed.report = await reportJson(changed.crawl.dbFile);
+      changed.nixSummary = await fetchJson([
+        '--config',
+        changedConfig,
+        '--db',
+        changed.crawl.dbFile,
+        '--mirror',
+        changed.mirror,
+        '--kind',
+        'archive,nix',
+        '--retry-failed',
+      ]);
+      changed.nixReport = await reportJson(changed.crawl.dbFile);
+    },
+  );
   // from here on, no server answers
   flat.report = await reportJson(flat.crawl.dbFile);
   all.report = await reportJson(all.crawl.dbFile);
@@ -148,7 +184,7 @@ describe('issue 3: the hashed mirror alone rebuilds the url sources, offline', (
     expect(s.outcomes['connect']).toBeGreaterThan(0); // the dead mirror, tried first for every mirror:// URL
   });
 
-  test('hello\'s url sources are realised in a fresh chroot store with no substituters, from the mirror alone', async () => {
+  test("hello's url sources are realised in a fresh chroot store with no substituters, from the mirror alone", async () => {
     const hello = JSON.parse(await cli(['sources', 'hello', '--db', flat.crawl.dbFile, '--json'])) as { sources: Fod[] };
     const sources = hello.sources.filter((f) => f.kind === 'url');
     expect(sources.map((f) => f.name).sort()).toEqual(['bootstrap-tools.tar.gz', 'hello-2.12.tar.gz', 'patchutils-0.4.2.tar.gz']);
@@ -159,9 +195,28 @@ describe('issue 3: the hashed mirror alone rebuilds the url sources, offline', (
     const store = join(dir, 'store-hashed-mirror');
     const drvs = sources.map((f) => f.drvPath);
     importDrvs(flat.crawl.store, drvs, store);
-    const r = spawnSync('nix-store', ['--store', store, '--realise', ...drvs,
-      '--option', 'substituters', '', '--option', 'hashed-mirrors', `file://${flat.mirror}/tarballs/`,
-      '--option', 'extra-sandbox-paths', flat.mirror, '--option', 'connect-timeout', '2'], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(
+      'nix-store',
+      [
+        '--store',
+        store,
+        '--realise',
+        ...drvs,
+        '--option',
+        'substituters',
+        '',
+        '--option',
+        'hashed-mirrors',
+        `file://${flat.mirror}/tarballs/`,
+        '--option',
+        'extra-sandbox-paths',
+        flat.mirror,
+        '--option',
+        'connect-timeout',
+        '2',
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n').sort()).toEqual(sources.map((f) => f.outPath).sort());
     for (const f of sources) expect(existsSync(join(store, f.outPath))).toBe(true);
@@ -201,8 +256,17 @@ describe('issue 4: the signed binary cache alone substitutes every FOD fodder co
     expect(s.mirrored + s.alreadyMirrored + s.dead + s.brokenHash + 1).toBe(s.fods);
     // fetchzip of today, of 2017 and of 2018-2022, and TeX Live's tar into $out: all reproduced natively
     expect(s.mirroredBy).toEqual({ url: expect.any(Number), archive: ARCHIVES.length - 1, git: 2, nix: BY_NIX.length });
-    expect(s.byKind.archive).toEqual({ fods: ARCHIVES.length, mirrored: ARCHIVES.length, alreadyMirrored: 0, dead: 0, brokenHash: 0, unverifiable: 0, failedBefore: 0 });
-    for (const k of ['patch', 'vendor', 'hg', 'svn'] as const) expect(s.byKind[k], k).toMatchObject({ mirrored: expect.any(Number), unverifiable: 0, brokenHash: 0 });
+    expect(s.byKind.archive).toEqual({
+      fods: ARCHIVES.length,
+      mirrored: ARCHIVES.length,
+      alreadyMirrored: 0,
+      dead: 0,
+      brokenHash: 0,
+      unverifiable: 0,
+      failedBefore: 0,
+    });
+    for (const k of ['patch', 'vendor', 'hg', 'svn'] as const)
+      expect(s.byKind[k], k).toMatchObject({ mirrored: expect.any(Number), unverifiable: 0, brokenHash: 0 });
     expect(s.byKind.git).toMatchObject({ fods: 2, mirrored: 2 });
     expect(s.published).toBe(s.mirrored);
   });
@@ -216,7 +280,7 @@ describe('issue 4: the signed binary cache alone substitutes every FOD fodder co
     expect(r.summary.fods).toBe(r.summary.mirrored + 3);
   });
 
-  test('every narinfo is signed by fodder\'s key, one per mirrored output', () => {
+  test("every narinfo is signed by fodder's key, one per mirrored output", () => {
     const cache = join(all.mirror, 'cache');
     const infos = readdirSync(cache).filter((n) => n.endsWith('.narinfo'));
     expect(infos.length).toBe(new Set(all.fods.map((f) => f.outPath)).size - 3);
@@ -234,16 +298,41 @@ describe('issue 4: the signed binary cache alone substitutes every FOD fodder co
     mkdirSync(store, { recursive: true });
     const byOut = new Map(all.fods.map((f) => [f.outPath, f]));
     for (const f of byOut.values()) {
-      const r = spawnSync('nix-store', [
-        '--store', store, '--option', 'substituters', `file://${join(all.mirror, 'cache')}`, '--option', 'require-sigs', 'true',
-        '--option', 'trusted-public-keys', publicKey, '--option', 'connect-timeout', '1', '--option', 'hashed-mirrors', '',
-        '--realise', f.outPath,
-      ], { encoding: 'utf8', timeout: 120_000 });
+      const r = spawnSync(
+        'nix-store',
+        [
+          '--store',
+          store,
+          '--option',
+          'substituters',
+          `file://${join(all.mirror, 'cache')}`,
+          '--option',
+          'require-sigs',
+          'true',
+          '--option',
+          'trusted-public-keys',
+          publicKey,
+          '--option',
+          'connect-timeout',
+          '1',
+          '--option',
+          'hashed-mirrors',
+          '',
+          '--realise',
+          f.outPath,
+        ],
+        { encoding: 'utf8', timeout: 120_000 },
+      );
       realised.set(f.outPath, { name: f.name, kind: f.kind, ok: r.status === 0, nixSays: r.stderr.split('\n').filter(Boolean).pop() ?? '' });
     }
     const rows = [...realised.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
-    console.log(`offline realisation of ${rows.length} FOD outputs from ${all.mirror}/cache:\n${rows.map((r) => `${r.ok ? 'realised    ' : 'NOT realised'}  ${r.kind.padEnd(7)} ${r.name}`).join('\n')}`);
-    const notRealised = rows.filter((r) => !r.ok).map((r) => r.name).sort();
+    console.log(
+      `offline realisation of ${rows.length} FOD outputs from ${all.mirror}/cache:\n${rows.map((r) => `${r.ok ? 'realised    ' : 'NOT realised'}  ${r.kind.padEnd(7)} ${r.name}`).join('\n')}`,
+    );
+    const notRealised = rows
+      .filter((r) => !r.ok)
+      .map((r) => r.name)
+      .sort();
     expect(notRealised).toEqual([...NOT_MIRRORABLE.dead, ...NOT_MIRRORABLE.broken, ...NOT_MIRRORABLE.unverifiable.map((u) => u[0] as string)].sort());
     const ok = (kind: string) => rows.filter((r) => r.kind === kind && r.ok).map((r) => r.name);
     expect(ok('archive')).toEqual(ARCHIVES);

@@ -17,12 +17,22 @@ import { startHttp, type Running } from './helpers/servers.js';
 function run(cmd: string, args: string[], options: { closeStdout?: boolean } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const child = spawn(cmd, args, { env: { ...process.env, CI: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     // the reading end closed before the command writes a byte: its first write fails with EPIPE
-    if (options.closeStdout) child.stdout.destroy(); else child.stdout.on('data', (d) => { stdout += String(d); });
-    child.stderr.on('data', (d) => { stderr += String(d); });
+    if (options.closeStdout) child.stdout.destroy();
+    else
+      child.stdout.on('data', (d) => {
+        stdout += String(d);
+      });
+    child.stderr.on('data', (d) => {
+      stderr += String(d);
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('close', (code) => { clearTimeout(timer); done({ code, stdout, stderr }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
   });
 }
 
@@ -52,15 +62,21 @@ describe('a database whose header is intact but whose pages are damaged', () => 
 
   beforeAll(() => {
     const c = createTestCrawl(db);
-    for (let i = 0; i < 300; i++) c.addDrv(`pkg-${i}`, [c.addFod({ name: `src-${i}.tar.gz`, urls: [`http://127.0.0.1:9/src-${i}`], content: `s${i}` })], `pkg${i}`);
+    for (let i = 0; i < 300; i++)
+      c.addDrv(`pkg-${i}`, [c.addFod({ name: `src-${i}.tar.gz`, urls: [`http://127.0.0.1:9/src-${i}`], content: `s${i}` })], `pkg${i}`);
     c.close();
     damagePages(db);
   });
 
   test('every command says DB_CORRUPT in one line naming the file, and exits 1', async () => {
     const commands = [
-      ['attrs'], ['attrs', '--json'], ['fods'], ['sources', 'pkg1'], ['report', '--no-save'],
-      ['fetch', '--mirror', join(dir, 'mirror'), '--no-progress'], ['verify', '--mirror', join(dir, 'mirror')],
+      ['attrs'],
+      ['attrs', '--json'],
+      ['fods'],
+      ['sources', 'pkg1'],
+      ['report', '--no-save'],
+      ['fetch', '--mirror', join(dir, 'mirror'), '--no-progress'],
+      ['verify', '--mirror', join(dir, 'mirror')],
       ['crawl', '--nixpkgs', FIXTURE, '--system', 'x86_64-linux', '--variant', 'default', '--attr', 'hello', '--no-progress'],
     ];
     mkdirSync(join(dir, 'mirror', 'tarballs'), { recursive: true });
@@ -81,7 +97,11 @@ describe('standard output closed early', () => {
     // well over a pipe's 64 KiB of output for each listing
     const c = createTestCrawl(db);
     for (let i = 0; i < 1500; i++) {
-      c.addDrv(`pkg-${i}`, [c.addFod({ name: `source-number-${i}.tar.gz`, urls: [`http://127.0.0.1:9/source-number-${i}.tar.gz`], content: `s${i}` })], `packages.pkg${i}`);
+      c.addDrv(
+        `pkg-${i}`,
+        [c.addFod({ name: `source-number-${i}.tar.gz`, urls: [`http://127.0.0.1:9/source-number-${i}.tar.gz`], content: `s${i}` })],
+        `packages.pkg${i}`,
+      );
     }
     c.close();
   });
@@ -125,21 +145,30 @@ describe('the mirror becoming read-only during a fetch', () => {
     c.close();
     mkdirSync(mirror);
   });
-  afterAll(async () => { await server?.close(); });
+  afterAll(async () => {
+    await server?.close();
+  });
 
   test('stops with the first write that failed, named in one line, and exit 1 (a tmpfs remounted read-only as root of a namespace)', async () => {
     // `unshare -rm`: root of a new user and mount namespace, for root and non-root alike
-    const r = await run('unshare', ['-rm', 'sh', '-c', `
+    const r = await run('unshare', [
+      '-rm',
+      'sh',
+      '-c',
+      `
       mount -t tmpfs tmpfs ${mirror} || exit 99
       "${process.execPath}" "${CLI}" fetch --db ${db} --mirror ${mirror} --no-progress & pid=$!
       while [ ! -e ${requested} ]; do sleep 0.02; done
       mount -o remount,ro ${mirror} || echo "remount failed"
       touch ${released}
-      wait $pid; echo "exit=$?"`]);
+      wait $pid; echo "exit=$?"`,
+    ]);
     expect(r.stdout).not.toContain('remount failed');
     expect(r.stdout).toMatch(/exit=1\n/);
     expectOneLine(r.stderr, 'MIRROR_UNWRITABLE');
-    expect(r.stderr).toMatch(new RegExp(`writing source-\\d into ${mirror}/tmp\\): EROFS: read-only file system, open '${mirror}/tmp/sha256-[0-9a-f]+/download'`));
+    expect(r.stderr).toMatch(
+      new RegExp(`writing source-\\d into ${mirror}/tmp\\): EROFS: read-only file system, open '${mirror}/tmp/sha256-[0-9a-f]+/download'`),
+    );
   }, 60_000);
 });
 
@@ -167,7 +196,13 @@ describe('an empty option value', () => {
     const c = createTestCrawl(db);
     c.addDrv('pkg', [c.addFod({ name: 'src.tar.gz', urls: ['http://127.0.0.1:9/src.tar.gz'], content: 's' })], 'pkg');
     c.close();
-    for (const args of [['attrs', '--status', ''], ['fods', '--kind', ''], ['fetch', '--mirror', ''], ['report', '--out', ''], ['crawl', '--store', '']]) {
+    for (const args of [
+      ['attrs', '--status', ''],
+      ['fods', '--kind', ''],
+      ['fetch', '--mirror', ''],
+      ['report', '--out', ''],
+      ['crawl', '--store', ''],
+    ]) {
       const r = await fodder([...args, '--db', db], { cwd: dir });
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toBe(`fodder: error [USAGE]: ${args[1]}: an empty value; leave the option out for its default`);
@@ -183,7 +218,7 @@ describe('a bug', () => {
     expect(failureText(bug)).toMatch(/^fodder: internal error: TypeError: Cannot read properties[^\n]*\n\s+at /);
     expect(failureText(bug)).toMatch(/this is a bug in fodder; please report it/);
     const expected = failureOf(Object.assign(new Error("EACCES: permission denied, open '/x/y'"), { code: 'EACCES', syscall: 'open', path: '/x/y' }));
-    expect(failureText(expected)).toBe("fodder: error [IO_PERMISSION]: /x/y: permission denied (open, EACCES)\n");
+    expect(failureText(expected)).toBe('fodder: error [IO_PERMISSION]: /x/y: permission denied (open, EACCES)\n');
     expect(failureOf(new FodderError('USAGE', 'bad')).exitCode).toBe(2);
   });
 });

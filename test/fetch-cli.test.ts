@@ -23,11 +23,19 @@ const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const child = spawn(cmd, args, { cwd: root, env: { ...process.env, CI: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += String(d); });
-    child.stderr.on('data', (d) => { stderr += String(d); });
+    let stdout = '',
+      stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += String(d);
+    });
+    child.stderr.on('data', (d) => {
+      stderr += String(d);
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('close', (code) => { clearTimeout(timer); done({ code, stdout, stderr }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
   });
 }
 
@@ -56,7 +64,11 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
   beforeAll(async () => {
     server = await startHttp((req, res) => {
       const body = req.url === '/small' ? small : req.url === '/large' ? large : null;
-      if (!body) { res.writeHead(404); res.end(); return; }
+      if (!body) {
+        res.writeHead(404);
+        res.end();
+        return;
+      }
       res.writeHead(200, { 'content-length': body.length });
       res.end(body);
     });
@@ -68,9 +80,11 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
     l.addFod({ name: 'large', urls: [server.url('/large')], content: large });
     l.close();
   });
-  afterAll(async () => { await server?.close(); });
+  afterAll(async () => {
+    await server?.close();
+  });
 
-  test('--crawl N fetches that crawl\'s sources, and names a crawl that does not exist', async () => {
+  test("--crawl N fetches that crawl's sources, and names a crawl that does not exist", async () => {
     const none = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-crawl'), '--crawl', '7', '--no-progress']);
     expect(none.code, none.stderr).toBe(1);
     expect(none.stderr).toContain('fodder: error [CRAWL_UNKNOWN]: there is no crawl 7 (the latest is 1)');
@@ -92,9 +106,14 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
     const all = await fodder(['fetch', '--db', dbFile, '--mirror', join(dir, 'm-git'), '--kind', 'nix', '--json', '--no-progress']);
     expect(all.code, all.stderr).toBe(0);
     expect(JSON.parse(all.stdout)).toMatchObject({
-      fods: 1, mirrored: 1, nixFallback: true, kinds: ['url', 'archive', 'git', 'hg', 'svn', 'patch', 'vendor', 'manual', 'other'],
+      fods: 1,
+      mirrored: 1,
+      nixFallback: true,
+      kinds: ['url', 'archive', 'git', 'hg', 'svn', 'patch', 'vendor', 'manual', 'other'],
       // a flat file goes to tarballs/ only: fetch.cache.flat is off by default
-      byKind: { url: { fods: 1, mirrored: 1 } }, mirroredBy: { url: 1 }, published: 0,
+      byKind: { url: { fods: 1, mirrored: 1 } },
+      mirroredBy: { url: 1 },
+      published: 0,
     });
   });
 
@@ -232,7 +251,9 @@ describe('kill -9 during large downloads', () => {
     });
     c.close();
   }, 60_000);
-  afterAll(async () => { await nginx?.close(); });
+  afterAll(async () => {
+    await nginx?.close();
+  });
 
   /** bytes in the partial downloads under DIR/tmp */
   const partialBytes = (): number => {
@@ -240,7 +261,11 @@ describe('kill -9 during large downloads', () => {
     if (!existsSync(tmp)) return 0;
     let n = 0;
     for (const d of readdirSync(tmp)) {
-      try { n += statSync(join(tmp, d, 'download')).size; } catch { /* not started or just finished */ }
+      try {
+        n += statSync(join(tmp, d, 'download')).size;
+      } catch {
+        /* not started or just finished */
+      }
     }
     return n;
   };
@@ -269,7 +294,9 @@ describe('kill -9 during large downloads', () => {
   test('SIGTERM stops it as cleanly: exit 143, one line saying so, run marked interrupted', async () => {
     const child = spawn(process.execPath, [cli, 'fetch', '--db', dbFile, '--mirror', mirror, '--no-progress'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d) => { stderr += String(d); });
+    child.stderr.on('data', (d) => {
+      stderr += String(d);
+    });
     await waitForProgress(partialBytes(), 4 << 20);
     child.kill('SIGTERM');
     const code = await new Promise((r) => child.once('exit', r));
@@ -309,8 +336,10 @@ describe('kill -9 during large downloads', () => {
     expect(s.dead + s.brokenHash).toBe(0);
     // ... and the next run marked them so: no run is left `running` by a process that died
     const after = openDb(dbFile, { readonly: true });
-    expect(after.prepare(`SELECT status, COUNT(*) n FROM fetch_runs GROUP BY status ORDER BY status`).all())
-      .toEqual([{ status: 'done', n: 1 }, { status: 'interrupted', n: 6 }]);
+    expect(after.prepare(`SELECT status, COUNT(*) n FROM fetch_runs GROUP BY status ORDER BY status`).all()).toEqual([
+      { status: 'done', n: 1 },
+      { status: 'interrupted', n: 6 },
+    ]);
     after.close();
     for (const h of hashes) expect(existsSync(join(mirror, 'tarballs', 'sha256', h))).toBe(true);
     const v = await verifyMirror(mirror);

@@ -36,7 +36,10 @@ describe('the runner and its plug-ins', () => {
     const stub: FetcherPlugin = {
       id: 'git',
       certainty: 'exact',
-      canFetch: (_fod, env) => { seen.push(env); return { ok: true }; },
+      canFetch: (_fod, env) => {
+        seen.push(env);
+        return { ok: true };
+      },
       async fetch(fod, ctx) {
         fetched++;
         if (ctx.env.leaveDotGit) return unverifiable('not-exact', 'leaveDotGit is not reproducible');
@@ -45,19 +48,29 @@ describe('the runner and its plug-ins', () => {
         return { ok: true, url: fod.resolvedUrls[0], urlIndex: 0, output: { type: 'tree', path: out, narHash: hex, narSize: 1 } };
       },
     };
-    const fetch = () => runFetch({
-      db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['git'], retryFailed: false, network: NETWORK_DEFAULTS, fetchers: { git: stub }, cache: FLAT_CACHE, nix: null,
-    });
+    const fetch = () =>
+      runFetch({
+        db: c.db,
+        mirrorDir: join(dir, 'mirror'),
+        kinds: ['git'],
+        retryFailed: false,
+        network: NETWORK_DEFAULTS,
+        fetchers: { git: stub },
+        cache: FLAT_CACHE,
+        nix: null,
+      });
     const s = await fetch();
     expect(seen.slice(0, 2)).toEqual([{}, { leaveDotGit: '1' }]); // planned in name order: a-tree, judged-not
     expect(s.unverifiable).toEqual({ 'not-exact': 1 });
     expect([s.dead, s.brokenHash, s.mirrored, s.published]).toEqual([0, 0, 1, 1]);
     expect(s.mirroredBy).toEqual({ git: 1 });
     const rows = c.db.prepare(`SELECT drv_path, verdict, reason, plugin FROM fetch_results ORDER BY drv_path`).all();
-    expect(rows).toEqual(expect.arrayContaining([
-      { drv_path: a, verdict: 'unverifiable', reason: 'not-exact', plugin: 'git' },
-      { drv_path: b, verdict: 'ok', reason: null, plugin: 'git' },
-    ]));
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        { drv_path: a, verdict: 'unverifiable', reason: 'not-exact', plugin: 'git' },
+        { drv_path: b, verdict: 'ok', reason: null, plugin: 'git' },
+      ]),
+    );
     const state = c.db.prepare(`SELECT path FROM mirror_state WHERE drv_path = ?`).pluck().get(b) as string;
     expect(state).toMatch(/^cache\/[0-9a-z]{32}\.narinfo$/);
     expect(existsSync(join(dir, 'mirror', state))).toBe(true);
@@ -77,7 +90,15 @@ describe('the runner and its plug-ins', () => {
     const c = createTestCrawl(join(dir, 'fodder.db'));
     const vendored = 'vendored dependencies\n';
     c.addFod({ name: 'app-vendor', urls: [], content: vendored, kind: 'vendor' });
-    const off = await runFetch({ db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['vendor'], retryFailed: false, network: NETWORK_DEFAULTS, cache: FLAT_CACHE, nix: null });
+    const off = await runFetch({
+      db: c.db,
+      mirrorDir: join(dir, 'mirror'),
+      kinds: ['vendor'],
+      retryFailed: false,
+      network: NETWORK_DEFAULTS,
+      cache: FLAT_CACHE,
+      nix: null,
+    });
     expect([off.unverifiable, off.skipped.failedBefore, off.nixFallback]).toEqual([{ 'no-fetcher': 1 }, 0, false]);
     const row = c.db.prepare(`SELECT verdict, reason, plugin FROM fetch_results`).get();
     expect(row).toEqual({ verdict: 'unverifiable', reason: 'no-fetcher', plugin: null });
@@ -89,12 +110,26 @@ describe('the runner and its plug-ins', () => {
       async fetch(fod, ctx) {
         const out = join(ctx.workDir, 'out');
         writeFileSync(out, vendored);
-        const digests = { md5: hashHex('md5', vendored), sha1: hashHex('sha1', vendored), sha256: hashHex('sha256', vendored), sha512: hashHex('sha512', vendored) };
+        const digests = {
+          md5: hashHex('md5', vendored),
+          sha1: hashHex('sha1', vendored),
+          sha256: hashHex('sha256', vendored),
+          sha512: hashHex('sha512', vendored),
+        };
         return { ok: true, url: `nix:${fod.drvPath}`, urlIndex: 0, output: { type: 'file', path: out, size: vendored.length, digests } };
       },
     };
     // not "failed before": an unverifiable for want of a plug-in is decided again in every run
-    const on = await runFetch({ db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['vendor'], retryFailed: false, network: NETWORK_DEFAULTS, cache: FLAT_CACHE, nix: runSettings({ kinds: ['nix'] }).nix, nixFetcher: nix });
+    const on = await runFetch({
+      db: c.db,
+      mirrorDir: join(dir, 'mirror'),
+      kinds: ['vendor'],
+      retryFailed: false,
+      network: NETWORK_DEFAULTS,
+      cache: FLAT_CACHE,
+      nix: runSettings({ kinds: ['nix'] }).nix,
+      nixFetcher: nix,
+    });
     expect([on.mirrored, on.mirroredBy, on.published, on.nixFallback]).toEqual([1, { nix: 1 }, 1, true]);
     expect(existsSync(join(dir, 'mirror', 'tarballs', 'sha256', hashHex('sha256', vendored)))).toBe(true);
     expect(buildReport(c.db, { save: false }).summary).toMatchObject({ fods: 1, mirrored: 1, unverifiable: 0 });
@@ -116,8 +151,18 @@ describe('the runner and its plug-ins', () => {
         return { ok: true, url: fod.resolvedUrls[0], urlIndex: 0, output: { type: 'tree', path: out, narHash: hex, narSize: 1 } };
       },
     };
-    await expect(runFetch({ db: c.db, mirrorDir: join(dir, 'mirror'), kinds: ['git'], retryFailed: false, network: NETWORK_DEFAULTS, fetchers: { git: liar }, cache: FLAT_CACHE, nix: null }))
-      .rejects.toMatchObject({ code: 'CACHE_HASH_MISMATCH' });
+    await expect(
+      runFetch({
+        db: c.db,
+        mirrorDir: join(dir, 'mirror'),
+        kinds: ['git'],
+        retryFailed: false,
+        network: NETWORK_DEFAULTS,
+        fetchers: { git: liar },
+        cache: FLAT_CACHE,
+        nix: null,
+      }),
+    ).rejects.toMatchObject({ code: 'CACHE_HASH_MISMATCH' });
     const run = c.db.prepare(`SELECT status FROM fetch_runs`).pluck().get();
     expect(run).toBe('failed');
     expect(c.db.prepare(`SELECT COUNT(*) FROM mirror_state`).pluck().get()).toBe(0);
@@ -135,7 +180,9 @@ describe('signing', () => {
     c.addFod({ name: 'tree-source', urls: ['https://example.invalid/t.git'], hex, kind: 'git', mode: 'recursive' });
     let fetched = 0;
     const url: FetcherPlugin = {
-      id: 'url', certainty: 'exact', canFetch: () => ({ ok: true }),
+      id: 'url',
+      certainty: 'exact',
+      canFetch: () => ({ ok: true }),
       async fetch(fod, ctx) {
         fetched++;
         const out = join(ctx.workDir, 'download');
@@ -145,7 +192,9 @@ describe('signing', () => {
       },
     };
     const git: FetcherPlugin = {
-      id: 'git', certainty: 'exact', canFetch: () => ({ ok: true }),
+      id: 'git',
+      certainty: 'exact',
+      canFetch: () => ({ ok: true }),
       async fetch(fod, ctx) {
         fetched++;
         const out = join(ctx.workDir, 'out');
@@ -154,13 +203,24 @@ describe('signing', () => {
       },
     };
     const mirrorDir = join(dir, 'mirror');
-    const fetch = (secretKey: string | null) => runFetch({
-      db: c.db, mirrorDir, kinds: ['url', 'git'], retryFailed: false, network: NETWORK_DEFAULTS, fetchers: { url, git }, cache: { ...FLAT_CACHE, secretKey }, nix: null,
-    });
+    const fetch = (secretKey: string | null) =>
+      runFetch({
+        db: c.db,
+        mirrorDir,
+        kinds: ['url', 'git'],
+        retryFailed: false,
+        network: NETWORK_DEFAULTS,
+        fetchers: { url, git },
+        cache: { ...FLAT_CACHE, secretKey },
+        nix: null,
+      });
     const first = await fetch(null);
     expect([first.mirrored, first.published, fetched]).toEqual([2, 2, 2]);
     const keys = generateKeyPair('fodder-resign-1');
-    const infos = () => readdirSync(join(mirrorDir, 'cache')).filter((n) => n.endsWith('.narinfo')).map((n) => parseNarInfo(readFileSync(join(mirrorDir, 'cache', n), 'utf8')));
+    const infos = () =>
+      readdirSync(join(mirrorDir, 'cache'))
+        .filter((n) => n.endsWith('.narinfo'))
+        .map((n) => parseNarInfo(readFileSync(join(mirrorDir, 'cache', n), 'utf8')));
     expect(infos().map((i) => i.sigs)).toEqual([[], []]);
     const second = await fetch(keys.secretKey);
     expect([second.mirrored, second.alreadyMirrored, second.published, fetched]).toEqual([0, 2, 2, 2]);

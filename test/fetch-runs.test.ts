@@ -32,10 +32,22 @@ describe('history across runs and crawls', () => {
   beforeAll(async () => {
     server = await startHttp((req, res) => {
       requests.push(req.url ?? '');
-      if (req.url === '/good') { res.writeHead(200, { 'content-length': good.length }); res.end(good); return; }
-      if (req.url === '/later' && comeBack) { res.writeHead(200, { 'content-length': later.length }); res.end(later); return; }
-      if (req.url === '/changed') { res.end(fixUpstream ? 'the declared content' : 'upstream replaced the file'); return; }
-      res.writeHead(404); res.end();
+      if (req.url === '/good') {
+        res.writeHead(200, { 'content-length': good.length });
+        res.end(good);
+        return;
+      }
+      if (req.url === '/later' && comeBack) {
+        res.writeHead(200, { 'content-length': later.length });
+        res.end(later);
+        return;
+      }
+      if (req.url === '/changed') {
+        res.end(fixUpstream ? 'the declared content' : 'upstream replaced the file');
+        return;
+      }
+      res.writeHead(404);
+      res.end();
     });
     crawl = createTestCrawl(join(dir, 'fodder.db'));
     drv.good = crawl.addFod({ name: 'good', urls: [server.url('/good')], content: good });
@@ -46,7 +58,10 @@ describe('history across runs and crawls', () => {
     crawl.addDrv('bundle', [app], 'bundle');
     crawl.addEvalError('broken-attr', 'error: assertion failed');
   });
-  afterAll(async () => { crawl?.close(); await server?.close(); });
+  afterAll(async () => {
+    crawl?.close();
+    await server?.close();
+  });
 
   test('first run: one mirrored, one broken, two dead', async () => {
     const s = await fetch();
@@ -65,7 +80,9 @@ describe('history across runs and crawls', () => {
     const r = buildReport(crawl.db);
     const dead = r.dead.find((e) => e.fod.name === 'dead')!;
     expect(dead.attrs).toEqual({ direct: ['app'], total: 2, indirect: ['bundle'], indirectTruncated: false });
-    expect(r.evalErrors).toEqual([{ attr: 'broken-attr', system: 'x86_64-linux', variant: 'default', message: 'error: assertion failed', kind: 'catchable', new: true }]);
+    expect(r.evalErrors).toEqual([
+      { attr: 'broken-attr', system: 'x86_64-linux', variant: 'default', message: 'error: assertion failed', kind: 'catchable', new: true },
+    ]);
     expect(r.dead.every((e) => e.new)).toBe(true);
     expect(r.previousReport).toBeNull();
   });
@@ -89,7 +106,10 @@ describe('history across runs and crawls', () => {
     expect(r.brokenHashes[0].new).toBe(false);
     expect(r.previousReport).not.toBeNull();
     const attempts = crawl.db.prepare(`SELECT run_id, outcome FROM fetch_attempts WHERE drv_path = ? ORDER BY id`).all(drv.dead);
-    expect(attempts).toEqual([{ run_id: 1, outcome: 'http-404' }, { run_id: 3, outcome: 'http-404' }]);
+    expect(attempts).toEqual([
+      { run_id: 1, outcome: 'http-404' },
+      { run_id: 3, outcome: 'http-404' },
+    ]);
   });
 
   test('a source whose upstream is fixed leaves the broken list', async () => {

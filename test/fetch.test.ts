@@ -18,7 +18,12 @@ import { createTestCrawl, FLAT_CACHE, hashHex, type TestCrawl } from './helpers/
 import { deadPort, startFtp, startHttp, startNginx, type Running } from './helpers/servers.js';
 
 const net: NetworkOptions = {
-  ...NETWORK_DEFAULTS, connectTimeoutMs: 1000, idleTimeoutMs: 2000, retries: 2, retryDelayMs: 10, maxRetryDelayMs: 50,
+  ...NETWORK_DEFAULTS,
+  connectTimeoutMs: 1000,
+  idleTimeoutMs: 2000,
+  retries: 2,
+  retryDelayMs: 10,
+  maxRetryDelayMs: 50,
   maxBytes: 4 << 20,
 };
 
@@ -60,17 +65,32 @@ describe('fetch classifies every failure and admits only verified content', () =
       const path = req.url ?? '/';
       const n = (hits.get(path) ?? 0) + 1;
       hits.set(path, n);
-      const send = (b: Buffer) => { res.writeHead(200, { 'content-length': b.length }); res.end(b); };
+      const send = (b: Buffer) => {
+        res.writeHead(200, { 'content-length': b.length });
+        res.end(b);
+      };
       switch (path) {
-        case '/ok.tar.gz': return send(files.ok);
-        case '/big.tar.gz': return send(files.big);
-        case '/huge.tar.gz': return send(files.huge);
-        case '/missing.tar.gz': res.writeHead(404); return res.end('not found');
-        case '/gone.tar.gz': res.writeHead(410); return res.end('gone');
+        case '/ok.tar.gz':
+          return send(files.ok);
+        case '/big.tar.gz':
+          return send(files.big);
+        case '/huge.tar.gz':
+          return send(files.huge);
+        case '/missing.tar.gz':
+          res.writeHead(404);
+          return res.end('not found');
+        case '/gone.tar.gz':
+          res.writeHead(410);
+          return res.end('gone');
         case '/flaky.tar.gz':
-          if (n === 1) { res.writeHead(500); return res.end('oops'); }
+          if (n === 1) {
+            res.writeHead(500);
+            return res.end('oops');
+          }
           return send(files.flaky);
-        case '/always-503.tar.gz': res.writeHead(503); return res.end('busy');
+        case '/always-503.tar.gz':
+          res.writeHead(503);
+          return res.end('busy');
         case '/reset.tar.gz':
           res.writeHead(200, { 'content-length': 100_000 });
           res.write(Buffer.alloc(20_000, 1));
@@ -85,7 +105,10 @@ describe('fetch classifies every failure and admits only verified content', () =
             return;
           }
           const from = Number(range[1]);
-          res.writeHead(206, { 'content-length': files.resumable.length - from, 'content-range': `bytes ${from}-${files.resumable.length - 1}/${files.resumable.length}` });
+          res.writeHead(206, {
+            'content-length': files.resumable.length - from,
+            'content-range': `bytes ${from}-${files.resumable.length - 1}/${files.resumable.length}`,
+          });
           return res.end(files.resumable.subarray(from));
         }
         case '/short.tar.gz':
@@ -97,18 +120,24 @@ describe('fetch classifies every failure and admits only verified content', () =
           res.writeHead(200, { 'content-length': 100_000 });
           res.write(Buffer.alloc(10_000, 3));
           return; // never more
-        case '/wrong.tar.gz': return send(Buffer.from('this is not the tarball you are looking for'));
-        default: res.writeHead(404); return res.end();
+        case '/wrong.tar.gz':
+          return send(Buffer.from('this is not the tarball you are looking for'));
+        default:
+          res.writeHead(404);
+          return res.end();
       }
     });
-    nginx = await startNginx(upstream, `
+    nginx = await startNginx(
+      upstream,
+      `
       location /gz/ { alias ${upstream}/; add_header Content-Encoding gzip; }
       location = /loop/a { return 302 /loop/b; }
       location = /loop/b { return 302 /loop/a; }
       location = /to-file { return 302 file:///etc/passwd; }
       location = /chain/1 { return 301 /chain/2; }
       location = /chain/2 { return 302 /chained.tar.gz; }
-    `);
+    `,
+    );
     ftp = await startFtp(upstream);
     const dead = await deadPort();
 
@@ -158,16 +187,32 @@ describe('fetch classifies every failure and admits only verified content', () =
     await Promise.all([node?.close(), nginx?.close(), ftp?.close()]);
   });
 
-  const attempts = (name: string) => crawl.db.prepare(`SELECT * FROM fetch_attempts WHERE drv_path = ? ORDER BY id`).all(drv[name]) as
-    { outcome: string; http_status: number | null; url_index: number; try: number; resumed_from: number | null; actual_hex: string | null; final_url: string | null; bytes: number }[];
-  const verdict = (name: string) => (crawl.db.prepare(`SELECT verdict FROM fetch_results WHERE drv_path = ?`).get(drv[name]) as { verdict: string } | undefined)?.verdict;
+  const attempts = (name: string) =>
+    crawl.db.prepare(`SELECT * FROM fetch_attempts WHERE drv_path = ? ORDER BY id`).all(drv[name]) as {
+      outcome: string;
+      http_status: number | null;
+      url_index: number;
+      try: number;
+      resumed_from: number | null;
+      actual_hex: string | null;
+      final_url: string | null;
+      bytes: number;
+    }[];
+  const verdict = (name: string) =>
+    (crawl.db.prepare(`SELECT verdict FROM fetch_results WHERE drv_path = ?`).get(drv[name]) as { verdict: string } | undefined)?.verdict;
   const stored = (algo: string, hex: string) => existsSync(join(mirrorDir, 'tarballs', algo, hex));
 
   test('a 200 is stored once under sha512/<hex> with every alias as a hard link', () => {
     expect(attempts('ok').map((a) => a.outcome)).toEqual(['ok']);
     const d = Object.fromEntries((['md5', 'sha1', 'sha256', 'sha512'] as const).map((a) => [a, hashHex(a, files.ok)]));
-    const names = [`sha512/${d.sha512}`, `sha256/${d.sha256}`, `sha1/${d.sha1}`, `md5/${d.md5}`,
-      `sha256/${encodeNix32(Buffer.from(d.sha256, 'hex'))}`, `sha512/${encodeNix32(Buffer.from(d.sha512, 'hex'))}`];
+    const names = [
+      `sha512/${d.sha512}`,
+      `sha256/${d.sha256}`,
+      `sha1/${d.sha1}`,
+      `md5/${d.md5}`,
+      `sha256/${encodeNix32(Buffer.from(d.sha256, 'hex'))}`,
+      `sha512/${encodeNix32(Buffer.from(d.sha512, 'hex'))}`,
+    ];
     const inodes = new Set(names.map((n) => statSync(join(mirrorDir, 'tarballs', n)).ino));
     expect(inodes.size).toBe(1);
     expect(statSync(join(mirrorDir, 'tarballs', names[0])).nlink).toBe(6);
@@ -260,7 +305,12 @@ describe('fetch classifies every failure and admits only verified content', () =
 
   test('a mirror:// URL whose first mirror is dead is fetched from the next one', () => {
     const a = attempts('mirror-first-dead');
-    expect(a.map((x) => [x.url_index, x.outcome])).toEqual([[0, 'connect'], [0, 'connect'], [0, 'connect'], [1, 'ok']]);
+    expect(a.map((x) => [x.url_index, x.outcome])).toEqual([
+      [0, 'connect'],
+      [0, 'connect'],
+      [0, 'connect'],
+      [1, 'ok'],
+    ]);
     expect(verdict('mirror-first-dead')).toBe('ok');
   });
 
@@ -287,7 +337,7 @@ describe('fetch classifies every failure and admits only verified content', () =
     expect(summary.mirroredBy).toEqual({ url: 11 });
   });
 
-  test('every mirrored file is in the binary cache too, under its FOD\'s store path', () => {
+  test("every mirrored file is in the binary cache too, under its FOD's store path", () => {
     expect(summary.published).toBe(12);
     const infos = readdirSync(join(mirrorDir, 'cache')).filter((n) => n.endsWith('.narinfo'));
     expect(infos).toHaveLength(12);
@@ -314,6 +364,9 @@ describe('fetch classifies every failure and admits only verified content', () =
     const missing = r.dead.find((e) => e.fod.name === 'missing')!;
     expect(missing.urls).toEqual([{ url: node.url('/missing.tar.gz'), outcome: 'http-404', httpStatus: 404, message: 'HTTP 404' }]);
     expect(r.summary).toEqual({ fods: 26, mirrored: 12, brokenHash: 1, dead: 11, rotting: 1, unfetched: 0, unverifiable: 2, evalErrors: 0 });
-    expect(r.unverifiable.map((e) => [e.fod.name, e.reason])).toEqual([['with-postfetch', 'custom-postFetch'], ['git-source', 'not-exact']]);
+    expect(r.unverifiable.map((e) => [e.fod.name, e.reason])).toEqual([
+      ['with-postfetch', 'custom-postFetch'],
+      ['git-source', 'not-exact'],
+    ]);
   });
 });

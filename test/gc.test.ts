@@ -24,7 +24,9 @@ function listing(dir: string): Map<string, number> {
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
-      if (e.isDirectory()) { if (e.name !== 'tmp') walk(p); } else if (e.name !== 'lock') out.set(relative(dir, p), statSync(p).size);
+      if (e.isDirectory()) {
+        if (e.name !== 'tmp') walk(p);
+      } else if (e.name !== 'lock') out.set(relative(dir, p), statSync(p).size);
     }
   };
   walk(dir);
@@ -45,8 +47,13 @@ describe('fodder gc', () => {
   beforeAll(async () => {
     server = await startHttp((req, res) => {
       const body = content[(req.url ?? '').slice(1) as keyof typeof content];
-      if (body === undefined) { res.writeHead(404); res.end(); return; }
-      res.writeHead(200, { 'content-length': Buffer.byteLength(body) }); res.end(body);
+      if (body === undefined) {
+        res.writeHead(404);
+        res.end();
+        return;
+      }
+      res.writeHead(200, { 'content-length': Buffer.byteLength(body) });
+      res.end(body);
     });
     crawl = createTestCrawl(dbFile);
     const addFod = (name: keyof typeof content) => {
@@ -66,7 +73,10 @@ describe('fodder gc', () => {
     expect((await fetch()).mirrored).toBe(1);
     before = listing(mirrorDir);
   });
-  afterAll(async () => { crawl?.close(); await server?.close(); });
+  afterAll(async () => {
+    crawl?.close();
+    await server?.close();
+  });
 
   /** The files of the `old` source: its six tarball names, its narinfo and the NAR that names. */
   const oldFiles = () => {

@@ -12,7 +12,16 @@ import { createGitFetcher } from '../src/fetch/plugins/git.js';
 import { fetchWithFallback } from '../src/fetch/fallback.js';
 import type { Fod } from '../src/graph/types.js';
 import {
-  FIXTURE_HOST, crawlFixture, fixtureHashes, fodsWithEnv, movedTo, pluginHarness, startUpstream, type FodWithEnv, type PluginHarness, type Upstream,
+  FIXTURE_HOST,
+  crawlFixture,
+  fixtureHashes,
+  fodsWithEnv,
+  movedTo,
+  pluginHarness,
+  startUpstream,
+  type FodWithEnv,
+  type PluginHarness,
+  type Upstream,
 } from './helpers/fixture-upstream.js';
 
 let fods: FodWithEnv[];
@@ -46,11 +55,19 @@ function variant(f: FodWithEnv, git: Partial<NonNullable<Fod['git']>>, hashHex: 
 
 describe('every git FOD of the test set', () => {
   test('the fixture has the git FODs this test expects', () => {
-    expect(fods.filter((f) => f.fod.kind === 'git').map((f) => f.fod.name).sort()).toEqual(['libgit-2f90906', 'withsub-19fd777']);
+    expect(
+      fods
+        .filter((f) => f.fod.kind === 'git')
+        .map((f) => f.fod.name)
+        .sort(),
+    ).toEqual(['libgit-2f90906', 'withsub-19fd777']);
   });
 
   for (const name of ['libgit-2f90906', 'withsub-19fd777']) {
-    for (const [transport, plugin] of [['dumb HTTP', () => overHttp], ['file://', () => overFile]] as const) {
+    for (const [transport, plugin] of [
+      ['dumb HTTP', () => overHttp],
+      ['file://', () => overFile],
+    ] as const) {
       test(`${name} over ${transport}: the checkout without .git has the declared NAR hash`, async () => {
         const f = byName(name);
         const ctx = h.ctx(f.env, name);

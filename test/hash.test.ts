@@ -28,7 +28,9 @@ function nixHash(args: string[]): string[] {
 }
 
 function nix(args: string[]): string[] {
-  return execFileSync('nix', [...NIX_CMD, ...args], { encoding: 'utf8' }).trim().split('\n');
+  return execFileSync('nix', [...NIX_CMD, ...args], { encoding: 'utf8' })
+    .trim()
+    .split('\n');
 }
 
 function randomHashes(algo: HashAlgo, n: number): HashValue[] {

@@ -20,7 +20,14 @@ const ALL = ['--system', 'x86_64-linux', '--system', 'aarch64-linux', '--system'
 function count(file: string, sql: string, ...params: unknown[]): number {
   try {
     const db = new Database(file, { readonly: true, fileMustExist: true });
-    try { return db.prepare(sql).pluck().get(...params) as number; } finally { db.close(); }
+    try {
+      return db
+        .prepare(sql)
+        .pluck()
+        .get(...params) as number;
+    } finally {
+      db.close();
+    }
   } catch {
     return 0; // not there yet, or locked for a moment
   }
@@ -42,7 +49,13 @@ function descendants(pid: number): number[] {
     if (stat) parent.set(Number(name), Number(stat[1]));
   }
   const out: number[] = [];
-  const walk = (p: number) => { for (const [c, pp] of parent) if (pp === p) { out.push(c); walk(c); } };
+  const walk = (p: number) => {
+    for (const [c, pp] of parent)
+      if (pp === p) {
+        out.push(c);
+        walk(c);
+      }
+  };
   walk(pid);
   return out;
 }
@@ -67,7 +80,10 @@ describe('a crawl stopped by SIGINT or SIGTERM', () => {
     const db = join(dir, 'stopped.db');
     // no --store: the .drv files are written into the scratch directory
     const args = ['crawl', '--nixpkgs', FIXTURE, '--db', db, ...ONE, '--workers', '2', '--no-progress'];
-    for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    for (const [signal, status] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
       const child = fodderSpawn(args);
       const before = count(db, `SELECT COUNT(*) FROM attrs`);
       // mid-crawl: Nix at work (the spawner processes and their nix-instantiate), rows being written
@@ -77,7 +93,9 @@ describe('a crawl stopped by SIGINT or SIGTERM', () => {
       child.kill(signal);
       const r = await child;
       expect(r.exitCode, String(r.stderr)).toBe(status);
-      expect(String(r.stderr)).toMatch(new RegExp(`^fodder: error \\[INTERRUPTED\\]: crawl 1 stopped by ${signal}, marked interrupted; run the same command to resume it$`));
+      expect(String(r.stderr)).toMatch(
+        new RegExp(`^fodder: error \\[INTERRUPTED\\]: crawl 1 stopped by ${signal}, marked interrupted; run the same command to resume it$`),
+      );
       await until(() => kids.every((k) => !running(k)), 2000);
       expect(scratchOf(child.pid!)).toEqual([]);
       expect(count(db, `SELECT COUNT(*) FROM crawls WHERE id = 1 AND status = 'interrupted'`)).toBe(1);
@@ -125,8 +143,11 @@ describe('queries after a crawl is killed', () => {
 
     // a second crawl, of more targets and an attribute that takes seconds to evaluate (the whole
     // test package set takes about 3 s), started and killed half-way
-    writeFileSync(join(dir, 'slow.nix'), `self: super: {
-      zzzSlow = builtins.seq (builtins.foldl' (x: y: x + y) 0 (builtins.genList (i: i) 4000000)) super.hello; }`);
+    writeFileSync(
+      join(dir, 'slow.nix'),
+      `self: super: {
+      zzzSlow = builtins.seq (builtins.foldl' (x: y: x + y) 0 (builtins.genList (i: i) 4000000)) super.hello; }`,
+    );
     writeFileSync(join(dir, 'slow.yaml'), `overlays: [${JSON.stringify(join(dir, 'slow.nix'))}]\n`);
     const args = ['crawl', '--nixpkgs', FIXTURE, '--db', db, ...ALL, '--workers', '1', '--no-progress', '--config', join(dir, 'slow.yaml')];
     const child = fodderSpawn(args);
@@ -181,12 +202,16 @@ describe('queries after a crawl is killed', () => {
     for (const cmd of [['attrs'], ['fods'], ['report'], ['fetch', '--mirror', join(dir, 'mirror')]]) {
       const r = await fodder([...cmd, '--db', db]);
       expect(r.code, cmd.join(' ')).toBe(1);
-      expect(r.stderr).toBe('fodder: error [CRAWL_UNFINISHED]: the database holds no finished crawl: crawl 1 is interrupted; '
-        + 'run the same `fodder crawl` again to finish it, or pass --crawl 1 to read what it has recorded so far');
+      expect(r.stderr).toBe(
+        'fodder: error [CRAWL_UNFINISHED]: the database holds no finished crawl: crawl 1 is interrupted; ' +
+          'run the same `fodder crawl` again to finish it, or pass --crawl 1 to read what it has recorded so far',
+      );
     }
     const sources = await fodder(['sources', 'hello', '--db', db]);
     expect(sources.code, sources.stderr).toBe(1);
-    expect(sources.stderr).toMatch(/^fodder: error \[ATTR_NOT_CRAWLED\]: attribute "hello" was crawled only by crawl 1, which has not finished: pass --crawl 1 /);
+    expect(sources.stderr).toMatch(
+      /^fodder: error \[ATTR_NOT_CRAWLED\]: attribute "hello" was crawled only by crawl 1, which has not finished: pass --crawl 1 /,
+    );
     const asked = await fodder(['sources', 'hello', '--db', db, '--crawl', '1']);
     expect(asked.code, asked.stderr).toBe(0);
     expect(asked.stdout).toMatch(/^hello \(x86_64-linux, (default|permissive); crawl 1, INTERRUPTED: what it recorded so far, partial\): \d+ sources/);

@@ -12,7 +12,8 @@ function sqlIn(source: string): string[] {
   const found: string[] = [];
   for (const m of source.matchAll(/\.(prepare|pragma)\(|\bdb\.exec\(/g)) found.push(m[0]);
   // SQL keywords, upper case as this code base writes them, in a template or quoted string
-  const statement = /\b(SELECT\b[\s\S]*?\bFROM\b|INSERT\s+(OR\s+[A-Z]+\s+)?INTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b|CREATE\s+(TABLE|INDEX|VIEW)\b|WITH\s+RECURSIVE\b|PRAGMA\s+\w+|BEGIN\s+IMMEDIATE\b)/;
+  const statement =
+    /\b(SELECT\b[\s\S]*?\bFROM\b|INSERT\s+(OR\s+[A-Z]+\s+)?INTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b|CREATE\s+(TABLE|INDEX|VIEW)\b|WITH\s+RECURSIVE\b|PRAGMA\s+\w+|BEGIN\s+IMMEDIATE\b)/;
   for (const m of source.matchAll(/`(?:[^`\\]|\\.)*`|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"/g)) {
     const hit = statement.exec(m[0]);
     if (hit) found.push(hit[0].slice(0, 40));
@@ -32,9 +33,9 @@ describe('layers', () => {
     expect(sqlIn('const n = db.prepare(`SELECT COUNT(*) n FROM attrs WHERE crawl_id = ?`).get(c);')).toHaveLength(2);
     expect(sqlIn("db.exec('PRAGMA journal_mode = WAL')")).toHaveLength(2);
     expect(sqlIn('const q = `\n  WITH RECURSIVE c(p) AS (SELECT ? UNION SELECT 1)`;')).toHaveLength(1);
-    expect(sqlIn("s.push(`INSERT OR REPLACE INTO fetch_results VALUES (?)`)")).toHaveLength(1);
+    expect(sqlIn('s.push(`INSERT OR REPLACE INTO fetch_results VALUES (?)`)')).toHaveLength(1);
     // a regular expression's exec, and prose, are not SQL
-    expect(sqlIn("const m = /^(\\d+)$/.exec(line); // select the first line from the file")).toEqual([]);
+    expect(sqlIn('const m = /^(\\d+)$/.exec(line); // select the first line from the file')).toEqual([]);
   });
 
   it('has SQL only in src/db/', () => {

@@ -1,35 +1,13 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  closeSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-  writeSync,
-  ftruncateSync,
-} from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, symlinkSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FodderError } from '../src/errors.js';
 import { HASH_ALGOS, toNix32 } from '../src/nix-formats/hash.js';
-import {
-  NAR_CHUNK_SIZE,
-  NAR_LARGE_FILE,
-  hashChunks,
-  narFromBuffer,
-  narHash,
-  narOfFile,
-  narStream,
-  narString,
-  unpackNar,
-} from '../src/nix-formats/nar.js';
+import { NAR_CHUNK_SIZE, NAR_LARGE_FILE, hashChunks, narFromBuffer, narHash, narOfFile, narStream, narString, unpackNar } from '../src/nix-formats/nar.js';
 
 let root: string;
 
@@ -85,8 +63,21 @@ function buildTree(dir: string): void {
   writeFileSync(Buffer.concat([Buffer.from(join(dir, 'sub')), Buffer.from([0x2f, 0xff, 0xfe, 0x41])]), 'latin');
   // Sizes around every internal boundary: padding, the 64 KiB block, the large-file
   // threshold, the read chunk.
-  const sizes = [1, 7, 8, 9, 65535, 65536, 65537, NAR_LARGE_FILE - 1, NAR_LARGE_FILE, NAR_LARGE_FILE + 1,
-    NAR_CHUNK_SIZE - 1, NAR_CHUNK_SIZE, 2 * NAR_CHUNK_SIZE + 5];
+  const sizes = [
+    1,
+    7,
+    8,
+    9,
+    65535,
+    65536,
+    65537,
+    NAR_LARGE_FILE - 1,
+    NAR_LARGE_FILE,
+    NAR_LARGE_FILE + 1,
+    NAR_CHUNK_SIZE - 1,
+    NAR_CHUNK_SIZE,
+    2 * NAR_CHUNK_SIZE + 5,
+  ];
   mkdirSync(join(dir, 'sizes'));
   for (const s of sizes) writeFileSync(join(dir, 'sizes', `f${s}`), randomBytes(s));
 }
@@ -98,10 +89,26 @@ function buildTree(dir: string): void {
 function countBufferBytes(): { readonly bytes: number; stop(): void } {
   const saved = { alloc: Buffer.alloc.bind(Buffer), allocUnsafe: Buffer.allocUnsafe.bind(Buffer), allocUnsafeSlow: Buffer.allocUnsafeSlow.bind(Buffer) };
   let bytes = 0;
-  Buffer.alloc = (size, fill, encoding) => { bytes += size; return saved.alloc(size, fill, encoding); };
-  Buffer.allocUnsafe = (size) => { bytes += size; return saved.allocUnsafe(size); };
-  Buffer.allocUnsafeSlow = (size) => { bytes += size; return saved.allocUnsafeSlow(size); };
-  return { get bytes() { return bytes; }, stop: () => { Object.assign(Buffer, saved); } };
+  Buffer.alloc = (size, fill, encoding) => {
+    bytes += size;
+    return saved.alloc(size, fill, encoding);
+  };
+  Buffer.allocUnsafe = (size) => {
+    bytes += size;
+    return saved.allocUnsafe(size);
+  };
+  Buffer.allocUnsafeSlow = (size) => {
+    bytes += size;
+    return saved.allocUnsafeSlow(size);
+  };
+  return {
+    get bytes() {
+      return bytes;
+    },
+    stop: () => {
+      Object.assign(Buffer, saved);
+    },
+  };
 }
 
 describe('narStream and narHash match nix-store --dump and nix-hash', () => {
@@ -163,7 +170,9 @@ describe('narStream and narHash match nix-store --dump and nix-hash', () => {
     // The fresh-buffer stream reads at most about a chunk ahead of its consumer: the Buffer
     // memory it has asked for, less what it has handed over, stays small at every chunk.
     const streaming = countBufferBytes();
-    let handed = 0, ahead = 0, chunks = 0;
+    let handed = 0,
+      ahead = 0,
+      chunks = 0;
     const watched = (async function* () {
       for await (const c of narStream(dir)) {
         handed += c.length;
@@ -244,7 +253,7 @@ describe('flat file nodes', () => {
 });
 
 describe('unpackNar', () => {
-  it('restores our NAR and Nix\'s NAR of a tree to a tree with the same dump', async () => {
+  it("restores our NAR and Nix's NAR of a tree to a tree with the same dump", async () => {
     const dir = fresh('src');
     buildTree(dir);
     const original = nixDump(dir);
@@ -286,7 +295,18 @@ describe('unpackNar', () => {
     ['trailing bytes', Buffer.concat([...head, ...entry('a'), s(')'), s('x')])],
     ['a truncated archive', Buffer.concat([...head, ...entry('a')])],
     ['a wrong magic', Buffer.concat([s('nix-archive-2'), ...file])],
-    ['non-zero padding', Buffer.concat([s('nix-archive-1'), s('('), s('type'), s('regular'), s('contents'), Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0x78, 1, 0, 0, 0, 0, 0, 0]), s(')')])],
+    [
+      'non-zero padding',
+      Buffer.concat([
+        s('nix-archive-1'),
+        s('('),
+        s('type'),
+        s('regular'),
+        s('contents'),
+        Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0x78, 1, 0, 0, 0, 0, 0, 0]),
+        s(')'),
+      ]),
+    ],
     ['an unknown node type', Buffer.concat([s('nix-archive-1'), s('('), s('type'), s('fifo'), s(')')])],
   ];
   for (const [i, [what, nar]] of bad.entries()) {
@@ -303,7 +323,17 @@ describe('unpackNar', () => {
       }
       // Nix 2.8 lets some of these through (newer Nix refuses most); where it refuses too,
       // we must agree.
-      const lenientIn28 = ['trailing bytes', 'a .. entry', 'a . entry', 'a name with a slash', 'an absolute name', 'an empty name', 'unsorted entries', 'duplicate entries', 'a name with NUL'];
+      const lenientIn28 = [
+        'trailing bytes',
+        'a .. entry',
+        'a . entry',
+        'a name with a slash',
+        'an absolute name',
+        'an empty name',
+        'unsorted entries',
+        'duplicate entries',
+        'a name with NUL',
+      ];
       if (!lenientIn28.includes(what)) expect(nixRefused).toBe(true);
     });
   }

@@ -59,8 +59,21 @@ function nixRealise(cache: string, trustedKey: string, path: string): { ok: bool
   const store = mkdtempSync(join(root, 'store-'));
   const r = spawnSync(
     'nix-store',
-    ['--store', store, '--option', 'substituters', `file://${cache}`, '--option', 'trusted-public-keys', trustedKey,
-      '--option', 'require-sigs', 'true', '--realise', path],
+    [
+      '--store',
+      store,
+      '--option',
+      'substituters',
+      `file://${cache}`,
+      '--option',
+      'trusted-public-keys',
+      trustedKey,
+      '--option',
+      'require-sigs',
+      'true',
+      '--realise',
+      path,
+    ],
     { encoding: 'utf8' },
   );
   return { ok: r.status === 0, store, stderr: r.stderr };
@@ -87,7 +100,19 @@ describe('narinfo text', () => {
     const info = sampleInfo();
     const text = formatNarInfo(info);
     expect(text.split('\n').map((l) => l.split(':')[0])).toEqual([
-      'StorePath', 'URL', 'Compression', 'FileHash', 'FileSize', 'NarHash', 'NarSize', 'References', 'Deriver', 'Sig', 'Sig', 'CA', '',
+      'StorePath',
+      'URL',
+      'Compression',
+      'FileHash',
+      'FileSize',
+      'NarHash',
+      'NarSize',
+      'References',
+      'Deriver',
+      'Sig',
+      'Sig',
+      'CA',
+      '',
     ]);
     expect(text).toContain('References: 31hff3x9nwpprv07fip8kxv2l3gr1fd0-tree 6knq949b53ya3z1rs5ips7h7xkb8mw3a-flat.txt\n');
     const back = parseNarInfo(text);
@@ -105,11 +130,26 @@ describe('narinfo text', () => {
 
   const broken: [string, string][] = [
     ['no StorePath', 'URL: u\nNarHash: sha256:1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 1\n'],
-    ['no URL', 'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nNarHash: sha256:1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 1\n'],
-    ['a zero NarSize', 'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nURL: u\nNarHash: sha256:1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 0\n'],
-    ['an unprefixed NarHash', 'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nURL: u\nNarHash: 1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 1\n'],
-    ['no final newline', 'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nURL: u\nNarHash: sha256:1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 1'],
-    ['a bad reference', 'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nURL: u\nNarHash: sha256:1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 1\nReferences: not-a-path\n'],
+    [
+      'no URL',
+      'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nNarHash: sha256:1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 1\n',
+    ],
+    [
+      'a zero NarSize',
+      'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nURL: u\nNarHash: sha256:1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 0\n',
+    ],
+    [
+      'an unprefixed NarHash',
+      'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nURL: u\nNarHash: 1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 1\n',
+    ],
+    [
+      'no final newline',
+      'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nURL: u\nNarHash: sha256:1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 1',
+    ],
+    [
+      'a bad reference',
+      'StorePath: /nix/store/zqdsrc64wgyvgxv4f5d1ir68awg12gi1-source\nURL: u\nNarHash: sha256:1nzqpgw4fzv6kidzhskyf16yx9h4bgqycb76qj55802rcsw0csci\nNarSize: 1\nReferences: not-a-path\n',
+    ],
   ];
   for (const [what, text] of broken) {
     it(`refuses ${what}`, () => {
@@ -140,7 +180,7 @@ describe('CA field', () => {
 });
 
 describe('keys and signatures against Nix', () => {
-  it('our key pair has Nix\'s shape, and a Nix key pair works with our code', () => {
+  it("our key pair has Nix's shape, and a Nix key pair works with our code", () => {
     const ours = generateKeyPair('fodder-1');
     expect(ours.secretKey).toMatch(/^fodder-1:[A-Za-z0-9+/]{86}==$/);
     expect(ours.publicKey).toMatch(/^fodder-1:[A-Za-z0-9+/]{43}=$/);
@@ -167,7 +207,7 @@ describe('keys and signatures against Nix', () => {
     );
   });
 
-  it('reads what nix copy writes, verifies Nix\'s signature and reproduces it byte for byte', () => {
+  it("reads what nix copy writes, verifies Nix's signature and reproduces it byte for byte", () => {
     const nix = nixKeyPair('copy-key-1');
     const src = fresh('copy-src');
     writeFileSync(join(src, 'file'), 'copied by nix\n');

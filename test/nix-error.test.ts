@@ -17,8 +17,8 @@ describe('the line of a Nix error that says what failed', () => {
     const framed = await nixError('builtins.seq (builtins.seq 1 (throw "boom")) 1');
     expect(nixErrorHeadline(framed)).toBe('error: boom');
     const missing = await nixError('let s = { a = 1; }; in builtins.seq (s.b) 1');
-    expect(nixErrorHeadline(missing)).toBe('error: attribute \'b\' missing');
-    expect(nixErrorHeadline(await nixError('abort "gone"'))).toBe('error: evaluation aborted with the following error message: \'gone\'');
+    expect(nixErrorHeadline(missing)).toBe("error: attribute 'b' missing");
+    expect(nixErrorHeadline(await nixError('abort "gone"'))).toBe("error: evaluation aborted with the following error message: 'gone'");
     expect(nixErrorHeadline('HTTP 404 from https://x\nmore')).toBe('HTTP 404 from https://x');
   });
 

@@ -16,8 +16,18 @@ function spec(set: string, over: Partial<SessionSpec> = {}): SessionSpec {
   const dir = tempDir('fodder-session-');
   mkdirSync(join(dir, 'store'));
   return {
-    nixpkgs: set, system: 'x86_64-linux', config: {}, configNix: null, overlays: [], exhaustive: false,
-    store: join(dir, 'store'), scratch: dir, evaluator: EVALUATOR, timeoutMs: 60_000, memoryMb: 2048, ...over,
+    nixpkgs: set,
+    system: 'x86_64-linux',
+    config: {},
+    configNix: null,
+    overlays: [],
+    exhaustive: false,
+    store: join(dir, 'store'),
+    scratch: dir,
+    evaluator: EVALUATOR,
+    timeoutMs: 60_000,
+    memoryMb: 2048,
+    ...over,
   };
 }
 
@@ -40,7 +50,10 @@ describe('the evaluator session', () => {
     writeFileSync(file, JSON.stringify(paths));
     s.bind('A', `W.ask ${nixString(file)}`);
     const seen: number[] = [];
-    const a = await s.ask([0, 1, 2, 3, 4, 5].map((i) => `A.one ${i}`), (i) => seen.push(i));
+    const a = await s.ask(
+      [0, 1, 2, 3, 4, 5].map((i) => `A.one ${i}`),
+      (i) => seen.push(i),
+    );
     expect(a.stopped).toBeNull();
     expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
     const [ok, missing, aborts, throws, odd, again] = a.replies;
@@ -97,22 +110,55 @@ describe('the evaluator session', () => {
   });
 });
 
-describe('reading Nix\'s error messages', () => {
+describe("reading Nix's error messages", () => {
   const ev = '/opt/fodder/nix/evaluator.nix';
-  it('keeps Nix 2.8\'s message and drops the excerpt of the repl\'s own input', () => {
-    const out = ['nix-repl> A.one 1', "error: attribute 'noSuchAttr' missing", '', '       at «string»:1:1:', '',
-      '            1| A.one 1', '             | ^', ''];
+  it("keeps Nix 2.8's message and drops the excerpt of the repl's own input", () => {
+    const out = [
+      'nix-repl> A.one 1',
+      "error: attribute 'noSuchAttr' missing",
+      '',
+      '       at «string»:1:1:',
+      '',
+      '            1| A.one 1',
+      '             | ^',
+      '',
+    ];
     expect(replMessage(out, ev)).toBe("error: attribute 'noSuchAttr' missing");
-    const inSet = ["error: attribute 'x' missing", '', '       at /set/default.nix:4:19:', '', '            3|', '            4|   b = a.x;', '             |         ^'];
+    const inSet = [
+      "error: attribute 'x' missing",
+      '',
+      '       at /set/default.nix:4:19:',
+      '',
+      '            3|',
+      '            4|   b = a.x;',
+      '             |         ^',
+    ];
     expect(replMessage(inSet, ev)).toBe(inSet.join('\n'));
   });
 
-  it('reads Nix 2.26\'s frames: drops those of the repl and the evaluator, keeps the package set\'s and the message', () => {
-    const out = ['error:', '       … while calling the \'toJSON\' builtin', `         at ${ev}:44:12:`, '           43|', '           44|   record = path: builtins.toJSON (walkOne path);',
-      '             |            ^', '', '       … while evaluating the attribute \'drvPath\'', '         at /set/pkgs/foo.nix:3:1:', '            3| x', '             | ^', '',
-      '       … while calling the \'throw\' builtin', '         at «string»:1:1:', '            1| A.explain 5', '             | ^', '',
-      '       (stack trace truncated; use \'--show-trace\' to show the full, detailed trace)', '',
-      '       error: Package ‘foo’ is marked as broken, refusing to evaluate.'];
+  it("reads Nix 2.26's frames: drops those of the repl and the evaluator, keeps the package set's and the message", () => {
+    const out = [
+      'error:',
+      "       … while calling the 'toJSON' builtin",
+      `         at ${ev}:44:12:`,
+      '           43|',
+      '           44|   record = path: builtins.toJSON (walkOne path);',
+      '             |            ^',
+      '',
+      "       … while evaluating the attribute 'drvPath'",
+      '         at /set/pkgs/foo.nix:3:1:',
+      '            3| x',
+      '             | ^',
+      '',
+      "       … while calling the 'throw' builtin",
+      '         at «string»:1:1:',
+      '            1| A.explain 5',
+      '             | ^',
+      '',
+      "       (stack trace truncated; use '--show-trace' to show the full, detailed trace)",
+      '',
+      '       error: Package ‘foo’ is marked as broken, refusing to evaluate.',
+    ];
     const m = replMessage(out, ev);
     expect(m).toContain("… while evaluating the attribute 'drvPath'");
     expect(m).toContain('/set/pkgs/foo.nix:3:1');
@@ -120,7 +166,18 @@ describe('reading Nix\'s error messages', () => {
     expect(m).not.toContain('«string»');
     expect(m).not.toContain(ev);
     expect(m).not.toContain('stack trace truncated');
-    const plain = ['', 'nix-repl> A.one 3', 'error:', '       … while calling the \'throw\' builtin', '         at «string»:1:1:', '            1| throw "hello world"', '             | ^', '', '       error: hello world', ''];
+    const plain = [
+      '',
+      'nix-repl> A.one 3',
+      'error:',
+      "       … while calling the 'throw' builtin",
+      '         at «string»:1:1:',
+      '            1| throw "hello world"',
+      '             | ^',
+      '',
+      '       error: hello world',
+      '',
+    ];
     expect(replMessage(plain, ev)).toBe('error: hello world');
   });
 });

@@ -45,7 +45,7 @@ function pathWithoutNix(): string {
 }
 
 describe('the Nix fodder runs', () => {
-  it('fodder --version prints fodder\'s version and what the Nix on PATH says of itself', async () => {
+  it("fodder --version prints fodder's version and what the Nix on PATH says of itself", async () => {
     const r = await fodder(['--version']);
     expect(r.code, r.stderr).toBe(0);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -92,13 +92,15 @@ describe('the Nix fodder runs', () => {
     expect(more.code, more.stderr).toBe(1);
     expect(more.stderr).toContain(`[NIX_TOO_OLD]: Nix ${version} `);
     // Nix's own reading of the same pairs
-    const cmp = async (a: string, b: string) => Number((await execa('nix-instantiate', ['--eval', '--store', 'dummy://', '-E',
-      `builtins.compareVersions ${JSON.stringify(a)} ${JSON.stringify(b)}`])).stdout);
+    const cmp = async (a: string, b: string) =>
+      Number(
+        (await execa('nix-instantiate', ['--eval', '--store', 'dummy://', '-E', `builtins.compareVersions ${JSON.stringify(a)} ${JSON.stringify(b)}`])).stdout,
+      );
     expect(await cmp(version, `${version}pre`)).toBe(1);
     expect(await cmp(version, `${version}.1`)).toBe(-1);
   });
 
-  it('runs every Nix command from the config\'s nix.bin when PATH has no Nix, and names a nix.bin without one', async () => {
+  it("runs every Nix command from the config's nix.bin when PATH has no Nix, and names a nix.bin without one", async () => {
     // a directory holding the commands of the Nix on PATH (links named as the commands)
     const bin = join(tempDir(), 'nix-bin');
     mkdirSync(bin);

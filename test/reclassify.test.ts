@@ -20,7 +20,8 @@ type Row = { name: string; kind: string; post_fetch: number; env_json: string };
 const rowsOf = (file: string): Row[] => {
   const raw = new Database(file, { readonly: true });
   try {
-    return raw.prepare(`SELECT name, kind, post_fetch, env_json FROM fods WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name`)
+    return raw
+      .prepare(`SELECT name, kind, post_fetch, env_json FROM fods WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name`)
       .all(JSON.stringify(OLD_SHAPES)) as Row[];
   } finally {
     raw.close();
@@ -52,7 +53,9 @@ describe('re-classing a database recorded by an older classifier', () => {
     openDb(dbFile).close();
     const after = rowsOf(dbFile);
     expect(after.map((r) => [r.name, r.kind, r.post_fetch])).toEqual([
-      ['appledouble-1.1-source', 'archive', 0], ['oldflat-1.0-source', 'archive', 0], ['oldgh-v0.9-src', 'archive', 0],
+      ['appledouble-1.1-source', 'archive', 0],
+      ['oldflat-1.0-source', 'archive', 0],
+      ['oldgh-v0.9-src', 'archive', 0],
       ['tl-alpha-1.0', 'archive', 0],
       ['tl-beta-2.1', 'url', 1], // no .drv text: kept as it was
     ]);

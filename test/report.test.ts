@@ -15,33 +15,65 @@ import { renderText } from '../src/report/render-text.js';
 import { createTestCrawl, type TestCrawl } from './helpers/fetch-db.js';
 import { addReportGraph, attrsNeeding } from './helpers/report-graph.js';
 
-const hashSchema = z.object({ algo: z.enum(['md5', 'sha1', 'sha256', 'sha512']), hex: z.string().regex(/^[0-9a-f]+$/), sri: z.string().regex(/^(md5|sha1|sha256|sha512)-[A-Za-z0-9+/]+=*$/) });
-const fodSchema = z.object({
-  drvPath: z.string(), outPath: z.string(), name: z.string(), kind: z.string(),
-  hash: z.object({ algo: z.string(), mode: z.enum(['flat', 'recursive']), hex: z.string(), sri: z.string() }),
-  urls: z.array(z.string()), resolvedUrls: z.array(z.string()), git: z.unknown().nullable(), postFetch: z.boolean(),
-}).strict();
+const hashSchema = z.object({
+  algo: z.enum(['md5', 'sha1', 'sha256', 'sha512']),
+  hex: z.string().regex(/^[0-9a-f]+$/),
+  sri: z.string().regex(/^(md5|sha1|sha256|sha512)-[A-Za-z0-9+/]+=*$/),
+});
+const fodSchema = z
+  .object({
+    drvPath: z.string(),
+    outPath: z.string(),
+    name: z.string(),
+    kind: z.string(),
+    hash: z.object({ algo: z.string(), mode: z.enum(['flat', 'recursive']), hex: z.string(), sri: z.string() }),
+    urls: z.array(z.string()),
+    resolvedUrls: z.array(z.string()),
+    git: z.unknown().nullable(),
+    postFetch: z.boolean(),
+  })
+  .strict();
 const attrsSchema = z.object({ direct: z.array(z.string()), total: z.number().int(), indirect: z.array(z.string()), indirectTruncated: z.boolean() });
 const urlSchema = z.object({ url: z.string(), outcome: z.string(), httpStatus: z.number().nullable(), message: z.string().nullable() });
 const entry = { fod: fodSchema, attrs: attrsSchema, since: z.string(), lastTried: z.string(), new: z.boolean() };
-const reportSchema = z.object({
-  crawl: z.object({ id: z.number(), nixpkgs: z.string(), status: z.string(), startedAt: z.string(), finishedAt: z.string().nullable() }),
-  generatedAt: z.string(),
-  previousReport: z.object({ id: z.number(), createdAt: z.string() }).nullable(),
-  summary: z.object({ fods: z.number(), mirrored: z.number(), brokenHash: z.number(), dead: z.number(), rotting: z.number(), unfetched: z.number(), unverifiable: z.number(), evalErrors: z.number() }).strict(),
-  brokenHashes: z.array(z.object({ ...entry, url: z.string(), expected: hashSchema, actual: hashSchema, urls: z.array(urlSchema) }).strict()),
-  dead: z.array(z.object({ ...entry, urls: z.array(urlSchema) }).strict()),
-  rotting: z.array(z.object({ ...entry, url: z.string(), urlIndex: z.number(), failing: z.array(urlSchema) }).strict()),
-  unverifiable: z.array(z.object({ ...entry, reason: z.string(), message: z.string(), plugin: z.string().nullable() }).strict()),
-  evalErrors: z.array(z.object({ attr: z.string(), system: z.string(), variant: z.string(), message: z.string(), kind: z.string().nullable(), new: z.boolean() }).strict()),
-}).strict();
+const reportSchema = z
+  .object({
+    crawl: z.object({ id: z.number(), nixpkgs: z.string(), status: z.string(), startedAt: z.string(), finishedAt: z.string().nullable() }),
+    generatedAt: z.string(),
+    previousReport: z.object({ id: z.number(), createdAt: z.string() }).nullable(),
+    summary: z
+      .object({
+        fods: z.number(),
+        mirrored: z.number(),
+        brokenHash: z.number(),
+        dead: z.number(),
+        rotting: z.number(),
+        unfetched: z.number(),
+        unverifiable: z.number(),
+        evalErrors: z.number(),
+      })
+      .strict(),
+    brokenHashes: z.array(z.object({ ...entry, url: z.string(), expected: hashSchema, actual: hashSchema, urls: z.array(urlSchema) }).strict()),
+    dead: z.array(z.object({ ...entry, urls: z.array(urlSchema) }).strict()),
+    rotting: z.array(z.object({ ...entry, url: z.string(), urlIndex: z.number(), failing: z.array(urlSchema) }).strict()),
+    unverifiable: z.array(z.object({ ...entry, reason: z.string(), message: z.string(), plugin: z.string().nullable() }).strict()),
+    evalErrors: z.array(
+      z.object({ attr: z.string(), system: z.string(), variant: z.string(), message: z.string(), kind: z.string().nullable(), new: z.boolean() }).strict(),
+    ),
+  })
+  .strict();
 
 /** A crawl with fetch results written the way `fodder fetch` writes them. */
 function fixture(): { c: TestCrawl; drv: Record<string, string> } {
   const c = createTestCrawl(join(mkdtempSync(join(tmpdir(), 'fodder-report-')), 'fodder.db'));
   const drv: Record<string, string> = {};
   drv.broken = c.addFod({ name: 'broken-1.0.tar.gz', urls: ['https://example.org/broken-1.0.tar.gz'], content: 'expected' });
-  drv.dead = c.addFod({ name: 'dead <b>1</b>.tar.gz', urls: ['mirror://gnu/dead.tar.gz'], resolvedUrls: ['https://a.example/dead.tar.gz', 'ftp://b.example/dead.tar.gz'], content: 'x' });
+  drv.dead = c.addFod({
+    name: 'dead <b>1</b>.tar.gz',
+    urls: ['mirror://gnu/dead.tar.gz'],
+    resolvedUrls: ['https://a.example/dead.tar.gz', 'ftp://b.example/dead.tar.gz'],
+    content: 'x',
+  });
   drv.rotting = c.addFod({ name: 'rotting.tar.gz', urls: ['https://old.example/r.tar.gz', 'https://new.example/r.tar.gz'], content: 'r' });
   drv.fine = c.addFod({ name: 'fine.tar.gz', urls: ['https://example.org/fine.tar.gz'], content: 'f' });
   drv.never = c.addFod({ name: 'never-fetched.tar.gz', urls: ['https://example.org/never.tar.gz'], content: 'n' });
@@ -53,22 +85,63 @@ function fixture(): { c: TestCrawl; drv: Record<string, string> } {
   const store = createFetchStore(c.db);
   const run = store.beginRun(c.crawlId, '/m', {});
   const at = (url: string, urlIndex: number, outcome: string, httpStatus: number | null, actual: string | null = null) => ({
-    url, urlIndex, try: 1, finalUrl: url, outcome: outcome as 'ok', httpStatus, ftpReply: null, bytes: 0, resumedFrom: null, durationMs: 1,
-    actual: actual ? { algo: 'sha256' as const, hex: actual } : null, message: null,
+    url,
+    urlIndex,
+    try: 1,
+    finalUrl: url,
+    outcome: outcome as 'ok',
+    httpStatus,
+    ftpReply: null,
+    bytes: 0,
+    resumedFrom: null,
+    durationMs: 1,
+    actual: actual ? { algo: 'sha256' as const, hex: actual } : null,
+    message: null,
   });
   store.attempt(run, drv.broken, at('https://example.org/broken-1.0.tar.gz', 0, 'hash-mismatch', 200, 'ab'.repeat(32)));
-  store.result(run, { drvPath: drv.broken, verdict: 'broken-hash', url: 'https://example.org/broken-1.0.tar.gz', urlIndex: 0, actual: { algo: 'sha256', hex: 'ab'.repeat(32) } });
+  store.result(run, {
+    drvPath: drv.broken,
+    verdict: 'broken-hash',
+    url: 'https://example.org/broken-1.0.tar.gz',
+    urlIndex: 0,
+    actual: { algo: 'sha256', hex: 'ab'.repeat(32) },
+  });
   store.attempt(run, drv.dead, at('https://a.example/dead.tar.gz', 0, 'http-404', 404));
   store.attempt(run, drv.dead, at('ftp://b.example/dead.tar.gz', 1, 'dns', null));
   store.result(run, { drvPath: drv.dead, verdict: 'dead', url: null, urlIndex: null, actual: null });
   store.attempt(run, drv.rotting, at('https://old.example/r.tar.gz', 0, 'http-5xx', 503));
   store.attempt(run, drv.rotting, at('https://new.example/r.tar.gz', 1, 'ok', 200));
   store.result(run, { drvPath: drv.rotting, verdict: 'ok', url: 'https://new.example/r.tar.gz', urlIndex: 1, actual: null });
-  store.mirrored(run, '/m', { drvPath: drv.rotting, path: 'tarballs/sha256/x', algo: 'sha256', hex: 'x', size: 1, url: 'https://new.example/r.tar.gz', urlIndex: 1 });
+  store.mirrored(run, '/m', {
+    drvPath: drv.rotting,
+    path: 'tarballs/sha256/x',
+    algo: 'sha256',
+    hex: 'x',
+    size: 1,
+    url: 'https://new.example/r.tar.gz',
+    urlIndex: 1,
+  });
   store.attempt(run, drv.fine, at('https://example.org/fine.tar.gz', 0, 'ok', 200));
   store.result(run, { drvPath: drv.fine, verdict: 'ok', url: 'https://example.org/fine.tar.gz', urlIndex: 0, actual: null });
-  store.mirrored(run, '/m', { drvPath: drv.fine, path: 'tarballs/sha256/y', algo: 'sha256', hex: 'y', size: 1, url: 'https://example.org/fine.tar.gz', urlIndex: 0 });
-  store.result(run, { drvPath: drv.custom, verdict: 'unverifiable', reason: 'custom-postFetch', message: 'archive: fetchzip with a custom postFetch', plugin: null, url: null, urlIndex: null, actual: null });
+  store.mirrored(run, '/m', {
+    drvPath: drv.fine,
+    path: 'tarballs/sha256/y',
+    algo: 'sha256',
+    hex: 'y',
+    size: 1,
+    url: 'https://example.org/fine.tar.gz',
+    urlIndex: 0,
+  });
+  store.result(run, {
+    drvPath: drv.custom,
+    verdict: 'unverifiable',
+    reason: 'custom-postFetch',
+    message: 'archive: fetchzip with a custom postFetch',
+    plugin: null,
+    url: null,
+    urlIndex: null,
+    actual: null,
+  });
   store.finishRun(run, 'done', {});
   return { c, drv };
 }
@@ -79,7 +152,9 @@ describe('report', () => {
     const r = JSON.parse(JSON.stringify(buildReport(c.db)));
     expect(() => reportSchema.parse(r)).not.toThrow();
     expect(r.summary).toEqual({ fods: 6, mirrored: 2, brokenHash: 1, dead: 1, rotting: 1, unfetched: 1, unverifiable: 1, evalErrors: 1 });
-    expect(r.unverifiable).toEqual([expect.objectContaining({ reason: 'custom-postFetch', plugin: null, message: 'archive: fetchzip with a custom postFetch', new: true })]);
+    expect(r.unverifiable).toEqual([
+      expect.objectContaining({ reason: 'custom-postFetch', plugin: null, message: 'archive: fetchzip with a custom postFetch', new: true }),
+    ]);
     expect(r.brokenHashes[0]).toMatchObject({
       url: 'https://example.org/broken-1.0.tar.gz',
       actual: { algo: 'sha256', hex: 'ab'.repeat(32), sri: `sha256-${Buffer.from('ab'.repeat(32), 'hex').toString('base64')}` },
@@ -93,11 +168,23 @@ describe('report', () => {
     const { c, drv } = fixture();
     const store = createFetchStore(c.db);
     const run = store.beginRun(c.crawlId, '/m', {});
-    store.result(run, { drvPath: drv.broken, verdict: 'unverifiable', reason: 'nix-failed', message: 'nix-store --realise: builder failed', plugin: 'nix', url: null, urlIndex: null, actual: null });
+    store.result(run, {
+      drvPath: drv.broken,
+      verdict: 'unverifiable',
+      reason: 'nix-failed',
+      message: 'nix-store --realise: builder failed',
+      plugin: 'nix',
+      url: null,
+      urlIndex: null,
+      actual: null,
+    });
     store.finishRun(run, 'done', {});
     const r = buildReport(c.db, { save: false });
     expect(r.brokenHashes).toEqual([]);
-    expect(r.unverifiable.map((e) => [e.fod.name, e.reason, e.plugin])).toEqual([['custom-source', 'custom-postFetch', null], ['broken-1.0.tar.gz', 'nix-failed', 'nix']]);
+    expect(r.unverifiable.map((e) => [e.fod.name, e.reason, e.plugin])).toEqual([
+      ['custom-source', 'custom-postFetch', null],
+      ['broken-1.0.tar.gz', 'nix-failed', 'nix'],
+    ]);
     expect(r.summary).toMatchObject({ brokenHash: 0, unverifiable: 2 });
     expect(renderText(r)).toMatch(/NOT JUDGED BY FODDER \(2; not a verdict on the source\)/);
     c.close();
@@ -120,11 +207,20 @@ describe('report', () => {
     // a new broken source appears between the reports
     const store = createFetchStore(c.db);
     const run = store.beginRun(c.crawlId, '/m', {});
-    store.result(run, { drvPath: drv.never, verdict: 'broken-hash', url: 'https://example.org/never.tar.gz', urlIndex: 0, actual: { algo: 'sha256', hex: 'cd'.repeat(32) } });
+    store.result(run, {
+      drvPath: drv.never,
+      verdict: 'broken-hash',
+      url: 'https://example.org/never.tar.gz',
+      urlIndex: 0,
+      actual: { algo: 'sha256', hex: 'cd'.repeat(32) },
+    });
     store.finishRun(run, 'done', {});
     const second = buildReport(c.db);
     expect(second.previousReport?.id).toBe(1);
-    expect(second.brokenHashes.map((e) => [e.fod.name, e.new])).toEqual([['broken-1.0.tar.gz', false], ['never-fetched.tar.gz', true]]);
+    expect(second.brokenHashes.map((e) => [e.fod.name, e.new])).toEqual([
+      ['broken-1.0.tar.gz', false],
+      ['never-fetched.tar.gz', true],
+    ]);
     expect(second.dead[0].new).toBe(false);
     const third = buildReport(c.db, { save: false });
     expect(third.brokenHashes.every((e) => !e.new)).toBe(true);
@@ -167,7 +263,10 @@ describe('report', () => {
     // every statement the report prepares, by its SQL: one walk per failing source must not mean one read of the graph per source
     const prepared: string[] = [];
     const prepare = c.db.prepare.bind(c.db);
-    c.db.prepare = (sql: string) => { prepared.push(sql); return prepare(sql); };
+    c.db.prepare = (sql: string) => {
+      prepared.push(sql);
+      return prepare(sql);
+    };
     const r = buildReport(c.db);
     expect(r.dead.length + r.brokenHashes.length).toBe(400);
     expect(prepared.filter((sql) => /\bdrv_inputs\b/.test(sql))).toHaveLength(1);

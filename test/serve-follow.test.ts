@@ -28,9 +28,11 @@ let proc: ResultPromise | null = null;
 let base = '';
 let log = '';
 
-const git = (...args: string[]) => execFileSync('git', ['-C', repo, ...args], {
-  encoding: 'utf8', env: { PATH: process.env.PATH, HOME: dir, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
-}).trim();
+const git = (...args: string[]) =>
+  execFileSync('git', ['-C', repo, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: dir, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
+  }).trim();
 
 /** Commits the package set with one extra top-level source, `followed`, fetched from the test upstream. */
 function commitWith(name: keyof typeof content): string {
@@ -62,13 +64,20 @@ async function runJob(): Promise<JobInfo> {
 beforeAll(async () => {
   upstream = await startHttp((req, res) => {
     const body = content[(req.url ?? '').replace(/^\/|\.txt$/g, '') as keyof typeof content];
-    if (body === undefined) { res.writeHead(404); res.end(); return; }
-    res.writeHead(200, { 'content-length': Buffer.byteLength(body) }); res.end(body);
+    if (body === undefined) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': Buffer.byteLength(body) });
+    res.end(body);
   });
   cpSync(FIXTURE, repo, { recursive: true });
   git('init', '--quiet', '--initial-branch', 'main');
   writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
-  writeFileSync(join(dir, 'fodder.yaml'), `systems: [x86_64-linux]
+  writeFileSync(
+    join(dir, 'fodder.yaml'),
+    `systems: [x86_64-linux]
 variants: { default: {} }
 db: fodder.db
 fetch:
@@ -84,11 +93,15 @@ service:
   schedule: null
   keep: 1
   nixpkgs: { git: "file://${repo}", branch: main }
-`);
+`,
+  );
 });
 
 afterAll(async () => {
-  if (proc) { proc.kill('SIGTERM'); await proc; }
+  if (proc) {
+    proc.kill('SIGTERM');
+    await proc;
+  }
   await upstream?.close();
 });
 
@@ -99,7 +112,9 @@ describe('a service following a git branch', () => {
   test('the service starts and its first job crawls the branch head, recording the commit', async () => {
     first = commitWith('old');
     proc = execa('node', [CLI, 'serve', '--config', join(dir, 'fodder.yaml')], { reject: false, env: { CI: '1' }, stdin: 'ignore', buffer: false });
-    proc.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+    proc.stderr!.on('data', (d: Buffer) => {
+      log += d.toString();
+    });
     base = await new Promise<string>((resolve, reject) => {
       let out = '';
       proc!.stdout!.on('data', (d: Buffer) => {
@@ -123,7 +138,10 @@ describe('a service following a git branch', () => {
     const job = await runJob();
     expect(job.status, log).toBe('done');
     const crawls = await api<CrawlInfo[]>('/api/crawls');
-    expect(crawls.map((c) => [c.id, c.revision])).toEqual([[job.crawl, second], [firstCrawl, first]]);
+    expect(crawls.map((c) => [c.id, c.revision])).toEqual([
+      [job.crawl, second],
+      [firstCrawl, first],
+    ]);
     expect(job.crawl).not.toBe(firstCrawl);
     expect((await fetch(`${base}/tarballs/sha256/${sha256(content.new)}`)).status).toBe(200);
     // keep: 1 — what only the first revision needed is gone, from the disk and from the service

@@ -14,9 +14,17 @@ describe('tarballName', () => {
   });
 
   test.each([
-    ['sha256', '..'], ['sha256', '../../etc/passwd'], ['sha256', ''], ['sha256', 'a'.repeat(63)], ['sha256', 'g'.repeat(64)],
-    ['sha256', `sha256:${'a'.repeat(64)}`], ['sha256', 'e'.repeat(52)], ['sha3', 'a'.repeat(64)], ['..', 'a'.repeat(64)],
-    ['sha256', `${'a'.repeat(60)}/../`], ['sha1', 'a'.repeat(64)],
+    ['sha256', '..'],
+    ['sha256', '../../etc/passwd'],
+    ['sha256', ''],
+    ['sha256', 'a'.repeat(63)],
+    ['sha256', 'g'.repeat(64)],
+    ['sha256', `sha256:${'a'.repeat(64)}`],
+    ['sha256', 'e'.repeat(52)],
+    ['sha3', 'a'.repeat(64)],
+    ['..', 'a'.repeat(64)],
+    ['sha256', `${'a'.repeat(60)}/../`],
+    ['sha1', 'a'.repeat(64)],
   ])('%s/%s is no name', (algo, name) => {
     expect(tarballName(algo, name)).toBeNull();
   });

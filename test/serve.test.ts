@@ -50,7 +50,9 @@ function rawGet(base: string, path: string, headers: Record<string, string> = {}
   return new Promise((resolve, reject) => {
     const req = request({ host: hostname, port, path, method: 'GET', headers }, (res) => {
       let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString('latin1'); });
+      res.on('data', (d: Buffer) => {
+        body += d.toString('latin1');
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('error', reject);
@@ -77,11 +79,15 @@ beforeAll(async () => {
   expect(posted.status).toBe(202);
   jobId = posted.body.id;
   // kill -9 while it fetches (a few seconds: its stage is polled every 25 ms)
-  killed.before = await waitJob(service.url, jobId, (j) => j.stage === 'fetch' || j.status !== 'queued' && j.status !== 'running', 60_000, 25);
+  killed.before = await waitJob(service.url, jobId, (j) => j.stage === 'fetch' || (j.status !== 'queued' && j.status !== 'running'), 60_000, 25);
   service.proc.kill('SIGKILL');
   await service.proc;
   const d = openDb(db, { readonly: true });
-  try { killed.atKill = jobById(d, jobId); } finally { d.close(); }
+  try {
+    killed.atKill = jobById(d, jobId);
+  } finally {
+    d.close();
+  }
 
   service = await serve(config, '--no-schedule');
   killed.after = await waitJob(service.url, jobId, (j) => j.status === 'done' || j.status === 'failed');
@@ -149,8 +155,9 @@ describe('the mirror over HTTP', () => {
   let file: { algo: string; hex: string; bytes: Buffer };
   beforeAll(async () => {
     // a flat source whose base64 spelling holds a slash
-    const flat = (await api<Fod[]>(service.url, '/api/fods?kind=url&status=mirrored')).body
-      .find((f) => f.hash.algo === 'sha256' && Buffer.from(f.hash.hex, 'hex').toString('base64').includes('/'))!;
+    const flat = (await api<Fod[]>(service.url, '/api/fods?kind=url&status=mirrored')).body.find(
+      (f) => f.hash.algo === 'sha256' && Buffer.from(f.hash.hex, 'hex').toString('base64').includes('/'),
+    )!;
     const stored = join(mirror, 'tarballs', flat.hash.algo, flat.hash.hex);
     file = { algo: flat.hash.algo, hex: flat.hash.hex, bytes: readFileSync(stored) };
   });
@@ -206,11 +213,23 @@ describe('the mirror over HTTP', () => {
   test('paths that would leave the mirror are refused with 400 or 404, and serve nothing', async () => {
     const passwd = readFileSync('/etc/passwd', 'latin1').split('\n')[0];
     const tries = [
-      '/tarballs/../../../../etc/passwd', '/tarballs/sha256/../../../../etc/passwd', '/tarballs/sha256/..%2F..%2F..%2F..%2Fetc%2Fpasswd',
-      '/tarballs/%2e%2e/%2e%2e/%2e%2e/etc/passwd', '/tarballs/sha256%2F..%2F..%2Fcache/nix-cache-info', '/nar/..%2Fnix-cache-info',
-      '/nar/../../../../etc/passwd', '/..%2F..%2F..%2Fetc%2Fpasswd', '/%2e%2e%2f%2e%2e%2fetc%2fpasswd', '/cache/nix-cache-info',
-      '/tarballs/sha256/%00', `/tarballs/sha256/${'a'.repeat(4000)}`, `/nar/${'a'.repeat(4000)}.nar`, `/api/sources/${'a'.repeat(4000)}`,
-      '/tarballs/sha256/' + encodeURIComponent(`${mirror}/tarballs/sha256/${file.hex}`), '/lock', '/tmp',
+      '/tarballs/../../../../etc/passwd',
+      '/tarballs/sha256/../../../../etc/passwd',
+      '/tarballs/sha256/..%2F..%2F..%2F..%2Fetc%2Fpasswd',
+      '/tarballs/%2e%2e/%2e%2e/%2e%2e/etc/passwd',
+      '/tarballs/sha256%2F..%2F..%2Fcache/nix-cache-info',
+      '/nar/..%2Fnix-cache-info',
+      '/nar/../../../../etc/passwd',
+      '/..%2F..%2F..%2Fetc%2Fpasswd',
+      '/%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+      '/cache/nix-cache-info',
+      '/tarballs/sha256/%00',
+      `/tarballs/sha256/${'a'.repeat(4000)}`,
+      `/nar/${'a'.repeat(4000)}.nar`,
+      `/api/sources/${'a'.repeat(4000)}`,
+      '/tarballs/sha256/' + encodeURIComponent(`${mirror}/tarballs/sha256/${file.hex}`),
+      '/lock',
+      '/tmp',
     ];
     for (const path of tries) {
       const r = await rawGet(service.url, path);
@@ -233,11 +252,31 @@ describe('a fresh chroot store with no network substitutes from the service alon
     expect(fods.filter((f) => f.kind === 'archive').length).toBeGreaterThanOrEqual(8);
     for (const f of hello.filter((h) => h.kind === 'url')) expect(outs).toContain(f.outPath);
     const store = join(dir, 'store');
-    const r = spawnSync('nix-store', [
-      '--store', store, '--option', 'substituters', service.url, '--option', 'require-sigs', 'true',
-      '--option', 'trusted-public-keys', publicKey, '--option', 'hashed-mirrors', '', '--option', 'connect-timeout', '2',
-      '--realise', ...outs,
-    ], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(
+      'nix-store',
+      [
+        '--store',
+        store,
+        '--option',
+        'substituters',
+        service.url,
+        '--option',
+        'require-sigs',
+        'true',
+        '--option',
+        'trusted-public-keys',
+        publicKey,
+        '--option',
+        'hashed-mirrors',
+        '',
+        '--option',
+        'connect-timeout',
+        '2',
+        '--realise',
+        ...outs,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n').sort()).toEqual([...outs].sort());
     const v = spawnSync('nix-store', ['--store', store, '--verify-path', ...outs], { encoding: 'utf8' });
@@ -247,7 +286,10 @@ describe('a fresh chroot store with no network substitutes from the service alon
 
 describe('the schedule and a clean stop', () => {
   test('a scheduled job starts; SIGTERM ends the service with 0 and marks the job interrupted', async () => {
-    for (const r of running.splice(0)) { r.proc.kill('SIGTERM'); await r.proc; }
+    for (const r of running.splice(0)) {
+      r.proc.kill('SIGTERM');
+      await r.proc;
+    }
     const config = writeConfig('scheduled.yaml', '  schedule: "* * * * * *"\n');
     const s = await serve(config);
     const { body: jobs } = await api<JobInfo[]>(s.url, '/api/jobs');

@@ -28,7 +28,9 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 describe('the Nix process helper', () => {
   it('passes on standard error whole, the exit code, the environment, and a kill', async () => {
     let err = '';
-    const run = spawner().run('sh', ['-c', 'for i in 1 2 3; do echo "line $i $FODDER_T" >&2; done; exit 3'], { FODDER_T: 'env-ok' }, (d) => { err += d; });
+    const run = spawner().run('sh', ['-c', 'for i in 1 2 3; do echo "line $i $FODDER_T" >&2; done; exit 3'], { FODDER_T: 'env-ok' }, (d) => {
+      err += d;
+    });
     expect(await run.done).toEqual({ exitCode: 3, signal: null });
     expect(err).toBe('line 1 env-ok\nline 2 env-ok\nline 3 env-ok\n');
 
@@ -45,10 +47,13 @@ describe('the Nix process helper', () => {
     // the crawl's process, stood in for by a script that starts `sleep` through the helper
     const script = join(tempDir(), 'owner.mjs');
     const built = pathToFileURL(resolve('dist/src/eval/spawner.js')).href;
-    writeFileSync(script, `import { spawner } from ${JSON.stringify(built)};
+    writeFileSync(
+      script,
+      `import { spawner } from ${JSON.stringify(built)};
       const run = spawner().run('sleep', ['60'], {});
       const t = setInterval(() => { if (run.pid) { console.log(JSON.stringify({ sleep: run.pid })); clearInterval(t); } }, 20);
-      await run.done;`);
+      await run.done;`,
+    );
     const owner = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise<string>((res) => owner.stdout.once('data', (d: Buffer) => res(d.toString())));
     const sleepPid = (JSON.parse(line) as { sleep: number }).sleep;

@@ -2,14 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { HASH_ALGOS, hashOf, hashSizes, toNix32, toSri, type HashMode } from '../src/nix-formats/hash.js';
-import {
-  checkStorePathName,
-  fodStorePath,
-  makeStorePath,
-  parseStorePath,
-  textStorePath,
-  type FixedOutputHash,
-} from '../src/nix-formats/store-path.js';
+import { checkStorePathName, fodStorePath, makeStorePath, parseStorePath, textStorePath, type FixedOutputHash } from '../src/nix-formats/store-path.js';
 
 /** Evaluate a Nix expression read-only and return its JSON value. */
 function nixEval(expr: string, extra: string[] = []): unknown {

@@ -6,9 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import {
-  chmodSync, existsSync, linkSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createGzip } from 'node:zlib';
 import { createWriteStream } from 'node:fs';
@@ -54,7 +52,9 @@ async function refusal(fileName: string, bytes: Buffer, l: UnpackLimits = limits
   writeFileSync(archive, bytes);
   const before = snapshot();
   const err = await unpackArchive(archive, join(d, 'unpack'), unpackMethodFor(fileName)!, { limits: l }).then(
-    () => { throw new Error(`${fileName} was unpacked`); },
+    () => {
+      throw new Error(`${fileName} was unpacked`);
+    },
     (e: unknown) => e,
   );
   expect(err).toBeInstanceOf(FodderError);
@@ -169,7 +169,13 @@ describe('the unpacked tree is the one fetchzip makes', () => {
   test('stripRoot with two top-level entries fails, as fetchzip does', async () => {
     const d = caseDir('two-tops');
     const a = join(d, 'two.tar.gz');
-    writeFileSync(a, tarGz([{ name: 'one/a', data: 'a' }, { name: 'two/b', data: 'b' }]));
+    writeFileSync(
+      a,
+      tarGz([
+        { name: 'one/a', data: 'a' },
+        { name: 'two/b', data: 'b' },
+      ]),
+    );
     await unpackArchive(a, join(d, 'unpack'), { tool: 'tar' });
     await expect(placeUnpacked(join(d, 'unpack'), join(d, 'out'), true)).rejects.toMatchObject({ code: UnpackErrorCode.STRIP_ROOT });
     expect(() => fetchzipReference(a, 'two.tar.gz', true)).toThrow();
@@ -192,7 +198,13 @@ describe('the unpacked tree is the one fetchzip makes', () => {
 
 describe('hostile tar archives are refused and nothing is written outside the work dir', () => {
   test('a `../` entry (path traversal)', async () => {
-    const e = await refusal('dotdot.tar.gz', tarGz([{ name: 'pkg/README', data: 'ok' }, { name: '../../outside/escaped.txt', data: 'pwned' }]));
+    const e = await refusal(
+      'dotdot.tar.gz',
+      tarGz([
+        { name: 'pkg/README', data: 'ok' },
+        { name: '../../outside/escaped.txt', data: 'pwned' },
+      ]),
+    );
     expect(e.code).toBe(UnpackErrorCode.UNSAFE);
     expect(e.fields.rule).toBe('dot-dot');
   });
@@ -215,29 +227,38 @@ describe('hostile tar archives are refused and nothing is written outside the wo
   });
 
   test('a symlink to the outside, then a file written through it', async () => {
-    const e = await refusal('symlink-abs.tar.gz', tarGz([
-      { name: 'pkg/', type: '5' },
-      { name: 'pkg/link', type: '2', linkname: outside },
-      { name: 'pkg/link/pwned.txt', data: 'pwned' },
-    ]));
+    const e = await refusal(
+      'symlink-abs.tar.gz',
+      tarGz([
+        { name: 'pkg/', type: '5' },
+        { name: 'pkg/link', type: '2', linkname: outside },
+        { name: 'pkg/link/pwned.txt', data: 'pwned' },
+      ]),
+    );
     expect(e.code).toBe(UnpackErrorCode.UNSAFE);
     expect(e.fields.rule).toBe('symlink-escape');
   });
 
   test('a relative symlink climbing out, then a directory and a file through it', async () => {
-    const e = await refusal('symlink-rel.tar.gz', tarGz([
-      { name: 'pkg/up', type: '2', linkname: '../../../outside' },
-      { name: 'pkg/up/sub/', type: '5' },
-      { name: 'pkg/up/sub/pwned.txt', data: 'pwned' },
-    ]));
+    const e = await refusal(
+      'symlink-rel.tar.gz',
+      tarGz([
+        { name: 'pkg/up', type: '2', linkname: '../../../outside' },
+        { name: 'pkg/up/sub/', type: '5' },
+        { name: 'pkg/up/sub/pwned.txt', data: 'pwned' },
+      ]),
+    );
     expect(e.fields.rule).toBe('symlink-escape');
   });
 
   test('a symlink replaced by a file of the same name', async () => {
-    const e = await refusal('symlink-replace.tar.gz', tarGz([
-      { name: 'pkg/f', type: '2', linkname: `${outside}/target` },
-      { name: 'pkg/f', data: 'written through the link?' },
-    ]));
+    const e = await refusal(
+      'symlink-replace.tar.gz',
+      tarGz([
+        { name: 'pkg/f', type: '2', linkname: `${outside}/target` },
+        { name: 'pkg/f', data: 'written through the link?' },
+      ]),
+    );
     expect(e.fields.rule).toBe('symlink-replace');
   });
 
@@ -282,7 +303,10 @@ describe('hostile tar archives are refused and nothing is written outside the wo
   });
 
   test('a bomb of hard links to one large file', async () => {
-    const items = [{ name: 'pkg/big', data: Buffer.alloc(4 << 20, 1) }, ...Array.from({ length: 40 }, (_, i) => ({ name: `pkg/l${i}`, type: '1', linkname: 'pkg/big' }))];
+    const items = [
+      { name: 'pkg/big', data: Buffer.alloc(4 << 20, 1) },
+      ...Array.from({ length: 40 }, (_, i) => ({ name: `pkg/l${i}`, type: '1', linkname: 'pkg/big' })),
+    ];
     const e = await refusal('hardlink-bomb.tar.gz', tarGz(items));
     expect(e.code).toBe(UnpackErrorCode.TOO_LARGE);
   });
@@ -301,7 +325,13 @@ describe('hostile tar archives are refused and nothing is written outside the wo
 
 describe('hostile zip archives are refused and nothing is written outside the work dir', () => {
   test('a `../` name', async () => {
-    const e = await refusal('dotdot.zip', zip([{ name: 'pkg/ok', data: 'ok' }, { name: '../../outside/escaped.txt', data: 'pwned' }]));
+    const e = await refusal(
+      'dotdot.zip',
+      zip([
+        { name: 'pkg/ok', data: 'ok' },
+        { name: '../../outside/escaped.txt', data: 'pwned' },
+      ]),
+    );
     expect(e.fields.rule).toBe('dot-dot');
   });
 
@@ -311,10 +341,13 @@ describe('hostile zip archives are refused and nothing is written outside the wo
   });
 
   test('a symlink to the outside, then a file through it', async () => {
-    const e = await refusal('symlink.zip', zip([
-      { name: 'pkg/link', data: outside, mode: 0o120777 },
-      { name: 'pkg/link/pwned.txt', data: 'pwned' },
-    ]));
+    const e = await refusal(
+      'symlink.zip',
+      zip([
+        { name: 'pkg/link', data: outside, mode: 0o120777 },
+        { name: 'pkg/link/pwned.txt', data: 'pwned' },
+      ]),
+    );
     expect(e.fields.rule).toBe('symlink-escape');
   });
 

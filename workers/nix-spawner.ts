@@ -18,14 +18,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
 type Message =
-  | { t: 'run'; id: number; cmd: string; args: string[]; env: Record<string, string>; interactive?: boolean }
-  | { t: 'in'; id: number; data: string };
+  { t: 'run'; id: number; cmd: string; args: string[]; env: Record<string, string>; interactive?: boolean } | { t: 'in'; id: number; data: string };
 
 /** the longest a chunk of output waits before it is passed on: a plain run's stderr, an interactive run's replies */
 const BATCH_MS = { plain: 25, interactive: 2 };
 
 const running = new Map<number, ChildProcess>();
-const send = (m: object) => { if (process.connected) process.send!(m); };
+const send = (m: object) => {
+  if (process.connected) process.send!(m);
+};
 
 function start(m: Extract<Message, { t: 'run' }>): void {
   const env = { ...process.env, ...m.env };
@@ -35,8 +36,13 @@ function start(m: Extract<Message, { t: 'run' }>): void {
     : spawn(m.cmd, m.args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   running.set(m.id, child);
   child.once('spawn', () => send({ t: 'pid', id: m.id, pid: child.pid }));
-  child.once('error', (err) => { running.delete(m.id); send({ t: 'failed', id: m.id, message: err.message }); });
-  child.stdin?.on('error', () => { /* the command exited: its exit is reported */ });
+  child.once('error', (err) => {
+    running.delete(m.id);
+    send({ t: 'failed', id: m.id, message: err.message });
+  });
+  child.stdin?.on('error', () => {
+    /* the command exited: its exit is reported */
+  });
   // Nix writes a line per attribute: rather than wake the worker thread for each, what came in
   // the last few milliseconds is passed on in one message
   const out = (m.interactive ? child.stdout : child.stderr)!;

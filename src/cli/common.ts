@@ -74,7 +74,9 @@ export function abortOnSignals(controller: AbortController): () => void {
   };
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
   for (const s of signals) process.on(s, on);
-  return () => { for (const s of signals) process.off(s, on); };
+  return () => {
+    for (const s of signals) process.off(s, on);
+  };
 }
 
 /** Which crawl an answer comes from, for its first line: the latest finished one, or the one asked for with its status. */
@@ -82,8 +84,7 @@ export function crawlLabel(c: CrawlInfo, asked: boolean): string {
   // a crawl of a followed branch (service.nixpkgs) names its commit
   const name = c.revision === null ? `crawl ${c.id}` : `crawl ${c.id} (commit ${c.revision.slice(0, 12)})`;
   if (!asked) return `${name}, the latest finished (${c.finishedAt ?? c.startedAt})`;
-  return c.status === 'done' ? `${name}, finished ${c.finishedAt ?? ''}`.trimEnd()
-    : `${name}, ${c.status.toUpperCase()}: what it recorded so far, partial`;
+  return c.status === 'done' ? `${name}, finished ${c.finishedAt ?? ''}`.trimEnd() : `${name}, ${c.status.toUpperCase()}: what it recorded so far, partial`;
 }
 
 /** With --json the answer has no header: a crawl that has not finished is said on stderr. */

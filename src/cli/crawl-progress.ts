@@ -6,7 +6,14 @@ import type { Progress } from '../eval/progress.js';
  */
 export function createProgress(interactive: boolean, write: (s: string) => void = (s) => process.stderr.write(s)): Progress {
   const t0 = Date.now();
-  let shardsQueued = 0, shardsDone = 0, attrs = 0, drvs = 0, fods = 0, errors = 0, targetsDone = 0, targets = 0;
+  let shardsQueued = 0,
+    shardsDone = 0,
+    attrs = 0,
+    drvs = 0,
+    fods = 0,
+    errors = 0,
+    targetsDone = 0,
+    targets = 0;
   let lastPlain = 0;
   const line = () => {
     const secs = (Date.now() - t0) / 1000;
@@ -14,17 +21,28 @@ export function createProgress(interactive: boolean, write: (s: string) => void 
     return `crawl: targets ${targetsDone}/${targets}  shards ${shardsDone}/${shardsQueued}  attrs ${attrs}  drvs ${drvs}  fods ${fods}  errors ${errors}  ${rate} attrs/s  ${secs.toFixed(1)}s`;
   };
   const draw = (force = false) => {
-    if (interactive) { write(`\r\x1b[K${line()}`); return; }
+    if (interactive) {
+      write(`\r\x1b[K${line()}`);
+      return;
+    }
     const now = Date.now();
-    if (force || now - lastPlain > 5000) { lastPlain = now; write(line() + '\n'); }
+    if (force || now - lastPlain > 5000) {
+      lastPlain = now;
+      write(line() + '\n');
+    }
   };
   return {
     start(info) {
       targets = info.targets;
       write(`crawl ${info.crawl}${info.resumed ? ' (resuming)' : ''}: ${info.targets} system/variant targets\n`);
     },
-    resume(target, rows) { if (rows) write(`${interactive ? '\r\x1b[K' : ''}${target.system}/${target.variant}: ${rows} attributes already recorded, continuing\n`); },
-    queued(n) { shardsQueued += n; draw(); },
+    resume(target, rows) {
+      if (rows) write(`${interactive ? '\r\x1b[K' : ''}${target.system}/${target.variant}: ${rows} attributes already recorded, continuing\n`);
+    },
+    queued(n) {
+      shardsQueued += n;
+      draw();
+    },
     shardDone(_t, rows, added, shards) {
       shardsDone += shards;
       attrs += rows.length;
@@ -35,8 +53,12 @@ export function createProgress(interactive: boolean, write: (s: string) => void 
     },
     targetDone(target) {
       targetsDone++;
-      if (interactive) draw(); else write(`${target.system}/${target.variant}: done\n`);
+      if (interactive) draw();
+      else write(`${target.system}/${target.variant}: done\n`);
     },
-    finish() { if (interactive) write('\n'); else draw(true); },
+    finish() {
+      if (interactive) write('\n');
+      else draw(true);
+    },
   };
 }

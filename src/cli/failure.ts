@@ -18,10 +18,10 @@ export const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143, 
  * failed system calls) become one line with a code; anything else is a bug.
  */
 export function failureOf(err: unknown): Failure {
-  const known = err instanceof FodderError ? err : databaseError(err) ?? systemError(err);
+  const known = err instanceof FodderError ? err : (databaseError(err) ?? systemError(err));
   if (known) {
-    const signal = known.code === ErrorCode.INTERRUPTED ? String(known.fields.signal as string | undefined ?? 'SIGINT') : null;
-    const exitCode = signal ? SIGNAL_EXIT[signal] ?? 130 : known.code === ErrorCode.USAGE ? 2 : 1;
+    const signal = known.code === ErrorCode.INTERRUPTED ? String((known.fields.signal as string | undefined) ?? 'SIGINT') : null;
+    const exitCode = signal ? (SIGNAL_EXIT[signal] ?? 130) : known.code === ErrorCode.USAGE ? 2 : 1;
     return { code: known.code, message: known.message, exitCode, bug: false };
   }
   const e = err instanceof Error ? err : new Error(String(err));
@@ -31,6 +31,5 @@ export function failureOf(err: unknown): Failure {
 /** The text a failure prints on standard error. */
 export function failureText(f: Failure): string {
   if (!f.bug) return `fodder: error [${f.code}]: ${f.message}\n`;
-  return `fodder: internal error: ${f.message}\n`
-    + 'fodder: this is a bug in fodder; please report it, with the command you ran and the lines above\n';
+  return `fodder: internal error: ${f.message}\n` + 'fodder: this is a bug in fodder; please report it, with the command you ran and the lines above\n';
 }

@@ -4,7 +4,10 @@ export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
@@ -22,8 +25,13 @@ export function formatDuration(secs: number): string {
  */
 export function createFetchProgress(interactive: boolean, write: (s: string) => void = (s) => process.stderr.write(s)): FetchProgress {
   const t0 = Date.now();
-  let queued = 0, done = 0, failed = 0, bytes = 0, expected = 0;
-  let lastDraw = 0, lastPlain = Date.now();
+  let queued = 0,
+    done = 0,
+    failed = 0,
+    bytes = 0,
+    expected = 0;
+  let lastDraw = 0,
+    lastPlain = Date.now();
   // rate over a sliding window of (time, bytes) samples
   const samples: [number, number][] = [[t0, 0]];
   const rate = () => {
@@ -45,10 +53,18 @@ export function createFetchProgress(interactive: boolean, write: (s: string) => 
   const draw = (force = false) => {
     const now = Date.now();
     if (interactive) {
-      if (force || now - lastDraw > 200) { lastDraw = now; samples.push([now, bytes]); write(`\r\x1b[K${line()}`); }
+      if (force || now - lastDraw > 200) {
+        lastDraw = now;
+        samples.push([now, bytes]);
+        write(`\r\x1b[K${line()}`);
+      }
       return;
     }
-    if (force || now - lastPlain > 5000) { lastPlain = now; samples.push([now, bytes]); write(line() + '\n'); }
+    if (force || now - lastPlain > 5000) {
+      lastPlain = now;
+      samples.push([now, bytes]);
+      write(line() + '\n');
+    }
   };
   const clear = () => (interactive ? '\r\x1b[K' : '');
   return {
@@ -57,8 +73,13 @@ export function createFetchProgress(interactive: boolean, write: (s: string) => 
       write(`fetch run ${info.run} (crawl ${info.crawl}): ${info.queued} sources to fetch, ${info.skipped} skipped\n`);
       draw(true);
     },
-    bytes(delta) { bytes += delta; draw(); },
-    expect(n) { expected += n; },
+    bytes(delta) {
+      bytes += delta;
+      draw();
+    },
+    expect(n) {
+      expected += n;
+    },
     done(info) {
       done++;
       if (info.verdict !== 'ok') {
@@ -67,6 +88,9 @@ export function createFetchProgress(interactive: boolean, write: (s: string) => 
       }
       draw();
     },
-    finish() { draw(true); if (interactive) write('\n'); },
+    finish() {
+      draw(true);
+      if (interactive) write('\n');
+    },
   };
 }

@@ -10,7 +10,11 @@ export function packageRoot(): string {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'nix', 'evaluator.nix'))) return dir;
     dir = resolve(dir, '..');
   }
-  throw new FodderError(ErrorCode.INSTALL_BROKEN, `cannot locate fodder's own files (nix/evaluator.nix) above ${fileURLToPath(import.meta.url)}: reinstall it`, {});
+  throw new FodderError(
+    ErrorCode.INSTALL_BROKEN,
+    `cannot locate fodder's own files (nix/evaluator.nix) above ${fileURLToPath(import.meta.url)}: reinstall it`,
+    {},
+  );
 }
 
 /**
@@ -29,17 +33,41 @@ export const DEFAULT_SYSTEMS = ['x86_64-linux', 'aarch64-linux', 'x86_64-darwin'
 
 /** nixpkgs' own "attrpaths superset" exclusions: never descended into, at top level. */
 export const DEFAULT_EXCLUDE_TOP = [
-  'buildPackages', 'targetPackages', 'pkgsBuildBuild', 'pkgsBuildHost', 'pkgsBuildTarget',
-  'pkgsHostHost', 'pkgsHostTarget', 'pkgsTargetTarget', '__splicedPackages', 'pkgsCross',
-  'pkgsStatic', 'pkgsMusl', 'pkgsLLVM', 'pkgsi686Linux', 'pkgsx86_64Darwin', 'pkgsLinux',
+  'buildPackages',
+  'targetPackages',
+  'pkgsBuildBuild',
+  'pkgsBuildHost',
+  'pkgsBuildTarget',
+  'pkgsHostHost',
+  'pkgsHostTarget',
+  'pkgsTargetTarget',
+  '__splicedPackages',
+  'pkgsCross',
+  'pkgsStatic',
+  'pkgsMusl',
+  'pkgsLLVM',
+  'pkgsi686Linux',
+  'pkgsx86_64Darwin',
+  'pkgsLinux',
   'pkgsExtraHardening',
 ];
 
 /** ...and at any depth. */
 export const DEFAULT_EXCLUDE_ANYWHERE = [
-  'lib', 'pkgs', 'override', 'overrideDerivation', 'overrideScope', 'overrideScope\'',
-  'callPackage', 'newScope', 'mkDerivation', '__functor', 'type', 'recurseForDerivations',
-  'packages', 'buildPackages',
+  'lib',
+  'pkgs',
+  'override',
+  'overrideDerivation',
+  'overrideScope',
+  "overrideScope'",
+  'callPackage',
+  'newScope',
+  'mkDerivation',
+  '__functor',
+  'type',
+  'recurseForDerivations',
+  'packages',
+  'buildPackages',
 ];
 
 export const DEFAULT_VARIANTS = {

@@ -14,8 +14,11 @@ export function selectNix(raw: RawConfig, base: string, origin: string): string 
   if (raw.nix.bin === null) return null;
   const dir = resolve(base, raw.nix.bin);
   if (!isExecutable(join(dir, 'nix-instantiate'))) {
-    throw new FodderError(ErrorCode.CONFIG_INVALID,
-      `${origin}: key "nix.bin": ${dir} holds no executable nix-instantiate`, { file: origin, key: 'nix.bin', value: dir });
+    throw new FodderError(ErrorCode.CONFIG_INVALID, `${origin}: key "nix.bin": ${dir} holds no executable nix-instantiate`, {
+      file: origin,
+      key: 'nix.bin',
+      value: dir,
+    });
   }
   const rest = (process.env.PATH ?? '').split(delimiter).filter((d) => d && resolve(d) !== dir);
   process.env.PATH = [dir, ...rest].join(delimiter);

@@ -38,75 +38,81 @@ const atMost = (max: number, why: string) => `must be at most ${max} (${why})`;
 const count = (max: number, why: string) => z.number().int().min(1, 'must be at least 1').max(max, atMost(max, why));
 
 /** A Nix system name: `cpu-kernel` or a longer double (`x86_64-linux`, `aarch64-darwin`, `armv7l-linux`). */
-export const systemSchema = z.string().regex(/^[A-Za-z0-9_]+(-[A-Za-z0-9_.]+)+$/,
-  'must be a Nix system name like x86_64-linux');
+export const systemSchema = z.string().regex(/^[A-Za-z0-9_]+(-[A-Za-z0-9_.]+)+$/, 'must be a Nix system name like x86_64-linux');
 
 /** A config variant: plain config values, plus an optional Nix expression merged over them. */
-export const variantSchema = z.object({
-  config: z.record(z.unknown()).default({}),
-  nix: z.string().nullable().default(null),
-}).strict();
+export const variantSchema = z.object({ config: z.record(z.unknown()).default({}), nix: z.string().nullable().default(null) }).strict();
 
-export const crawlLimitsSchema = z.object({
-  /** wall-clock cap of one attribute's evaluation; past it the attribute is a `timeout` error */
-  shardTimeoutSec: z.number().positive().max(BOUNDS.shardTimeoutSec, atMost(BOUNDS.shardTimeoutSec, 'a day')).default(900),
-  /** resident memory cap of one evaluator (a `nix repl`), MiB: past it the evaluator restarts */
-  memoryMb: count(BOUNDS.memoryMb, "this machine's memory").default(4096),
-  /**
-   * without a kept store: a worker empties its drv store in the scratch directory once it has
-   * read this many .drv files since it last did (each costs about 8 KiB there)
-   */
-  scratchDrvs: count(BOUNDS.scratchDrvs, 'about 8 GiB of memory per worker').default(200_000),
-}).strict();
+export const crawlLimitsSchema = z
+  .object({
+    /** wall-clock cap of one attribute's evaluation; past it the attribute is a `timeout` error */
+    shardTimeoutSec: z.number().positive().max(BOUNDS.shardTimeoutSec, atMost(BOUNDS.shardTimeoutSec, 'a day')).default(900),
+    /** resident memory cap of one evaluator (a `nix repl`), MiB: past it the evaluator restarts */
+    memoryMb: count(BOUNDS.memoryMb, "this machine's memory").default(4096),
+    /**
+     * without a kept store: a worker empties its drv store in the scratch directory once it has
+     * read this many .drv files since it last did (each costs about 8 KiB there)
+     */
+    scratchDrvs: count(BOUNDS.scratchDrvs, 'about 8 GiB of memory per worker').default(200_000),
+  })
+  .strict();
 
 /** `fetch.cache`: the binary cache of FOD outputs in `<mirror>/cache`. */
-export const cacheSchema = z.object({
-  /** NAR compression: none (the default: most sources are compressed already), xz or zstd */
-  compression: z.enum(['none', 'xz', 'zstd']).default('none'),
-  /** xz (0-9) or zstd (1-19) level */
-  level: z.number().int().min(0).max(19).optional(),
-  /** a file holding a Nix secret key (`name:base64`); absent: narinfos are not signed */
-  secretKeyFile: z.string().min(1).optional(),
-  /** `Priority` in nix-cache-info (lower is preferred; cache.nixos.org is 40) */
-  priority: z.number().int().min(0).default(30),
-  /**
-   * flat sources (already in tarballs/, which Nix uses as hashed-mirrors) get a cache entry too,
-   * so Nix substitutes them with no hashed-mirrors setting; costs a second copy of each file (a
-   * NAR) on disk, so it is off unless asked for
-   */
-  flat: z.boolean().default(false),
-}).strict();
+export const cacheSchema = z
+  .object({
+    /** NAR compression: none (the default: most sources are compressed already), xz or zstd */
+    compression: z.enum(['none', 'xz', 'zstd']).default('none'),
+    /** xz (0-9) or zstd (1-19) level */
+    level: z.number().int().min(0).max(19).optional(),
+    /** a file holding a Nix secret key (`name:base64`); absent: narinfos are not signed */
+    secretKeyFile: z.string().min(1).optional(),
+    /** `Priority` in nix-cache-info (lower is preferred; cache.nixos.org is 40) */
+    priority: z.number().int().min(0).default(30),
+    /**
+     * flat sources (already in tarballs/, which Nix uses as hashed-mirrors) get a cache entry too,
+     * so Nix substitutes them with no hashed-mirrors setting; costs a second copy of each file (a
+     * NAR) on disk, so it is off unless asked for
+     */
+    flat: z.boolean().default(false),
+  })
+  .strict();
 
 /** `fetch.nix`: the fallback that realises a FOD's .drv with the user's Nix. */
-export const nixFallbackSchema = z.object({
-  /** on for every run (otherwise only with `--kind nix`) */
-  enabled: z.boolean().default(false),
-  /** the store that builds (`--store`); null: the user's default store */
-  store: z.string().min(1).nullable().default(null),
-  /** `--option NAME VALUE` for every Nix call (substituters, extra-sandbox-paths, ...) */
-  options: z.record(z.string()).default({}),
-  /** one realisation is killed after this long */
-  timeoutSec: z.number().positive().max(BOUNDS.nixTimeoutSec, atMost(BOUNDS.nixTimeoutSec, 'a week')).default(7200),
-  /** realisations at once */
-  jobs: count(BOUNDS.nixJobs, "this machine's cores").default(2),
-}).strict();
+export const nixFallbackSchema = z
+  .object({
+    /** on for every run (otherwise only with `--kind nix`) */
+    enabled: z.boolean().default(false),
+    /** the store that builds (`--store`); null: the user's default store */
+    store: z.string().min(1).nullable().default(null),
+    /** `--option NAME VALUE` for every Nix call (substituters, extra-sandbox-paths, ...) */
+    options: z.record(z.string()).default({}),
+    /** one realisation is killed after this long */
+    timeoutSec: z.number().positive().max(BOUNDS.nixTimeoutSec, atMost(BOUNDS.nixTimeoutSec, 'a week')).default(7200),
+    /** realisations at once */
+    jobs: count(BOUNDS.nixJobs, "this machine's cores").default(2),
+  })
+  .strict();
 
-export const fetchSchema = z.object({
-  mirror: z.string().min(1).default('data/mirror'),
-  kinds: z.array(name).optional(),
-  concurrency: count(BOUNDS.concurrency, 'open connections, clones and unpackings at once').default(16),
-  perHost: count(BOUNDS.perHost, 'connections one server is asked to take at once').default(4),
-  connectTimeoutSec: z.number().positive().max(BOUNDS.timeoutSec, atMost(BOUNDS.timeoutSec, 'a day')).default(20),
-  idleTimeoutSec: z.number().positive().max(BOUNDS.timeoutSec, atMost(BOUNDS.timeoutSec, 'a day')).default(60),
-  retries: z.number().int().min(0).max(BOUNDS.retries, atMost(BOUNDS.retries, 'extra tries of one URL')).default(3),
-  retryDelaySec: z.number().min(0).max(BOUNDS.retryDelaySec, atMost(BOUNDS.retryDelaySec, 'ten minutes')).default(1),
-  maxSizeMb: z.number().positive().max(BOUNDS.maxSizeMb, atMost(BOUNDS.maxSizeMb, '1 TiB')).default(8192),
-  cache: cacheSchema.default({}),
-  nix: nixFallbackSchema.default({}),
-}).strict();
+export const fetchSchema = z
+  .object({
+    mirror: z.string().min(1).default('data/mirror'),
+    kinds: z.array(name).optional(),
+    concurrency: count(BOUNDS.concurrency, 'open connections, clones and unpackings at once').default(16),
+    perHost: count(BOUNDS.perHost, 'connections one server is asked to take at once').default(4),
+    connectTimeoutSec: z.number().positive().max(BOUNDS.timeoutSec, atMost(BOUNDS.timeoutSec, 'a day')).default(20),
+    idleTimeoutSec: z.number().positive().max(BOUNDS.timeoutSec, atMost(BOUNDS.timeoutSec, 'a day')).default(60),
+    retries: z.number().int().min(0).max(BOUNDS.retries, atMost(BOUNDS.retries, 'extra tries of one URL')).default(3),
+    retryDelaySec: z.number().min(0).max(BOUNDS.retryDelaySec, atMost(BOUNDS.retryDelaySec, 'ten minutes')).default(1),
+    maxSizeMb: z.number().positive().max(BOUNDS.maxSizeMb, atMost(BOUNDS.maxSizeMb, '1 TiB')).default(8192),
+    cache: cacheSchema.default({}),
+    nix: nixFallbackSchema.default({}),
+  })
+  .strict();
 
 /** `HOST:PORT` (a name, an IPv4 address or a bracketed IPv6 one; port 0: any free port). */
-export const listenSchema = z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be HOST:PORT, e.g. 127.0.0.1:7480')
+export const listenSchema = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be HOST:PORT, e.g. 127.0.0.1:7480')
   .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'the port must be at most 65535');
 
 /** Whether `pattern` is a cron pattern (five fields, or six with seconds first, or a nickname like @daily). */
@@ -120,33 +126,45 @@ function isCron(pattern: string): boolean {
 }
 
 /** `service`: what `fodder serve` listens on, when it runs its jobs and who may start one. */
-export const serviceSchema = z.object({
-  /** where the service listens; never all addresses unless asked */
-  listen: listenSchema.default('127.0.0.1:7480'),
-  /** when a job (crawl, fetch, report) runs, in cron syntax; null: only on request */
-  schedule: z.string().min(1).refine(isCron, 'must be a cron pattern, e.g. "0 3 * * *"').nullable().default('0 3 * * *'),
-  /** a file holding the token `POST /api/jobs` needs (`Authorization: Bearer TOKEN`); null: no job is started on request */
-  tokenFile: z.string().min(1).nullable().default(null),
-  /**
-   * the package set as a git branch, fetched (into `nixpkgs-git/` beside the database) before
-   * each crawl, instead of the top-level `nixpkgs` path; null: that path, as it is
-   */
-  nixpkgs: z.object({
-    git: z.string().min(1),
-    branch: z.string().min(1).regex(/^(?!-)[^\s:~^?*[\\]+$/, 'must be a git branch name').default('master'),
-  }).strict().nullable().default(null),
-  /**
-   * after each job, `fodder gc` keeps the mirror objects of the newest this many revisions'
-   * crawls and removes the rest; null: nothing is removed
-   */
-  keep: count(BOUNDS.keep, 'crawls of the package set kept').nullable().default(null),
-}).strict();
+export const serviceSchema = z
+  .object({
+    /** where the service listens; never all addresses unless asked */
+    listen: listenSchema.default('127.0.0.1:7480'),
+    /** when a job (crawl, fetch, report) runs, in cron syntax; null: only on request */
+    schedule: z.string().min(1).refine(isCron, 'must be a cron pattern, e.g. "0 3 * * *"').nullable().default('0 3 * * *'),
+    /** a file holding the token `POST /api/jobs` needs (`Authorization: Bearer TOKEN`); null: no job is started on request */
+    tokenFile: z.string().min(1).nullable().default(null),
+    /**
+     * the package set as a git branch, fetched (into `nixpkgs-git/` beside the database) before
+     * each crawl, instead of the top-level `nixpkgs` path; null: that path, as it is
+     */
+    nixpkgs: z
+      .object({
+        git: z.string().min(1),
+        branch: z
+          .string()
+          .min(1)
+          .regex(/^(?!-)[^\s:~^?*[\\]+$/, 'must be a git branch name')
+          .default('master'),
+      })
+      .strict()
+      .nullable()
+      .default(null),
+    /**
+     * after each job, `fodder gc` keeps the mirror objects of the newest this many revisions'
+     * crawls and removes the rest; null: nothing is removed
+     */
+    keep: count(BOUNDS.keep, 'crawls of the package set kept').nullable().default(null),
+  })
+  .strict();
 
 /** `nix`: which Nix fodder runs. */
-export const nixSchema = z.object({
-  /** the directory holding the Nix commands (`nix-instantiate`, `nix-store`, `nix`); null: those on PATH */
-  bin: z.string().min(1).nullable().default(null),
-}).strict();
+export const nixSchema = z
+  .object({
+    /** the directory holding the Nix commands (`nix-instantiate`, `nix-store`, `nix`); null: those on PATH */
+    bin: z.string().min(1).nullable().default(null),
+  })
+  .strict();
 
 /**
  * The config file, and the one place every setting's default is written (src/config/settings.ts
@@ -154,30 +172,32 @@ export const nixSchema = z.object({
  * A relative path is relative to the config file's directory when the file sets it; the default
  * `db` is relative to the current directory, the default `nixpkgs` to fodder's own directory.
  */
-export const configSchema = z.object({
-  /** the package set (a directory with default.nix); default: the bundled test package set */
-  nixpkgs: z.string().min(1).default('test/fixtures/nixpkgs'),
-  systems: z.array(systemSchema).min(1).default(DEFAULT_SYSTEMS),
-  variants: z.record(variantSchema).default(DEFAULT_VARIANTS),
-  overlays: z.array(z.string().min(1)).default([]),
-  exhaustive: z.boolean().default(false),
-  maxDepth: count(BOUNDS.maxDepth, 'levels of attribute sets').default(8),
-  exclude: z.object({
-    top: z.array(name).default(DEFAULT_EXCLUDE_TOP),
-    anywhere: z.array(name).default(DEFAULT_EXCLUDE_ANYWHERE),
-  }).strict().default({}),
-  /** worker threads: default the machine's cores, at most 8 */
-  workers: count(BOUNDS.workers, "this machine's cores").default(Math.max(1, Math.min(cpus().length, 8))),
-  shardSize: count(BOUNDS.shardSize, 'attribute paths one Nix process evaluates').default(1000),
-  explainErrors: z.boolean().default(true),
-  /** a directory to keep the crawl's .drv files in (a Nix binary-cache store); null: they are kept only in the database */
-  store: z.string().min(1).nullable().default(null),
-  db: z.string().min(1).default('data/fodder.db'),
-  limits: crawlLimitsSchema.default({}),
-  fetch: fetchSchema.default({}),
-  nix: nixSchema.default({}),
-  service: serviceSchema.default({}),
-}).strict();
+export const configSchema = z
+  .object({
+    /** the package set (a directory with default.nix); default: the bundled test package set */
+    nixpkgs: z.string().min(1).default('test/fixtures/nixpkgs'),
+    systems: z.array(systemSchema).min(1).default(DEFAULT_SYSTEMS),
+    variants: z.record(variantSchema).default(DEFAULT_VARIANTS),
+    overlays: z.array(z.string().min(1)).default([]),
+    exhaustive: z.boolean().default(false),
+    maxDepth: count(BOUNDS.maxDepth, 'levels of attribute sets').default(8),
+    exclude: z
+      .object({ top: z.array(name).default(DEFAULT_EXCLUDE_TOP), anywhere: z.array(name).default(DEFAULT_EXCLUDE_ANYWHERE) })
+      .strict()
+      .default({}),
+    /** worker threads: default the machine's cores, at most 8 */
+    workers: count(BOUNDS.workers, "this machine's cores").default(Math.max(1, Math.min(cpus().length, 8))),
+    shardSize: count(BOUNDS.shardSize, 'attribute paths one Nix process evaluates').default(1000),
+    explainErrors: z.boolean().default(true),
+    /** a directory to keep the crawl's .drv files in (a Nix binary-cache store); null: they are kept only in the database */
+    store: z.string().min(1).nullable().default(null),
+    db: z.string().min(1).default('data/fodder.db'),
+    limits: crawlLimitsSchema.default({}),
+    fetch: fetchSchema.default({}),
+    nix: nixSchema.default({}),
+    service: serviceSchema.default({}),
+  })
+  .strict();
 
 export type RawConfig = z.infer<typeof configSchema>;
 export type VariantConfig = z.infer<typeof variantSchema>;

@@ -217,7 +217,12 @@ export function resolveSettings(o: ResolveOptions = {}): Settings {
     limits: raw.limits,
   };
   return {
-    file, nixBin, db, mirror, crawl, fetch: fetchSettings(raw.fetch, f, flags, base, mirror),
+    file,
+    nixBin,
+    db,
+    mirror,
+    crawl,
+    fetch: fetchSettings(raw.fetch, f, flags, base, mirror),
     service: serviceSettings(raw.service, flags, base, file, db),
   };
 }
@@ -245,7 +250,7 @@ function fetchSettings(cfg: RawConfig['fetch'], f: ReturnType<typeof fetchFlags>
   const { secretKeyFile, ...cache } = cfg.cache;
   return {
     mirror,
-    kinds: flags.kinds?.length ? flags.kinds : cfg.kinds ?? null,
+    kinds: flags.kinds?.length ? flags.kinds : (cfg.kinds ?? null),
     network: networkSettings({ ...cfg, ...definedOnly(f) }),
     cache: {
       ...cache,
@@ -288,8 +293,7 @@ function chooseVariants(all: Record<string, VariantConfig>, named: string[] | un
   const chosen: Record<string, VariantConfig> = {};
   for (const v of named) {
     if (!all[v]) {
-      throw new FodderError(ErrorCode.USAGE,
-        `unknown variant "${v}"; the config defines: ${Object.keys(all).join(', ')}`, { variant: v });
+      throw new FodderError(ErrorCode.USAGE, `unknown variant "${v}"; the config defines: ${Object.keys(all).join(', ')}`, { variant: v });
     }
     chosen[v] = all[v];
   }
@@ -300,7 +304,6 @@ function checkNixpkgs(path: string, origin: string): void {
   // a package set is a directory (its mirror list and lib/minver.nix are found in it), as nixpkgs is
   const ok = existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, 'default.nix'));
   if (!ok) {
-    throw new FodderError(ErrorCode.NIXPKGS_NOT_FOUND,
-      `nixpkgs not found at ${path} (from ${origin}): expected a directory with default.nix`, { path });
+    throw new FodderError(ErrorCode.NIXPKGS_NOT_FOUND, `nixpkgs not found at ${path} (from ${origin}): expected a directory with default.nix`, { path });
   }
 }

@@ -9,6 +9,8 @@ export function addMissingColumns(db: Db, table: string, columns: Readonly<Recor
   const have = new Set(db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(table) as string[]);
   const missing = Object.entries(columns).filter(([name]) => !have.has(name));
   if (missing.length > 0) {
-    db.transaction(() => { for (const [name, type] of missing) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`); }).immediate();
+    db.transaction(() => {
+      for (const [name, type] of missing) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
+    }).immediate();
   }
 }

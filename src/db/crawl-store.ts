@@ -24,10 +24,20 @@ export interface AttrRow {
   aliasOf: string | null;
 }
 
-export interface Target { system: string; variant: string }
+export interface Target {
+  system: string;
+  variant: string;
+}
 
 /** One shard's records, as the coordinator writes them; `seenFods`: the FODs in the closure of its derivation attributes. */
-export interface ShardWrite { crawl: number; target: Target; rows: AttrRow[]; drvs: DrvNode[]; sources: StoreSource[]; seenFods: string[] }
+export interface ShardWrite {
+  crawl: number;
+  target: Target;
+  rows: AttrRow[];
+  drvs: DrvNode[];
+  sources: StoreSource[];
+  seenFods: string[];
+}
 
 /** The crawl's single writer: every statement prepared once, every batch one transaction. */
 export function createCrawlStore(db: Db) {
@@ -82,8 +92,18 @@ export function createCrawlStore(db: Db) {
       const f = d.fod!;
       added.fods++;
       s.insertFod.run(
-        f.drvPath, f.outPath, f.name, f.kind, f.hash.algo, f.hash.mode, f.hash.hex, f.hash.sri,
-        JSON.stringify(f.urls), JSON.stringify(f.resolvedUrls), f.git ? JSON.stringify(f.git) : null, f.postFetch ? 1 : 0,
+        f.drvPath,
+        f.outPath,
+        f.name,
+        f.kind,
+        f.hash.algo,
+        f.hash.mode,
+        f.hash.hex,
+        f.hash.sri,
+        JSON.stringify(f.urls),
+        JSON.stringify(f.resolvedUrls),
+        f.git ? JSON.stringify(f.git) : null,
+        f.postFetch ? 1 : 0,
         // a plain download needs nothing beyond the Fod fields; other kinds keep their whole env
         needsEnv(f) ? JSON.stringify(d.fodEnv ?? {}) : '{}',
       );
@@ -117,29 +137,40 @@ export function createCrawlStore(db: Db) {
     resumeUnfinished(key: string): number | null {
       // first without the write lock, which the running crawl may hold for seconds
       const live = unfinishedCrawl(db, key);
-      const found = live !== null && live.status === 'running' ? live : db.transaction(() => {
-        const c = unfinishedCrawl(db, key);
-        if (c === null) return null;
-        if (c.status === 'running') return c;
-        s.claim.run({ ...owner, id: c.id });
-        return c.id;
-      }).immediate();
+      const found =
+        live !== null && live.status === 'running'
+          ? live
+          : db
+              .transaction(() => {
+                const c = unfinishedCrawl(db, key);
+                if (c === null) return null;
+                if (c.status === 'running') return c;
+                s.claim.run({ ...owner, id: c.id });
+                return c.id;
+              })
+              .immediate();
       if (found !== null && typeof found === 'object') {
-        throw new FodderError(ErrorCode.CRAWL_RUNNING,
+        throw new FodderError(
+          ErrorCode.CRAWL_RUNNING,
           `crawl ${found.id} (the same crawl) is running in process ${found.pid}${found.host ? ` on ${found.host}` : ''}: wait for it, or stop it (it is resumed by the next crawl)`,
-          { crawl: found.id, pid: found.pid });
+          { crawl: found.id, pid: found.pid },
+        );
       }
       return found;
     },
     /** A new crawl of `nixpkgs` (at git commit `revision`, or null for a plain path) and its targets. */
     createCrawl(key: string, nixpkgs: string, revision: string | null, params: unknown, mirrors: unknown, targets: (Target & { config: unknown })[]): number {
       return db.transaction(() => {
-        const id = Number(s.insertCrawl.run(key, nixpkgs, revision, JSON.stringify(params), JSON.stringify(mirrors), new Date().toISOString(), owner).lastInsertRowid);
+        const id = Number(
+          s.insertCrawl.run(key, nixpkgs, revision, JSON.stringify(params), JSON.stringify(mirrors), new Date().toISOString(), owner).lastInsertRowid,
+        );
         for (const t of targets) s.insertTarget.run(id, t.system, t.variant, JSON.stringify(t.config));
         return id;
       })();
     },
-    targets(crawl: number) { return s.targets.all(crawl) as (Target & { done: number })[]; },
+    targets(crawl: number) {
+      return s.targets.all(crawl) as (Target & { done: number })[];
+    },
     loadAttrs(crawl: number, t: Target): AttrRow[] {
       return (s.attrs.all(crawl, t.system, t.variant) as Record<string, unknown>[]).map(fromRow);
     },
@@ -152,17 +183,27 @@ export function createCrawlStore(db: Db) {
       return insertShard(write);
     },
     /** Opens the write transaction shards are inserted into, unless one is open. */
-    begin(): void { if (!db.inTransaction) db.exec('BEGIN'); },
+    begin(): void {
+      if (!db.inTransaction) db.exec('BEGIN');
+    },
     /** Commits what was inserted since begin. */
-    commit(): void { if (db.inTransaction) db.exec('COMMIT'); },
-    writeSigs(crawl: number, t: Target, rows: AttrRow[]): void { writeSigs(crawl, t, rows); },
+    commit(): void {
+      if (db.inTransaction) db.exec('COMMIT');
+    },
+    writeSigs(crawl: number, t: Target, rows: AttrRow[]): void {
+      writeSigs(crawl, t, rows);
+    },
     /**
      * Marks a target done. Each shard wrote the FODs of its closure to fod_seen with its rows;
      * with `recompute` (a target resumed from an earlier run, which may predate that) fod_seen
      * is filled again from the recorded graph, by a recursive query over drv_inputs.
      */
-    finishTarget(crawl: number, t: Target, recompute: boolean): void { finishTarget(crawl, t, recompute); },
-    finishCrawl(crawl: number, durationMs: number): void { s.finish.run(new Date().toISOString(), durationMs, crawl); },
+    finishTarget(crawl: number, t: Target, recompute: boolean): void {
+      finishTarget(crawl, t, recompute);
+    },
+    finishCrawl(crawl: number, durationMs: number): void {
+      s.finish.run(new Date().toISOString(), durationMs, crawl);
+    },
   };
 }
 
@@ -197,18 +238,38 @@ export function crawlCounts(db: Db, crawl: number): { byStatus: { status: string
 
 /** How many derivations the closures of a crawl's derivation attributes hold (a recursive query over drv_inputs). */
 export function closureSizeOf(db: Db, crawl: number): number {
-  return (db.prepare(`
+  return (
+    db
+      .prepare(
+        `
     WITH RECURSIVE c(p) AS (
       SELECT drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv'
       UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
-    SELECT COUNT(*) n FROM c`).get(crawl) as { n: number }).n;
+    SELECT COUNT(*) n FROM c`,
+      )
+      .get(crawl) as { n: number }
+  ).n;
 }
 
 /** An attrs row's values, in the column order of insertAttr. */
 function rowParams(crawl: number, t: Target, r: AttrRow): unknown[] {
   return [
-    crawl, t.system, t.variant, r.path, JSON.stringify(r.pathJson), r.parent, r.depth, r.status, r.drvPath, r.errorKind,
-    r.error, r.reason, r.recurse ? 1 : 0, r.children ? JSON.stringify(r.children) : null, r.sig, r.aliasOf,
+    crawl,
+    t.system,
+    t.variant,
+    r.path,
+    JSON.stringify(r.pathJson),
+    r.parent,
+    r.depth,
+    r.status,
+    r.drvPath,
+    r.errorKind,
+    r.error,
+    r.reason,
+    r.recurse ? 1 : 0,
+    r.children ? JSON.stringify(r.children) : null,
+    r.sig,
+    r.aliasOf,
   ];
 }
 

@@ -20,8 +20,17 @@ export interface CrawlInfo {
 }
 
 interface CrawlRow {
-  id: number; key: string; nixpkgs: string; revision: string | null; status: string; started_at: string; finished_at: string | null;
-  pid: number | null; host: string | null; boot_id: string | null; pid_start: number | null;
+  id: number;
+  key: string;
+  nixpkgs: string;
+  revision: string | null;
+  status: string;
+  started_at: string;
+  finished_at: string | null;
+  pid: number | null;
+  host: string | null;
+  boot_id: string | null;
+  pid_start: number | null;
 }
 
 /**
@@ -71,7 +80,9 @@ export function chooseCrawl(db: Db, id?: number): CrawlInfo {
     const found = crawlById(db, id);
     if (!found) {
       const last = db.prepare(`SELECT MAX(id) FROM crawls`).pluck().get() as number | null;
-      throw new FodderError(ErrorCode.CRAWL_UNKNOWN, `there is no crawl ${id}${last === null ? ': the database holds none' : ` (the latest is ${last})`}`, { crawl: id });
+      throw new FodderError(ErrorCode.CRAWL_UNKNOWN, `there is no crawl ${id}${last === null ? ': the database holds none' : ` (the latest is ${last})`}`, {
+        crawl: id,
+      });
     }
     return found;
   }
@@ -81,9 +92,11 @@ export function chooseCrawl(db: Db, id?: number): CrawlInfo {
   if (!latest) throw new FodderError(ErrorCode.DB_EMPTY, 'the database holds no crawl yet: run `fodder crawl` first');
   const status = judged(latest);
   const next = status === 'running' ? 'wait for it to finish' : 'run the same `fodder crawl` again to finish it';
-  throw new FodderError(ErrorCode.CRAWL_UNFINISHED,
+  throw new FodderError(
+    ErrorCode.CRAWL_UNFINISHED,
     `the database holds no finished crawl: crawl ${latest.id} is ${status}; ${next}, or pass --crawl ${latest.id} to read what it has recorded so far`,
-    { crawl: latest.id, status });
+    { crawl: latest.id, status },
+  );
 }
 
 /** The unfinished crawl of this key (the latest), to resume; null when there is none. */
@@ -110,5 +123,8 @@ export function keptCrawlIds(db: Db, keep: number): number[] {
   const keptRevisions = new Set(revisions.slice(0, keep));
   const kept = done.filter((r) => keptRevisions.has(r.revision ?? `crawl ${r.id}`));
   const oldest = Math.min(...kept.map((r) => r.id));
-  return all.filter((r) => kept.includes(r) || (r.status !== 'done' && r.id > oldest)).map((r) => r.id).sort((a, b) => a - b);
+  return all
+    .filter((r) => kept.includes(r) || (r.status !== 'done' && r.id > oldest))
+    .map((r) => r.id)
+    .sort((a, b) => a - b);
 }

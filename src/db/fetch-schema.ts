@@ -112,16 +112,31 @@ export interface FetchRunInfo {
 }
 
 interface FetchRunRow {
-  id: number; crawl_id: number | null; mirror_dir: string; status: FetchRunStatus; started_at: string; finished_at: string | null;
-  pid: number | null; boot_id: string | null; pid_start: number | null;
+  id: number;
+  crawl_id: number | null;
+  mirror_dir: string;
+  status: FetchRunStatus;
+  started_at: string;
+  finished_at: string | null;
+  pid: number | null;
+  boot_id: string | null;
+  pid_start: number | null;
 }
 
 /** Every fetch run, newest first, each with its status as it is now. */
 export function fetchRuns(db: Db): FetchRunInfo[] {
-  const rows = db.prepare(`SELECT id, crawl_id, mirror_dir, status, started_at, finished_at, pid, boot_id, pid_start
-    FROM fetch_runs ORDER BY id DESC`).all() as FetchRunRow[];
+  const rows = db
+    .prepare(
+      `SELECT id, crawl_id, mirror_dir, status, started_at, finished_at, pid, boot_id, pid_start
+    FROM fetch_runs ORDER BY id DESC`,
+    )
+    .all() as FetchRunRow[];
   return rows.map((r) => ({
-    id: r.id, crawl: r.crawl_id, mirror: r.mirror_dir, startedAt: r.started_at, finishedAt: r.finished_at,
+    id: r.id,
+    crawl: r.crawl_id,
+    mirror: r.mirror_dir,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
     status: r.status === 'running' && !ownerAlive({ pid: r.pid, bootId: r.boot_id, start: r.pid_start }) ? 'interrupted' : r.status,
   }));
 }
@@ -131,11 +146,15 @@ export function fetchRuns(db: Db): FetchRunInfo[] {
  * the machine rebooted); returns their ids. Called by each new run, under the mirror's lock.
  */
 export function abandonDeadFetchRuns(db: Db): number[] {
-  const dead = fetchRuns(db).filter((r) => r.status === 'interrupted' && r.finishedAt === null).map((r) => r.id);
+  const dead = fetchRuns(db)
+    .filter((r) => r.status === 'interrupted' && r.finishedAt === null)
+    .map((r) => r.id);
   if (dead.length > 0) {
     const mark = db.prepare(`UPDATE fetch_runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'`);
     const now = new Date().toISOString();
-    db.transaction(() => { for (const id of dead) mark.run(now, id); }).immediate();
+    db.transaction(() => {
+      for (const id of dead) mark.run(now, id);
+    }).immediate();
   }
   return dead;
 }

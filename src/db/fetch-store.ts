@@ -90,14 +90,38 @@ export function createFetchStore(db: Db) {
     },
     attempt(run: number, drvPath: string, a: AttemptRow): void {
       attempts.push({
-        run, drvPath, url: a.url, urlIndex: a.urlIndex, try: a.try, finalUrl: a.finalUrl, outcome: a.outcome,
-        httpStatus: a.httpStatus, ftpReply: a.ftpReply, bytes: a.bytes, resumedFrom: a.resumedFrom, durationMs: a.durationMs,
-        actualAlgo: a.actual?.algo ?? null, actualHex: a.actual?.hex ?? null, message: a.message, at: new Date().toISOString(),
+        run,
+        drvPath,
+        url: a.url,
+        urlIndex: a.urlIndex,
+        try: a.try,
+        finalUrl: a.finalUrl,
+        outcome: a.outcome,
+        httpStatus: a.httpStatus,
+        ftpReply: a.ftpReply,
+        bytes: a.bytes,
+        resumedFrom: a.resumedFrom,
+        durationMs: a.durationMs,
+        actualAlgo: a.actual?.algo ?? null,
+        actualHex: a.actual?.hex ?? null,
+        message: a.message,
+        at: new Date().toISOString(),
       });
     },
     result(run: number, r: ResultRow): void {
-      results.push([run, r.drvPath, r.verdict, r.reason ?? null, r.message ?? null, r.plugin ?? null, r.url, r.urlIndex,
-        r.actual?.algo ?? null, r.actual?.hex ?? null, new Date().toISOString()]);
+      results.push([
+        run,
+        r.drvPath,
+        r.verdict,
+        r.reason ?? null,
+        r.message ?? null,
+        r.plugin ?? null,
+        r.url,
+        r.urlIndex,
+        r.actual?.algo ?? null,
+        r.actual?.hex ?? null,
+        new Date().toISOString(),
+      ]);
     },
     mirrored(run: number | null, mirrorDir: string, m: MirroredRow): void {
       mirrored.push({ ...m, mirror: mirrorDir, run, at: new Date().toISOString() });
@@ -134,5 +158,7 @@ export function mirrorStateOf(db: Db, mirrorRoot: string): { drv_path: string; p
 /** Removes these sources' `mirror_state` rows of one mirror, in one transaction. */
 export function forgetMirrorState(db: Db, mirrorRoot: string, drvPaths: readonly string[]): void {
   const del = db.prepare(`DELETE FROM mirror_state WHERE drv_path = ? AND mirror_dir = ?`);
-  db.transaction(() => { for (const d of drvPaths) del.run(d, mirrorRoot); })();
+  db.transaction(() => {
+    for (const d of drvPaths) del.run(d, mirrorRoot);
+  })();
 }

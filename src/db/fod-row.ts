@@ -6,8 +6,17 @@ export const FOD_COLUMNS = `f.drv_path, f.out_path, f.name, f.kind, f.hash_algo,
   f.urls_json, f.resolved_urls_json, f.git_json, f.post_fetch`;
 
 export interface FodRow {
-  drv_path: string; out_path: string; name: string; kind: string; hash_algo: string; hash_mode: string;
-  hash_hex: string; hash_sri: string; urls_json: string; resolved_urls_json: string; git_json: string | null;
+  drv_path: string;
+  out_path: string;
+  name: string;
+  kind: string;
+  hash_algo: string;
+  hash_mode: string;
+  hash_hex: string;
+  hash_sri: string;
+  urls_json: string;
+  resolved_urls_json: string;
+  git_json: string | null;
   post_fetch: number;
 }
 

@@ -50,11 +50,15 @@ export function createEnvReader(db: Db): (drvPath: string) => Readonly<Record<st
 
 /** The FODs the crawl saw (any system or variant), of the given kinds, in a stable order. */
 export function fodsOfCrawl(db: Db, crawlId: number, kinds: readonly FodKind[]): Fod[] {
-  const rows = db.prepare(`
+  const rows = db
+    .prepare(
+      `
     SELECT ${FOD_COLUMNS} FROM fods f
     WHERE f.drv_path IN (SELECT drv_path FROM fod_seen WHERE crawl_id = ?)
       AND f.kind IN (SELECT value FROM json_each(?))
-    ORDER BY f.name, f.drv_path`).all(crawlId, JSON.stringify(kinds)) as FodRow[];
+    ORDER BY f.name, f.drv_path`,
+    )
+    .all(crawlId, JSON.stringify(kinds)) as FodRow[];
   return rows.map(fodFromRow);
 }
 

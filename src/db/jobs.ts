@@ -60,9 +60,21 @@ export interface JobInfo {
 }
 
 interface JobRow {
-  id: number; trigger: JobTrigger; status: JobStatus; stage: JobStage | null; crawl_id: number | null; fetch_run_id: number | null;
-  error_code: string | null; error: string | null; stages_json: string; created_at: string; started_at: string | null;
-  finished_at: string | null; pid: number | null; boot_id: string | null; pid_start: number | null;
+  id: number;
+  trigger: JobTrigger;
+  status: JobStatus;
+  stage: JobStage | null;
+  crawl_id: number | null;
+  fetch_run_id: number | null;
+  error_code: string | null;
+  error: string | null;
+  stages_json: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  pid: number | null;
+  boot_id: string | null;
+  pid_start: number | null;
 }
 
 const COLUMNS = `id, trigger, status, stage, crawl_id, fetch_run_id, error_code, error, stages_json, created_at, started_at,
@@ -75,9 +87,18 @@ function judged(r: JobRow): JobStatus {
 
 function info(r: JobRow): JobInfo {
   return {
-    id: r.id, status: judged(r), stage: r.stage, error: r.error, errorCode: r.error_code, trigger: r.trigger,
-    crawl: r.crawl_id, fetchRun: r.fetch_run_id, stages: JSON.parse(r.stages_json) as JobInfo['stages'],
-    createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
+    id: r.id,
+    status: judged(r),
+    stage: r.stage,
+    error: r.error,
+    errorCode: r.error_code,
+    trigger: r.trigger,
+    crawl: r.crawl_id,
+    fetchRun: r.fetch_run_id,
+    stages: JSON.parse(r.stages_json) as JobInfo['stages'],
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
   };
 }
 
@@ -96,21 +117,32 @@ export function jobById(db: Db, id: number): JobInfo | null {
 
 /** Records a new queued job; returns its id. */
 export function addJob(db: Db, trigger: JobTrigger, owner: Owner): number {
-  return Number(db.prepare(`INSERT INTO jobs (trigger, status, created_at, pid, host, boot_id, pid_start)
-    VALUES (?, 'queued', ?, ?, ?, ?, ?)`).run(trigger, now(), owner.pid, owner.host, owner.bootId, owner.start).lastInsertRowid);
+  return Number(
+    db
+      .prepare(
+        `INSERT INTO jobs (trigger, status, created_at, pid, host, boot_id, pid_start)
+    VALUES (?, 'queued', ?, ?, ?, ?, ?)`,
+      )
+      .run(trigger, now(), owner.pid, owner.host, owner.bootId, owner.start).lastInsertRowid,
+  );
 }
 
 /** Marks a job running in this process (a resumed one keeps its stage, crawl and first start). */
 export function startJob(db: Db, id: number, owner: Owner): void {
-  db.prepare(`UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), finished_at = NULL, error = NULL,
-    error_code = NULL, pid = ?, host = ?, boot_id = ?, pid_start = ? WHERE id = ?`)
-    .run(now(), owner.pid, owner.host, owner.bootId, owner.start, id);
+  db.prepare(
+    `UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), finished_at = NULL, error = NULL,
+    error_code = NULL, pid = ?, host = ?, boot_id = ?, pid_start = ? WHERE id = ?`,
+  ).run(now(), owner.pid, owner.host, owner.bootId, owner.start, id);
 }
 
 /** The stage a job has reached, and the crawl or fetch run it made when known. */
 export function setJobStage(db: Db, id: number, stage: JobStage, made: { crawl?: number; fetchRun?: number } = {}): void {
-  db.prepare(`UPDATE jobs SET stage = ?, crawl_id = COALESCE(?, crawl_id), fetch_run_id = COALESCE(?, fetch_run_id) WHERE id = ?`)
-    .run(stage, made.crawl ?? null, made.fetchRun ?? null, id);
+  db.prepare(`UPDATE jobs SET stage = ?, crawl_id = COALESCE(?, crawl_id), fetch_run_id = COALESCE(?, fetch_run_id) WHERE id = ?`).run(
+    stage,
+    made.crawl ?? null,
+    made.fetchRun ?? null,
+    id,
+  );
 }
 
 /** Records how long a finished stage took. */
@@ -120,8 +152,13 @@ export function setStageSeconds(db: Db, id: number, stage: JobStage, seconds: nu
 
 /** Ends a job: done, failed (with the error) or interrupted (a signal). */
 export function finishJob(db: Db, id: number, status: 'done' | 'failed' | 'interrupted', error: { code: string; message: string } | null = null): void {
-  db.prepare(`UPDATE jobs SET status = ?, error_code = ?, error = ?, finished_at = ? WHERE id = ?`)
-    .run(status, error?.code ?? null, error?.message ?? null, now(), id);
+  db.prepare(`UPDATE jobs SET status = ?, error_code = ?, error = ?, finished_at = ? WHERE id = ?`).run(
+    status,
+    error?.code ?? null,
+    error?.message ?? null,
+    now(),
+    id,
+  );
 }
 
 /**
@@ -130,11 +167,17 @@ export function finishJob(db: Db, id: number, status: 'done' | 'failed' | 'inter
  * is gone, but none older than the latest job that finished (a later job did its work).
  */
 export function jobsToResume(db: Db): number[] {
-  const rows = db.prepare(`SELECT ${COLUMNS} FROM jobs
+  const rows = db
+    .prepare(
+      `SELECT ${COLUMNS} FROM jobs
     WHERE id > COALESCE((SELECT MAX(id) FROM jobs WHERE status IN ('done', 'failed')), 0)
-      AND status IN ('queued', 'running', 'interrupted') ORDER BY id`).all() as JobRow[];
+      AND status IN ('queued', 'running', 'interrupted') ORDER BY id`,
+    )
+    .all() as JobRow[];
   const take = rows.filter((r) => r.status === 'interrupted' || !ownerAlive({ pid: r.pid, bootId: r.boot_id, start: r.pid_start }));
   const mark = db.prepare(`UPDATE jobs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'`);
-  db.transaction(() => { for (const r of take) if (r.status === 'running') mark.run(now(), r.id); }).immediate();
+  db.transaction(() => {
+    for (const r of take) if (r.status === 'running') mark.run(now(), r.id);
+  }).immediate();
   return take.map((r) => r.id);
 }

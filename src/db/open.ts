@@ -63,8 +63,10 @@ export function databaseError(err: unknown, file: string | undefined = openedDat
   if (!known) return null;
   const [code, text] = known;
   const name = file ?? 'the database';
-  return new FodderError(code, `database ${name} ${text} (SQLite: ${err.message}); ${SQLITE_HINTS[code].replace('<file>', name)}`,
-    { file: file ?? null, sqlite: err.code });
+  return new FodderError(code, `database ${name} ${text} (SQLite: ${err.message}); ${SQLITE_HINTS[code].replace('<file>', name)}`, {
+    file: file ?? null,
+    sqlite: err.code,
+  });
 }
 
 /** True when the database is of this schema already (the schema row says so). */
@@ -83,8 +85,7 @@ export function openDb(file: string, options: OpenDbOptions = {}): Db {
   opened.add(path);
   if (!existsSync(path)) {
     if (!options.create) {
-      throw new FodderError(ErrorCode.DB_EMPTY,
-        `no database at ${path}: run \`fodder crawl\` first (or pass --db FILE)`, { file: path });
+      throw new FodderError(ErrorCode.DB_EMPTY, `no database at ${path}: run \`fodder crawl\` first (or pass --db FILE)`, { file: path });
     }
     mkdirSync(dirname(path), { recursive: true });
   }
@@ -106,17 +107,18 @@ export function openDb(file: string, options: OpenDbOptions = {}): Db {
       db.pragma('foreign_keys = OFF');
       // a database of this schema needs no write to open (another process, a crawl, may hold the
       // write lock for seconds: a command that only reads, or one that is refused, does not wait)
-      if (!schemaIsCurrent(db)) db.transaction(() => {
-        const edges = db.prepare(`SELECT type FROM sqlite_master WHERE name = 'drv_inputs'`).get() as { type: string } | undefined;
-        if (edges?.type === 'table') db.exec(MIGRATE_1_TO_2);
-        const crawlColumns = (db.prepare(`SELECT name FROM pragma_table_info('crawls')`).pluck().all() as string[]);
-        if (crawlColumns.length > 0 && !crawlColumns.includes('pid')) db.exec(migrateCrawlsTo4(crawlColumns));
-        db.exec(SCHEMA_SQL);
-        const row = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined;
-        if (row?.value !== String(SCHEMA_VERSION)) {
-          db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)`).run(String(SCHEMA_VERSION));
-        }
-      }).immediate();
+      if (!schemaIsCurrent(db))
+        db.transaction(() => {
+          const edges = db.prepare(`SELECT type FROM sqlite_master WHERE name = 'drv_inputs'`).get() as { type: string } | undefined;
+          if (edges?.type === 'table') db.exec(MIGRATE_1_TO_2);
+          const crawlColumns = db.prepare(`SELECT name FROM pragma_table_info('crawls')`).pluck().all() as string[];
+          if (crawlColumns.length > 0 && !crawlColumns.includes('pid')) db.exec(migrateCrawlsTo4(crawlColumns));
+          db.exec(SCHEMA_SQL);
+          const row = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined;
+          if (row?.value !== String(SCHEMA_VERSION)) {
+            db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)`).run(String(SCHEMA_VERSION));
+          }
+        }).immediate();
       reclassifyFods(db);
     } else {
       db.prepare('SELECT 1 FROM crawls LIMIT 1').get();
@@ -125,8 +127,11 @@ export function openDb(file: string, options: OpenDbOptions = {}): Db {
     if (err instanceof FodderError) throw err;
     const known = databaseError(err, path);
     if (known && known.code !== ErrorCode.DB_CORRUPT) throw known;
-    throw new FodderError(known?.code ?? ErrorCode.DB_INVALID, `cannot open database ${path}: ${(err as Error).message}`
-      + (known ? `; ${SQLITE_HINTS[known.code]}` : ''), { file: path });
+    throw new FodderError(
+      known?.code ?? ErrorCode.DB_INVALID,
+      `cannot open database ${path}: ${(err as Error).message}` + (known ? `; ${SQLITE_HINTS[known.code]}` : ''),
+      { file: path },
+    );
   }
   return db;
 }

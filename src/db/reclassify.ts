@@ -28,7 +28,9 @@ export function reclassifyFods(db: Db): number {
       // mirrors only resolve URLs, which are kept as the crawl resolved them
       const f = fodFromDrv(r.drv_path, drv, {});
       const next = {
-        kind: f.kind, postFetch: f.postFetch ? 1 : 0, git: f.git ? JSON.stringify(f.git) : null,
+        kind: f.kind,
+        postFetch: f.postFetch ? 1 : 0,
+        git: f.git ? JSON.stringify(f.git) : null,
         env: needsEnv(f) ? JSON.stringify(drv.env) : '{}',
       };
       if (next.kind === r.kind && next.postFetch === r.post_fetch && next.git === r.git_json && next.env === r.env_json) continue;

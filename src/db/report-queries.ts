@@ -6,11 +6,33 @@
 import type { Db } from './open.js';
 
 /** A `fetch_results` row. */
-export interface VerdictOfRun { run_id: number; drv_path: string; verdict: string; reason: string | null; message: string | null; plugin: string | null; url: string | null; url_index: number | null; actual_algo: string | null; actual_hex: string | null; at: string }
+export interface VerdictOfRun {
+  run_id: number;
+  drv_path: string;
+  verdict: string;
+  reason: string | null;
+  message: string | null;
+  plugin: string | null;
+  url: string | null;
+  url_index: number | null;
+  actual_algo: string | null;
+  actual_hex: string | null;
+  at: string;
+}
 /** A `fetch_attempts` row, the columns a report shows. */
-export interface TryRow { url: string; url_index: number; outcome: string; http_status: number | null; message: string | null }
+export interface TryRow {
+  url: string;
+  url_index: number;
+  outcome: string;
+  http_status: number | null;
+  message: string | null;
+}
 /** One run's verdict on a source, newest first (`fetchHistory`). */
-export interface VerdictRow { verdict: string; url_index: number | null; at: string }
+export interface VerdictRow {
+  verdict: string;
+  url_index: number | null;
+  at: string;
+}
 
 /** The drv paths the mirror holds (any mirror directory). */
 export function mirroredDrvPaths(db: Db): Set<string> {
@@ -20,8 +42,12 @@ export function mirroredDrvPaths(db: Db): Set<string> {
 /** Every source's latest verdict, by drv path. */
 export function latestResults(db: Db): Map<string, VerdictOfRun> {
   const latest = new Map<string, VerdictOfRun>();
-  for (const r of db.prepare(`SELECT r.* FROM fetch_results r
-      WHERE r.run_id = (SELECT MAX(run_id) FROM fetch_results x WHERE x.drv_path = r.drv_path)`).all() as VerdictOfRun[]) {
+  for (const r of db
+    .prepare(
+      `SELECT r.* FROM fetch_results r
+      WHERE r.run_id = (SELECT MAX(run_id) FROM fetch_results x WHERE x.drv_path = r.drv_path)`,
+    )
+    .all() as VerdictOfRun[]) {
     latest.set(r.drv_path, r);
   }
   return latest;
@@ -32,10 +58,7 @@ export function createFetchHistory(db: Db) {
   const history = db.prepare(`SELECT verdict, url_index, at FROM fetch_results WHERE drv_path = ? ORDER BY run_id DESC`);
   const attemptsOf = db.prepare(`SELECT url, url_index, outcome, http_status, message FROM fetch_attempts
     WHERE run_id = ? AND drv_path = ? ORDER BY id`);
-  return {
-    verdicts: (drv: string) => history.all(drv) as VerdictRow[],
-    attempts: (run: number, drv: string) => attemptsOf.all(run, drv) as TryRow[],
-  };
+  return { verdicts: (drv: string) => history.all(drv) as VerdictRow[], attempts: (run: number, drv: string) => attemptsOf.all(run, drv) as TryRow[] };
 }
 
 /** The latest report snapshot, or undefined when no report was saved yet. */
@@ -51,9 +74,12 @@ export function saveSnapshot(db: Db, crawlId: number, createdAt: string, keys: s
 
 /** The attributes of a crawl that failed to evaluate, by path, system and variant. */
 export function evalErrorsOf(db: Db, crawlId: number): { path: string; system: string; variant: string; error: string | null; error_kind: string | null }[] {
-  return db.prepare(`SELECT path, system, variant, error, error_kind FROM attrs
-      WHERE crawl_id = ? AND status = 'error' ORDER BY path, system, variant`).all(crawlId) as
-      { path: string; system: string; variant: string; error: string | null; error_kind: string | null }[];
+  return db
+    .prepare(
+      `SELECT path, system, variant, error, error_kind FROM attrs
+      WHERE crawl_id = ? AND status = 'error' ORDER BY path, system, variant`,
+    )
+    .all(crawlId) as { path: string; system: string; variant: string; error: string | null; error_kind: string | null }[];
 }
 
 /** Every edge of the derivation graph, `[drvPath, inputDrv]`, one at a time. */
@@ -63,6 +89,8 @@ export function drvEdges(db: Db): Iterable<[string, string]> {
 
 /** `[attribute path, drvPath]` of every derivation attribute of a crawl, one at a time. */
 export function attrDrvs(db: Db, crawlId: number): Iterable<[string, string]> {
-  return db.prepare(`SELECT DISTINCT path, drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv' AND drv_path IS NOT NULL`)
-    .raw().iterate(crawlId) as Iterable<[string, string]>;
+  return db
+    .prepare(`SELECT DISTINCT path, drv_path FROM attrs WHERE crawl_id = ? AND status = 'drv' AND drv_path IS NOT NULL`)
+    .raw()
+    .iterate(crawlId) as Iterable<[string, string]>;
 }

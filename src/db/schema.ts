@@ -154,7 +154,9 @@ DROP TABLE drv_inputs;
  * `crawl_targets` refers to crawls by id, which the copy keeps.
  */
 export function migrateCrawlsTo4(oldColumns: string[]): string {
-  const columns = oldColumns.filter((c) => ['id', 'key', 'nixpkgs', 'params_json', 'mirrors_json', 'status', 'started_at', 'finished_at', 'duration_ms'].includes(c)).join(', ');
+  const columns = oldColumns
+    .filter((c) => ['id', 'key', 'nixpkgs', 'params_json', 'mirrors_json', 'status', 'started_at', 'finished_at', 'duration_ms'].includes(c))
+    .join(', ');
   return `${crawlsTable('crawls_v4')}
 INSERT INTO crawls_v4 (${columns}) SELECT ${columns} FROM crawls;
 DROP TABLE crawls;

@@ -17,7 +17,13 @@ export function parseAttrPath(text: string): string[] {
       let j = i + 1;
       let name = '';
       while (j < text.length && text[j] !== '"') {
-        if (text[j] === '\\' && j + 1 < text.length) { name += text[j + 1]; j += 2; } else { name += text[j]; j++; }
+        if (text[j] === '\\' && j + 1 < text.length) {
+          name += text[j + 1];
+          j += 2;
+        } else {
+          name += text[j];
+          j++;
+        }
       }
       if (j >= text.length) throw new FodderError(ErrorCode.USAGE, `unterminated quote in attribute path "${text}"`, { attr: text });
       out.push(name);

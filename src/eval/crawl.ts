@@ -38,7 +38,9 @@ export interface CrawlOptions {
 const TARGETS_AT_ONCE = 2;
 
 /** A line on stderr when FODDER_TIMINGS is set. */
-const trace = (line: string) => { if (process.env.FODDER_TIMINGS) process.stderr.write(`${line}\n`); };
+const trace = (line: string) => {
+  if (process.env.FODDER_TIMINGS) process.stderr.write(`${line}\n`);
+};
 
 /** Cumulative phase timings of this process (FODDER_TIMINGS=1 prints them). */
 const timings = { evalMs: 0, loadMs: 0, readMs: 0, writeMs: 0, runs: 0, restarts: 0, peakNixRssKb: 0 };
@@ -51,10 +53,17 @@ const timings = { evalMs: 0, loadMs: 0, readMs: 0, writeMs: 0, runs: 0, restarts
  */
 function crawlKey(config: Config, attrs: string[][] | undefined): { key: string; params: unknown } {
   const params = {
-    nixpkgs: config.nixpkgs, ...(config.revision === null ? {} : { revision: config.revision }),
-    systems: config.systems, variants: config.variants, overlays: config.overlays,
-    exhaustive: config.exhaustive, maxDepth: config.maxDepth, excludeTop: config.excludeTop,
-    excludeAnywhere: config.excludeAnywhere, attrs: attrs ?? null, store: config.store,
+    nixpkgs: config.nixpkgs,
+    ...(config.revision === null ? {} : { revision: config.revision }),
+    systems: config.systems,
+    variants: config.variants,
+    overlays: config.overlays,
+    exhaustive: config.exhaustive,
+    maxDepth: config.maxDepth,
+    excludeTop: config.excludeTop,
+    excludeAnywhere: config.excludeAnywhere,
+    attrs: attrs ?? null,
+    store: config.store,
   };
   return { key: createHash('sha256').update(JSON.stringify(params)).digest('hex'), params };
 }
@@ -69,10 +78,7 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
   const mark = (what: string) => trace(`mark: ${what} ${performance.now().toFixed(0)} ms at ${Date.now() % 100000}`);
   mark('start');
   // the pool's threads start (and load their modules) while the mirror list is read and the database opened
-  const pool = new Piscina({
-    filename: workerScript('eval-worker.js'), minThreads: config.workers, maxThreads: config.workers,
-    idleTimeout: 60_000,
-  });
+  const pool = new Piscina({ filename: workerScript('eval-worker.js'), minThreads: config.workers, maxThreads: config.workers, idleTimeout: 60_000 });
   // drv store slots are the coordinator's to give: a thread the pool replaces frees its slot first
   const slots = createSlotTable(config.workers);
   pool.on('workerDestroy', () => slots.reclaim(pool.threads.map((t) => t.threadId)));
@@ -113,7 +119,11 @@ export async function crawl(options: CrawlOptions): Promise<CrawlSummary> {
     const removed = removeScratch();
     await stop.destroyPool();
     mark('pool');
-    try { db?.close(); } catch { /* a close that fails (with WAL, nothing committed is lost) never hides how the crawl ended */ }
+    try {
+      db?.close();
+    } catch {
+      /* a close that fails (with WAL, nothing committed is lost) never hides how the crawl ended */
+    }
     mark('db closed');
     await removed;
     mark('closed');
@@ -133,19 +143,33 @@ async function removeTree(dir: string): Promise<void> {
     return;
   }
   await Promise.all(names.map((n) => removeDir(join(dir, n))));
-  try { rmSync(dir, { recursive: true, force: true }); } catch { /* left for the next crawl, which removes a dead crawl's scratch */ }
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {
+    /* left for the next crawl, which removes a dead crawl's scratch */
+  }
 }
 
 /** `rm -rf DIR` in a process of its own; rmSync when rm cannot be run. */
 async function removeDir(dir: string): Promise<void> {
-  const done = await startProcess('rm', ['-rf', '--', dir]).exit.then((e) => e.code === 0, () => false);
+  const done = await startProcess('rm', ['-rf', '--', dir]).exit.then(
+    (e) => e.code === 0,
+    () => false,
+  );
   if (!done) rmSync(dir, { recursive: true, force: true });
 }
 
 /** The crawl proper, once Nix, the mirrors and the database are at hand. */
 async function crawlWith(
-  options: CrawlOptions, db: Db, pool: Piscina, dirs: { scratch: string; drvStore: string; slotTable: SharedArrayBuffer }, mirrors: Mirrors, nix: string, started: number,
-  mark: (what: string) => void, walked: () => void,
+  options: CrawlOptions,
+  db: Db,
+  pool: Piscina,
+  dirs: { scratch: string; drvStore: string; slotTable: SharedArrayBuffer },
+  mirrors: Mirrors,
+  nix: string,
+  started: number,
+  mark: (what: string) => void,
+  walked: () => void,
 ): Promise<CrawlSummary> {
   const { config, progress } = options;
   const store = createCrawlStore(db);
@@ -156,17 +180,30 @@ async function crawlWith(
   let crawlId = store.resumeUnfinished(key);
   const resumed = crawlId !== null;
   if (crawlId === null) {
-    crawlId = store.createCrawl(key, config.nixpkgs, config.revision, params, mirrors,
-      targets.map((t) => ({ ...t, config: config.variants[t.variant] })));
+    crawlId = store.createCrawl(
+      key,
+      config.nixpkgs,
+      config.revision,
+      params,
+      mirrors,
+      targets.map((t) => ({ ...t, config: config.variants[t.variant] })),
+    );
   }
   const id = crawlId;
-  const done = new Set(store.targets(id).filter((t) => t.done).map((t) => `${t.system}/${t.variant}`));
+  const done = new Set(
+    store
+      .targets(id)
+      .filter((t) => t.done)
+      .map((t) => `${t.system}/${t.variant}`),
+  );
   progress?.start({ crawl: id, resumed, targets: targets.length });
 
   mark('db');
   const policy: WalkPolicy = {
-    exhaustive: config.exhaustive, maxDepth: config.maxDepth,
-    excludeTop: new Set(config.excludeTop), excludeAnywhere: new Set(config.excludeAnywhere),
+    exhaustive: config.exhaustive,
+    maxDepth: config.maxDepth,
+    excludeTop: new Set(config.excludeTop),
+    excludeAnywhere: new Set(config.excludeAnywhere),
   };
   const writer = createShardWriter(store, progress);
   // the union of every shard's closure, for the summary, while every target runs in this process
@@ -177,18 +214,35 @@ async function crawlWith(
   const todo = targets.filter((t) => !done.has(`${t.system}/${t.variant}`));
   const sessions = Math.min(TARGETS_AT_ONCE, todo.length);
   const queue = new PQueue({ concurrency: Math.max(1, sessions) });
-  await Promise.all(todo.map((t) => queue.add(async () => {
-    const resumedTarget = await crawlTarget({
-      config, policy, pool, store, crawl: id, target: t, mirrors, roots: options.attrs ?? [[]], progress, writer, closure,
-      sessions, seen: new Set(), stopping: () => options.signal?.aborted === true, ...dirs,
-    });
-    if (resumedTarget) continued = true;
-    mark('walked');
-    writer.flush();
-    store.finishTarget(id, t, resumedTarget);
-    mark('finishTarget');
-    progress?.targetDone(t);
-  })));
+  await Promise.all(
+    todo.map((t) =>
+      queue.add(async () => {
+        const resumedTarget = await crawlTarget({
+          config,
+          policy,
+          pool,
+          store,
+          crawl: id,
+          target: t,
+          mirrors,
+          roots: options.attrs ?? [[]],
+          progress,
+          writer,
+          closure,
+          sessions,
+          seen: new Set(),
+          stopping: () => options.signal?.aborted === true,
+          ...dirs,
+        });
+        if (resumedTarget) continued = true;
+        mark('walked');
+        writer.flush();
+        store.finishTarget(id, t, resumedTarget);
+        mark('finishTarget');
+        progress?.targetDone(t);
+      }),
+    ),
+  );
   // Nix is done with the scratch directory; what the shards wrote becomes durable
   walked();
   writer.flush();
@@ -196,8 +250,10 @@ async function crawlWith(
   const durationMs = Date.now() - started;
   if (process.env.FODDER_TIMINGS) {
     const use = process.resourceUsage();
-    trace(`timings: ${JSON.stringify(timings)} total ${durationMs} ms; fodder process cpu user ${Math.round(use.userCPUTime / 1000)} ms`
-      + ` system ${Math.round(use.systemCPUTime / 1000)} ms, ${use.minorPageFault} page faults`);
+    trace(
+      `timings: ${JSON.stringify(timings)} total ${durationMs} ms; fodder process cpu user ${Math.round(use.userCPUTime / 1000)} ms` +
+        ` system ${Math.round(use.systemCPUTime / 1000)} ms, ${use.minorPageFault} page faults`,
+    );
   }
   store.finishCrawl(id, durationMs);
   const summary = summarise(db, id, config, resumed, durationMs, continued ? null : closure, nix);
@@ -276,7 +332,12 @@ function walk(job: TargetJob, rows: Map<string, AttrRow>): Promise<void> {
   let over = false;
   let failed = false;
   return new Promise<void>((resolve, reject) => {
-    const fail = (err: unknown) => { if (!failed) { failed = true; reject(err); } };
+    const fail = (err: unknown) => {
+      if (!failed) {
+        failed = true;
+        reject(err);
+      }
+    };
     /** queues the children of `set` that no row holds yet */
     const descend = (set: AttrRow) => {
       for (const name of set.children!) {
@@ -290,7 +351,10 @@ function walk(job: TargetJob, rows: Map<string, AttrRow>): Promise<void> {
         const shard = queue.splice(0, size);
         inFlight++;
         job.progress?.queued(1, shard.length);
-        evaluateShard(job, rows, shard).then(() => { inFlight--; step(); }, fail);
+        evaluateShard(job, rows, shard).then(() => {
+          inFlight--;
+          step();
+        }, fail);
       }
     };
     /** the rows of a set's children, or null while one is still being evaluated */
@@ -325,7 +389,11 @@ function walk(job: TargetJob, rows: Map<string, AttrRow>): Promise<void> {
             const sig = setSignature(children) ?? '-';
             const aliasOf = sig !== '-' && sigIndex.has(sig) ? sigIndex.get(sig)! : null;
             if (sig !== '-' && !aliasOf) sigIndex.set(sig, set.path);
-            if (set.sig !== sig || set.aliasOf !== aliasOf) { set.sig = sig; set.aliasOf = aliasOf; changed.push(set); }
+            if (set.sig !== sig || set.aliasOf !== aliasOf) {
+              set.sig = sig;
+              set.aliasOf = aliasOf;
+              changed.push(set);
+            }
             if (!aliasOf) {
               const opened = children.filter(expandable);
               if (opened.length > 0) {
@@ -339,7 +407,10 @@ function walk(job: TargetJob, rows: Map<string, AttrRow>): Promise<void> {
           // made durable; the rest is committed when the crawl's walk ends, see crawlWith)
           job.writer.commit();
           const next = levels[first + 1];
-          if (next === undefined) { over = true; break; }
+          if (next === undefined) {
+            over = true;
+            break;
+          }
           next.sets.sort(byPath);
           next.complete = true;
           first++;
@@ -354,10 +425,15 @@ function walk(job: TargetJob, rows: Map<string, AttrRow>): Promise<void> {
         decide();
         send();
         if (inFlight > 0) return;
-        if (over) { resolve(); return; }
+        if (over) {
+          resolve();
+          return;
+        }
         // a bug: every path sent comes back with a record
-        throw new Error(`${job.target.system}/${job.target.variant}: the walk stopped with no work left and `
-          + `level ${first} undecided (a child of ${levels[first]?.sets[levels[first].decided]?.path ?? 'a root'} has no record)`);
+        throw new Error(
+          `${job.target.system}/${job.target.variant}: the walk stopped with no work left and ` +
+            `level ${first} undecided (a child of ${levels[first]?.sets[levels[first].decided]?.path ?? 'a root'} has no record)`,
+        );
       } catch (err) {
         fail(err);
       }
@@ -380,12 +456,24 @@ async function evaluateShard(job: TargetJob, rows: Map<string, AttrRow>, shard: 
   const { config, target } = job;
   const variant = config.variants[target.variant];
   const task: ShardTask = {
-    nixpkgs: config.nixpkgs, system: target.system, variant: target.variant,
-    config: variant.config, configNix: variant.nix, overlays: config.overlays, paths: shard,
-    exhaustive: config.exhaustive, store: job.drvStore, slotTable: job.slotTable,
-    pruneStoreAfter: config.store === null ? config.limits.scratchDrvs : null, mirrors: job.mirrors, explainErrors: config.explainErrors,
-    timeoutMs: config.limits.shardTimeoutSec * 1000, memoryMb: config.limits.memoryMb,
-    evaluator: join(packageRoot(), 'nix', 'evaluator.nix'), sessions: job.sessions, scratch: job.scratch,
+    nixpkgs: config.nixpkgs,
+    system: target.system,
+    variant: target.variant,
+    config: variant.config,
+    configNix: variant.nix,
+    overlays: config.overlays,
+    paths: shard,
+    exhaustive: config.exhaustive,
+    store: job.drvStore,
+    slotTable: job.slotTable,
+    pruneStoreAfter: config.store === null ? config.limits.scratchDrvs : null,
+    mirrors: job.mirrors,
+    explainErrors: config.explainErrors,
+    timeoutMs: config.limits.shardTimeoutSec * 1000,
+    memoryMb: config.limits.memoryMb,
+    evaluator: join(packageRoot(), 'nix', 'evaluator.nix'),
+    sessions: job.sessions,
+    scratch: job.scratch,
   };
   let result: ShardResult | ShardFailure;
   try {
@@ -428,8 +516,11 @@ async function evaluateShard(job: TargetJob, rows: Map<string, AttrRow>, shard: 
   }
   if (result.ok) {
     const st = result.stats;
-    timings.evalMs += st.evalMs; timings.loadMs += st.loadMs; timings.readMs += st.readMs;
-    timings.runs += st.nixRuns; timings.restarts += st.restarts;
+    timings.evalMs += st.evalMs;
+    timings.loadMs += st.loadMs;
+    timings.readMs += st.readMs;
+    timings.runs += st.nixRuns;
+    timings.restarts += st.restarts;
     timings.peakNixRssKb = Math.max(timings.peakNixRssKb, st.peakNixRssKb);
   }
   job.writer.add({ crawl: job.crawl, target, rows: newRows, drvs, sources, seenFods });
@@ -465,7 +556,10 @@ function createShardWriter(store: ReturnType<typeof createCrawlStore>, progress:
     pending = 0;
   };
   const run = (write: () => void) => {
-    if (pending === 0) { store.begin(); opened = Date.now(); }
+    if (pending === 0) {
+      store.begin();
+      opened = Date.now();
+    }
     const w0 = Date.now();
     write();
     timings.writeMs += Date.now() - w0;
@@ -488,11 +582,19 @@ function createShardWriter(store: ReturnType<typeof createCrawlStore>, progress:
     }
     if (queue.length) schedule();
   };
-  const rethrow = () => { if (failed !== null) throw failed; };
-  const schedule = () => {
-    if (!scheduled) { scheduled = true; setImmediate(next); }
+  const rethrow = () => {
+    if (failed !== null) throw failed;
   };
-  const enqueue = (write: () => void) => { queue.push(write); schedule(); };
+  const schedule = () => {
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(next);
+    }
+  };
+  const enqueue = (write: () => void) => {
+    queue.push(write);
+    schedule();
+  };
   return {
     add(write: ShardWrite) {
       enqueue(() => {
@@ -529,7 +631,9 @@ function scratchBase(room: number): string {
     accessSync('/dev/shm', constants.W_OK);
     const fs = statfsSync('/dev/shm');
     if (fs.bavail * fs.bsize >= room) return '/dev/shm';
-  } catch { /* no memory file system */ }
+  } catch {
+    /* no memory file system */
+  }
   return tmpdir();
 }
 
@@ -544,7 +648,9 @@ function makeScratch(room: number): string {
       const m = /^fodder-crawl-(\d+)-/.exec(name);
       if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) rmSync(join(base, name), { recursive: true, force: true });
     }
-  } catch { /* best effort: a leftover costs a few bytes */ }
+  } catch {
+    /* best effort: a leftover costs a few bytes */
+  }
   return mkdtempSync(join(base, `fodder-crawl-${process.pid}-`));
 }
 
@@ -565,9 +671,11 @@ function prepareDrvStores(store: string, workers: number): void {
   for (let slot = 0; slot < workers; slot++) {
     const dir = slotStorePath(store, slot);
     if (existsSync(join(dir, 'nix', 'var', 'nix', 'db')) && !existsSync(join(dir, 'nix-cache-info'))) {
-      throw new FodderError(ErrorCode.CONFIG_INVALID,
+      throw new FodderError(
+        ErrorCode.CONFIG_INVALID,
         `${dir} is a chroot Nix store; fodder now keeps .drv files in a binary-cache directory: remove it or choose another --store`,
-        { store: dir });
+        { store: dir },
+      );
     }
     try {
       mkdirSync(dir, { recursive: true });
@@ -582,32 +690,37 @@ async function checkAttrsExist(config: Config, attrs: string[][], drvStore: stri
   for (const system of config.systems) {
     for (const v of Object.values(config.variants)) {
       const here = await existingPaths(config.nixpkgs, system, v.config, v.nix, config.overlays, attrs, drvStore, signal);
-      here.forEach((ok, i) => { if (ok) found[i] = true; });
+      here.forEach((ok, i) => {
+        if (ok) found[i] = true;
+      });
       if (found.every(Boolean)) return;
     }
   }
   const missing = attrs.filter((_, i) => !found[i]).map(formatAttrPath);
-  throw new FodderError(ErrorCode.ATTR_UNKNOWN,
+  throw new FodderError(
+    ErrorCode.ATTR_UNKNOWN,
     `unknown attribute${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} in ${config.nixpkgs} (for ${config.systems.join(', ')})`,
-    { attrs: missing });
+    { attrs: missing },
+  );
 }
 
 /**
  * The crawl's summary. `closure`: every derivation in the closures of its attributes, when this
  * process crawled all of them; otherwise the database is asked (a recursive query).
  */
-function summarise(
-  db: Db, crawl: number, config: Config, resumed: boolean, durationMs: number, closure: Set<string> | null, nix: string,
-): CrawlSummary {
+function summarise(db: Db, crawl: number, config: Config, resumed: boolean, durationMs: number, closure: Set<string> | null, nix: string): CrawlSummary {
   const { byStatus: counts, fods: fodCount } = crawlCounts(db, crawl);
   const by = Object.fromEntries(counts.map((c) => [c.status, c.n])) as Record<string, number>;
   const drvs = closure ? closure.size : closureSizeOf(db, crawl);
   return {
-    crawl, resumed, systems: config.systems, variants: Object.keys(config.variants),
-    attrs: {
-      total: counts.reduce((a, c) => a + c.n, 0),
-      drv: by.drv ?? 0, set: by.set ?? 0, error: by.error ?? 0, skipped: by.skipped ?? 0,
-    },
-    drvs, fods: fodCount, durationMs, nix,
+    crawl,
+    resumed,
+    systems: config.systems,
+    variants: Object.keys(config.variants),
+    attrs: { total: counts.reduce((a, c) => a + c.n, 0), drv: by.drv ?? 0, set: by.set ?? 0, error: by.error ?? 0, skipped: by.skipped ?? 0 },
+    drvs,
+    fods: fodCount,
+    durationMs,
+    nix,
   };
 }

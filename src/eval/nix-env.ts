@@ -26,20 +26,30 @@ const versionCheck = z.object({ version: z.string(), required: z.string().nullab
 export async function ensureNix(nixpkgs: string, store: string | null, signal?: AbortSignal): Promise<NixUsed> {
   const command = nixCommand('nix-instantiate');
   if (command === null) {
-    throw new FodderError(ErrorCode.NIX_MISSING,
-      'nix-instantiate not found on PATH: run `npm run quickstart` (installs Debian\'s nix-bin), install Nix, or name its directory in the config (nix.bin)', {});
+    throw new FodderError(
+      ErrorCode.NIX_MISSING,
+      "nix-instantiate not found on PATH: run `npm run quickstart` (installs Debian's nix-bin), install Nix, or name its directory in the config (nix.bin)",
+      {},
+    );
   }
   const minverFile = join(nixpkgs, 'lib', 'minver.nix');
   const minver = existsSync(minverFile) ? minverFile : null;
-  const { version, required, older } = versionCheck.parse(await evalJson(minver === null
-    ? '{ version = builtins.nixVersion; required = null; older = false; }'
-    : `let required = import ${JSON.stringify(minver)}; in
+  const { version, required, older } = versionCheck.parse(
+    await evalJson(
+      minver === null
+        ? '{ version = builtins.nixVersion; required = null; older = false; }'
+        : `let required = import ${JSON.stringify(minver)}; in
        { version = builtins.nixVersion; inherit required; older = builtins.compareVersions builtins.nixVersion required < 0; }`,
-  store, signal));
+      store,
+      signal,
+    ),
+  );
   if (older) {
-    throw new FodderError(ErrorCode.NIX_TOO_OLD,
+    throw new FodderError(
+      ErrorCode.NIX_TOO_OLD,
       `Nix ${version} (${command}) is older than ${required}, the version ${minver} requires: use a newer Nix (config key nix.bin names its directory)`,
-      { version, required, file: minver, command });
+      { version, required, file: minver, command },
+    );
   }
   return { version, command };
 }
@@ -47,7 +57,10 @@ export async function ensureNix(nixpkgs: string, store: string | null, signal?: 
 /** Evaluates a Nix expression to JSON (read-only); `signal` ends Nix at once (a crawl stopped by SIGINT or SIGTERM). */
 export async function evalJson(expr: string, store: string | null, signal?: AbortSignal): Promise<unknown> {
   const r = await execa('nix-instantiate', ['--eval', '--strict', '--json', ...nixStoreArgs(store), '-E', expr], {
-    reject: false, env: NIX_ENV, extendEnv: true, cancelSignal: signal,
+    reject: false,
+    env: NIX_ENV,
+    extendEnv: true,
+    cancelSignal: signal,
   });
   if (r.isCanceled) throw new FodderError(ErrorCode.INTERRUPTED, `stopped by ${String(signal?.reason)}`, { expr });
   if (r.exitCode !== 0) {
@@ -60,8 +73,7 @@ export async function evalJson(expr: string, store: string | null, signal?: Abor
 export async function readMirrors(nixpkgs: string, store: string | null, signal?: AbortSignal): Promise<Mirrors> {
   const file = join(nixpkgs, 'pkgs', 'build-support', 'fetchurl', 'mirrors.nix');
   if (!existsSync(file)) return {};
-  const value = await evalJson(
-    `let m = import ${JSON.stringify(file)}; in builtins.mapAttrs (n: v: if builtins.isList v then v else [ ]) m`, store, signal);
+  const value = await evalJson(`let m = import ${JSON.stringify(file)}; in builtins.mapAttrs (n: v: if builtins.isList v then v else [ ]) m`, store, signal);
   return value as Mirrors;
 }
 
@@ -81,18 +93,25 @@ function packageSetExpr(nixpkgs: string, system: string, config: Record<string, 
  * without a `stdenv` passes. One Nix process per system, at once.
  */
 export async function unloadableSystems(
-  nixpkgs: string, systems: string[], config: Record<string, unknown>, configNix: string | null,
-  overlays: string[], store: string | null, signal?: AbortSignal,
+  nixpkgs: string,
+  systems: string[],
+  config: Record<string, unknown>,
+  configNix: string | null,
+  overlays: string[],
+  store: string | null,
+  signal?: AbortSignal,
 ): Promise<{ system: string; message: string }[]> {
-  const failed = await Promise.all(systems.map(async (system) => {
-    try {
-      await evalJson(`builtins.seq ((${packageSetExpr(nixpkgs, system, config, configNix, overlays)}).stdenv.drvPath or null) true`, store, signal);
-      return null;
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      return { system, message: (err as Error).message };
-    }
-  }));
+  const failed = await Promise.all(
+    systems.map(async (system) => {
+      try {
+        await evalJson(`builtins.seq ((${packageSetExpr(nixpkgs, system, config, configNix, overlays)}).stdenv.drvPath or null) true`, store, signal);
+        return null;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        return { system, message: (err as Error).message };
+      }
+    }),
+  );
   return failed.filter((f) => f !== null);
 }
 
@@ -101,8 +120,14 @@ export async function unloadableSystems(
  * names along each path (tryEval'd), never the values themselves.
  */
 export async function existingPaths(
-  nixpkgs: string, system: string, config: Record<string, unknown>, configNix: string | null,
-  overlays: string[], paths: string[][], store: string | null, signal?: AbortSignal,
+  nixpkgs: string,
+  system: string,
+  config: Record<string, unknown>,
+  configNix: string | null,
+  overlays: string[],
+  paths: string[][],
+  store: string | null,
+  signal?: AbortSignal,
 ): Promise<boolean[]> {
   const expr = `
     let

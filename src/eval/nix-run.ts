@@ -12,8 +12,13 @@ import { drvStoreUrl } from '../graph/store-slots.js';
  * Nix's time (see docs/performance.md). It keeps at most 16 MiB more per Nix process.
  */
 export const NIX_ENV: Record<string, string> = {
-  NIX_SHOW_STATS: '0', NIXPKGS_ALLOW_UNFREE: '', NIXPKGS_ALLOW_BROKEN: '', NIXPKGS_ALLOW_INSECURE: '',
-  NIXPKGS_ALLOW_UNSUPPORTED_SYSTEM: '', NIXPKGS_CONFIG: '', NIXPKGS_ALLOW_NONSOURCE: '',
+  NIX_SHOW_STATS: '0',
+  NIXPKGS_ALLOW_UNFREE: '',
+  NIXPKGS_ALLOW_BROKEN: '',
+  NIXPKGS_ALLOW_INSECURE: '',
+  NIXPKGS_ALLOW_UNSUPPORTED_SYSTEM: '',
+  NIXPKGS_CONFIG: '',
+  NIXPKGS_ALLOW_NONSOURCE: '',
   MALLOC_TRIM_THRESHOLD_: String(16 << 20),
 };
 
@@ -38,8 +43,7 @@ export function cleanNixMessage(text: string): string {
   const noColour = text.replace(/\x1b\[[0-9;]*m/g, '');
   return noColour
     .split('\n')
-    .filter((l) => !l.startsWith('trace: ') && !l.startsWith("(use '--show-trace'")
-      && !l.startsWith('warning: you did not specify'))
+    .filter((l) => !l.startsWith('trace: ') && !l.startsWith("(use '--show-trace'") && !l.startsWith('warning: you did not specify'))
     .join('\n')
     .trim();
 }

@@ -66,12 +66,12 @@ let sessionCounter = 0;
 
 /** A Nix string literal of `s`. */
 export function nixString(s: string): string {
-  return `"${s.replace(/[\\"$\n\r\t]/g, (c) => ({ '\n': '\\n', '\r': '\\r', '\t': '\\t' } as Record<string, string>)[c] ?? `\\${c}`)}"`;
+  return `"${s.replace(/[\\"$\n\r\t]/g, (c) => (({ '\n': '\\n', '\r': '\\r', '\t': '\\t' }) as Record<string, string>)[c] ?? `\\${c}`)}"`;
 }
 
 /** The string a Nix string literal, as the repl prints it, stands for. */
 function unescapeNixString(body: string): string {
-  return body.replace(/\\(.)/g, (_, c: string) => ({ n: '\n', r: '\r', t: '\t' } as Record<string, string>)[c] ?? c);
+  return body.replace(/\\(.)/g, (_, c: string) => (({ n: '\n', r: '\r', t: '\t' }) as Record<string, string>)[c] ?? c);
 }
 
 /**
@@ -86,8 +86,14 @@ export function replMessage(lines: string[], evaluator = 'nix/evaluator.nix'): s
   for (const line of lines) {
     // eslint-disable-next-line no-control-regex
     const plain = line.replace(/\x1b\[[0-9;]*m/g, '');
-    if (plain.startsWith(ECHO) || plain.startsWith('Welcome to Nix') || /^Nix \d+\.\d+\S*$/.test(plain)
-      || plain.startsWith('Type :? for help.') || plain.trimStart().startsWith('(stack trace truncated')) continue;
+    if (
+      plain.startsWith(ECHO) ||
+      plain.startsWith('Welcome to Nix') ||
+      /^Nix \d+\.\d+\S*$/.test(plain) ||
+      plain.startsWith('Type :? for help.') ||
+      plain.trimStart().startsWith('(stack trace truncated')
+    )
+      continue;
     if (/^\s*(… |error:)/.test(plain) || blocks.length === 0) blocks.push([plain]);
     else blocks[blocks.length - 1].push(plain);
   }
@@ -97,7 +103,10 @@ export function replMessage(lines: string[], evaluator = 'nix/evaluator.nix'): s
     if (/^\s*… /.test(block[0]) && block.some(own)) continue;
     let inOwnExcerpt = false;
     for (const l of block) {
-      if (own(l)) { inOwnExcerpt = true; continue; }
+      if (own(l)) {
+        inOwnExcerpt = true;
+        continue;
+      }
       if (inOwnExcerpt && (l.trim() === '' || /^\s+\d*\s*\|/.test(l))) continue;
       inOwnExcerpt = false;
       kept.push(l);
@@ -148,14 +157,15 @@ export class NixSession {
     const n = ++sessionCounter;
     const specFile = join(s.scratch, `session-${threadId}-${n}.json`);
     const entry = join(s.scratch, `session-${threadId}-${n}.nix`);
-    writeFileSync(specFile, JSON.stringify({
-      nixpkgs: s.nixpkgs, system: s.system, config: s.config, overlays: s.overlays, exhaustive: s.exhaustive,
-    }));
+    writeFileSync(specFile, JSON.stringify({ nixpkgs: s.nixpkgs, system: s.system, config: s.config, overlays: s.overlays, exhaustive: s.exhaustive }));
     writeFileSync(entry, `import ${nixString(s.evaluator)} {\n  specFile = ${nixString(specFile)};\n  extraConfig = (${s.configNix ?? '{ }'}\n  );\n}\n`);
     const env = {
-      ...NIX_ENV, TMPDIR: s.scratch,
+      ...NIX_ENV,
+      TMPDIR: s.scratch,
       // no line editing, no colours where Nix honours it, and no wrapping of long input lines
-      TERM: 'dumb', NO_COLOR: '1', COLUMNS: '1000000',
+      TERM: 'dumb',
+      NO_COLOR: '1',
+      COLUMNS: '1000000',
     };
     const args = ['--extra-experimental-features', 'nix-command', 'repl', ...nixStoreArgs(s.store)];
     try {
@@ -201,7 +211,10 @@ export class NixSession {
           seq,
           onReply: (r) => {
             if ('reason' in r) stopped ??= r;
-            else if (stopped === null) { replies.push(r); onReply?.(i, r); }
+            else if (stopped === null) {
+              replies.push(r);
+              onReply?.(i, r);
+            }
             if (--left === 0) resolve({ replies, stopped });
           },
         });
@@ -271,7 +284,8 @@ export class NixSession {
         // the next request's time starts now
         if (this.timer) clearTimeout(this.timer);
         this.timer = null;
-        if (this.pending.length) this.watch(); else this.unwatch();
+        if (this.pending.length) this.watch();
+        else this.unwatch();
         done.onReply(reply);
       } else {
         this.lines.push(line);
@@ -281,7 +295,10 @@ export class NixSession {
   }
 
   private onExit(how: string): void {
-    if (this.partial) { this.lines.push(this.partial); this.partial = ''; }
+    if (this.partial) {
+      this.lines.push(this.partial);
+      this.partial = '';
+    }
     this.ended = true;
     this.unwatch();
     const said = replMessage(this.lines, this.spec.evaluator);
@@ -289,9 +306,12 @@ export class NixSession {
     let first = true;
     for (const p of this.pending.splice(0)) {
       if (first) {
-        const message = this.killedFor === 'timeout' ? `evaluation passed the time cap (${this.spec.timeoutMs} ms)`
-          : this.killedFor === 'memory' ? `evaluation passed the memory cap (${this.spec.memoryMb} MiB)`
-            : said || how;
+        const message =
+          this.killedFor === 'timeout'
+            ? `evaluation passed the time cap (${this.spec.timeoutMs} ms)`
+            : this.killedFor === 'memory'
+              ? `evaluation passed the memory cap (${this.spec.memoryMb} MiB)`
+              : said || how;
         p.onReply({ reason: this.killedFor ?? 'died', message });
         first = false;
       } else {

@@ -26,17 +26,32 @@ export function exclusionOf(policy: WalkPolicy, parentDepth: number, name: strin
 export function rowsOf(policy: WalkPolicy, r: AttrResult): AttrRow[] {
   const depth = r.path.length;
   const base: AttrRow = {
-    path: formatAttrPath(r.path), pathJson: r.path,
+    path: formatAttrPath(r.path),
+    pathJson: r.path,
     parent: depth === 0 ? null : formatAttrPath(r.path.slice(0, -1)),
-    depth, status: r.status, drvPath: r.drvPath ?? null, errorKind: r.errorKind ?? null, error: r.error ?? null,
-    reason: null, recurse: r.recurse ?? false, children: null, sig: null, aliasOf: null,
+    depth,
+    status: r.status,
+    drvPath: r.drvPath ?? null,
+    errorKind: r.errorKind ?? null,
+    error: r.error ?? null,
+    reason: null,
+    recurse: r.recurse ?? false,
+    children: null,
+    sig: null,
+    aliasOf: null,
   };
   if (r.status === 'skipped') base.reason = `value is a ${r.type}`;
   if (r.status !== 'set') return [base];
 
   const out: AttrRow[] = [base];
-  if (!r.recurse && !policy.exhaustive) { base.reason = 'no recurseForDerivations'; return out; }
-  if (depth >= policy.maxDepth) { base.reason = `depth limit ${policy.maxDepth}`; return out; }
+  if (!r.recurse && !policy.exhaustive) {
+    base.reason = 'no recurseForDerivations';
+    return out;
+  }
+  if (depth >= policy.maxDepth) {
+    base.reason = `depth limit ${policy.maxDepth}`;
+    return out;
+  }
   const children: string[] = [];
   for (const name of r.names ?? []) {
     const why = exclusionOf(policy, depth, name);
@@ -44,8 +59,19 @@ export function rowsOf(policy: WalkPolicy, r: AttrResult): AttrRow[] {
     if (why) {
       const path = [...r.path, name];
       out.push({
-        path: formatAttrPath(path), pathJson: path, parent: base.path, depth: depth + 1, status: 'skipped',
-        drvPath: null, errorKind: null, error: null, reason: why, recurse: false, children: null, sig: null, aliasOf: null,
+        path: formatAttrPath(path),
+        pathJson: path,
+        parent: base.path,
+        depth: depth + 1,
+        status: 'skipped',
+        drvPath: null,
+        errorKind: null,
+        error: null,
+        reason: why,
+        recurse: false,
+        children: null,
+        sig: null,
+        aliasOf: null,
       });
       continue;
     }

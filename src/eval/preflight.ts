@@ -21,14 +21,24 @@ export async function checkSystems(config: Config, store: string | null, signal?
     const own = (await evalJson('builtins.currentSystem', store, signal)) as string;
     const ownFailed = config.systems.includes(own) ? failed.find((f) => f.system === own) : (await unloadable([own]))[0];
     if (ownFailed) {
-      throw new FodderError(ErrorCode.NIX_FAILED,
+      throw new FodderError(
+        ErrorCode.NIX_FAILED,
         `the package set ${config.nixpkgs} does not evaluate its stdenv, not even for this machine's system "${own}": ${ownFailed.message}`,
-        { systems: config.systems, own });
+        { systems: config.systems, own },
+      );
     }
   }
   const { system, message } = failed[0];
-  const others = failed.length > 1 ? ` (nor for ${failed.slice(1).map((f) => `"${f.system}"`).join(', ')})` : '';
-  throw new FodderError(ErrorCode.SYSTEM_UNKNOWN,
+  const others =
+    failed.length > 1
+      ? ` (nor for ${failed
+          .slice(1)
+          .map((f) => `"${f.system}"`)
+          .join(', ')})`
+      : '';
+  throw new FodderError(
+    ErrorCode.SYSTEM_UNKNOWN,
     `the package set ${config.nixpkgs} cannot evaluate its stdenv for system "${system}"${others} (a misspelt system?): ${message}`,
-    { systems: failed.map((f) => f.system) });
+    { systems: failed.map((f) => f.system) },
+  );
 }

@@ -25,9 +25,17 @@ export function slotStore(store: string, slotTable: SharedArrayBuffer): string {
 
 function sessionSpec(task: ShardTask): SessionSpec {
   return {
-    nixpkgs: task.nixpkgs, system: task.system, config: task.config, configNix: task.configNix, overlays: task.overlays,
-    exhaustive: task.exhaustive, store: slotStore(task.store, task.slotTable), scratch: task.scratch,
-    evaluator: task.evaluator, timeoutMs: task.timeoutMs, memoryMb: task.memoryMb,
+    nixpkgs: task.nixpkgs,
+    system: task.system,
+    config: task.config,
+    configNix: task.configNix,
+    overlays: task.overlays,
+    exhaustive: task.exhaustive,
+    store: slotStore(task.store, task.slotTable),
+    scratch: task.scratch,
+    evaluator: task.evaluator,
+    timeoutMs: task.timeoutMs,
+    memoryMb: task.memoryMb,
   };
 }
 
@@ -76,10 +84,14 @@ function closeSessions(): void {
 
 function toResult(path: string[], rec: Record<string, unknown>): AttrResult {
   switch (rec.s) {
-    case 'drv': return { path, status: 'drv', drvPath: String(rec.d) };
-    case 'set': return { path, status: 'set', recurse: rec.r === true, names: (rec.n as string[] | null) ?? null };
-    case 'skipped': return { path, status: 'skipped', type: String(rec.t) };
-    default: return { path, status: 'error', errorKind: 'catchable', error: rec.e === 'drvPath' ? 'drvPath' : 'value' };
+    case 'drv':
+      return { path, status: 'drv', drvPath: String(rec.d) };
+    case 'set':
+      return { path, status: 'set', recurse: rec.r === true, names: (rec.n as string[] | null) ?? null };
+    case 'skipped':
+      return { path, status: 'skipped', type: String(rec.t) };
+    default:
+      return { path, status: 'error', errorKind: 'catchable', error: rec.e === 'drvPath' ? 'drvPath' : 'value' };
   }
 }
 
@@ -98,7 +110,11 @@ interface Unit {
  * is left.
  */
 async function askAll(
-  task: ShardTask, stats: ShardStats, pathsFile: string, units: Unit[], answer: (u: Unit, r: Reply | Stop) => void,
+  task: ShardTask,
+  stats: ShardStats,
+  pathsFile: string,
+  units: Unit[],
+  answer: (u: Unit, r: Reply | Stop) => void,
 ): Promise<ShardFailure | null> {
   let queue = units;
   let alone = false;
@@ -108,7 +124,10 @@ async function askAll(
     session.bind('A', `W.ask ${nixString(pathsFile)}`);
     const batch = alone ? queue.slice(0, 1) : queue;
     const t0 = Date.now();
-    const { replies, stopped } = await session.ask(batch.map((u) => u.expr), (k, r) => answer(batch[k], r));
+    const { replies, stopped } = await session.ask(
+      batch.map((u) => u.expr),
+      (k, r) => answer(batch[k], r),
+    );
     stats.evalMs += Date.now() - t0;
     stats.peakNixRssKb = Math.max(stats.peakNixRssKb, session.peakRssKb);
     queue = queue.slice(replies.length);
@@ -155,7 +174,15 @@ export async function runShard(task: ShardTask, graph: DrvGraph): Promise<ShardR
 }
 
 /** The record of path `i`, with its .drv closure read. */
-function recordOf(task: ShardTask, graph: DrvGraph, stats: ShardStats, read: ReadClosure, storeRoot: string, i: number, rec: Record<string, unknown>): AttrResult {
+function recordOf(
+  task: ShardTask,
+  graph: DrvGraph,
+  stats: ShardStats,
+  read: ReadClosure,
+  storeRoot: string,
+  i: number,
+  rec: Record<string, unknown>,
+): AttrResult {
   const path = task.paths[i];
   try {
     const a = toResult(path, rec);
@@ -174,7 +201,13 @@ function recordOf(task: ShardTask, graph: DrvGraph, stats: ShardStats, read: Rea
 }
 
 async function evaluateShard(
-  task: ShardTask, graph: DrvGraph, stats: ShardStats, attrs: AttrResult[], storeRoot: string, read: ReadClosure, pathsFile: string,
+  task: ShardTask,
+  graph: DrvGraph,
+  stats: ShardStats,
+  attrs: AttrResult[],
+  storeRoot: string,
+  read: ReadClosure,
+  pathsFile: string,
 ): Promise<ShardResult | ShardFailure> {
   const again: number[] = [];
   const batches: Unit[] = [];
@@ -183,9 +216,14 @@ async function evaluateShard(
     batches.push({ expr: `A.batch ${from} ${to}`, paths: Array.from({ length: to - from }, (_, k) => from + k) });
   }
   const failed = await askAll(task, stats, pathsFile, batches, (u, r) => {
-    if ('reason' in r || !r.ok) { again.push(...u.paths); return; }
+    if ('reason' in r || !r.ok) {
+      again.push(...u.paths);
+      return;
+    }
     const recs = JSON.parse(r.value) as Record<string, unknown>[];
-    u.paths.forEach((i, k) => { attrs[i] = recordOf(task, graph, stats, read, storeRoot, i, recs[k]); });
+    u.paths.forEach((i, k) => {
+      attrs[i] = recordOf(task, graph, stats, read, storeRoot, i, recs[k]);
+    });
   });
   if (failed) return failed;
   const singles = again.map((i) => ({ expr: `A.one ${i}`, paths: [i] }));
@@ -197,7 +235,10 @@ async function evaluateShard(
     else attrs[i] = recordOf(task, graph, stats, read, storeRoot, i, JSON.parse(r.value) as Record<string, unknown>);
   });
   if (failedAgain) return failedAgain;
-  if (process.env.FODDER_TIMINGS) process.stderr.write(`shard: thread ${threadId} ${task.paths.length} paths (${again.length} again) eval ${stats.evalMs} ms read ${stats.readMs} ms at ${Date.now() % 100000}\n`);
+  if (process.env.FODDER_TIMINGS)
+    process.stderr.write(
+      `shard: thread ${threadId} ${task.paths.length} paths (${again.length} again) eval ${stats.evalMs} ms read ${stats.readMs} ms at ${Date.now() % 100000}\n`,
+    );
 
   if (task.explainErrors) {
     // tryEval hides the message of what it caught: the same evaluator evaluates those again without it
@@ -205,8 +246,7 @@ async function evaluateShard(
     const explained = await askAll(task, stats, pathsFile, caught, (u, r) => {
       const a = attrs[u.paths[0]];
       const what = a.error === 'drvPath' ? 'its drvPath' : 'its value';
-      a.error = 'reason' in r ? r.message
-        : r.ok ? `evaluating ${what} failed inside tryEval, but not when evaluated alone` : r.message;
+      a.error = 'reason' in r ? r.message : r.ok ? `evaluating ${what} failed inside tryEval, but not when evaluated alone` : r.message;
     });
     if (explained) return explained;
   }

@@ -73,10 +73,20 @@ class Spawner {
     const run = this.runs.get(m.id);
     if (!run) return;
     switch (m.t) {
-      case 'pid': run.pid = m.pid; break;
-      case 'out': run.onOutput(m.data); break;
-      case 'exit': this.end(m.id); run.resolve({ exitCode: m.code, signal: m.signal }); break;
-      case 'failed': this.end(m.id); run.reject(new Error(m.message)); break;
+      case 'pid':
+        run.pid = m.pid;
+        break;
+      case 'out':
+        run.onOutput(m.data);
+        break;
+      case 'exit':
+        this.end(m.id);
+        run.resolve({ exitCode: m.code, signal: m.signal });
+        break;
+      case 'failed':
+        this.end(m.id);
+        run.reject(new Error(m.message));
+        break;
     }
   }
 
@@ -100,10 +110,16 @@ class Spawner {
     this.busy();
     this.child.send({ t: 'run', id, cmd, args, env, interactive });
     return {
-      get pid() { return state.pid; },
+      get pid() {
+        return state.pid;
+      },
       kill: () => {
         if (state.pid === undefined || !this.runs.has(id)) return;
-        try { process.kill(state.pid, 'SIGKILL'); } catch { /* already gone */ }
+        try {
+          process.kill(state.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
       },
       write: (data: string) => {
         if (this.runs.has(id)) this.child.send({ t: 'in', id, data });
@@ -121,4 +137,6 @@ export function spawner(): Spawner {
   return (current ??= new Spawner());
 }
 
-export const warm = (): void => { spawner(); };
+export const warm = (): void => {
+  spawner();
+};

@@ -9,18 +9,34 @@ import { workerScript } from '../config/defaults.js';
 /** This process's Nix spawner processes (workers/nix-spawner.ts) still running; [] without /proc. */
 function spawners(): number[] {
   let names: string[];
-  try { names = readdirSync('/proc'); } catch { return []; }
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return [];
+  }
   const script = workerScript('nix-spawner.js');
-  return names.filter((name) => {
-    const stat = /^\d+$/.test(name) ? procStat(name) : null;
-    if (!stat || stat[0] === 'Z' || Number(stat[1]) !== process.pid) return false;
-    try { return readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').includes(script); } catch { return false; }
-  }).map(Number);
+  return names
+    .filter((name) => {
+      const stat = /^\d+$/.test(name) ? procStat(name) : null;
+      if (!stat || stat[0] === 'Z' || Number(stat[1]) !== process.pid) return false;
+      try {
+        return readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').includes(script);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const signalled = (pid: number, signal: NodeJS.Signals) => { try { process.kill(pid, signal); } catch { /* gone */ } };
+const signalled = (pid: number, signal: NodeJS.Signals) => {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    /* gone */
+  }
+};
 
 /**
  * Ends the Nix spawner processes and the Nix processes they started, before the worker threads
@@ -53,7 +69,10 @@ async function spawnersEnded(ms = 3000): Promise<void> {
 export function crawlStopper(signal: AbortSignal | undefined, pool: Piscina) {
   let destroyed: Promise<void> | null = null;
   const destroyPool = () => (destroyed ??= pool.destroy());
-  const onAbort = () => { killSpawners(); void destroyPool(); };
+  const onAbort = () => {
+    killSpawners();
+    void destroyPool();
+  };
   signal?.addEventListener('abort', onAbort, { once: true });
   const interrupted = (ids: number[]) => {
     const which = ids.length ? `crawl ${ids.join(', ')} stopped by ${String(signal!.reason)}, marked interrupted` : `stopped by ${String(signal!.reason)}`;
@@ -77,6 +96,8 @@ export function crawlStopper(signal: AbortSignal | undefined, pool: Piscina) {
       killSpawners(); // one a thread started again before it was gone
       await spawnersEnded();
     },
-    dispose(): void { signal?.removeEventListener('abort', onAbort); },
+    dispose(): void {
+      signal?.removeEventListener('abort', onAbort);
+    },
   };
 }

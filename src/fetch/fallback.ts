@@ -17,8 +17,7 @@ export interface FetcherSet {
 
 export type FetchPlan =
   /** `refusal`: why the native plug-in of the kind did not take it, when the fallback does instead */
-  | { plugin: FetcherPlugin; fallback: FetcherPlugin | null; refusal: UnverifiableVerdict | null }
-  | { plugin: null; reason: UnverifiableVerdict };
+  { plugin: FetcherPlugin; fallback: FetcherPlugin | null; refusal: UnverifiableVerdict | null } | { plugin: null; reason: UnverifiableVerdict };
 
 /** The plug-in to try first for `fod` and the fallback after it, or why there is none. */
 export function planFetch(fod: Fod, env: FodEnv, set: FetcherSet): FetchPlan {

@@ -44,7 +44,10 @@ export async function ftpTry(url: URL, env: FtpEnv): Promise<TryResult> {
           secure: false,
         }),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(Object.assign(new Error(`connect timeout after ${env.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), env.connectTimeoutMs);
+          timer = setTimeout(
+            () => reject(Object.assign(new Error(`connect timeout after ${env.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })),
+            env.connectTimeoutMs,
+          );
         }),
       ]);
     } finally {
@@ -66,7 +69,13 @@ export async function ftpTry(url: URL, env: FtpEnv): Promise<TryResult> {
     const sink = new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
-        try { rx.push(chunk); cb(); } catch (err) { stop = err as Error; cb(err as Error); }
+        try {
+          rx.push(chunk);
+          cb();
+        } catch (err) {
+          stop = err as Error;
+          cb(err as Error);
+        }
       },
     });
     try {

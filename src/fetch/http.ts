@@ -17,7 +17,7 @@ type Headers = Record<string, string | string[] | undefined>;
 
 function header(h: Headers, name: string): string | null {
   const v = h[name];
-  return Array.isArray(v) ? v[0] ?? null : v ?? null;
+  return Array.isArray(v) ? (v[0] ?? null) : (v ?? null);
 }
 
 function contentLength(h: Headers): number | null {
@@ -68,7 +68,11 @@ export async function httpHop(url: URL, env: HttpEnv): Promise<HopResult> {
       const location = header(h, 'location');
       if (!location) return tryFailure('http-other', `${status} without a Location header`, base);
       let next: string;
-      try { next = new URL(location, url).href; } catch { return tryFailure('bad-redirect', `${status} to an invalid Location: ${location}`, base); }
+      try {
+        next = new URL(location, url).href;
+      } catch {
+        return tryFailure('bad-redirect', `${status} to an invalid Location: ${location}`, base);
+      }
       return { redirect: next, status };
     }
     if (offset > 0 && (status === 416 || (status === 206 && contentRange(h)?.start !== offset))) {
@@ -85,7 +89,7 @@ export async function httpHop(url: URL, env: HttpEnv): Promise<HopResult> {
 
     const resumed = status === 206 ? offset : 0;
     const length = contentLength(h);
-    const total = status === 206 ? contentRange(h)?.total ?? (length === null ? null : resumed + length) : length;
+    const total = status === 206 ? (contentRange(h)?.total ?? (length === null ? null : resumed + length)) : length;
     if (total !== null && total > env.maxBytes) {
       discard(body);
       return tryFailure('too-large', `Content-Length ${total} is over the size cap of ${env.maxBytes} bytes`, base);
@@ -95,7 +99,11 @@ export async function httpHop(url: URL, env: HttpEnv): Promise<HopResult> {
 }
 
 async function receiveBody(
-  body: Dispatcher.ResponseData['body'], env: HttpEnv, resumed: number, total: number | null, length: number | null,
+  body: Dispatcher.ResponseData['body'],
+  env: HttpEnv,
+  resumed: number,
+  total: number | null,
+  length: number | null,
   base: Pick<TryResult, 'httpStatus' | 'finalUrl' | 'retryAfterMs'>,
 ): Promise<TryResult> {
   let rx: Receiver;
@@ -106,7 +114,11 @@ async function receiveBody(
     throw err; // local: cannot open the part file
   }
   const result = (outcome: TryResult['outcome'], message: string | null, extra: Partial<TryResult> = {}): TryResult => ({
-    ...tryFailure(outcome, message ?? '', base), message, bytes: rx.received, resumedFrom: resumed || null, ...extra,
+    ...tryFailure(outcome, message ?? '', base),
+    message,
+    bytes: rx.received,
+    resumedFrom: resumed || null,
+    ...extra,
   });
   try {
     for await (const chunk of body) rx.push(chunk as Buffer);
@@ -137,6 +149,13 @@ function discard(body: Dispatcher.ResponseData['body']): void {
 export function isLocal(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const syscall = (err as NodeJS.ErrnoException | undefined)?.syscall;
-  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
-    || code === 'EIO' || ((syscall === 'write' || syscall === 'open' || syscall === 'ftruncate') && code !== 'EPIPE' && code !== 'ECONNRESET');
+  return (
+    code === 'ENOSPC' ||
+    code === 'EDQUOT' ||
+    code === 'EROFS' ||
+    code === 'EACCES' ||
+    code === 'EPERM' ||
+    code === 'EIO' ||
+    ((syscall === 'write' || syscall === 'open' || syscall === 'ftruncate') && code !== 'EPIPE' && code !== 'ECONNRESET')
+  );
 }

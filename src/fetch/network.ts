@@ -127,11 +127,19 @@ export function createNetwork(options: NetworkOptions, hashPool: HashPool): Netw
           if (actual) outcome = 'hash-mismatch';
         }
         ctx.recordAttempt({
-          url: req.url, urlIndex: req.urlIndex, try: attempt, finalUrl: r.finalUrl, outcome, httpStatus: r.httpStatus,
-          ftpReply: r.ftpReply, bytes: r.bytes, resumedFrom: r.resumedFrom, durationMs: Date.now() - t0, actual,
-          message: outcome === 'hash-mismatch' && actual
-            ? `got ${actual.algo}:${actual.hex}${r.resumedFrom ? ` (resumed at byte ${r.resumedFrom})` : ''}`
-            : r.message,
+          url: req.url,
+          urlIndex: req.urlIndex,
+          try: attempt,
+          finalUrl: r.finalUrl,
+          outcome,
+          httpStatus: r.httpStatus,
+          ftpReply: r.ftpReply,
+          bytes: r.bytes,
+          resumedFrom: r.resumedFrom,
+          durationMs: Date.now() - t0,
+          actual,
+          message:
+            outcome === 'hash-mismatch' && actual ? `got ${actual.algo}:${actual.hex}${r.resumedFrom ? ` (resumed at byte ${r.resumedFrom})` : ''}` : r.message,
         });
         if (outcome === 'ok' && r.digests) {
           return { ok: true, path: req.dest, size: r.size, digests: r.digests, finalUrl: r.finalUrl ?? req.url };

@@ -28,12 +28,7 @@ export interface FetchRunSettings {
 export function fetchRunSettings(s: FetchSettings): FetchRunSettings {
   const selection = parseKinds(s.kinds);
   const { enabled, ...nix } = s.nix;
-  return {
-    kinds: selection.kinds,
-    network: networkOptions(s.network),
-    cache: cacheSettings(s),
-    nix: selection.nix || enabled ? nix : null,
-  };
+  return { kinds: selection.kinds, network: networkOptions(s.network), cache: cacheSettings(s), nix: selection.nix || enabled ? nix : null };
 }
 
 /** The cache's options with its secret key read; a key that cannot be read is named by where it was given. */

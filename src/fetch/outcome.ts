@@ -34,9 +34,7 @@ export type Outcome = (typeof OUTCOMES)[number];
  * Failures of the upstream host rather than of the source: worth another try later in the same
  * run (with backoff). A 404 or a hash mismatch is an answer and is not retried.
  */
-const TRANSIENT: ReadonlySet<Outcome> = new Set<Outcome>([
-  'http-5xx', 'connect', 'timeout', 'reset', 'truncated', 'ftp-error',
-]);
+const TRANSIENT: ReadonlySet<Outcome> = new Set<Outcome>(['http-5xx', 'connect', 'timeout', 'reset', 'truncated', 'ftp-error']);
 
 /** Whether a try with this outcome is retried. 408 and 429 are the 4xx statuses that mean "later". */
 export function isTransient(outcome: Outcome, httpStatus: number | null = null, ftpReply: number | null = null): boolean {

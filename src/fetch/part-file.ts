@@ -27,7 +27,11 @@ export interface PartFile {
 
 /** The size of an existing partial file, 0 when there is none. */
 export function partSize(path: string): number {
-  try { return statSync(path).size; } catch { return 0; }
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** Opens `path` for writing: appending after its bytes when `resume` (it must exist), emptied otherwise. */
@@ -39,14 +43,20 @@ export function openPartFile(path: string, resume: boolean): PartFile {
   let closed = false;
   return {
     path,
-    get size() { return size; },
+    get size() {
+      return size;
+    },
     write(chunk) {
       let off = 0;
       while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off, size + off);
       size += chunk.length;
       if (size - flushedAt >= FLUSH_STEP && !flushing) {
         flushedAt = size;
-        flushing = fdatasyncAsync(fd).catch(() => undefined).finally(() => { flushing = null; });
+        flushing = fdatasyncAsync(fd)
+          .catch(() => undefined)
+          .finally(() => {
+            flushing = null;
+          });
       }
     },
     truncate() {
@@ -64,7 +74,8 @@ export function openPartFile(path: string, resume: boolean): PartFile {
       if (closed) return;
       closed = true;
       // a background flush may still hold the fd: close once it ends
-      if (flushing) void flushing.then(() => closeSync(fd)); else closeSync(fd);
+      if (flushing) void flushing.then(() => closeSync(fd));
+      else closeSync(fd);
     },
   };
 }

@@ -36,8 +36,17 @@ export interface TryResult {
 
 export function tryFailure(outcome: Outcome, message: string, extra: Partial<TryResult> = {}): TryResult {
   return {
-    outcome, message, httpStatus: null, ftpReply: null, finalUrl: null, bytes: 0, resumedFrom: null, size: 0,
-    digests: null, retryAfterMs: null, ...extra,
+    outcome,
+    message,
+    httpStatus: null,
+    ftpReply: null,
+    finalUrl: null,
+    bytes: 0,
+    resumedFrom: null,
+    size: 0,
+    digests: null,
+    retryAfterMs: null,
+    ...extra,
   };
 }
 
@@ -59,15 +68,16 @@ export interface Receiver {
 
 export function createReceiver(env: TryEnv, resumeFrom: number, expectedTotal: number | null): Receiver {
   const part = openPartFile(env.dest, resumeFrom > 0);
-  const hasher: Hasher = resumeFrom === 0 && expectedTotal !== null && expectedTotal <= INLINE_HASH_MAX
-    ? createInlineHasher()
-    : env.hashPool.trailing(env.dest);
+  const hasher: Hasher =
+    resumeFrom === 0 && expectedTotal !== null && expectedTotal <= INLINE_HASH_MAX ? createInlineHasher() : env.hashPool.trailing(env.dest);
   let received = 0;
   let done = false;
   if (expectedTotal !== null) env.onExpect?.(expectedTotal - resumeFrom);
   return {
     part,
-    get received() { return received; },
+    get received() {
+      return received;
+    },
     push(chunk) {
       if (part.size + chunk.length > env.maxBytes) {
         throw new FetchError('too-large', `larger than the size cap of ${env.maxBytes} bytes`, { maxBytes: env.maxBytes });

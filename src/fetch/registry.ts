@@ -9,11 +9,7 @@ import type { FetcherPlugin } from './types.js';
  * The native plug-in of every kind fodder reproduces itself, one line each. A kind missing
  * here goes to the `nix` fallback when it is on, and is recorded `unverifiable` otherwise.
  */
-export const FETCHERS: Partial<Record<FodKind, FetcherPlugin>> = {
-  url: urlFetcher,
-  archive: archiveFetcher,
-  git: gitFetcher,
-};
+export const FETCHERS: Partial<Record<FodKind, FetcherPlugin>> = { url: urlFetcher, archive: archiveFetcher, git: gitFetcher };
 
 /** The plug-in for a kind, or null when no native plug-in exists for it. */
 export function fetcherFor(kind: FodKind): FetcherPlugin | null {
@@ -39,10 +35,14 @@ export function parseKinds(values: readonly string[] | null | undefined): KindSe
   const out: FodKind[] = [];
   let nix = false;
   for (const v of values ?? []) {
-    if (v === 'nix') { nix = true; continue; }
+    if (v === 'nix') {
+      nix = true;
+      continue;
+    }
     if (!isFodKind(v)) {
-      throw new FodderError(ErrorCode.USAGE,
-        `unknown kind "${v}"; kinds are: ${FOD_KINDS.join(', ')}, and nix (the fallback that realises a FOD with Nix)`, { kind: v });
+      throw new FodderError(ErrorCode.USAGE, `unknown kind "${v}"; kinds are: ${FOD_KINDS.join(', ')}, and nix (the fallback that realises a FOD with Nix)`, {
+        kind: v,
+      });
     }
     if (!out.includes(v)) out.push(v);
   }

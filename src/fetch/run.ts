@@ -40,7 +40,10 @@ export interface FetchRunOptions {
 }
 
 /** A FOD to fetch, or (publishOnly) a file the hashed mirror holds and the binary cache lacks. */
-interface Job { fod: Fod; publishOnly: boolean }
+interface Job {
+  fod: Fod;
+  publishOnly: boolean;
+}
 
 type EnvReader = (drvPath: string) => FodEnv;
 
@@ -84,19 +87,29 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   let store: FetchStore;
   let run: number;
   let cache: BinaryCache;
-  const nixFallback = o.nix ? {
-    plugin: o.nixFetcher ?? createNixFetcher({
-      store: o.nix.store, options: o.nix.options, timeoutMs: o.nix.timeoutMs,
-      drvStores: drvStoresOf(o.db, crawl.id), closureOf: createClosureReader(o.db),
-    }),
-    jobs: o.nix.jobs,
-  } : null;
+  const nixFallback = o.nix
+    ? {
+        plugin:
+          o.nixFetcher ??
+          createNixFetcher({
+            store: o.nix.store,
+            options: o.nix.options,
+            timeoutMs: o.nix.timeoutMs,
+            drvStores: drvStoresOf(o.db, crawl.id),
+            closureOf: createClosureReader(o.db),
+          }),
+        jobs: o.nix.jobs,
+      }
+    : null;
   try {
     cache = createBinaryCache({ ...o.cache, mirrorDir: mirror.root });
     cache.removeLeftovers();
     store = createFetchStore(o.db);
     run = store.beginRun(crawl.id, mirror.root, {
-      kinds: o.kinds, nix: nixFallback !== null, retryFailed: o.retryFailed, network: o.network,
+      kinds: o.kinds,
+      nix: nixFallback !== null,
+      retryFailed: o.retryFailed,
+      network: o.network,
       cache: { compression: o.cache.compression, flat: o.cache.flat, signedBy: cache.publicKey?.split(':')[0] ?? null },
     });
   } catch (err) {
@@ -104,9 +117,25 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
     throw storageError(err, 'the binary cache') ?? err;
   }
   const summary: FetchSummary = {
-    run, crawl: crawl.id, mirror: mirror.root, cache: cache.dir, kinds: o.kinds, nixFallback: nixFallback !== null,
-    fods: fods.length, mirrored: 0, alreadyMirrored: 0, dead: 0, brokenHash: 0, unverifiable: {}, mirroredBy: {}, published: 0,
-    byKind: {}, skipped: { failedBefore: 0 }, bytes: 0, durationMs: 0, outcomes: {},
+    run,
+    crawl: crawl.id,
+    mirror: mirror.root,
+    cache: cache.dir,
+    kinds: o.kinds,
+    nixFallback: nixFallback !== null,
+    fods: fods.length,
+    mirrored: 0,
+    alreadyMirrored: 0,
+    dead: 0,
+    brokenHash: 0,
+    unverifiable: {},
+    mirroredBy: {},
+    published: 0,
+    byKind: {},
+    skipped: { failedBefore: 0 },
+    bytes: 0,
+    durationMs: 0,
+    outcomes: {},
   };
   for (const kind of o.kinds) countsOf(summary, kind); // every selected kind, in FOD_KINDS order
   const pool = createHashPool();
@@ -115,12 +144,23 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
   setMaxListeners(0, abort.signal); // every request in flight listens to it
   const onOuterAbort = () => abort.abort();
   o.signal?.addEventListener('abort', onOuterAbort);
-  const flushTimer = setInterval(() => { store.flush(); void mirror.syncDirs().catch(() => undefined); }, 500);
+  const flushTimer = setInterval(() => {
+    store.flush();
+    void mirror.syncDirs().catch(() => undefined);
+  }, 500);
   flushTimer.unref();
   let failure: unknown = null;
   try {
     const state: RunState = {
-      run, mirror, cache, network, store, summary, signal: abort.signal, progress: o.progress, envOf: createEnvReader(o.db),
+      run,
+      mirror,
+      cache,
+      network,
+      store,
+      summary,
+      signal: abort.signal,
+      progress: o.progress,
+      envOf: createEnvReader(o.db),
       flatToCache: o.cache.flat,
       set: fetcherSet(o.fetchers ?? FETCHERS, nixFallback, o.network.concurrency),
     };
@@ -139,13 +179,19 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
         const mine = before.then(() => fetchOne(job, state));
         const tail = mine.catch(() => undefined);
         locks.set(key, tail);
-        try { await mine; } finally { if (locks.get(key) === tail) locks.delete(key); }
+        try {
+          await mine;
+        } finally {
+          if (locks.get(key) === tail) locks.delete(key);
+        }
       }
     };
-    const workers = Array.from({ length: Math.min(window, jobs.length) }, () => worker().catch((err) => {
-      failure ??= err;
-      abort.abort(); // a local problem (disk full, unwritable, a plug-in bug): stop everything
-    }));
+    const workers = Array.from({ length: Math.min(window, jobs.length) }, () =>
+      worker().catch((err) => {
+        failure ??= err;
+        abort.abort(); // a local problem (disk full, unwritable, a plug-in bug): stop everything
+      }),
+    );
     await Promise.all(workers);
     if (failure) throw failure;
   } catch (err) {
@@ -154,10 +200,19 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
     clearInterval(flushTimer);
     o.signal?.removeEventListener('abort', onOuterAbort);
     summary.durationMs = Date.now() - t0;
-    try { store.finishRun(run, failure ? 'failed' : o.signal?.aborted ? 'interrupted' : 'done', summary); } catch { /* report the first error */ }
+    try {
+      store.finishRun(run, failure ? 'failed' : o.signal?.aborted ? 'interrupted' : 'done', summary);
+    } catch {
+      /* report the first error */
+    }
     await mirror.syncDirs().catch(() => undefined);
     // a failure while closing never hides the one that stopped the run
-    try { await network.close(); await pool.close(); } catch (err) { failure ??= err; }
+    try {
+      await network.close();
+      await pool.close();
+    } catch (err) {
+      failure ??= err;
+    }
     mirror.unlock();
   }
   if (failure) throw failure;
@@ -173,7 +228,12 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
 function fetcherSet(native: Partial<Record<FodKind, FetcherPlugin>>, nix: { plugin: FetcherPlugin; jobs: number } | null, concurrency: number): FetcherSet {
   const limited = (p: FetcherPlugin, n: number): FetcherPlugin => {
     const queue = new PQueue({ concurrency: n });
-    return { id: p.id, certainty: p.certainty, canFetch: (fod, env) => p.canFetch(fod, env), fetch: (fod, ctx) => queue.add(() => p.fetch(fod, ctx)) as Promise<FetchVerdict> };
+    return {
+      id: p.id,
+      certainty: p.certainty,
+      canFetch: (fod, env) => p.canFetch(fod, env),
+      fetch: (fod, ctx) => queue.add(() => p.fetch(fod, ctx)) as Promise<FetchVerdict>,
+    };
   };
   const out: FetcherSet['native'] = {};
   for (const [kind, p] of Object.entries(native) as [FodKind, FetcherPlugin][]) out[kind] = p.id === 'url' ? p : limited(p, concurrency);
@@ -215,16 +275,26 @@ function selectJobs(fods: Fod[], s: RunState, retryFailed: boolean): Job[] {
       continue;
     }
     const plan = planFetch(fod, s.envOf(fod.drvPath), s.set);
-    if (!plan.plugin) { recordVerdict(s, fod, plan.reason, null); continue; }
+    if (!plan.plugin) {
+      recordVerdict(s, fod, plan.reason, null);
+      continue;
+    }
     if (fod.hash.mode === 'recursive' && !publishable(fod)) {
       const why: UnverifiableVerdict = {
-        ok: false, verdict: 'unverifiable', reason: 'not-exact', mismatch: null,
+        ok: false,
+        verdict: 'unverifiable',
+        reason: 'not-exact',
+        mismatch: null,
         message: `${fod.outPath} does not follow from its hash and name: a binary cache cannot hold it`,
       };
       recordVerdict(s, fod, why, null);
       continue;
     }
-    if (failedBefore.has(fod.drvPath)) { s.summary.skipped.failedBefore++; counts.failedBefore++; continue; }
+    if (failedBefore.has(fod.drvPath)) {
+      s.summary.skipped.failedBefore++;
+      counts.failedBefore++;
+      continue;
+    }
     jobs.push({ fod, publishOnly: false });
   }
   return jobs;
@@ -232,11 +302,15 @@ function selectJobs(fods: Fod[], s: RunState, retryFailed: boolean): Job[] {
 
 /** Where the mirror holds a FOD: its file in tarballs/, else its narinfo in the binary cache. */
 function recordMirrored(s: RunState, fod: Fod, from: { size: number; url: string; urlIndex: number } | null): void {
-  const path = fod.hash.mode === 'flat'
-    ? `tarballs/${fod.hash.algo}/${fod.hash.hex}`
-    : relative(s.mirror.root, s.cache.narInfoPath(fod.outPath));
+  const path = fod.hash.mode === 'flat' ? `tarballs/${fod.hash.algo}/${fod.hash.hex}` : relative(s.mirror.root, s.cache.narInfoPath(fod.outPath));
   s.store.mirrored(from ? s.run : null, s.mirror.root, {
-    drvPath: fod.drvPath, path, algo: fod.hash.algo, hex: fod.hash.hex, size: from?.size ?? null, url: from?.url ?? null, urlIndex: from?.urlIndex ?? null,
+    drvPath: fod.drvPath,
+    path,
+    algo: fod.hash.algo,
+    hex: fod.hash.hex,
+    size: from?.size ?? null,
+    url: from?.url ?? null,
+    urlIndex: from?.urlIndex ?? null,
   });
 }
 
@@ -254,8 +328,14 @@ function recordVerdict(s: RunState, fod: Fod, v: Exclude<FetchVerdict, { ok: tru
     counts.brokenHash++;
   }
   s.store.result(s.run, {
-    drvPath: fod.drvPath, verdict: v.verdict, reason: v.verdict === 'unverifiable' ? v.reason : null, message: v.message, plugin: by,
-    url: v.mismatch?.url ?? null, urlIndex: v.mismatch?.urlIndex ?? null, actual: v.mismatch?.actual ?? null,
+    drvPath: fod.drvPath,
+    verdict: v.verdict,
+    reason: v.verdict === 'unverifiable' ? v.reason : null,
+    message: v.message,
+    plugin: by,
+    url: v.mismatch?.url ?? null,
+    urlIndex: v.mismatch?.urlIndex ?? null,
+    actual: v.mismatch?.actual ?? null,
   });
 }
 
@@ -277,7 +357,8 @@ async function fetchOne(job: Job, s: RunState): Promise<void> {
   const { mirror, cache, summary } = s;
   if (s.signal.aborted) return;
   if (job.publishOnly || isStored(fod, s)) {
-    if (!job.publishOnly) { // the same content, fetched for another FOD meanwhile
+    if (!job.publishOnly) {
+      // the same content, fetched for another FOD meanwhile
       summary.alreadyMirrored++;
       countsOf(summary, fod.kind).alreadyMirrored++;
       recordMirrored(s, fod, null);
@@ -300,8 +381,13 @@ async function fetchOne(job: Job, s: RunState): Promise<void> {
       summary.outcomes[a.outcome] = (summary.outcomes[a.outcome] ?? 0) + 1;
       s.store.attempt(s.run, fod.drvPath, a);
     },
-    onBytes(delta) { summary.bytes += delta; s.progress?.bytes(delta); },
-    onExpect(bytes) { s.progress?.expect(bytes); },
+    onBytes(delta) {
+      summary.bytes += delta;
+      s.progress?.bytes(delta);
+    },
+    onExpect(bytes) {
+      s.progress?.expect(bytes);
+    },
   };
   let planned;
   try {

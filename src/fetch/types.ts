@@ -9,6 +9,24 @@ export interface AttemptRecord extends AttemptRow {
   outcome: Outcome;
 }
 
+/** The record of the one try of a source that has one URL and no transfer of fodder's own (a git clone, a Nix build). */
+export function singleTry(url: string, outcome: Outcome, t0: number, actual: AttemptRecord['actual'], message: string | null): AttemptRecord {
+  return {
+    url,
+    urlIndex: 0,
+    try: 1,
+    finalUrl: null,
+    outcome,
+    httpStatus: null,
+    ftpReply: null,
+    bytes: 0,
+    resumedFrom: null,
+    durationMs: Date.now() - t0,
+    actual,
+    message,
+  };
+}
+
 /** A FOD's whole .drv environment (the `fods.env_json` column). */
 export type FodEnv = Readonly<Record<string, string>>;
 
@@ -26,8 +44,7 @@ export type FodEnv = Readonly<Record<string, string>>;
  * - `no-url`: the FOD names no URL to fetch
  */
 export type UnverifiableReason =
-  | 'custom-postFetch' | 'not-exact' | 'unpack-refused' | 'unpack-unsupported' | 'unpack-failed'
-  | 'no-fetcher' | 'nix-failed' | 'drv-missing' | 'no-url';
+  'custom-postFetch' | 'not-exact' | 'unpack-refused' | 'unpack-unsupported' | 'unpack-failed' | 'no-fetcher' | 'nix-failed' | 'drv-missing' | 'no-url';
 
 export interface UnverifiableVerdict {
   ok: false;

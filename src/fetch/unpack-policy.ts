@@ -29,10 +29,7 @@ export interface UnpackLimits {
   maxEntries: number;
 }
 
-export const DEFAULT_UNPACK_LIMITS: UnpackLimits = {
-  maxBytes: 16 * 1024 ** 3,
-  maxEntries: 2_000_000,
-};
+export const DEFAULT_UNPACK_LIMITS: UnpackLimits = { maxBytes: 16 * 1024 ** 3, maxEntries: 2_000_000 };
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'device' | 'fifo';
 
@@ -85,16 +82,23 @@ export function createEntryPolicy(limits: UnpackLimits) {
     bytes += n;
     if (bytes > limits.maxBytes) {
       throw unpackError(UnpackErrorCode.TOO_LARGE, `unpacked size passes the cap of ${limits.maxBytes} bytes (at '${printable(entry)}')`, {
-        entry: printable(entry), maxBytes: limits.maxBytes,
+        entry: printable(entry),
+        maxBytes: limits.maxBytes,
       });
     }
   };
 
   return {
-    get bytes() { return bytes; },
-    get entries() { return entries; },
+    get bytes() {
+      return bytes;
+    },
+    get entries() {
+      return entries;
+    },
     /** counts bytes that are not file contents (tar long names, pax headers) against the cap */
-    addMetaBytes(n: number, entry: string) { addBytes(n, entry); },
+    addMetaBytes(n: number, entry: string) {
+      addBytes(n, entry);
+    },
     check(e: ArchiveEntry): string {
       entries++;
       if (entries > limits.maxEntries) {
@@ -106,12 +110,17 @@ export function createEntryPolicy(limits: UnpackLimits) {
         throw unpackError(UnpackErrorCode.UNSAFE, `entry '${shown}' is a ${e.type === 'fifo' ? 'fifo' : 'device file'}`, { entry: shown, rule: e.type });
       }
       if (path === '') {
-        if (e.type !== 'dir') throw unpackError(UnpackErrorCode.UNSAFE, `entry '${shown}' names the top directory but is a ${e.type}`, { entry: shown, rule: 'root' });
+        if (e.type !== 'dir')
+          throw unpackError(UnpackErrorCode.UNSAFE, `entry '${shown}' names the top directory but is a ${e.type}`, { entry: shown, rule: 'root' });
         return path;
       }
       const via = throughSymlink(path);
       if (via !== null) {
-        throw unpackError(UnpackErrorCode.UNSAFE, `entry '${shown}' goes through the symlink '${printable(via)}'`, { entry: shown, symlink: printable(via), rule: 'symlink-escape' });
+        throw unpackError(UnpackErrorCode.UNSAFE, `entry '${shown}' goes through the symlink '${printable(via)}'`, {
+          entry: shown,
+          symlink: printable(via),
+          rule: 'symlink-escape',
+        });
       }
       if (symlinks.has(path)) {
         throw unpackError(UnpackErrorCode.UNSAFE, `entry '${shown}' replaces the symlink of the same name`, { entry: shown, rule: 'symlink-replace' });
@@ -123,11 +132,17 @@ export function createEntryPolicy(limits: UnpackLimits) {
         const target = entryPath(e.linkTarget ?? '', `hard link target of '${shown}'`);
         const tvia = throughSymlink(target);
         if (tvia !== null || symlinks.has(target)) {
-          throw unpackError(UnpackErrorCode.UNSAFE, `hard link '${shown}' points through the symlink '${printable(tvia ?? target)}'`, { entry: shown, rule: 'symlink-escape' });
+          throw unpackError(UnpackErrorCode.UNSAFE, `hard link '${shown}' points through the symlink '${printable(tvia ?? target)}'`, {
+            entry: shown,
+            rule: 'symlink-escape',
+          });
         }
         const size = sizes.get(target);
         if (size === undefined) {
-          throw unpackError(UnpackErrorCode.UNSAFE, `hard link '${shown}' points to '${printable(target)}', which is not an earlier entry`, { entry: shown, rule: 'hardlink-outside' });
+          throw unpackError(UnpackErrorCode.UNSAFE, `hard link '${shown}' points to '${printable(target)}', which is not an earlier entry`, {
+            entry: shown,
+            rule: 'hardlink-outside',
+          });
         }
         addBytes(size, e.name);
         sizes.set(path, size);

@@ -47,7 +47,10 @@ export function createTarScanner(policy: EntryPolicy, memberName: (name: string)
   let offset = 0;
 
   const onHeader = (h: Buffer): void => {
-    if (h.every((b) => b === 0)) { ended = true; return; }
+    if (h.every((b) => b === 0)) {
+      ended = true;
+      return;
+    }
     if (!checksumOk(h)) {
       throw unpackError(UnpackErrorCode.FAILED, `not a tar archive (bad header checksum at byte ${offset})`, { offset });
     }
@@ -108,25 +111,33 @@ export function createTarScanner(policy: EntryPolicy, memberName: (name: string)
   };
 
   return {
-    get ended() { return ended; },
+    get ended() {
+      return ended;
+    },
     push(chunk: Buffer): number {
       let pos = 0;
       while (pos < chunk.length && !ended) {
         if (skip > 0) {
           const n = Math.min(skip, chunk.length - pos);
-          skip -= n; pos += n; offset += n;
+          skip -= n;
+          pos += n;
+          offset += n;
           continue;
         }
         if (meta) {
           const n = Math.min(meta.size - meta.fill, chunk.length - pos);
           chunk.copy(meta.data, meta.fill, pos, pos + n);
-          meta.fill += n; pos += n; offset += n;
+          meta.fill += n;
+          pos += n;
+          offset += n;
           if (meta.fill === meta.size) endMeta();
           continue;
         }
         const n = Math.min(BLOCK - headerFill, chunk.length - pos);
         chunk.copy(header, headerFill, pos, pos + n);
-        headerFill += n; pos += n; offset += n;
+        headerFill += n;
+        pos += n;
+        offset += n;
         if (headerFill === BLOCK) {
           headerFill = 0;
           onHeader(header);
@@ -147,12 +158,21 @@ export function createTarScanner(policy: EntryPolicy, memberName: (name: string)
 
 function entryType(typeflag: string, name: string, offset: number): EntryType {
   switch (typeflag) {
-    case '0': case '7': return name.endsWith('/') ? 'dir' : 'file';
-    case '1': return 'hardlink';
-    case '2': return 'symlink';
-    case '3': case '4': return 'device';
-    case '5': case 'D': return 'dir';
-    case '6': return 'fifo';
+    case '0':
+    case '7':
+      return name.endsWith('/') ? 'dir' : 'file';
+    case '1':
+      return 'hardlink';
+    case '2':
+      return 'symlink';
+    case '3':
+    case '4':
+      return 'device';
+    case '5':
+    case 'D':
+      return 'dir';
+    case '6':
+      return 'fifo';
     case 'S':
       throw unpackError(UnpackErrorCode.UNSUPPORTED, `sparse file '${name}' (GNU 'S' entry) is not unpacked by fodder`, { offset });
     default:
@@ -180,7 +200,10 @@ function parseNumber(field: Buffer, offset: number): number {
     if (!Number.isSafeInteger(n)) throw unpackError(UnpackErrorCode.TOO_LARGE, `size past 2^53 at byte ${offset}`, { offset });
     return n;
   }
-  const s = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const s = field
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw unpackError(UnpackErrorCode.FAILED, `bad octal number '${s}' in tar header at byte ${offset}`, { offset });
   return parseInt(s, 8);

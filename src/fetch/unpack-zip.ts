@@ -25,12 +25,20 @@ function typeOf(madeBy: number, external: number, name: string): EntryType {
   // Unix (3) and a few others store st_mode in the high half; unzip honours it only then
   if ((host === 3 || host === 19 || host === 30) && mode !== 0) {
     switch (mode & S_IFMT) {
-      case 0o120000: return 'symlink';
-      case 0o040000: return 'dir';
-      case 0o100000: return name.endsWith('/') ? 'dir' : 'file';
-      case 0o010000: return 'fifo';
-      case 0o020000: case 0o060000: case 0o140000: return 'device';
-      default: break;
+      case 0o120000:
+        return 'symlink';
+      case 0o040000:
+        return 'dir';
+      case 0o100000:
+        return name.endsWith('/') ? 'dir' : 'file';
+      case 0o010000:
+        return 'fifo';
+      case 0o020000:
+      case 0o060000:
+      case 0o140000:
+        return 'device';
+      default:
+        break;
     }
   }
   return name.endsWith('/') ? 'dir' : 'file';
@@ -46,7 +54,10 @@ export async function readZipEntries(path: string): Promise<ZipEntry[]> {
     await fh.read(tail, 0, tailLen, size - tailLen);
     let eocd = -1;
     for (let i = tailLen - 22; i >= 0; i--) {
-      if (tail.readUInt32LE(i) === EOCD_SIG) { eocd = i; break; }
+      if (tail.readUInt32LE(i) === EOCD_SIG) {
+        eocd = i;
+        break;
+      }
     }
     if (eocd < 0) throw unpackError(UnpackErrorCode.FAILED, 'not a zip archive (no end of central directory)', {});
     let count = tail.readUInt16LE(eocd + 10);

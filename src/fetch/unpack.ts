@@ -24,9 +24,7 @@ import { ErrorCode, FodderError } from '../errors.js';
 import { startProcess, type StartedProcess } from '../process.js';
 import { createTarScanner } from './unpack-tar.js';
 import { readZipEntries } from './unpack-zip.js';
-import {
-  createEntryPolicy, DEFAULT_UNPACK_LIMITS, UnpackErrorCode, unpackError, type UnpackLimits,
-} from './unpack-policy.js';
+import { createEntryPolicy, DEFAULT_UNPACK_LIMITS, UnpackErrorCode, unpackError, type UnpackLimits } from './unpack-policy.js';
 import type { FetchzipPlacement } from '../graph/fetchzip.js';
 import { tarMemberName, type TarScriptShape } from '../graph/tar-script.js';
 
@@ -120,7 +118,9 @@ export async function placeUnpacked(unpackDir: string, out: string, placement: F
   }
   const fn = candidates[0];
   if (fn.includes(0x0a) || (p.pick === 'glob' && /^-[neE]+$/.test(fn.toString('latin1')))) {
-    throw unpackError(UnpackErrorCode.UNSUPPORTED, `stripRoot: the top-level name '${String(fn)}' is not passed through the script unchanged`, { entry: String(fn) });
+    throw unpackError(UnpackErrorCode.UNSUPPORTED, `stripRoot: the top-level name '${String(fn)}' is not passed through the script unchanged`, {
+      entry: String(fn),
+    });
   }
   const top = Buffer.concat([Buffer.from(unpackDir), SLASH, fn]);
   const st = await lstat(top);
@@ -135,7 +135,11 @@ export async function placeUnpacked(unpackDir: string, out: string, placement: F
   } else {
     const children = globbed(await readdir(top, { encoding: 'buffer' }));
     if (children.length === 0) {
-      throw unpackError(UnpackErrorCode.STRIP_ROOT, `stripRoot: the top-level directory '${String(fn)}' is empty, so fetchzip's \`mv '${String(fn)}'/*\` fails`, { entry: String(fn) });
+      throw unpackError(
+        UnpackErrorCode.STRIP_ROOT,
+        `stripRoot: the top-level directory '${String(fn)}' is empty, so fetchzip's \`mv '${String(fn)}'/*\` fails`,
+        { entry: String(fn) },
+      );
     }
     await moveInto(top.toString(), children, out);
   }
@@ -188,7 +192,14 @@ function kill(c: Child | null): void {
   c?.kill();
 }
 
-async function untarInto(archive: string, dest: string, method: UnpackMethod, limits: UnpackLimits, signal?: AbortSignal, shape?: TarScriptShape): Promise<void> {
+async function untarInto(
+  archive: string,
+  dest: string,
+  method: UnpackMethod,
+  limits: UnpackLimits,
+  signal?: AbortSignal,
+  shape?: TarScriptShape,
+): Promise<void> {
   let decomp: { cmd: string; args: string[] } | null;
   if (method.tool === 'xz-tar') {
     decomp = { cmd: 'xz', args: ['-dc'] };
@@ -199,17 +210,26 @@ async function untarInto(archive: string, dest: string, method: UnpackMethod, li
   }
   const policy = createEntryPolicy(limits);
   const scanner = createTarScanner(policy, shape ? (name) => strippedName(name, shape) : undefined);
-  const tar = run('tar', ['-x', '-f', '-', ...(shape ? tarShapeArgs(shape) : []), '--mode=+w', '--warning=no-timestamp', '--no-same-owner', '--no-same-permissions'], {
-    cwd: dest, stdin: 'pipe', stdout: 'ignore',
-  });
+  const tar = run(
+    'tar',
+    ['-x', '-f', '-', ...(shape ? tarShapeArgs(shape) : []), '--mode=+w', '--warning=no-timestamp', '--no-same-owner', '--no-same-permissions'],
+    { cwd: dest, stdin: 'pipe', stdout: 'ignore' },
+  );
   const dc = decomp ? run(decomp.cmd, [...decomp.args, '--', archive], { stdin: 'ignore', stdout: 'pipe' }) : null;
   let dcError: unknown = null;
-  dc?.exit.catch((e: unknown) => { dcError = e; });
+  dc?.exit.catch((e: unknown) => {
+    dcError = e;
+  });
   const source: AsyncIterable<Buffer> = dc ? dc.stdout! : createReadStream(archive, { highWaterMark: 1 << 20 });
   const stdin = tar.stdin!;
   let tarGone = false;
-  stdin.on('error', () => { tarGone = true; });
-  const onAbort = () => { kill(tar); kill(dc); };
+  stdin.on('error', () => {
+    tarGone = true;
+  });
+  const onAbort = () => {
+    kill(tar);
+    kill(dc);
+  };
   signal?.addEventListener('abort', onAbort);
   try {
     for await (const chunk of source) {
@@ -229,7 +249,10 @@ async function untarInto(archive: string, dest: string, method: UnpackMethod, li
     if (scanner.ended) kill(dc); // GNU tar stops reading here too
     const t = await tar.exit;
     if (t.code !== 0) {
-      throw localFailure(tar.stderr()) ?? unpackError(UnpackErrorCode.FAILED, `tar failed (${t.code ?? t.signal}): ${tar.stderr() || 'no message'}`, { stderr: tar.stderr() });
+      throw (
+        localFailure(tar.stderr()) ??
+        unpackError(UnpackErrorCode.FAILED, `tar failed (${t.code ?? t.signal}): ${tar.stderr() || 'no message'}`, { stderr: tar.stderr() })
+      );
     }
     if (dc && !scanner.ended && method.tool !== 'xz-tar') {
       const d = await dc.exit;
@@ -260,7 +283,9 @@ function tarShapeArgs(shape: TarScriptShape): string[] {
 /** tarMemberName, refusing names whose stripping fodder would not be sure to get right. */
 function strippedName(name: string, shape: TarScriptShape): string | null {
   if (shape.stripComponents > 0 && /(^|\/)\.{0,2}\/|(^|\/)\.\.?$/.test(name.replace(/\/+$/, '/'))) {
-    throw unpackError(UnpackErrorCode.UNSUPPORTED, `tar member '${name}' has an empty, '.' or '..' component: --strip-components is not reproduced for it`, { entry: name });
+    throw unpackError(UnpackErrorCode.UNSUPPORTED, `tar member '${name}' has an empty, '.' or '..' component: --strip-components is not reproduced for it`, {
+      entry: name,
+    });
   }
   return tarMemberName(name, shape);
 }
@@ -279,14 +304,23 @@ async function unzipInto(archive: string, dest: string, limits: UnpackLimits, si
   const args = ['-qq', archive];
   const limited = existsSync('/usr/bin/prlimit') || existsSync('/bin/prlimit');
   const unzip = limited
-    ? run('prlimit', [`--fsize=${Math.max(limits.maxBytes, 1)}`, 'unzip', ...args], { cwd: dest, stdin: 'ignore', stdout: 'ignore', env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' } })
+    ? run('prlimit', [`--fsize=${Math.max(limits.maxBytes, 1)}`, 'unzip', ...args], {
+        cwd: dest,
+        stdin: 'ignore',
+        stdout: 'ignore',
+        env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' },
+      })
     : run('unzip', args, { cwd: dest, stdin: 'ignore', stdout: 'ignore', env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' } });
   const onAbort = () => kill(unzip);
   signal?.addEventListener('abort', onAbort);
   try {
     const r = await unzip.exit;
     if (r.signal === 'SIGXFSZ') throw unpackError(UnpackErrorCode.TOO_LARGE, `a zip entry unpacks past the cap of ${limits.maxBytes} bytes`, {});
-    if (r.code !== 0) throw localFailure(unzip.stderr()) ?? unpackError(UnpackErrorCode.FAILED, `unzip failed (${r.code ?? r.signal}): ${unzip.stderr() || 'no message'}`, { stderr: unzip.stderr() });
+    if (r.code !== 0)
+      throw (
+        localFailure(unzip.stderr()) ??
+        unpackError(UnpackErrorCode.FAILED, `unzip failed (${r.code ?? r.signal}): ${unzip.stderr() || 'no message'}`, { stderr: unzip.stderr() })
+      );
   } catch (e) {
     throw asUnpackError(e, 'unzip');
   } finally {

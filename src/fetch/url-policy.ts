@@ -14,9 +14,10 @@ export function checkUrl(text: string, via: string | null = null): UrlCheck {
     return { ok: false, outcome: 'bad-url', message: `not a valid URL: ${text}${via ? ` (redirect from ${via})` : ''}` };
   }
   if (!ALLOWED_SCHEMES.has(url.protocol)) {
-    const what = url.protocol === 'mirror:'
-      ? `unexpanded mirror:// URL (site "${url.hostname}" is not in the package set's mirrors list)`
-      : `scheme ${url.protocol.replace(/:$/, '')}:// refused (only http, https and ftp are fetched)`;
+    const what =
+      url.protocol === 'mirror:'
+        ? `unexpanded mirror:// URL (site "${url.hostname}" is not in the package set's mirrors list)`
+        : `scheme ${url.protocol.replace(/:$/, '')}:// refused (only http, https and ftp are fetched)`;
     return { ok: false, outcome: 'refused-scheme', message: via ? `redirect to ${text} refused: ${what}` : `${text}: ${what}` };
   }
   return { ok: true, url };
@@ -24,5 +25,9 @@ export function checkUrl(text: string, via: string | null = null): UrlCheck {
 
 /** The key the per-host limit counts by. */
 export function hostKey(text: string): string {
-  try { return new URL(text).host || text; } catch { return text; }
+  try {
+    return new URL(text).host || text;
+  } catch {
+    return text;
+  }
 }

@@ -8,9 +8,7 @@ import { readFetchzipScript, type FetchzipShape } from './fetchzip.js';
 import { readTarScript, type TarScriptShape } from './tar-script.js';
 
 /** How the download becomes `$out`. */
-export type ArchiveRecipe =
-  | { type: 'fetchzip'; shape: FetchzipShape }
-  | { type: 'tar'; shape: TarScriptShape };
+export type ArchiveRecipe = { type: 'fetchzip'; shape: FetchzipShape } | { type: 'tar'; shape: TarScriptShape };
 
 /** A recognised archive script: the recipe, and what a user added after it (statements). */
 export interface ArchiveScript {

@@ -16,14 +16,22 @@ export interface ReadClosure {
  * derivation not already in `graph`, and every input source (with the sources it refers to)
  * the graph has not seen, adding each to the graph as it is read.
  */
-export function readDrvClosure(
-  roots: Iterable<string>, store: string, mirrors: Mirrors, graph: DrvGraph, into: ReadClosure,
-): void {
+export function readDrvClosure(roots: Iterable<string>, store: string, mirrors: Mirrors, graph: DrvGraph, into: ReadClosure): void {
   const queued = new Set<string>();
   const stack: string[] = [];
-  const visit = (p: string) => { if (!graph.has(p) && !queued.has(p)) { queued.add(p); stack.push(p); } };
+  const visit = (p: string) => {
+    if (!graph.has(p) && !queued.has(p)) {
+      queued.add(p);
+      stack.push(p);
+    }
+  };
   const sources: string[] = [];
-  const visitSource = (p: string) => { if (!graph.hasSource(p)) { graph.addSource(p); sources.push(p); } };
+  const visitSource = (p: string) => {
+    if (!graph.hasSource(p)) {
+      graph.addSource(p);
+      sources.push(p);
+    }
+  };
   for (const r of roots) visit(r);
   while (stack.length) {
     const drvPath = stack.pop()!;
@@ -102,14 +110,22 @@ export class DrvGraph {
   closure(roots: Iterable<string>): { drvs: string[]; fods: string[] } {
     const seen = new Set<string>();
     const stack: string[] = [];
-    for (const r of roots) if (!seen.has(r)) { seen.add(r); stack.push(r); }
+    for (const r of roots)
+      if (!seen.has(r)) {
+        seen.add(r);
+        stack.push(r);
+      }
     const fods: string[] = [];
     while (stack.length) {
       const p = stack.pop()!;
       if (this.fods.has(p)) fods.push(p);
       const inputs = this.inputs.get(p);
       if (inputs === undefined) throw new Error(`${p} was never read by this thread`);
-      for (const i of inputs) if (!seen.has(i)) { seen.add(i); stack.push(i); }
+      for (const i of inputs)
+        if (!seen.has(i)) {
+          seen.add(i);
+          stack.push(i);
+        }
     }
     return { drvs: [...seen], fods };
   }

@@ -56,9 +56,10 @@ export interface FetchzipScript {
  * `postFetch` where nixpkgs puts it (the text the test package set's fetchzip writes).
  */
 export function fetchzipScript(fileName: string, userPostFetch = '', stripRoot = true): string {
-  return `unpackDir="$TMPDIR/unpack"\nmkdir "$unpackDir"\ncd "$unpackDir"\n\nrenamed="$TMPDIR/${fileName}"\n`
-    + `mv "$downloadedFile" "$renamed"\nunpackFile "$renamed"\nchmod -R +w "$unpackDir"\n`
-    + (stripRoot
+  return (
+    `unpackDir="$TMPDIR/unpack"\nmkdir "$unpackDir"\ncd "$unpackDir"\n\nrenamed="$TMPDIR/${fileName}"\n` +
+    `mv "$downloadedFile" "$renamed"\nunpackFile "$renamed"\nchmod -R +w "$unpackDir"\n` +
+    (stripRoot
       ? `if [ $(ls -A "$unpackDir" | wc -l) != 1 ]; then
   echo "error: zip file must contain a single file or directory."
   echo "hint: Pass stripRoot=false; to fetchzip to assume flat list of files."
@@ -70,8 +71,9 @@ if [ -f "$unpackDir/$fn" ]; then
 fi
 mv "$unpackDir/$fn" "$out"
 `
-      : 'mv "$unpackDir" "$out"\n')
-    + `${userPostFetch}\n\nchmod 755 "$out"\n`;
+      : 'mv "$unpackDir" "$out"\n') +
+    `${userPostFetch}\n\nchmod 755 "$out"\n`
+  );
 }
 
 const OUT = '"?\\$out"?';
@@ -105,7 +107,10 @@ export function readFetchzipScript(postFetch: string): FetchzipScript | null {
   let premade = false;
   for (;;) {
     if (take(PATH_EXPORT)) continue;
-    if (take(MKDIR_OUT)) { premade = true; continue; }
+    if (take(MKDIR_OUT)) {
+      premade = true;
+      continue;
+    }
     break;
   }
   if (!take('unpackDir="$TMPDIR/unpack"') || !take('mkdir "$unpackDir"') || !take('cd "$unpackDir"')) return null;
@@ -114,8 +119,14 @@ export function readFetchzipScript(postFetch: string): FetchzipScript | null {
   let writable = false;
   let dotglob = false;
   for (;;) {
-    if (take('chmod -R +w "$unpackDir"') || take('chmod -R u+w "$unpackDir"')) { writable = true; continue; }
-    if (take('shopt -s dotglob')) { dotglob = true; continue; }
+    if (take('chmod -R +w "$unpackDir"') || take('chmod -R u+w "$unpackDir"')) {
+      writable = true;
+      continue;
+    }
+    if (take('shopt -s dotglob')) {
+      dotglob = true;
+      continue;
+    }
     break;
   }
   const placement = readPlacement(take, premade, dotglob);

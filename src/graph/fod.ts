@@ -72,8 +72,8 @@ function bool(v: string | undefined): boolean {
 
 function gitOf(env: Record<string, string>, drv: Derivation): GitSource | null {
   if (!env.url || !env.rev) return null;
-  const looksGit = 'fetchSubmodules' in env || 'leaveDotGit' in env || 'deepClone' in env
-    || /fetchgit|nix-prefetch-git/.test(drv.builder + ' ' + drv.args.join(' '));
+  const looksGit =
+    'fetchSubmodules' in env || 'leaveDotGit' in env || 'deepClone' in env || /fetchgit|nix-prefetch-git/.test(drv.builder + ' ' + drv.args.join(' '));
   if (!looksGit) return null;
   return {
     url: env.url,
@@ -142,7 +142,8 @@ function patchUserPart(text: string): string {
     if (mv < 0) return text;
     rest = text.slice(mv + 'mv "$tmpfile" "$out"'.length);
   }
-  return rest.split('\n')
+  return rest
+    .split('\n')
     .filter((l) => !/^\s*\S*interdiff"? "\$out" \/dev\/null > "\$tmpfile"\s*$/.test(l) && !/^\s*mv "\$tmpfile" "\$out"\s*$/.test(l))
     .join('\n');
 }
@@ -152,7 +153,10 @@ export function resolveUrls(urls: string[], mirrors: Mirrors): string[] {
   const out: string[] = [];
   for (const url of urls) {
     const m = /^mirror:\/\/([^/]+)\/(.*)$/.exec(url);
-    if (!m) { out.push(url); continue; }
+    if (!m) {
+      out.push(url);
+      continue;
+    }
     const prefixes = mirrors[m[1]];
     if (!prefixes || prefixes.length === 0) continue;
     for (const prefix of prefixes) out.push(prefix.endsWith('/') ? prefix + m[2] : `${prefix}/${m[2]}`);

@@ -12,7 +12,7 @@
 export function statements(script: string): string[] {
   const out: string[] = [];
   let cur = '';
-  let quote: '"' | '\'' | null = null;
+  let quote: '"' | "'" | null = null;
   let depth = 0; // open $( or ( outside quotes
   const flush = () => {
     const t = cur.trim();
@@ -21,14 +21,15 @@ export function statements(script: string): string[] {
   };
   for (let i = 0; i < script.length; i++) {
     const c = script[i];
-    if (quote === '\'') {
+    if (quote === "'") {
       cur += c;
-      if (c === '\'') quote = null;
+      if (c === "'") quote = null;
       continue;
     }
     if (c === '\\') {
       const next = script[i + 1];
-      if (next === '\n') { // a continuation: a blank
+      if (next === '\n') {
+        // a continuation: a blank
         i++;
         if (cur !== '' && !cur.endsWith(' ')) cur += ' ';
         continue;
@@ -42,10 +43,17 @@ export function statements(script: string): string[] {
       if (c === '"') quote = null;
       continue;
     }
-    if (c === '"' || c === '\'') { quote = c; cur += c; continue; }
+    if (c === '"' || c === "'") {
+      quote = c;
+      cur += c;
+      continue;
+    }
     if (c === '(') depth++;
     if (c === ')' && depth > 0) depth--;
-    if (depth === 0 && (c === '\n' || c === ';')) { flush(); continue; }
+    if (depth === 0 && (c === '\n' || c === ';')) {
+      flush();
+      continue;
+    }
     if (c === '#' && (cur === '' || /\s$/.test(cur))) {
       while (i + 1 < script.length && script[i + 1] !== '\n') i++;
       continue;
@@ -77,8 +85,8 @@ export function commandWords(statement: string): string[] | null {
       continue;
     }
     cur ??= '';
-    if (c === '\'') {
-      const end = statement.indexOf('\'', i + 1);
+    if (c === "'") {
+      const end = statement.indexOf("'", i + 1);
       if (end < 0) return null;
       cur += statement.slice(i + 1, end);
       i = end;
@@ -87,7 +95,11 @@ export function commandWords(statement: string): string[] | null {
       for (; j < statement.length && statement[j] !== '"'; j++) {
         const d = statement[j];
         if (d === '`' || (d === '$' && statement[j + 1] === '(')) return null;
-        if (d === '\\' && '"\\$`'.includes(statement[j + 1] ?? '')) { j++; cur += statement[j]; continue; }
+        if (d === '\\' && '"\\$`'.includes(statement[j + 1] ?? '')) {
+          j++;
+          cur += statement[j];
+          continue;
+        }
         cur += d;
       }
       if (j >= statement.length) return null;

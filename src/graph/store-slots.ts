@@ -90,7 +90,10 @@ function readNarinfoAndNar(dir: string, storePath: string): { n: number; narFile
   // Nix writes the line even when empty; without it the narinfo was cut short
   const refs = field('References');
   if (refs === null) throw new Error(`${infoFile} has no References line`);
-  const references = refs.split(' ').filter(Boolean).map((r) => `${storeDir}/${r}`);
+  const references = refs
+    .split(' ')
+    .filter(Boolean)
+    .map((r) => `${storeDir}/${r}`);
   const narFile = `${dir}/${url}`;
   return { n: readInto(narFile), narFile, references };
 }
@@ -116,7 +119,10 @@ export function readStoreText(dir: string, storePath: string): string {
     throw new Error(`${narFile}: not the NAR of a regular file`);
   }
   let t = token(next());
-  if (t === 'executable') { next(); t = token(next()); }
+  if (t === 'executable') {
+    next();
+    t = token(next());
+  }
   if (t !== 'contents') throw new Error(`${narFile}: not the NAR of a regular file`);
   const [start, len] = next();
   return buf.toString('utf8', start, start + len);

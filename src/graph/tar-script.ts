@@ -55,9 +55,12 @@ function tarOptions(args: string[]): TarScriptShape | null {
       return null;
     };
     let v: string | null;
-    if (/^-?x[v]*f$/.test(a) && i + 1 < args.length) { extract = true; file = args[++i]; }
-    else if (a === '-x' || a === '--extract') extract = true;
-    else if (a === '-v' || a === '--verbose') continue; // lists names on stdout: no effect on the tree
+    if (/^-?x[v]*f$/.test(a) && i + 1 < args.length) {
+      extract = true;
+      file = args[++i];
+    } else if (a === '-x' || a === '--extract') extract = true;
+    else if (a === '-v' || a === '--verbose')
+      continue; // lists names on stdout: no effect on the tree
     else if ((v = value('-f')) !== null || (v = value('--file')) !== null) file = v;
     else if ((v = value('-C')) !== null || (v = value('--directory')) !== null) dir = v;
     else if ((v = value('--strip-components')) !== null) {

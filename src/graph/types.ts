@@ -12,9 +12,7 @@ export type FodKind =
   | 'manual' // requireFile
   | 'other';
 
-export const FOD_KINDS: readonly FodKind[] = [
-  'url', 'archive', 'git', 'hg', 'svn', 'patch', 'vendor', 'manual', 'other',
-];
+export const FOD_KINDS: readonly FodKind[] = ['url', 'archive', 'git', 'hg', 'svn', 'patch', 'vendor', 'manual', 'other'];
 
 /** Whether a user-given name is one of the FOD kinds. */
 export function isFodKind(name: string): name is FodKind {

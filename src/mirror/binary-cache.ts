@@ -26,7 +26,14 @@ import type { Fod } from '../graph/types.js';
 import type { FetchedOutput } from './types.js';
 import { narHash, narOfFile, narStream } from '../nix-formats/nar.js';
 import {
-  fixedOutputCa, formatNarInfo, narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, publicKeyOf, signNarInfo,
+  fixedOutputCa,
+  formatNarInfo,
+  narInfoFileName,
+  narInfoFingerprint,
+  nixCacheInfo,
+  parseNarInfo,
+  publicKeyOf,
+  signNarInfo,
   type NarInfo,
 } from '../nix-formats/narinfo.js';
 import { writeNarFile, type WrittenNar } from './nar-file.js';
@@ -111,17 +118,20 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
   const narInfoPath = (storePath: string) => join(dir, narInfoFileName(storePath));
 
   let ready: Promise<void> | null = null;
-  const prepare = () => (ready ??= (async () => {
-    await mkdir(join(dir, 'nar'), { recursive: true });
-    const info = join(dir, 'nix-cache-info');
-    if (!existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: options.priority }));
-  })());
+  const prepare = () =>
+    (ready ??= (async () => {
+      await mkdir(join(dir, 'nar'), { recursive: true });
+      const info = join(dir, 'nix-cache-info');
+      if (!existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: options.priority }));
+    })());
 
   const storePathOf = (fod: Fod): string => {
     const path = fodStorePath(fod.hash, fod.name);
     if (path !== fod.outPath) {
       throw new FodderError(CacheErrorCode.PATH_MISMATCH, `${fod.drvPath}: ${fod.outPath} does not follow from its hash and name (${path})`, {
-        drvPath: fod.drvPath, outPath: fod.outPath, computed: path,
+        drvPath: fod.drvPath,
+        outPath: fod.outPath,
+        computed: path,
       });
     }
     return path;
@@ -146,8 +156,14 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
   const keyName = publicKey ? publicKey.split(':')[0] : null;
   const signedByKey = (info: NarInfo): boolean => !keyName || info.sigs.some((sig) => sig.startsWith(`${keyName}:`));
   const entryOf = (storePath: string, file: string, info: NarInfo, existed: boolean): CacheEntry => ({
-    storePath, narInfoFile: file, url: info.url, narHash: info.narHash, narSize: info.narSize, fileSize: info.fileSize ?? 0,
-    signed: info.sigs.length > 0, existed,
+    storePath,
+    narInfoFile: file,
+    url: info.url,
+    narHash: info.narHash,
+    narSize: info.narSize,
+    fileSize: info.fileSize ?? 0,
+    signed: info.sigs.length > 0,
+    existed,
   });
 
   /** The complete entry of a store path, signed by the key now configured (its narinfo is re-signed when it is not), or null. */
@@ -161,7 +177,13 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
   };
 
   /** Writes the NAR, checks it, then the narinfo. `check` throws to withdraw the NAR. */
-  const publish = async (fod: Fod, storePath: string, source: string, flatFile: boolean, check: (nar: WrittenCacheNar) => Promise<void>): Promise<CacheEntry> => {
+  const publish = async (
+    fod: Fod,
+    storePath: string,
+    source: string,
+    flatFile: boolean,
+    check: (nar: WrittenCacheNar) => Promise<void>,
+  ): Promise<CacheEntry> => {
     await prepare();
     const nar = await writeNar(source, dir, compression, { flatFile, level: options.level });
     try {
@@ -171,18 +193,39 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
       throw e;
     }
     const info: NarInfo = {
-      storePath, url: nar.url, compression: nar.compression, fileHash: nar.fileHash, fileSize: nar.fileSize,
-      narHash: nar.narHash, narSize: nar.narSize, references: [], deriver: basename(fod.drvPath), ca: fixedOutputCa(fod.hash), sigs: [],
+      storePath,
+      url: nar.url,
+      compression: nar.compression,
+      fileHash: nar.fileHash,
+      fileSize: nar.fileSize,
+      narHash: nar.narHash,
+      narSize: nar.narSize,
+      references: [],
+      deriver: basename(fod.drvPath),
+      ca: fixedOutputCa(fod.hash),
+      sigs: [],
     };
     if (secretKey) info.sigs.push(signNarInfo(narInfoFingerprint(info), secretKey));
     const file = narInfoPath(storePath);
     await writeAtomic(file, formatNarInfo(info));
-    return { storePath, narInfoFile: file, url: nar.url, narHash: nar.narHash, narSize: nar.narSize, fileSize: nar.fileSize, signed: !!secretKey, existed: false };
+    return {
+      storePath,
+      narInfoFile: file,
+      url: nar.url,
+      narHash: nar.narHash,
+      narSize: nar.narSize,
+      fileSize: nar.fileSize,
+      signed: !!secretKey,
+      existed: false,
+    };
   };
 
-  const mismatch = (fod: Fod, actual: string) => new FodderError(CacheErrorCode.HASH_MISMATCH,
-    `${fod.name}: content has ${fod.hash.mode === 'flat' ? '' : 'NAR '}${fod.hash.algo}:${actual}, declared ${fod.hash.algo}:${fod.hash.hex}; not published`,
-    { drvPath: fod.drvPath, expected: fod.hash.hex, actual });
+  const mismatch = (fod: Fod, actual: string) =>
+    new FodderError(
+      CacheErrorCode.HASH_MISMATCH,
+      `${fod.name}: content has ${fod.hash.mode === 'flat' ? '' : 'NAR '}${fod.hash.algo}:${actual}, declared ${fod.hash.algo}:${fod.hash.hex}; not published`,
+      { drvPath: fod.drvPath, expected: fod.hash.hex, actual },
+    );
 
   const cache: BinaryCache = {
     dir,
@@ -214,7 +257,7 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
       const storePath = storePathOf(fod);
       const have = await existing(storePath);
       if (have) return have;
-      const actual = digests?.[fod.hash.algo] ?? await fileHash(path, fod.hash.algo);
+      const actual = digests?.[fod.hash.algo] ?? (await fileHash(path, fod.hash.algo));
       if (actual !== fod.hash.hex) throw mismatch(fod, actual);
       return publish(fod, storePath, path, true, async () => undefined);
     },
@@ -222,7 +265,12 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
       return output.type === 'tree' ? cache.addTree(fod, output.path) : cache.addFile(fod, output.path, output.digests);
     },
     removeLeftovers() {
-      const leftovers = (d: string, re: RegExp) => (existsSync(d) ? readdirSync(d).filter((n) => re.test(n)).map((n) => join(d, n)) : []);
+      const leftovers = (d: string, re: RegExp) =>
+        existsSync(d)
+          ? readdirSync(d)
+              .filter((n) => re.test(n))
+              .map((n) => join(d, n))
+          : [];
       for (const f of [...leftovers(join(dir, 'nar'), /^\.tmp-/), ...leftovers(dir, /\.tmp-[0-9a-f]+$/)]) rmSync(f, { force: true });
     },
   };
@@ -242,7 +290,9 @@ export interface FlatSourcesAdded {
  * `tarballs/<algo>/<hex>`); the others are returned as missing.
  */
 export async function addFlatSources(
-  cache: BinaryCache, fods: Fod[], mirror: { pathOf(algo: Fod['hash']['algo'], hex: string): string },
+  cache: BinaryCache,
+  fods: Fod[],
+  mirror: { pathOf(algo: Fod['hash']['algo'], hex: string): string },
 ): Promise<FlatSourcesAdded> {
   const out: FlatSourcesAdded = { added: [], existed: 0, missing: [] };
   const seen = new Set<string>();
@@ -250,9 +300,13 @@ export async function addFlatSources(
     if (fod.hash.mode !== 'flat' || seen.has(fod.outPath)) continue;
     seen.add(fod.outPath);
     const path = mirror.pathOf(fod.hash.algo, fod.hash.hex);
-    if (!existsSync(path)) { out.missing.push(fod); continue; }
+    if (!existsSync(path)) {
+      out.missing.push(fod);
+      continue;
+    }
     const e = await cache.addFile(fod, path);
-    if (e.existed) out.existed++; else out.added.push(e);
+    if (e.existed) out.existed++;
+    else out.added.push(e);
   }
   return out;
 }
@@ -281,7 +335,12 @@ async function writeAtomic(file: string, text: string): Promise<void> {
 type WrittenCacheNar = Omit<WrittenNar, 'compression'> & { compression: CacheCompression };
 
 /** writeNarFile for none/xz; zstd (which writeNarFile lacks) through the `zstd` binary, the same way. */
-async function writeNar(source: string, cacheDir: string, compression: CacheCompression, opts: { flatFile: boolean; level?: number }): Promise<WrittenCacheNar> {
+async function writeNar(
+  source: string,
+  cacheDir: string,
+  compression: CacheCompression,
+  opts: { flatFile: boolean; level?: number },
+): Promise<WrittenCacheNar> {
   if (compression !== 'zstd') return writeNarFile(source, cacheDir, compression, { flatFile: opts.flatFile, level: opts.level });
   const narDir = join(cacheDir, 'nar');
   const tmp = join(narDir, `.tmp-${randomBytes(8).toString('hex')}`);
@@ -293,9 +352,18 @@ async function writeNar(source: string, cacheDir: string, compression: CacheComp
   const child = startProcess('zstd', ['-q', '-c', `-${opts.level ?? 3}`, '-T1'], { stdin: 'pipe', stdout: 'pipe' });
   const exited = child.exit.then((e) => e.code);
   exited.catch(() => undefined);
-  const feeding = pipeline(Readable.from((async function* () {
-    for await (const c of nar) { narHasher.update(c); narSize += c.length; yield c; }
-  })()), child.stdin!);
+  const feeding = pipeline(
+    Readable.from(
+      (async function* () {
+        for await (const c of nar) {
+          narHasher.update(c);
+          narSize += c.length;
+          yield c;
+        }
+      })(),
+    ),
+    child.stdin!,
+  );
   feeding.catch(() => undefined);
   const fh = await open(tmp, 'wx');
   try {
@@ -319,8 +387,5 @@ async function writeNar(source: string, cacheDir: string, compression: CacheComp
   const fileHash: HashValue = { algo: 'sha256', hex: fileHasher.digest('hex') };
   const name = `${toNix32(fileHash)}.nar.zst`;
   await rename(tmp, join(narDir, name));
-  return {
-    url: `nar/${name}`, compression: 'zstd', fileHash, fileSize,
-    narHash: { algo: 'sha256', hex: narHasher.digest('hex') }, narSize,
-  };
+  return { url: `nar/${name}`, compression: 'zstd', fileHash, fileSize, narHash: { algo: 'sha256', hex: narHasher.digest('hex') }, narSize };
 }

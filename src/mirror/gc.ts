@@ -53,7 +53,9 @@ const inode = (st: Stats) => `${st.dev}:${st.ino}`;
 /** The regular files of a directory (none when it is missing), with their stats. */
 function filesOf(dir: string): { path: string; name: string; st: Stats }[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((n) => !n.startsWith('.')).map((name) => ({ name, path: join(dir, name), st: lstatSync(join(dir, name)) }))
+  return readdirSync(dir)
+    .filter((n) => !n.startsWith('.'))
+    .map((name) => ({ name, path: join(dir, name), st: lstatSync(join(dir, name)) }))
     .filter((f) => f.st.isFile());
 }
 
@@ -68,7 +70,11 @@ function narUrl(file: string): string | null {
 
 /** A narinfo's file name for a store path, or null for a path that is not one. */
 function narInfoName(outPath: string): string | null {
-  try { return narInfoFileName(outPath); } catch { return null; }
+  try {
+    return narInfoFileName(outPath);
+  } catch {
+    return null;
+  }
 }
 
 export function collectGarbage(o: GcOptions): GcResult {
@@ -82,7 +88,9 @@ export function collectGarbage(o: GcOptions): GcResult {
 
     // the tarballs kept: by inode, so every alias name of a needed file is kept with it
     const keptInodes = new Set<string>();
-    const keepFile = (path: string) => { if (existsSync(path)) keptInodes.add(inode(lstatSync(path))); };
+    const keepFile = (path: string) => {
+      if (existsSync(path)) keptInodes.add(inode(lstatSync(path)));
+    };
     for (const h of need.hashes) if (/^[0-9a-f]+$/.test(h.hex)) keepFile(join(root, 'tarballs', h.algo, h.hex));
     for (const p of need.mirrorPaths) keepFile(resolve(root, p));
     const doomed = new Map<string, { paths: string[]; size: number }>();
@@ -100,15 +108,27 @@ export function collectGarbage(o: GcOptions): GcResult {
     const keptNarInfos = new Set(need.outPaths.map(narInfoName).filter((n): n is string => n !== null));
     const narInfos = filesOf(cache).filter((f) => f.name.endsWith('.narinfo'));
     const goneNarInfos = narInfos.filter((f) => !keptNarInfos.has(f.name));
-    const keptNars = new Set(narInfos.filter((f) => keptNarInfos.has(f.name)).map((f) => narUrl(f.path)).filter((u): u is string => u !== null));
+    const keptNars = new Set(
+      narInfos
+        .filter((f) => keptNarInfos.has(f.name))
+        .map((f) => narUrl(f.path))
+        .filter((u): u is string => u !== null),
+    );
     const goneNars = filesOf(join(cache, 'nar')).filter((f) => !keptNars.has(`nar/${f.name}`));
 
     const stored = (p: string) => p.startsWith(join(root, 'tarballs', 'sha512') + '/') && /^[0-9a-f]{128}$/.test(p.slice(-128));
     const result: GcResult = {
-      mirror: root, dryRun, keptCrawls, tarballs: doomed.size, narinfos: goneNarInfos.length, nars: goneNars.length,
+      mirror: root,
+      dryRun,
+      keptCrawls,
+      tarballs: doomed.size,
+      narinfos: goneNarInfos.length,
+      nars: goneNars.length,
       tarballNames: [...doomed.values()].reduce((n, d) => n + d.paths.length, 0),
-      bytes: [...doomed.values(), ...goneNarInfos.map((f) => ({ size: f.st.size })), ...goneNars.map((f) => ({ size: f.st.size }))]
-        .reduce((n, d) => n + d.size, 0),
+      bytes: [...doomed.values(), ...goneNarInfos.map((f) => ({ size: f.st.size })), ...goneNars.map((f) => ({ size: f.st.size }))].reduce(
+        (n, d) => n + d.size,
+        0,
+      ),
       forgotten: 0,
     };
     if (dryRun) return result;

@@ -17,13 +17,13 @@ export interface TrailingTask {
 }
 
 /** The file has `written` bytes now; `done`: it is complete at that size. */
-export interface Advance { written: number; done: boolean }
+export interface Advance {
+  written: number;
+  done: boolean;
+}
 
 /** The digests (hex) of the task's algorithms; null when the writer abandoned the task. */
-export type TrailingResult =
-  | { ok: true; digests: Partial<Record<HashAlgo, string>> }
-  | { ok: false; code: string | null; message: string }
-  | null;
+export type TrailingResult = { ok: true; digests: Partial<Record<HashAlgo, string>> } | { ok: false; code: string | null; message: string } | null;
 
 /** One read buffer per thread: the reads of a thread's tasks never interleave. */
 const buf = Buffer.allocUnsafe(1 << 20);
@@ -36,7 +36,12 @@ const failure = (err: unknown): TrailingResult => {
 export function hashTrailing(task: TrailingTask): Promise<TrailingResult> {
   const { port } = task;
   let fd: number;
-  try { fd = openSync(task.path, 'r'); } catch (err) { port.close(); return Promise.resolve(failure(err)); }
+  try {
+    fd = openSync(task.path, 'r');
+  } catch (err) {
+    port.close();
+    return Promise.resolve(failure(err));
+  }
   return new Promise((resolve) => {
     let pos = 0;
     let settled = false;
@@ -46,7 +51,11 @@ export function hashTrailing(task: TrailingTask): Promise<TrailingResult> {
       settled = true;
       port.removeAllListeners();
       port.close();
-      try { closeSync(fd); } catch { /* closing is all that is left */ }
+      try {
+        closeSync(fd);
+      } catch {
+        /* closing is all that is left */
+      }
       resolve(result);
     };
     port.on('message', (m: Advance) => {
@@ -59,7 +68,9 @@ export function hashTrailing(task: TrailingTask): Promise<TrailingResult> {
           pos += n;
         }
         if (m.done) end({ ok: true, digests: Object.fromEntries(task.algos.map((a, i) => [a, hashes[i].digest('hex')])) });
-      } catch (err) { end(failure(err)); }
+      } catch (err) {
+        end(failure(err));
+      }
     });
     port.on('close', () => end(null));
   });

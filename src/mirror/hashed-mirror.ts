@@ -1,6 +1,19 @@
 import {
-  chmodSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync,
-  rmSync, statSync, unlinkSync, writeFileSync, writeSync,
+  chmodSync,
+  closeSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -59,7 +72,12 @@ const STALE_WORK_MS = 7 * 24 * 3600 * 1000;
 
 function pidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function unwritable(root: string, err: unknown, what: string): FodderError {
@@ -67,8 +85,10 @@ function unwritable(root: string, err: unknown, what: string): FodderError {
   if (code === 'ENOTDIR' || code === 'EEXIST') {
     return new FodderError(MirrorErrorCode.MIRROR_UNWRITABLE, `mirror ${root}: ${what} is not a directory`, { mirror: root });
   }
-  return storageError(err, `mirror ${root}: ${what}`)
-    ?? new FodderError(MirrorErrorCode.MIRROR_UNWRITABLE, `mirror ${root}: cannot use ${what}: ${(err as Error).message}`, { mirror: root });
+  return (
+    storageError(err, `mirror ${root}: ${what}`) ??
+    new FodderError(MirrorErrorCode.MIRROR_UNWRITABLE, `mirror ${root}: cannot use ${what}: ${(err as Error).message}`, { mirror: root })
+  );
 }
 
 /**
@@ -81,7 +101,9 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
   const tmp = join(root, 'tmp');
   if (!options.create) {
     if (!existsSync(tarballs) || !statSync(tarballs).isDirectory()) {
-      throw new FodderError(MirrorErrorCode.MIRROR_MISSING, `no mirror at ${root} (expected ${tarballs}/): run \`fodder fetch\` first or pass --mirror DIR`, { mirror: root });
+      throw new FodderError(MirrorErrorCode.MIRROR_MISSING, `no mirror at ${root} (expected ${tarballs}/): run \`fodder fetch\` first or pass --mirror DIR`, {
+        mirror: root,
+      });
     }
   }
   try {
@@ -123,20 +145,32 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
     },
     workDir(key) {
       const d = join(tmp, key);
-      try { mkdirSync(d, { recursive: true }); } catch (err) { throw unwritable(root, err, 'tmp/'); }
+      try {
+        mkdirSync(d, { recursive: true });
+      } catch (err) {
+        throw unwritable(root, err, 'tmp/');
+      }
       return d;
     },
     removeWorkDir(key) {
       // best effort: it runs after failures too (a read-only mirror), which it must not hide; what
       // stays is removed by a later run
-      try { rmSync(join(tmp, key), { recursive: true, force: true }); } catch { /* see above */ }
+      try {
+        rmSync(join(tmp, key), { recursive: true, force: true });
+      } catch {
+        /* see above */
+      }
     },
     async admitFile(path, digests) {
       const names = aliasNames(digests);
       const stored = pathOf(names[0].algo, names[0].name);
       try {
         const fh = await open(path, 'r');
-        try { await fh.sync(); } finally { await fh.close(); }
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
         chmodSync(path, 0o444);
         renameSync(path, stored);
         for (const n of names.slice(1)) linkAlias(stored, pathOf(n.algo, n.name));
@@ -149,10 +183,16 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
     async syncDirs() {
       const dirs = [...dirty];
       dirty.clear();
-      await Promise.all(dirs.map(async (d) => {
-        const fh = await open(d, 'r');
-        try { await fh.sync(); } finally { await fh.close(); }
-      }));
+      await Promise.all(
+        dirs.map(async (d) => {
+          const fh = await open(d, 'r');
+          try {
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+        }),
+      );
     },
     lock() {
       const file = join(root, LOCK_FILE);
@@ -167,8 +207,11 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(root, err, 'the lock file');
           const pid = Number(readFileSync(file, 'utf8').trim());
           if (pid !== process.pid && pidAlive(pid)) {
-            throw new FodderError(MirrorErrorCode.MIRROR_LOCKED,
-              `mirror ${root} is in use by process ${pid} (another fodder fetch or verify); remove ${file} if that is wrong`, { mirror: root, pid });
+            throw new FodderError(
+              MirrorErrorCode.MIRROR_LOCKED,
+              `mirror ${root} is in use by process ${pid} (another fodder fetch or verify); remove ${file} if that is wrong`,
+              { mirror: root, pid },
+            );
           }
           rmSync(file, { force: true }); // left by a process that died
         }
@@ -180,7 +223,11 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
       }
       for (const name of readdirSync(tmp)) {
         const p = join(tmp, name);
-        try { if (Date.now() - statSync(p).mtimeMs > STALE_WORK_MS) rmSync(p, { recursive: true, force: true }); } catch { /* gone */ }
+        try {
+          if (Date.now() - statSync(p).mtimeMs > STALE_WORK_MS) rmSync(p, { recursive: true, force: true });
+        } catch {
+          /* gone */
+        }
       }
     },
     unlock() {
@@ -188,7 +235,11 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
       locked = false;
       // best effort: a lock left behind (the mirror turned read-only) names a process that is gone,
       // and the next run takes it over
-      try { rmSync(join(root, LOCK_FILE), { force: true }); } catch { /* see above */ }
+      try {
+        rmSync(join(root, LOCK_FILE), { force: true });
+      } catch {
+        /* see above */
+      }
     },
   };
 }

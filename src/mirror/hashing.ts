@@ -27,9 +27,15 @@ export interface Hasher {
 export function createInlineHasher(): Hasher {
   const hashes: [HashAlgo, Hash][] = HASH_ALGOS.map((a) => [a, createHash(a)]);
   return {
-    update(chunk) { for (const [, h] of hashes) h.update(chunk); },
-    async finish() { return Object.fromEntries(hashes.map(([a, h]) => [a, h.digest('hex')])) as Digests; },
-    abort() { /* nothing held */ },
+    update(chunk) {
+      for (const [, h] of hashes) h.update(chunk);
+    },
+    async finish() {
+      return Object.fromEntries(hashes.map(([a, h]) => [a, h.digest('hex')])) as Digests;
+    },
+    abort() {
+      /* nothing held */
+    },
   };
 }
 
@@ -47,7 +53,12 @@ export interface HashPool {
 
 /** Splits the four algorithms over the cores: about equal work per thread (md5+sha1 ~ sha256+sha512). */
 function algoGroups(): HashAlgo[][] {
-  return availableParallelism() >= 2 ? [['md5', 'sha1'], ['sha256', 'sha512']] : [[...HASH_ALGOS]];
+  return availableParallelism() >= 2
+    ? [
+        ['md5', 'sha1'],
+        ['sha256', 'sha512'],
+      ]
+    : [[...HASH_ALGOS]];
 }
 
 /**
@@ -58,19 +69,24 @@ function algoGroups(): HashAlgo[][] {
 export function createHashPool(): HashPool {
   const groups = algoGroups();
   let pool: Piscina | null = null;
-  const threads = () => (pool ??= new Piscina({
-    filename: workerScript('hash-worker.js'), minThreads: groups.length, maxThreads: groups.length,
-    concurrentTasksPerWorker: TASKS_PER_THREAD,
-  }));
+  const threads = () =>
+    (pool ??= new Piscina({
+      filename: workerScript('hash-worker.js'),
+      minThreads: groups.length,
+      maxThreads: groups.length,
+      concurrentTasksPerWorker: TASKS_PER_THREAD,
+    }));
 
   return {
     trailing(path: string): Hasher {
       const p = threads();
       const ports = groups.map(() => new MessageChannel());
-      const done = Promise.all(groups.map((algos, i) => {
-        const task: TrailingTask = { path, algos, port: ports[i].port2 };
-        return p.run(task, { transferList: [ports[i].port2] }) as Promise<TrailingResult>;
-      })).then((results) => {
+      const done = Promise.all(
+        groups.map((algos, i) => {
+          const task: TrailingTask = { path, algos, port: ports[i].port2 };
+          return p.run(task, { transferList: [ports[i].port2] }) as Promise<TrailingResult>;
+        }),
+      ).then((results) => {
         const digests: Partial<Digests> = {};
         for (const r of results) {
           if (r === null) throw new Error('aborted');
@@ -82,13 +98,21 @@ export function createHashPool(): HashPool {
       done.catch(() => undefined); // observed through finish()
       let posted = 0;
       let finished: Promise<Digests> | null = null;
-      const post = (m: Advance) => { for (const c of ports) c.port1.postMessage(m); };
+      const post = (m: Advance) => {
+        for (const c of ports) c.port1.postMessage(m);
+      };
       return {
         update(_chunk, written) {
-          if (written - posted >= ADVANCE_STEP) { posted = written; post({ written, done: false }); }
+          if (written - posted >= ADVANCE_STEP) {
+            posted = written;
+            post({ written, done: false });
+          }
         },
         finish(size) {
-          if (!finished) { post({ written: size, done: true }); finished = done; }
+          if (!finished) {
+            post({ written: size, done: true });
+            finished = done;
+          }
           return finished;
         },
         abort() {

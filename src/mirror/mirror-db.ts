@@ -9,6 +9,10 @@ import { forgetMirrorState, mirrorStateOf } from '../db/fetch-store.js';
  */
 export function forgetMissing(db: Db, mirrorRoot: string): number {
   const gone = mirrorStateOf(db, mirrorRoot).filter((r) => !existsSync(join(mirrorRoot, r.path)));
-  forgetMirrorState(db, mirrorRoot, gone.map((r) => r.drv_path));
+  forgetMirrorState(
+    db,
+    mirrorRoot,
+    gone.map((r) => r.drv_path),
+  );
   return gone.length;
 }

@@ -114,7 +114,12 @@ export async function writeNarFile(
       if (unflushed >= FLUSH_STEP && !flushing) {
         unflushed = 0;
         const w = writing;
-        flushing = w.then(() => fh.datasync()).catch(() => undefined).finally(() => { flushing = null; });
+        flushing = w
+          .then(() => fh.datasync())
+          .catch(() => undefined)
+          .finally(() => {
+            flushing = null;
+          });
       }
     }
     await writing;
@@ -132,14 +137,7 @@ export async function writeNarFile(
   const fileHash: HashValue = { algo: 'sha256', hex: fileHasher ? fileHasher.digest('hex') : narDigest };
   const fileName = `${toNix32(fileHash)}${narFileSuffix(compression)}`;
   await rename(tmp, join(narDir, fileName));
-  return {
-    url: `nar/${fileName}`,
-    compression,
-    fileHash,
-    fileSize,
-    narHash: { algo: 'sha256', hex: narDigest },
-    narSize,
-  };
+  return { url: `nar/${fileName}`, compression, fileHash, fileSize, narHash: { algo: 'sha256', hex: narDigest }, narSize };
 }
 
 /** Bytes written between two background fdatasyncs of a NAR file. */

@@ -9,16 +9,25 @@ import { createHash } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 import type { HashAlgo } from '../nix-formats/hash.js';
 
-export interface ChunkHashTask { algo: HashAlgo; port: MessagePort }
+export interface ChunkHashTask {
+  algo: HashAlgo;
+  port: MessagePort;
+}
 
 /** Chunks of a NAR, in order, as views of moved memory. */
-export interface ChunkBatch { buffers: ArrayBuffer[]; offsets: number[]; lengths: number[] }
+export interface ChunkBatch {
+  buffers: ArrayBuffer[];
+  offsets: number[];
+  lengths: number[];
+}
 
 /** On the task's port: a batch to hash, or the end of the NAR. */
 export type ChunkMessage = ({ type: 'data' } & ChunkBatch) | { type: 'end' };
 
 /** Back on the port: this many bytes were hashed. */
-export interface ChunkAck { bytes: number }
+export interface ChunkAck {
+  bytes: number;
+}
 
 export function hashChunks(task: ChunkHashTask): Promise<string | null> {
   const { port } = task;
@@ -33,9 +42,15 @@ export function hashChunks(task: ChunkHashTask): Promise<string | null> {
       resolve(hex);
     };
     port.on('message', (m: ChunkMessage) => {
-      if (m.type === 'end') { end(hash.digest('hex')); return; }
+      if (m.type === 'end') {
+        end(hash.digest('hex'));
+        return;
+      }
       let n = 0;
-      for (let i = 0; i < m.buffers.length; i++) { hash.update(new Uint8Array(m.buffers[i], m.offsets[i], m.lengths[i])); n += m.lengths[i]; }
+      for (let i = 0; i < m.buffers.length; i++) {
+        hash.update(new Uint8Array(m.buffers[i], m.offsets[i], m.lengths[i]));
+        n += m.lengths[i];
+      }
       port.postMessage({ bytes: n } satisfies ChunkAck);
     });
     port.on('close', () => end(null));

@@ -34,9 +34,7 @@ let hasher: Piscina | null = null;
 
 /** The one thread that hashes the NARs walked on this thread; idle, it does not hold the process open. */
 function hashThread(): Piscina {
-  return (hasher ??= new Piscina({
-    filename: workerScript('nar-hash-worker.js'), minThreads: 1, maxThreads: 1, concurrentTasksPerWorker: HASHES_PER_THREAD,
-  }));
+  return (hasher ??= new Piscina({ filename: workerScript('nar-hash-worker.js'), minThreads: 1, maxThreads: 1, concurrentTasksPerWorker: HASHES_PER_THREAD }));
 }
 
 /** The NAR hash with one walking thread (this one) and the hashing on a worker thread. */
@@ -45,11 +43,21 @@ async function narHashOneWalker(path: string | Buffer, algo: HashAlgo): Promise<
   let acked = 0;
   let wake: (() => void) | null = null;
   let failure: unknown = null;
-  const rouse = () => { const w = wake; wake = null; w?.(); };
-  port.on('message', (m: ChunkAck) => { acked += m.bytes; rouse(); });
+  const rouse = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  port.on('message', (m: ChunkAck) => {
+    acked += m.bytes;
+    rouse();
+  });
   const task: ChunkHashTask = { algo, port: port2 };
   const result = hashThread().run(task, { transferList: [port2] }) as Promise<string | null>;
-  result.catch((e: unknown) => { failure = e; rouse(); });
+  result.catch((e: unknown) => {
+    failure = e;
+    rouse();
+  });
   let sent = 0;
   let batch: Buffer[] = [];
   let batchBytes = 0;
@@ -60,19 +68,26 @@ async function narHashOneWalker(path: string | Buffer, algo: HashAlgo): Promise<
       const ab = c.buffer as ArrayBuffer;
       if (c.byteLength >= 4096 && ab.byteLength <= c.byteLength * 2 && !moved.buffers.includes(ab)) {
         // the chunk owns its memory (narStream never reuses a chunk it yielded): move it
-        moved.buffers.push(ab); moved.offsets.push(c.byteOffset); moved.lengths.push(c.byteLength);
+        moved.buffers.push(ab);
+        moved.offsets.push(c.byteOffset);
+        moved.lengths.push(c.byteLength);
       } else {
         // a small chunk in Node's shared buffer pool: copy it
         const copy = new Uint8Array(c.byteLength);
         copy.set(c);
-        moved.buffers.push(copy.buffer); moved.offsets.push(0); moved.lengths.push(c.byteLength);
+        moved.buffers.push(copy.buffer);
+        moved.offsets.push(0);
+        moved.lengths.push(c.byteLength);
       }
     }
     port.postMessage({ type: 'data', ...moved } satisfies ChunkMessage, moved.buffers);
     sent += batchBytes;
     batch = [];
     batchBytes = 0;
-    while (sent - acked > IN_FLIGHT && !failure) await new Promise<void>((r) => { wake = r; });
+    while (sent - acked > IN_FLIGHT && !failure)
+      await new Promise<void>((r) => {
+        wake = r;
+      });
   };
   try {
     for await (const chunk of narStream(path)) {
@@ -95,11 +110,17 @@ async function narHashOneWalker(path: string | Buffer, algo: HashAlgo): Promise<
 
 /** What `nix-hash --type <algo> <path>` prints (and the NAR's size), computed on several threads. */
 export async function narHashThreaded(path: string | Buffer, algo: HashAlgo = 'sha256'): Promise<NarHashResult> {
-  if (parallelBusy) { routes.oneWalker++; return narHashOneWalker(path, algo); }
+  if (parallelBusy) {
+    routes.oneWalker++;
+    return narHashOneWalker(path, algo);
+  }
   parallelBusy = true;
   try {
     const plan = planUnits(typeof path === 'string' ? Buffer.from(path) : path);
-    if (plan === null) { routes.oneWalker++; return await narHashOneWalker(path, algo); }
+    if (plan === null) {
+      routes.oneWalker++;
+      return await narHashOneWalker(path, algo);
+    }
     routes.parallel++;
     return await hashUnits(plan, algo);
   } finally {
@@ -134,8 +155,7 @@ function planUnits(root: Buffer): Plan | null {
   let dirUnits = 0;
   const dir = (path: Buffer, depth: number) => {
     plan.push(NAR_TOKENS.directoryOpen);
-    const entries = readdirSync(path, { encoding: 'buffer', withFileTypes: true })
-      .sort((a, b) => Buffer.compare(a.name, b.name));
+    const entries = readdirSync(path, { encoding: 'buffer', withFileTypes: true }).sort((a, b) => Buffer.compare(a.name, b.name));
     for (const e of entries) {
       const name = e.name as unknown as Buffer;
       plan.push(NAR_ENTRY_HEAD, narString(name), NAR_TOKENS.node);
@@ -155,23 +175,28 @@ function planUnits(root: Buffer): Plan | null {
 
 const SLASH = Buffer.from('/');
 
-interface Received { chunks: Uint8Array[]; ended: boolean }
+interface Received {
+  chunks: Uint8Array[];
+  ended: boolean;
+}
 
 /** Idle walkers are stopped after this long: a process that goes on to other work runs measurably slower beside them. */
 const WALKER_IDLE_MS = 5000;
 let walkerPool: Piscina | null = null;
 
 function walkers(): Piscina {
-  return (walkerPool ??= new Piscina({
-    filename: workerScript('nar-walk-worker.js'), minThreads: 0, maxThreads: WALKERS, idleTimeout: WALKER_IDLE_MS,
-  }));
+  return (walkerPool ??= new Piscina({ filename: workerScript('nar-walk-worker.js'), minThreads: 0, maxThreads: WALKERS, idleTimeout: WALKER_IDLE_MS }));
 }
 
 async function hashUnits(plan: Plan, algo: HashAlgo): Promise<NarHashResult> {
   const data = new Map<number, Received>();
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
-  const rouse = () => { const w = wake; wake = null; w?.(); };
+  const rouse = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
   const assigned: WalkTask['units'][] = Array.from({ length: WALKERS }, () => []);
   for (const item of plan) {
     if (Buffer.isBuffer(item)) continue;
@@ -182,24 +207,38 @@ async function hashUnits(plan: Plan, algo: HashAlgo): Promise<NarHashResult> {
     const { port1, port2 } = new MessageChannel();
     port1.on('message', (m: UnitData) => {
       let d = data.get(m.unit);
-      if (!d) { d = { chunks: [], ended: false }; data.set(m.unit, d); }
+      if (!d) {
+        d = { chunks: [], ended: false };
+        data.set(m.unit, d);
+      }
       for (let i = 0; i < m.buffers.length; i++) d.chunks.push(new Uint8Array(m.buffers[i], m.offsets[i], m.lengths[i]));
       if (m.end) d.ended = true;
       rouse();
     });
     const task: WalkTask = { units, port: port2 };
-    finished.push((walkers().run(task, { transferList: [port2] }) as Promise<WalkResult>).then((r) => {
-      if (r) failure ??= r.code ? new FodderError(r.code as ErrorCode, r.message, {}) : new Error(r.message);
-    }, (e: Error) => {
-      failure ??= new Error(`NAR walker thread failed: ${e.message}`);
-    }).finally(rouse));
+    finished.push(
+      (walkers().run(task, { transferList: [port2] }) as Promise<WalkResult>)
+        .then(
+          (r) => {
+            if (r) failure ??= r.code ? new FodderError(r.code as ErrorCode, r.message, {}) : new Error(r.message);
+          },
+          (e: Error) => {
+            failure ??= new Error(`NAR walker thread failed: ${e.message}`);
+          },
+        )
+        .finally(rouse),
+    );
     return port1;
   });
   try {
     const hash = createHash(algo);
     let size = 0;
     for (const item of plan) {
-      if (Buffer.isBuffer(item)) { hash.update(item); size += item.length; continue; }
+      if (Buffer.isBuffer(item)) {
+        hash.update(item);
+        size += item.length;
+        continue;
+      }
       for (;;) {
         if (failure) throw failure;
         const d = data.get(item.unit);
@@ -217,8 +256,13 @@ async function hashUnits(plan: Plan, algo: HashAlgo): Promise<NarHashResult> {
           // hashed: the memory goes back to the walker, which reuses it
           ports[item.unit % WALKERS].postMessage({ bytes: n, buffers: back } satisfies UnitAck, back);
         }
-        if (d?.ended) { data.delete(item.unit); break; }
-        await new Promise<void>((r) => { wake = r; });
+        if (d?.ended) {
+          data.delete(item.unit);
+          break;
+        }
+        await new Promise<void>((r) => {
+          wake = r;
+        });
       }
     }
     // each walker ends once the last of its memory is back

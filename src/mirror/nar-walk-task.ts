@@ -17,13 +17,19 @@ const IN_FLIGHT = 8 << 20;
 /** `narStream` starts with the archive's magic string; a unit is only the node after it. */
 const MAGIC_LENGTH = NAR_TOKENS.magic.length;
 
-export interface WalkTask { units: { index: number; path: Uint8Array }[]; port: MessagePort }
+export interface WalkTask {
+  units: { index: number; path: Uint8Array }[];
+  port: MessagePort;
+}
 
 /** On the task's port, to the consumer: bytes of unit `unit`; `end`: its last. */
 export type UnitData = { unit: number; end: boolean } & ChunkBatch;
 
 /** Back on the port: this many bytes were hashed, and their memory, to reuse. */
-export interface UnitAck { bytes: number; buffers: ArrayBuffer[] }
+export interface UnitAck {
+  bytes: number;
+  buffers: ArrayBuffer[];
+}
 
 /** null when every unit was sent; what failed (an unreadable or unsupported file) otherwise. */
 export type WalkResult = { code: string | null; message: string } | null;
@@ -52,11 +58,25 @@ export async function walkUnits({ units, port }: WalkTask): Promise<WalkResult> 
   let acked = 0;
   let aborted = false;
   let wake: (() => void) | null = null;
-  const rouse = () => { const w = wake; wake = null; w?.(); };
-  port.on('message', (m: UnitAck) => { giveBack(m.buffers); acked += m.bytes; rouse(); });
-  port.on('close', () => { aborted = true; rouse(); });
+  const rouse = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  port.on('message', (m: UnitAck) => {
+    giveBack(m.buffers);
+    acked += m.bytes;
+    rouse();
+  });
+  port.on('close', () => {
+    aborted = true;
+    rouse();
+  });
   const waitWhile = async (cond: () => boolean) => {
-    while (cond() && !aborted) await new Promise<void>((r) => { wake = r; });
+    while (cond() && !aborted)
+      await new Promise<void>((r) => {
+        wake = r;
+      });
   };
   try {
     for (const unit of units) {
@@ -82,11 +102,15 @@ export async function walkUnits({ units, port }: WalkTask): Promise<WalkResult> 
         const ab = chunk.buffer as ArrayBuffer;
         if (ab.byteLength <= chunk.byteLength * 2 + MAGIC_LENGTH && !batch.buffers.includes(ab)) {
           // narStream never reuses a chunk it yielded: its memory can move
-          batch.buffers.push(ab); batch.offsets.push(chunk.byteOffset); batch.lengths.push(chunk.byteLength);
+          batch.buffers.push(ab);
+          batch.offsets.push(chunk.byteOffset);
+          batch.lengths.push(chunk.byteLength);
         } else {
           const copy = new Uint8Array(chunk.byteLength);
           copy.set(chunk);
-          batch.buffers.push(copy.buffer); batch.offsets.push(0); batch.lengths.push(chunk.byteLength);
+          batch.buffers.push(copy.buffer);
+          batch.offsets.push(0);
+          batch.lengths.push(chunk.byteLength);
         }
         bytes += chunk.byteLength;
         if (bytes >= BATCH) await post(false);

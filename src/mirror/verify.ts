@@ -57,7 +57,10 @@ export async function verifyMirror(dir: string, onProgress?: (done: number, tota
       for (const name of readdirSync(join(mirror.tarballs, algo))) {
         const enc = nameEncoding(algo, name);
         const st = lstatSync(join(mirror.tarballs, algo, name));
-        if (!enc || !st.isFile()) { result.foreign.push(`${algo}/${name}`); continue; }
+        if (!enc || !st.isFile()) {
+          result.foreign.push(`${algo}/${name}`);
+          continue;
+        }
         const key = `${st.dev}:${st.ino}`;
         const g = groups.get(key) ?? { size: st.size, names: [] };
         g.names.push({ algo, name, enc });
@@ -69,16 +72,17 @@ export async function verifyMirror(dir: string, onProgress?: (done: number, tota
     let done = 0;
     const check = async (g: (typeof entries)[number]) => {
       const first = join(mirror.tarballs, g.names[0].algo, g.names[0].name);
-      const digests: Digests = g.size <= 1 << 20
-        ? hashSmall(readFileSync(first))
-        : await pool.trailing(first).finish(g.size);
+      const digests: Digests = g.size <= 1 << 20 ? hashSmall(readFileSync(first)) : await pool.trailing(first).finish(g.size);
       result.files++;
       result.bytes += g.size;
       let good = 0;
       for (const n of g.names) {
         result.names++;
         const actual = spell(digests[n.algo], n.enc);
-        if (actual === n.name) { good++; continue; }
+        if (actual === n.name) {
+          good++;
+          continue;
+        }
         const qdir = join(mirror.root, 'quarantine', stamp, n.algo);
         mkdirSync(qdir, { recursive: true });
         renameSync(join(mirror.tarballs, n.algo, n.name), join(qdir, n.name));
@@ -90,16 +94,21 @@ export async function verifyMirror(dir: string, onProgress?: (done: number, tota
         const stored = join(mirror.tarballs, g.names[0].algo, g.names[0].name);
         for (const a of names) {
           const p = join(mirror.tarballs, a.algo, a.name);
-          if (!existsSync(p)) { linkSync(stored, p); result.repaired++; }
+          if (!existsSync(p)) {
+            linkSync(stored, p);
+            result.repaired++;
+          }
         }
       }
       onProgress?.(++done, entries.length);
     };
     // a few files at a time: small ones hash on this thread, big ones on the pool's threads
     let next = 0;
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (next < entries.length) await check(entries[next++]);
-    }));
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < entries.length) await check(entries[next++]);
+      }),
+    );
     await mirror.syncDirs();
   } finally {
     await pool.close();

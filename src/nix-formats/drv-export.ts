@@ -69,7 +69,10 @@ export function dependenciesFirst(paths: Iterable<string>, inputsOf: (drvPath: s
       const inputs = inputsOf(top[0]);
       if (top[1] < inputs.length) {
         const next = inputs[top[1]++];
-        if (!state.has(next)) { state.set(next, 'open'); stack.push([next, 0]); }
+        if (!state.has(next)) {
+          state.set(next, 'open');
+          stack.push([next, 0]);
+        }
         continue;
       }
       stack.pop();

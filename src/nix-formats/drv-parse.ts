@@ -30,16 +30,21 @@ export function parseDrvPart(text: string, origin: string, full: boolean): Deriv
   p.expect('Derive(');
   const outputs = p.list(() => {
     p.expect('(');
-    const name = p.str(); p.expect(',');
-    const path = p.str(); p.expect(',');
-    const hashAlgo = p.str(); p.expect(',');
-    const hash = p.str(); p.expect(')');
+    const name = p.str();
+    p.expect(',');
+    const path = p.str();
+    p.expect(',');
+    const hashAlgo = p.str();
+    p.expect(',');
+    const hash = p.str();
+    p.expect(')');
     return { name, path, hashAlgo, hash };
   });
   p.expect(',');
   const inputDrvs = p.list(() => {
     p.expect('(');
-    const path = p.str(); p.expect(',');
+    const path = p.str();
+    p.expect(',');
     const outs = p.list(() => p.str());
     p.expect(')');
     return { path, outputs: outs };
@@ -51,14 +56,17 @@ export function parseDrvPart(text: string, origin: string, full: boolean): Deriv
   const fixed = outputs.length === 1 && outputs[0].hash !== '';
   if (!full && !fixed) return { outputs, inputDrvs, inputSrcs, system, builder: '', args: [], env: {} };
   p.expect(',');
-  const builder = p.str(); p.expect(',');
+  const builder = p.str();
+  p.expect(',');
   const args = p.list(() => p.str());
   p.expect(',');
   const env: Record<string, string> = {};
   p.list(() => {
     p.expect('(');
-    const k = p.str(); p.expect(',');
-    const v = p.str(); p.expect(')');
+    const k = p.str();
+    p.expect(',');
+    const v = p.str();
+    p.expect(')');
     env[k] = v;
     return null;
   });
@@ -68,12 +76,16 @@ export function parseDrvPart(text: string, origin: string, full: boolean): Deriv
 
 class Parser {
   pos = 0;
-  constructor(readonly s: string, readonly origin: string) {}
+  constructor(
+    readonly s: string,
+    readonly origin: string,
+  ) {}
 
   fail(what: string): never {
-    throw new FodderError(ErrorCode.DRV_PARSE,
-      `${this.origin}: malformed derivation at offset ${this.pos}: expected ${what}`,
-      { file: this.origin, offset: this.pos });
+    throw new FodderError(ErrorCode.DRV_PARSE, `${this.origin}: malformed derivation at offset ${this.pos}: expected ${what}`, {
+      file: this.origin,
+      offset: this.pos,
+    });
   }
 
   expect(lit: string): void {
@@ -84,12 +96,21 @@ class Parser {
   list<T>(item: () => T): T[] {
     this.expect('[');
     const out: T[] = [];
-    if (this.s.charCodeAt(this.pos) === 93 /* ] */) { this.pos++; return out; }
+    if (this.s.charCodeAt(this.pos) === 93 /* ] */) {
+      this.pos++;
+      return out;
+    }
     for (;;) {
       out.push(item());
       const c = this.s.charCodeAt(this.pos);
-      if (c === 44 /* , */) { this.pos++; continue; }
-      if (c === 93) { this.pos++; return out; }
+      if (c === 44 /* , */) {
+        this.pos++;
+        continue;
+      }
+      if (c === 93) {
+        this.pos++;
+        return out;
+      }
       this.fail('"," or "]"');
     }
   }
@@ -102,16 +123,28 @@ class Parser {
     const s = this.s;
     for (;;) {
       const c = s.charCodeAt(i);
-      if (c === 34) { this.pos = i + 1; return s.slice(start, i); }
+      if (c === 34) {
+        this.pos = i + 1;
+        return s.slice(start, i);
+      }
       if (c === 92 /* \ */) break;
-      if (Number.isNaN(c)) { this.pos = i; this.fail('end of string'); }
+      if (Number.isNaN(c)) {
+        this.pos = i;
+        this.fail('end of string');
+      }
       i++;
     }
     let out = s.slice(start, i);
     for (;;) {
       const c = s.charCodeAt(i);
-      if (Number.isNaN(c)) { this.pos = i; this.fail('end of string'); }
-      if (c === 34) { this.pos = i + 1; return out; }
+      if (Number.isNaN(c)) {
+        this.pos = i;
+        this.fail('end of string');
+      }
+      if (c === 34) {
+        this.pos = i + 1;
+        return out;
+      }
       if (c === 92) {
         const n = s[i + 1];
         out += n === 'n' ? '\n' : n === 'r' ? '\r' : n === 't' ? '\t' : n;

@@ -15,12 +15,7 @@ export type HashMode = 'flat' | 'recursive';
 export const HASH_INVALID = ErrorCode.HASH_INVALID;
 
 /** Digest size in bytes of every algorithm Nix supports for fixed outputs. */
-export const hashSizes: Readonly<Record<HashAlgo, number>> = {
-  md5: 16,
-  sha1: 20,
-  sha256: 32,
-  sha512: 64,
-};
+export const hashSizes: Readonly<Record<HashAlgo, number>> = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
 
 /** The algorithms, in Nix's order. */
 export const HASH_ALGOS: readonly HashAlgo[] = ['md5', 'sha1', 'sha256', 'sha512'];
@@ -206,8 +201,7 @@ export function hashBytes(h: HashValue): Buffer {
 /** The hash spelled in `format`; `prefix` adds `algo:` (SRI always carries `algo-`). */
 export function formatHash(h: HashValue, format: HashFormat, prefix = false): string {
   if (format === 'sri') return `${h.algo}-${encodeBase64(hashBytes(h))}`;
-  const body =
-    format === 'base16' ? h.hex.toLowerCase() : format === 'nix32' ? encodeNix32(hashBytes(h)) : encodeBase64(hashBytes(h));
+  const body = format === 'base16' ? h.hex.toLowerCase() : format === 'nix32' ? encodeNix32(hashBytes(h)) : encodeBase64(hashBytes(h));
   return prefix ? `${h.algo}:${body}` : body;
 }
 

@@ -83,12 +83,7 @@ type Visit = { kind: 'done' } | { kind: 'dir'; frame: Frame } | { kind: 'large';
 const DONE: Visit = { kind: 'done' };
 
 /** NAR tokens for code that writes NAR framing of its own (the parallel hash). */
-export const NAR_TOKENS = {
-  magic: T.magic,
-  directoryOpen: Buffer.concat([T.open, T.type, T.directory]),
-  node: T.node,
-  close: T.close,
-};
+export const NAR_TOKENS = { magic: T.magic, directoryOpen: Buffer.concat([T.open, T.type, T.directory]), node: T.node, close: T.close };
 
 /** Token runs written together for every regular file and every directory entry. */
 const RUN = {
@@ -148,7 +143,10 @@ async function* narChunks(root: string | Buffer, opts: ProduceOptions): AsyncGen
   /** A NAR string (length, bytes, padding), written in place. */
   const putString = (b: Buffer): void => {
     const padded = b.length + padLength(b.length);
-    if (fill + 8 + padded > BATCH_SIZE) { put(narString(b)); return; }
+    if (fill + 8 + padded > BATCH_SIZE) {
+      put(narString(b));
+      return;
+    }
     putU64(b.length);
     b.copy(block, fill);
     block.fill(0, fill + b.length, fill + padded);

@@ -191,10 +191,7 @@ export function generateKeyPair(name: string): KeyPair {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(PKCS8_ED25519_PREFIX.length);
   const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519_PREFIX.length);
-  return {
-    secretKey: `${name}:${encodeBase64(Buffer.concat([seed, pub]))}`,
-    publicKey: `${name}:${encodeBase64(pub)}`,
-  };
+  return { secretKey: `${name}:${encodeBase64(Buffer.concat([seed, pub]))}`, publicKey: `${name}:${encodeBase64(pub)}` };
 }
 
 /** The public key (`name:base64`) belonging to a Nix secret key. */

@@ -72,12 +72,7 @@ export function fodStorePath(hash: FixedOutputHash, name: string, storeDir: stri
  * The path `builtins.toFile name text` gets: type `text` followed by `:<ref>` for each
  * reference (full store paths, byte-sorted), made from sha256 of the contents.
  */
-export function textStorePath(
-  text: string | Uint8Array,
-  name: string,
-  references: readonly string[] = [],
-  storeDir: string = DEFAULT_STORE_DIR,
-): string {
+export function textStorePath(text: string | Uint8Array, name: string, references: readonly string[] = [], storeDir: string = DEFAULT_STORE_DIR): string {
   const refs = [...new Set(references)].sort(compareBytes);
   const type = ['text', ...refs].join(':');
   return makeStorePath(type, hashOf('sha256', text).hex, name, storeDir);

@@ -11,7 +11,12 @@ import { FOD_STATUSES, fodStatuses, type FodStatus } from './listings.js';
 
 export type StatusCounts = Record<FodStatus, number>;
 
-export interface KindCoverage { kind: FodKind; total: number; mirrored: number; statuses: StatusCounts }
+export interface KindCoverage {
+  kind: FodKind;
+  total: number;
+  mirrored: number;
+  statuses: StatusCounts;
+}
 
 export interface TargetCoverage {
   system: string;
@@ -22,7 +27,10 @@ export interface TargetCoverage {
   kinds: KindCoverage[];
 }
 
-export interface Coverage { crawl: CrawlInfo; targets: TargetCoverage[] }
+export interface Coverage {
+  crawl: CrawlInfo;
+  targets: TargetCoverage[];
+}
 
 export interface HistoryPoint {
   crawl: CrawlInfo;
@@ -47,17 +55,14 @@ export function coverageOf(db: Db, crawlId?: number): Coverage {
       const byKind = new Map<FodKind, KindCoverage>();
       for (const f of seenFods(db, [crawl.id], { system, variant })) {
         let k = byKind.get(f.kind);
-        if (!k) byKind.set(f.kind, k = { kind: f.kind, total: 0, mirrored: 0, statuses: noCounts() });
+        if (!k) byKind.set(f.kind, (k = { kind: f.kind, total: 0, mirrored: 0, statuses: noCounts() }));
         const status = statusOf(f.drvPath);
         k.total++;
         k.statuses[status]++;
         if (status === 'mirrored') k.mirrored++;
       }
       const kinds = FOD_KINDS.flatMap((kind) => byKind.get(kind) ?? []);
-      targets.push({
-        system, variant, kinds,
-        total: kinds.reduce((n, k) => n + k.total, 0), mirrored: kinds.reduce((n, k) => n + k.mirrored, 0),
-      });
+      targets.push({ system, variant, kinds, total: kinds.reduce((n, k) => n + k.total, 0), mirrored: kinds.reduce((n, k) => n + k.mirrored, 0) });
     }
   }
   return { crawl, targets };
@@ -66,13 +71,15 @@ export function coverageOf(db: Db, crawlId?: number): Coverage {
 /** The last `limit` finished crawls, oldest first, each with its sources counted by status. */
 export function crawlHistory(db: Db, limit = 50): HistoryPoint[] {
   const statusOf = fodStatuses(db);
-  return finishedCrawlIds(db).slice(-limit).flatMap((id) => {
-    const crawl = crawlById(db, id);
-    if (!crawl) return [];
-    const statuses = noCounts();
-    const fods = seenFods(db, [id]);
-    for (const f of fods) statuses[statusOf(f.drvPath)]++;
-    const seconds = crawl.finishedAt ? (Date.parse(crawl.finishedAt) - Date.parse(crawl.startedAt)) / 1000 : null;
-    return [{ crawl, seconds, total: fods.length, statuses }];
-  });
+  return finishedCrawlIds(db)
+    .slice(-limit)
+    .flatMap((id) => {
+      const crawl = crawlById(db, id);
+      if (!crawl) return [];
+      const statuses = noCounts();
+      const fods = seenFods(db, [id]);
+      for (const f of fods) statuses[statusOf(f.drvPath)]++;
+      const seconds = crawl.finishedAt ? (Date.parse(crawl.finishedAt) - Date.parse(crawl.startedAt)) / 1000 : null;
+      return [{ crawl, seconds, total: fods.length, statuses }];
+    });
 }

@@ -24,7 +24,12 @@ export function fodStatuses(db: Db): (drvPath: string) => FodStatus {
   };
 }
 
-export interface FodFilter { system?: string; variant?: string; kind?: string; status?: string }
+export interface FodFilter {
+  system?: string;
+  variant?: string;
+  kind?: string;
+  status?: string;
+}
 
 /** Validates a --kind value against the known kinds. */
 export function checkKind(kind: string | undefined): FodKind | undefined {
@@ -56,7 +61,10 @@ export function listAttrs(db: Db, crawl: number, f: { status?: string; system?: 
 }
 
 /** A FOD as the crawl recorded it, with its .drv text when the database keeps it (schema 3). */
-export interface RecordedFod { fod: Fod; text: string | null }
+export interface RecordedFod {
+  fod: Fod;
+  text: string | null;
+}
 
 /** Every FOD of the latest crawl (any system or variant) with its .drv text, one at a time. */
 export function* recordedFods(db: Db): Generator<RecordedFod> {

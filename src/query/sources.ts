@@ -29,15 +29,17 @@ export function latestAttr(db: Db, attr: string, n: Narrowing): AttrHit & { path
     const where = [n.system && `system ${n.system}`, n.variant && `variant ${n.variant}`].filter(Boolean).join(', ');
     const unfinished = n.crawl === undefined ? find(false) : undefined;
     if (unfinished) {
-      throw new FodderError(ErrorCode.ATTR_NOT_CRAWLED,
-        `attribute "${path}" was crawled${where ? ` for ${where}` : ''} only by crawl ${unfinished.crawl_id}, which has not finished: `
-        + `pass --crawl ${unfinished.crawl_id} to read what it has recorded`, { attr: path, crawl: unfinished.crawl_id });
+      throw new FodderError(
+        ErrorCode.ATTR_NOT_CRAWLED,
+        `attribute "${path}" was crawled${where ? ` for ${where}` : ''} only by crawl ${unfinished.crawl_id}, which has not finished: ` +
+          `pass --crawl ${unfinished.crawl_id} to read what it has recorded`,
+        { attr: path, crawl: unfinished.crawl_id },
+      );
     }
     const near = similarAttrPaths(db, path.split('.').pop()!);
     const hint = near.length ? `; similar: ${near.join(', ')}` : '';
     const by = n.crawl === undefined ? '' : ` by crawl ${n.crawl}`;
-    throw new FodderError(ErrorCode.ATTR_NOT_CRAWLED,
-      `attribute "${path}" was never crawled${by}${where ? ` for ${where}` : ''}${hint}`, { attr: path });
+    throw new FodderError(ErrorCode.ATTR_NOT_CRAWLED, `attribute "${path}" was never crawled${by}${where ? ` for ${where}` : ''}${hint}`, { attr: path });
   }
   return { ...hit, path };
 }
@@ -53,8 +55,5 @@ export function sourcesOf(db: Db, attr: string, n: Narrowing = {}): SourcesAnswe
     const what = hit.status === 'set' ? 'a package set, not a derivation' : `not a derivation (${hit.reason ?? hit.status})`;
     throw new FodderError(ErrorCode.ATTR_FAILED, `${at} is ${what}`, { attr: hit.path });
   }
-  return {
-    attr: hit.path, system: hit.system, variant: hit.variant, crawl: hit.crawl_id, drvPath: hit.drv_path,
-    sources: fodsInClosure(db, hit.drv_path),
-  };
+  return { attr: hit.path, system: hit.system, variant: hit.variant, crawl: hit.crawl_id, drvPath: hit.drv_path, sources: fodsInClosure(db, hit.drv_path) };
 }

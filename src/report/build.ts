@@ -4,9 +4,7 @@ import { toSri, type HashAlgo } from '../nix-formats/hash.js';
 import { FOD_KINDS, type Fod } from '../graph/types.js';
 import { chooseCrawl } from '../db/crawls.js';
 import { fodsOfCrawl } from '../db/fods.js';
-import {
-  createFetchHistory, evalErrorsOf, latestResults, mirroredDrvPaths, previousSnapshot, saveSnapshot, type TryRow,
-} from '../db/report-queries.js';
+import { createFetchHistory, evalErrorsOf, latestResults, mirroredDrvPaths, previousSnapshot, saveSnapshot, type TryRow } from '../db/report-queries.js';
 import { createDependents } from './dependents.js';
 import type { BrokenHashEntry, DeadEntry, EvalErrorEntry, HashJson, Report, RottingEntry, UnverifiableEntry, UrlOutcome } from './types.js';
 
@@ -40,8 +38,7 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
   const urlOutcomes = (run: number, drv: string): UrlOutcome[] => {
     const last = new Map<number, TryRow>();
     for (const a of history.attempts(run, drv)) last.set(a.url_index, a);
-    return [...last.entries()].sort((x, y) => x[0] - y[0])
-      .map(([, a]) => ({ url: a.url, outcome: a.outcome, httpStatus: a.http_status, message: a.message }));
+    return [...last.entries()].sort((x, y) => x[0] - y[0]).map(([, a]) => ({ url: a.url, outcome: a.outcome, httpStatus: a.http_status, message: a.message }));
   };
   /** start of the streak of runs in the same state as the latest */
   const since = (drv: string, same: (r: { verdict: string; url_index: number | null }) => boolean): string => {
@@ -71,23 +68,36 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
         const key = `rotting:${fod.drvPath}`;
         keys.push(key);
         rotting.push({
-          fod, url: r.url ?? '', urlIndex: r.url_index ?? 0,
+          fod,
+          url: r.url ?? '',
+          urlIndex: r.url_index ?? 0,
           failing: urlOutcomes(r.run_id, fod.drvPath).filter((u) => u.outcome !== 'ok'),
-          attrs: attrsOf(fod.drvPath), since: since(fod.drvPath, (x) => x.verdict === 'ok' && (x.url_index ?? 0) > 0),
-          lastTried: r.at, new: isNew(key),
+          attrs: attrsOf(fod.drvPath),
+          since: since(fod.drvPath, (x) => x.verdict === 'ok' && (x.url_index ?? 0) > 0),
+          lastTried: r.at,
+          new: isNew(key),
         });
       }
       continue;
     }
     // never tried, or fetched and since lost from the mirror
-    if (!r || r.verdict === 'ok') { unfetched++; continue; }
+    if (!r || r.verdict === 'ok') {
+      unfetched++;
+      continue;
+    }
     if (r.verdict === 'unverifiable') {
       // fodder could not judge it: never listed as broken or dead
       const key = `unverifiable:${fod.drvPath}`;
       keys.push(key);
       unverifiable.push({
-        fod, reason: r.reason ?? 'unknown', message: r.message ?? '', plugin: r.plugin, attrs: attrsOf(fod.drvPath),
-        since: since(fod.drvPath, (x) => x.verdict === 'unverifiable'), lastTried: r.at, new: isNew(key),
+        fod,
+        reason: r.reason ?? 'unknown',
+        message: r.message ?? '',
+        plugin: r.plugin,
+        attrs: attrsOf(fod.drvPath),
+        since: since(fod.drvPath, (x) => x.verdict === 'unverifiable'),
+        lastTried: r.at,
+        new: isNew(key),
       });
       continue;
     }
@@ -96,26 +106,35 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
       keys.push(key);
       const actualAlgo = (r.actual_algo ?? fod.hash.algo) as HashAlgo;
       brokenHashes.push({
-        fod, url: r.url ?? '', expected: hashJson(fod.hash.algo, fod.hash.hex), actual: hashJson(actualAlgo, r.actual_hex ?? ''),
-        urls: urlOutcomes(r.run_id, fod.drvPath), attrs: attrsOf(fod.drvPath),
-        since: since(fod.drvPath, (x) => x.verdict === 'broken-hash'), lastTried: r.at, new: isNew(key),
+        fod,
+        url: r.url ?? '',
+        expected: hashJson(fod.hash.algo, fod.hash.hex),
+        actual: hashJson(actualAlgo, r.actual_hex ?? ''),
+        urls: urlOutcomes(r.run_id, fod.drvPath),
+        attrs: attrsOf(fod.drvPath),
+        since: since(fod.drvPath, (x) => x.verdict === 'broken-hash'),
+        lastTried: r.at,
+        new: isNew(key),
       });
     } else {
       const key = `dead:${fod.drvPath}`;
       keys.push(key);
       dead.push({
-        fod, urls: urlOutcomes(r.run_id, fod.drvPath), attrs: attrsOf(fod.drvPath),
-        since: since(fod.drvPath, (x) => x.verdict === 'dead'), lastTried: r.at, new: isNew(key),
+        fod,
+        urls: urlOutcomes(r.run_id, fod.drvPath),
+        attrs: attrsOf(fod.drvPath),
+        since: since(fod.drvPath, (x) => x.verdict === 'dead'),
+        lastTried: r.at,
+        new: isNew(key),
       });
     }
   }
 
-  const evalErrors: EvalErrorEntry[] = evalErrorsOf(db, crawl.id)
-    .map((e) => {
-      const key = `eval:${e.system}/${e.variant}/${e.path}`;
-      keys.push(key);
-      return { attr: e.path, system: e.system, variant: e.variant, message: e.error ?? '', kind: e.error_kind, new: isNew(key) };
-    });
+  const evalErrors: EvalErrorEntry[] = evalErrorsOf(db, crawl.id).map((e) => {
+    const key = `eval:${e.system}/${e.variant}/${e.path}`;
+    keys.push(key);
+    return { attr: e.path, system: e.system, variant: e.variant, message: e.error ?? '', kind: e.error_kind, new: isNew(key) };
+  });
 
   const byAttrs = (a: { attrs: { total: number }; fod: Fod }, b: { attrs: { total: number }; fod: Fod }) =>
     b.attrs.total - a.attrs.total || a.fod.name.localeCompare(b.fod.name);
@@ -134,9 +153,19 @@ export function buildReport(db: Db, options: BuildReportOptions = {}): Report {
     generatedAt,
     previousReport: previous ? { id: previous.id, createdAt: previous.created_at } : null,
     summary: {
-      fods: fods.length, mirrored: mirroredCount, brokenHash: brokenHashes.length, dead: dead.length, rotting: rotting.length,
-      unfetched, unverifiable: unverifiable.length, evalErrors: evalErrors.length,
+      fods: fods.length,
+      mirrored: mirroredCount,
+      brokenHash: brokenHashes.length,
+      dead: dead.length,
+      rotting: rotting.length,
+      unfetched,
+      unverifiable: unverifiable.length,
+      evalErrors: evalErrors.length,
     },
-    brokenHashes, dead, rotting, unverifiable, evalErrors,
+    brokenHashes,
+    dead,
+    rotting,
+    unverifiable,
+    evalErrors,
   };
 }

@@ -23,7 +23,10 @@ export function createDependents(db: Db, crawlId: number) {
   const ids = new Map<string, number>();
   const intern = (s: string): number => {
     let i = ids.get(s);
-    if (i === undefined) { i = ids.size; ids.set(s, i); }
+    if (i === undefined) {
+      i = ids.size;
+      ids.set(s, i);
+    }
     return i;
   };
   const from: number[] = [];
@@ -39,9 +42,14 @@ export function createDependents(db: Db, crawlId: number) {
   for (const [path, drv] of attrDrvs(db, crawlId)) {
     const i = intern(drv);
     let a = attrIds.get(path);
-    if (a === undefined) { a = attrNames.length; attrIds.set(path, a); attrNames.push(path); }
+    if (a === undefined) {
+      a = attrNames.length;
+      attrIds.set(path, a);
+      attrNames.push(path);
+    }
     const list = attrsOf.get(i);
-    if (list) list.push(a); else attrsOf.set(i, [a]);
+    if (list) list.push(a);
+    else attrsOf.set(i, [a]);
   }
   const n = ids.size;
   const start = new Int32Array(n + 1);
@@ -63,14 +71,20 @@ export function createDependents(db: Db, crawlId: number) {
       epoch++;
       const direct: string[] = [];
       const markDirect = (v: number) => {
-        for (const a of attrsOf.get(v) ?? []) if (directMark[a] !== epoch) { directMark[a] = epoch; direct.push(attrNames[a]); }
+        for (const a of attrsOf.get(v) ?? [])
+          if (directMark[a] !== epoch) {
+            directMark[a] = epoch;
+            direct.push(attrNames[a]);
+          }
       };
       markDirect(root);
       for (let k = start[root]; k < start[root + 1]; k++) markDirect(edges[k]);
       // breadth first, so the indirect sample lists the nearest users first
       const indirect: string[] = [];
-      let total = 0, more = false;
-      let head = 0, tail = 0;
+      let total = 0,
+        more = false;
+      let head = 0,
+        tail = 0;
       queue[tail++] = root;
       seen[root] = epoch;
       while (head < tail) {
@@ -81,12 +95,18 @@ export function createDependents(db: Db, crawlId: number) {
             if (attrSeen[a] === epoch) continue;
             attrSeen[a] = epoch;
             total++;
-            if (directMark[a] !== epoch) { if (indirect.length < INDIRECT_CAP) indirect.push(attrNames[a]); else more = true; }
+            if (directMark[a] !== epoch) {
+              if (indirect.length < INDIRECT_CAP) indirect.push(attrNames[a]);
+              else more = true;
+            }
           }
         }
         for (let k = start[v]; k < start[v + 1]; k++) {
           const w = edges[k];
-          if (seen[w] !== epoch) { seen[w] = epoch; queue[tail++] = w; }
+          if (seen[w] !== epoch) {
+            seen[w] = epoch;
+            queue[tail++] = w;
+          }
         }
       }
       return { direct: direct.sort(), total, indirect, indirectTruncated: more };

@@ -11,9 +11,10 @@ function link(url: string): string {
 
 function attrsCell(a: AttrNeeds): string {
   const direct = a.direct.map((x) => `<code>${esc(x)}</code>`).join(' ');
-  const more = a.total > a.direct.length
-    ? `<details><summary>${a.total} in total</summary>${a.indirect.map((x) => `<code>${esc(x)}</code>`).join(' ')}${a.indirectTruncated ? ' …' : ''}</details>`
-    : '';
+  const more =
+    a.total > a.direct.length
+      ? `<details><summary>${a.total} in total</summary>${a.indirect.map((x) => `<code>${esc(x)}</code>`).join(' ')}${a.indirectTruncated ? ' …' : ''}</details>`
+      : '';
   return `<td data-sort="${a.total}">${direct || (more ? '' : '<span class="muted">none</span>')}${more}</td>`;
 }
 
@@ -83,16 +84,23 @@ document.querySelectorAll('input.filter').forEach(function (input) {
 /** The report as one self-contained HTML page: counts first, then sortable, filterable tables. */
 export function renderHtml(r: Report): string {
   const s = r.summary;
-  const card = (n: number, label: string, cls: string, href: string) =>
-    `<a class="card ${n ? cls : ''}" href="${href}"><b>${n}</b><span>${label}</span></a>`;
-  const broken = r.brokenHashes.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${link(e.url)}</td>
-<td><span class="hash">${esc(e.expected.sri)}</span></td><td><span class="hash">${esc(e.actual.sri)}</span></td>${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
+  const card = (n: number, label: string, cls: string, href: string) => `<a class="card ${n ? cls : ''}" href="${href}"><b>${n}</b><span>${label}</span></a>`;
+  const broken = r.brokenHashes.map(
+    (e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${link(e.url)}</td>
+<td><span class="hash">${esc(e.expected.sri)}</span></td><td><span class="hash">${esc(e.actual.sri)}</span></td>${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`,
+  );
   const dead = r.dead.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}${urlsCell(e.urls)}${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
-  const rotting = r.rotting.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${link(e.url)}</td>${urlsCell(e.failing)}${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
-  const unverifiable = r.unverifiable.map((e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${esc(e.fod.kind)}</td>
-<td><code>${esc(e.reason)}</code></td><td>${esc(e.plugin ?? '')}</td><td>${esc(nixErrorHeadline(e.message).slice(0, 300))}</td>${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`);
-  const evalErrors = r.evalErrors.map((e) => `<tr><td data-sort="${esc(e.attr)}"><code>${esc(e.attr)}</code>${e.new ? ' <span class="new">new</span>' : ''}</td>
-<td>${esc(e.system)}</td><td>${esc(e.variant)}</td><td>${esc(nixErrorHeadline(e.message).slice(0, 300))}</td></tr>`);
+  const rotting = r.rotting.map(
+    (e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${link(e.url)}</td>${urlsCell(e.failing)}${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`,
+  );
+  const unverifiable = r.unverifiable.map(
+    (e) => `<tr>${nameCell(e.fod.name, e.new, e.fod.drvPath)}<td>${esc(e.fod.kind)}</td>
+<td><code>${esc(e.reason)}</code></td><td>${esc(e.plugin ?? '')}</td><td>${esc(nixErrorHeadline(e.message).slice(0, 300))}</td>${attrsCell(e.attrs)}${dateCell(e.since)}</tr>`,
+  );
+  const evalErrors = r.evalErrors.map(
+    (e) => `<tr><td data-sort="${esc(e.attr)}"><code>${esc(e.attr)}</code>${e.new ? ' <span class="new">new</span>' : ''}</td>
+<td>${esc(e.system)}</td><td>${esc(e.variant)}</td><td>${esc(nixErrorHeadline(e.message).slice(0, 300))}</td></tr>`,
+  );
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>fodder report: crawl ${r.crawl.id}</title><style>${CSS}</style></head>

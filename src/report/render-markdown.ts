@@ -12,8 +12,13 @@ const newMark = (n: boolean) => (n ? ' **new**' : '');
 function section(title: string, header: string[], rows: string[][], cap: number): string[] {
   if (!rows.length) return [];
   const shown = rows.slice(0, cap);
-  const out = [`### ${title} (${rows.length})`, '', `| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`,
-    ...shown.map((r) => `| ${r.map(cell).join(' | ')} |`)];
+  const out = [
+    `### ${title} (${rows.length})`,
+    '',
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...shown.map((r) => `| ${r.map(cell).join(' | ')} |`),
+  ];
   if (rows.length > cap) out.push('', `…and ${rows.length - cap} more (see \`fodder report --format json\`).`);
   out.push('');
   return out;
@@ -32,16 +37,61 @@ function render(r: Report, cap: number): string {
     `| ${s.fods} | ${s.mirrored} | ${s.brokenHash} | ${s.dead} | ${s.rotting} | ${s.unverifiable} | ${s.unfetched} | ${s.evalErrors} |`,
     '',
   ];
-  out.push(...section('Broken hashes', ['source', 'URL', 'expected', 'actual', 'needed by', 'since'],
-    r.brokenHashes.map((e) => [code(e.fod.name) + newMark(e.new), e.url, code(e.expected.sri), code(e.actual.sri), attrsSummary(e.attrs), day(e.since)]), cap));
-  out.push(...section('Dead sources', ['source', 'URLs tried', 'needed by', 'since'],
-    r.dead.map((e) => [code(e.fod.name) + newMark(e.new), e.urls.map((u) => `${u.url} (${outcomeText(u)})`).join('<br>'), attrsSummary(e.attrs), day(e.since)]), cap));
-  out.push(...section('Rotting sources', ['source', 'mirrored from', 'failing URLs', 'needed by', 'since'],
-    r.rotting.map((e) => [code(e.fod.name) + newMark(e.new), e.url, e.failing.map((u) => `${u.url} (${outcomeText(u)})`).join('<br>'), attrsSummary(e.attrs), day(e.since)]), cap));
-  out.push(...section('Not judged by fodder (not a verdict on the source)', ['reason', 'sources', 'for example'],
-    unverifiableByReason(r).map(([reason, names]) => [code(reason), String(names.length), names.slice(0, 5).map(code).join(', ') + (names.length > 5 ? ', …' : '')]), cap));
-  out.push(...section('Evaluation errors', ['attribute', 'system', 'variant', 'message'],
-    r.evalErrors.map((e) => [code(e.attr) + newMark(e.new), e.system, e.variant, nixErrorHeadline(e.message).slice(0, 200)]), cap));
+  out.push(
+    ...section(
+      'Broken hashes',
+      ['source', 'URL', 'expected', 'actual', 'needed by', 'since'],
+      r.brokenHashes.map((e) => [code(e.fod.name) + newMark(e.new), e.url, code(e.expected.sri), code(e.actual.sri), attrsSummary(e.attrs), day(e.since)]),
+      cap,
+    ),
+  );
+  out.push(
+    ...section(
+      'Dead sources',
+      ['source', 'URLs tried', 'needed by', 'since'],
+      r.dead.map((e) => [
+        code(e.fod.name) + newMark(e.new),
+        e.urls.map((u) => `${u.url} (${outcomeText(u)})`).join('<br>'),
+        attrsSummary(e.attrs),
+        day(e.since),
+      ]),
+      cap,
+    ),
+  );
+  out.push(
+    ...section(
+      'Rotting sources',
+      ['source', 'mirrored from', 'failing URLs', 'needed by', 'since'],
+      r.rotting.map((e) => [
+        code(e.fod.name) + newMark(e.new),
+        e.url,
+        e.failing.map((u) => `${u.url} (${outcomeText(u)})`).join('<br>'),
+        attrsSummary(e.attrs),
+        day(e.since),
+      ]),
+      cap,
+    ),
+  );
+  out.push(
+    ...section(
+      'Not judged by fodder (not a verdict on the source)',
+      ['reason', 'sources', 'for example'],
+      unverifiableByReason(r).map(([reason, names]) => [
+        code(reason),
+        String(names.length),
+        names.slice(0, 5).map(code).join(', ') + (names.length > 5 ? ', …' : ''),
+      ]),
+      cap,
+    ),
+  );
+  out.push(
+    ...section(
+      'Evaluation errors',
+      ['attribute', 'system', 'variant', 'message'],
+      r.evalErrors.map((e) => [code(e.attr) + newMark(e.new), e.system, e.variant, nixErrorHeadline(e.message).slice(0, 200)]),
+      cap,
+    ),
+  );
   return out.join('\n');
 }
 

@@ -34,33 +34,62 @@ export function renderText(r: Report): string {
   const out: string[] = [];
   const state = r.crawl.status === 'done' ? `finished ${r.crawl.finishedAt ?? ''}`.trimEnd() : `${r.crawl.status.toUpperCase()}: partial records`;
   out.push(`fodder report: crawl ${r.crawl.id} of ${r.crawl.nixpkgs} (${state}, started ${r.crawl.startedAt})`);
-  out.push(`  sources ${s.fods}  mirrored ${s.mirrored}  broken hash ${s.brokenHash}  dead ${s.dead}  rotting ${s.rotting}  not judged ${s.unverifiable}  unfetched ${s.unfetched}  eval errors ${s.evalErrors}`);
+  out.push(
+    `  sources ${s.fods}  mirrored ${s.mirrored}  broken hash ${s.brokenHash}  dead ${s.dead}  rotting ${s.rotting}  not judged ${s.unverifiable}  unfetched ${s.unfetched}  eval errors ${s.evalErrors}`,
+  );
   out.push(r.previousReport ? `  "new" is relative to report ${r.previousReport.id} of ${r.previousReport.createdAt}` : '  first report: everything is new');
   const mark = (isNew: boolean) => (isNew ? 'NEW' : '');
   if (r.brokenHashes.length) {
     out.push('', `BROKEN HASHES (${r.brokenHashes.length})`);
-    out.push(table([['source', 'url', 'expected', 'actual', 'needed by', 'since', ''],
-      ...r.brokenHashes.map((e) => [e.fod.name, e.url, e.expected.sri, e.actual.sri, attrsSummary(e.attrs), day(e.since), mark(e.new)])]));
+    out.push(
+      table([
+        ['source', 'url', 'expected', 'actual', 'needed by', 'since', ''],
+        ...r.brokenHashes.map((e) => [e.fod.name, e.url, e.expected.sri, e.actual.sri, attrsSummary(e.attrs), day(e.since), mark(e.new)]),
+      ]),
+    );
   }
   if (r.dead.length) {
     out.push('', `DEAD (${r.dead.length})`);
-    out.push(table([['source', 'urls', 'needed by', 'since', ''],
-      ...r.dead.map((e) => [e.fod.name, e.urls.map((u) => `${u.url} ${outcomeText(u)}`).join(' | '), attrsSummary(e.attrs), day(e.since), mark(e.new)])]));
+    out.push(
+      table([
+        ['source', 'urls', 'needed by', 'since', ''],
+        ...r.dead.map((e) => [e.fod.name, e.urls.map((u) => `${u.url} ${outcomeText(u)}`).join(' | '), attrsSummary(e.attrs), day(e.since), mark(e.new)]),
+      ]),
+    );
   }
   if (r.rotting.length) {
     out.push('', `ROTTING (${r.rotting.length})`);
-    out.push(table([['source', 'mirrored from', 'failing', 'needed by', 'since', ''],
-      ...r.rotting.map((e) => [e.fod.name, e.url, e.failing.map((u) => `${u.url} ${outcomeText(u)}`).join(' | '), attrsSummary(e.attrs), day(e.since), mark(e.new)])]));
+    out.push(
+      table([
+        ['source', 'mirrored from', 'failing', 'needed by', 'since', ''],
+        ...r.rotting.map((e) => [
+          e.fod.name,
+          e.url,
+          e.failing.map((u) => `${u.url} ${outcomeText(u)}`).join(' | '),
+          attrsSummary(e.attrs),
+          day(e.since),
+          mark(e.new),
+        ]),
+      ]),
+    );
   }
   if (r.unverifiable.length) {
     out.push('', `NOT JUDGED BY FODDER (${r.unverifiable.length}; not a verdict on the source)`);
-    out.push(table([['reason', 'sources', 'for example'], ...unverifiableByReason(r).map(([reason, names]) =>
-      [reason, String(names.length), names.slice(0, 4).join(', ') + (names.length > 4 ? ', …' : '')])]));
+    out.push(
+      table([
+        ['reason', 'sources', 'for example'],
+        ...unverifiableByReason(r).map(([reason, names]) => [reason, String(names.length), names.slice(0, 4).join(', ') + (names.length > 4 ? ', …' : '')]),
+      ]),
+    );
   }
   if (r.evalErrors.length) {
     out.push('', `EVALUATION ERRORS (${r.evalErrors.length})`);
-    out.push(table([['attribute', 'system', 'variant', 'message', ''],
-      ...r.evalErrors.map((e) => [e.attr, e.system, e.variant, nixErrorHeadline(e.message).slice(0, 120), mark(e.new)])]));
+    out.push(
+      table([
+        ['attribute', 'system', 'variant', 'message', ''],
+        ...r.evalErrors.map((e) => [e.attr, e.system, e.variant, nixErrorHeadline(e.message).slice(0, 120), mark(e.new)]),
+      ]),
+    );
   }
   return out.join('\n') + '\n';
 }

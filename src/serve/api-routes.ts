@@ -32,7 +32,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 };
 
 export function httpStatus(err: unknown): number {
-  return err instanceof FodderError ? STATUS[err.code] ?? 500 : 500;
+  return err instanceof FodderError ? (STATUS[err.code] ?? 500) : 500;
 }
 
 type Query = Record<string, string | undefined>;
@@ -58,7 +58,9 @@ export function readToken(s: ServiceSettings): string | null {
     throw new FodderError(ErrorCode.CONFIG_INVALID, `${s.tokenFrom}: cannot read ${s.tokenFile}: ${(err as Error).message}`, { file: s.tokenFile });
   }
   if (token.length < 16 || /\s/.test(token)) {
-    throw new FodderError(ErrorCode.CONFIG_INVALID, `${s.tokenFrom}: ${s.tokenFile} must hold one token of at least 16 characters, without spaces`, { file: s.tokenFile });
+    throw new FodderError(ErrorCode.CONFIG_INVALID, `${s.tokenFrom}: ${s.tokenFile} must hold one token of at least 16 characters, without spaces`, {
+      file: s.tokenFile,
+    });
   }
   return token;
 }

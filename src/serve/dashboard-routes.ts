@@ -66,6 +66,9 @@ export function registerDashboardRoutes(app: FastifyInstance, o: DashboardRoutes
     write({ event: 'snapshot', data: feed.snapshot() });
     const stop = feed.subscribe(write);
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
-    req.raw.on('close', () => { stop(); clearInterval(keepalive); });
+    req.raw.on('close', () => {
+      stop();
+      clearInterval(keepalive);
+    });
   });
 }

@@ -10,9 +10,7 @@ import type { JobProgress } from './job-progress.js';
 
 export type JobChange = 'start' | 'stage' | 'finish';
 
-export type FeedMessage =
-  | { event: 'job'; data: { change: JobChange; job: JobInfo } }
-  | { event: 'progress'; data: JobProgress & { job: number } };
+export type FeedMessage = { event: 'job'; data: { change: JobChange; job: JobInfo } } | { event: 'progress'; data: JobProgress & { job: number } };
 
 export interface JobFeed {
   stage(job: number, stage: JobStage): void;
@@ -34,9 +32,14 @@ export function createJobFeed(db: Db): JobFeed {
   let pending = false;
   let timer: NodeJS.Timeout | null = null;
 
-  const send = (m: FeedMessage) => { for (const l of listeners) l(m); };
+  const send = (m: FeedMessage) => {
+    for (const l of listeners) l(m);
+  };
   const flush = () => {
-    if (timer) { clearTimeout(timer); timer = null; }
+    if (timer) {
+      clearTimeout(timer);
+      timer = null;
+    }
     if (pending && latest) send({ event: 'progress', data: latest });
     pending = false;
   };
@@ -66,7 +69,9 @@ export function createJobFeed(db: Db): JobFeed {
     },
     subscribe(listener) {
       listeners.add(listener);
-      return () => { listeners.delete(listener); };
+      return () => {
+        listeners.delete(listener);
+      };
     },
   };
 }

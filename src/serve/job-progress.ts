@@ -24,8 +24,15 @@ export function crawlProgressOf(report: Report): Progress {
   const send = () => report({ ...p, counts: { ...p.counts } });
   return {
     start: () => send(),
-    resume: (_target, rows) => { p.done += rows; p.total += rows; send(); },
-    queued: (_shards, attrs) => { p.total += attrs; send(); },
+    resume: (_target, rows) => {
+      p.done += rows;
+      p.total += rows;
+      send();
+    },
+    queued: (_shards, attrs) => {
+      p.total += attrs;
+      send();
+    },
     shardDone: (_target, rows, added) => {
       p.done += rows.length;
       p.counts.drvs += added.drvs;
@@ -33,7 +40,12 @@ export function crawlProgressOf(report: Report): Progress {
       send();
     },
     targetDone: () => send(),
-    finish: (s) => { p.counts.fods = s.fods; p.counts.drvs = s.drvs; p.done = Math.max(p.done, p.total); send(); },
+    finish: (s) => {
+      p.counts.fods = s.fods;
+      p.counts.drvs = s.drvs;
+      p.done = Math.max(p.done, p.total);
+      send();
+    },
   };
 }
 
@@ -42,10 +54,20 @@ export function fetchProgressOf(report: Report): FetchProgress {
   const p: JobProgress = { stage: 'fetch', done: 0, total: 0, counts: { ok: 0, dead: 0, 'broken-hash': 0, unverifiable: 0, bytes: 0 } };
   const send = () => report({ ...p, counts: { ...p.counts } });
   return {
-    start: (info) => { p.total = info.queued; send(); },
-    bytes: (delta) => { p.counts.bytes += delta; send(); },
+    start: (info) => {
+      p.total = info.queued;
+      send();
+    },
+    bytes: (delta) => {
+      p.counts.bytes += delta;
+      send();
+    },
     expect: () => undefined,
-    done: (info) => { p.done++; p.counts[info.verdict]++; send(); },
+    done: (info) => {
+      p.done++;
+      p.counts[info.verdict]++;
+      send();
+    },
     finish: () => send(),
   };
 }

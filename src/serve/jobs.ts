@@ -10,9 +10,7 @@
 import type { Settings } from '../config/settings.js';
 import type { Db } from '../db/open.js';
 import { currentOwner } from '../db/owner.js';
-import {
-  addJob, finishJob, jobById, jobsToResume, setJobStage, setStageSeconds, startJob, type JobInfo, type JobStage, type JobTrigger,
-} from '../db/jobs.js';
+import { addJob, finishJob, jobById, jobsToResume, setJobStage, setStageSeconds, startJob, type JobInfo, type JobStage, type JobTrigger } from '../db/jobs.js';
 import { ErrorCode, FodderError } from '../errors.js';
 import { crawl } from '../eval/crawl.js';
 import type { CrawlSummary } from '../eval/progress.js';
@@ -88,7 +86,8 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
         const at = git === null ? null : await updatePackageSet(git, signal);
         return crawl({
           config: at === null ? settings.crawl : { ...settings.crawl, nixpkgs: at.path, revision: at.commit },
-          signal, progress: crawlProgressOf((p) => events.progress?.(id, p)),
+          signal,
+          progress: crawlProgressOf((p) => events.progress?.(id, p)),
         });
       });
       crawlId = summary.crawl;
@@ -97,10 +96,20 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
     }
     const fetchRun = fetchRunSettings(settings.fetch);
     if (before?.stage !== 'report') {
-      const summary = await timed(id, 'fetch', { crawl: crawlId }, () => runFetch({
-        db, crawl: crawlId, mirrorDir: settings.mirror, kinds: fetchRun.kinds, retryFailed: false, network: fetchRun.network,
-        cache: fetchRun.cache, nix: fetchRun.nix, signal, progress: fetchProgressOf((p) => events.progress?.(id, p)),
-      }));
+      const summary = await timed(id, 'fetch', { crawl: crawlId }, () =>
+        runFetch({
+          db,
+          crawl: crawlId,
+          mirrorDir: settings.mirror,
+          kinds: fetchRun.kinds,
+          retryFailed: false,
+          network: fetchRun.network,
+          cache: fetchRun.cache,
+          nix: fetchRun.nix,
+          signal,
+          progress: fetchProgressOf((p) => events.progress?.(id, p)),
+        }),
+      );
       setJobStage(db, id, 'fetch', { fetchRun: summary.run });
       events.fetched?.(id, summary);
       if (signal.aborted) throw new FodderError(ErrorCode.INTERRUPTED, `fetch run ${summary.run} stopped by ${String(signal.reason)}`);
@@ -133,11 +142,19 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
       } catch (err) {
         failure = err ?? new Error('failed');
       }
-      try { finish(id, failure, signal); } finally { current = null; abort = null; }
+      try {
+        finish(id, failure, signal);
+      } finally {
+        current = null;
+        abort = null;
+      }
     }
   };
   const kick = () => {
-    loop ??= drain().finally(() => { loop = null; if (!stopped && queue.length > 0) kick(); });
+    loop ??= drain().finally(() => {
+      loop = null;
+      if (!stopped && queue.length > 0) kick();
+    });
   };
 
   return {

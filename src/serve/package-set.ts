@@ -5,6 +5,7 @@
  * branch's newest commit is fetched (`--depth 1`), so following nixpkgs does not cost its
  * history.
  */
+import { isolatedGitEnv } from '../fetch/plugins/git.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PackageSetGit } from '../config/settings.js';
@@ -18,20 +19,17 @@ export interface PackageSetRevision {
 }
 
 /** git with no user or system config, never asking for a password, `file://` allowed (the URL is the config's, not a package's). */
-function gitEnv(): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/nonexistent', LC_ALL: 'C',
-    GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'false', SSH_ASKPASS: 'false',
-  };
-}
+const gitEnv = () => isolatedGitEnv(process.env.HOME ?? '/nonexistent');
 
 async function git(dir: string, args: string[], signal?: AbortSignal): Promise<string> {
-  const r = await runProcess('git', ['-C', dir, ...args], { env: gitEnv(), signal, stderrLimit: { max: 4000, keep: 'tail' } })
-    .catch((err: Error) => { throw new FodderError(ErrorCode.GIT_FAILED, `cannot run git: ${err.message}`); });
+  const r = await runProcess('git', ['-C', dir, ...args], { env: gitEnv(), signal, stderrLimit: { max: 4000, keep: 'tail' } }).catch((err: Error) => {
+    throw new FodderError(ErrorCode.GIT_FAILED, `cannot run git: ${err.message}`);
+  });
   if (signal?.aborted) throw new FodderError(ErrorCode.INTERRUPTED, `updating the package set stopped by ${String(signal.reason)}`);
   if (r.code !== 0) {
     throw new FodderError(ErrorCode.GIT_FAILED, `git ${args[0]} (updating the package set in ${dir}): ${r.stderr || `exit ${r.code}`}`, {
-      dir, stderr: r.stderr,
+      dir,
+      stderr: r.stderr,
     });
   }
   return r.stdout.toString('utf8').trim();

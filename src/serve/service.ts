@@ -61,19 +61,24 @@ function fodCounts(db: Db): Record<FodStatus, number> {
 
 function createApp(settings: Settings, db: Db, metrics: ServiceMetrics, jobs: ReturnType<typeof createJobRunner>, feed: JobFeed): FastifyInstance {
   const app = Fastify({
-    logger: false, routerOptions: { maxParamLength: MAX_PARAM_LENGTH }, return503OnClosing: true, forceCloseConnections: true,
+    logger: false,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    return503OnClosing: true,
+    forceCloseConnections: true,
     // a path segment past MAX_PARAM_LENGTH names nothing the service has (fastify's own answer is a 414)
     frameworkErrors: (err, req, reply) => {
       const long = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
-      void (reply as FastifyReply).code(long ? 404 : 400).send({
-        error: { code: long ? ErrorCode.NOT_FOUND : ErrorCode.USAGE, message: long ? `nothing at ${req.url.slice(0, 200)}…` : err.message },
-      });
+      void (reply as FastifyReply)
+        .code(long ? 404 : 400)
+        .send({ error: { code: long ? ErrorCode.NOT_FOUND : ErrorCode.USAGE, message: long ? `nothing at ${req.url.slice(0, 200)}…` : err.message } });
     },
   });
   void app.register(fastifyStatic, { root: settings.mirror, serve: false });
 
   const started = new WeakMap<object, bigint>();
-  app.addHook('onRequest', async (req) => { started.set(req, process.hrtime.bigint()); });
+  app.addHook('onRequest', async (req) => {
+    started.set(req, process.hrtime.bigint());
+  });
   app.addHook('onResponse', async (req, reply) => {
     const t0 = started.get(req);
     const seconds = t0 === undefined ? 0 : Number(process.hrtime.bigint() - t0) / 1e9;
@@ -82,12 +87,13 @@ function createApp(settings: Settings, db: Db, metrics: ServiceMetrics, jobs: Re
     metrics.request(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, seconds, bytes);
   });
   app.setErrorHandler(async (err, _req, reply) => {
-    const status = err instanceof FodderError ? httpStatus(err) : (err as { statusCode?: number }).statusCode ?? 500;
+    const status = err instanceof FodderError ? httpStatus(err) : ((err as { statusCode?: number }).statusCode ?? 500);
     const code = err instanceof FodderError ? err.code : status < 500 ? ErrorCode.USAGE : ErrorCode.BUG;
     return reply.code(status).send({ error: { code, message: (err as Error).message } });
   });
   app.setNotFoundHandler(async (req, reply) =>
-    reply.code(404).send({ error: { code: ErrorCode.NOT_FOUND, message: `nothing at ${req.method} ${req.url.slice(0, 200)}` } }));
+    reply.code(404).send({ error: { code: ErrorCode.NOT_FOUND, message: `nothing at ${req.method} ${req.url.slice(0, 200)}` } }),
+  );
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   registerApiRoutes(app, { db, jobs, service: settings.service });
@@ -108,12 +114,19 @@ export async function startService(o: ServiceOptions): Promise<Service> {
 
   const feed = createJobFeed(db);
   const jobEvents: JobEvents = {
-    stage: (id, stage) => { events.jobStage?.(id, stage); feed.stage(id, stage); },
+    stage: (id, stage) => {
+      events.jobStage?.(id, stage);
+      feed.stage(id, stage);
+    },
     progress: (id, p) => feed.progress(id, p),
     stageDone: (_id, stage, seconds) => metrics.stageSeconds(stage, seconds),
     reported: () => metrics.setFods(fodCounts(db)),
     collected: (id, result) => events.jobCollected?.(id, result),
-    finished: (job) => { metrics.jobEnded(job.status); events.jobFinished?.(job); feed.finished(job); },
+    finished: (job) => {
+      metrics.jobEnded(job.status);
+      events.jobFinished?.(job);
+      feed.finished(job);
+    },
   };
   const jobs = createJobRunner({ db, settings, events: jobEvents });
   const app = createApp(settings, db, metrics, jobs, feed);
@@ -124,16 +137,27 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   } catch (err) {
     db.close();
     const e = err as NodeJS.ErrnoException;
-    throw new FodderError(ErrorCode.SERVE_LISTEN, `cannot listen on ${host}:${port}: ${systemError(err)?.message ?? e.message}`, { host, port, errno: e.code ?? null });
+    throw new FodderError(ErrorCode.SERVE_LISTEN, `cannot listen on ${host}:${port}: ${systemError(err)?.message ?? e.message}`, {
+      host,
+      port,
+      errno: e.code ?? null,
+    });
   }
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
 
   const resumed = jobs.resume();
-  const cron = settings.service.schedule === null ? null : new Cron(settings.service.schedule, { protect: true }, () => {
-    try { jobs.request('schedule'); } catch (err) { events.problem?.(`the scheduled job could not be queued: ${(err as Error).message}`); }
-  });
+  const cron =
+    settings.service.schedule === null
+      ? null
+      : new Cron(settings.service.schedule, { protect: true }, () => {
+          try {
+            jobs.request('schedule');
+          } catch (err) {
+            events.problem?.(`the scheduled job could not be queued: ${(err as Error).message}`);
+          }
+        });
 
   let stopping: Promise<void> | null = null;
   return {

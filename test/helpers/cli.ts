@@ -9,9 +9,7 @@ export const FIXTURE = join(ROOT, 'test', 'fixtures', 'nixpkgs');
 
 /** Runs the built `fodder` CLI as a user would; never throws on a non-zero exit. */
 export async function fodder(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
-  const r = await execa('node', [CLI, ...args], {
-    reject: false, cwd: options.cwd ?? ROOT, env: { CI: '1', ...options.env }, stdin: 'ignore',
-  });
+  const r = await execa('node', [CLI, ...args], { reject: false, cwd: options.cwd ?? ROOT, env: { CI: '1', ...options.env }, stdin: 'ignore' });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

@@ -48,7 +48,9 @@ export interface TestCrawl {
 let counter = 0;
 function storeHash(seed: string): string {
   const chars = '0123456789abcdfghijklmnpqrsvwxyz';
-  const h = createHash('sha256').update(seed + String(counter++)).digest();
+  const h = createHash('sha256')
+    .update(seed + String(counter++))
+    .digest();
   let s = '';
   for (let i = 0; i < 32; i++) s += chars[h[i] % 32];
   return s;
@@ -70,8 +72,15 @@ export function hashHex(algo: HashAlgo, content: Buffer | string): string {
 export function createTestCrawl(file: string, system = 'x86_64-linux', variant = 'default'): TestCrawl {
   const db = openDb(file, { create: true });
   const now = new Date().toISOString();
-  const insertCrawl = () => Number(db.prepare(`INSERT INTO crawls (key, nixpkgs, params_json, status, started_at, finished_at)
-    VALUES ('test', '/test/nixpkgs', '{}', 'done', ?, ?)`).run(now, now).lastInsertRowid);
+  const insertCrawl = () =>
+    Number(
+      db
+        .prepare(
+          `INSERT INTO crawls (key, nixpkgs, params_json, status, started_at, finished_at)
+    VALUES ('test', '/test/nixpkgs', '{}', 'done', ?, ?)`,
+        )
+        .run(now, now).lastInsertRowid,
+    );
   let crawlId = insertCrawl();
   db.prepare(`INSERT INTO crawl_targets (crawl_id, system, variant, config_json, done) VALUES (?, ?, ?, '{}', 1)`).run(crawlId, system, variant);
   const fodPaths: string[] = [];
@@ -79,35 +88,60 @@ export function createTestCrawl(file: string, system = 'x86_64-linux', variant =
   const errors: { path: string; message: string }[] = [];
 
   const addAttrRow = (crawl: number, path: string, status: string, drv: string | null, error: string | null) => {
-    db.prepare(`INSERT OR REPLACE INTO attrs (crawl_id, system, variant, path, path_json, parent, depth, status, drv_path, error_kind, error)
-      VALUES (?, ?, ?, ?, ?, NULL, 1, ?, ?, ?, ?)`).run(crawl, system, variant, path, JSON.stringify(path.split('.')), status, drv,
-      error ? 'catchable' : null, error);
+    db.prepare(
+      `INSERT OR REPLACE INTO attrs (crawl_id, system, variant, path, path_json, parent, depth, status, drv_path, error_kind, error)
+      VALUES (?, ?, ?, ?, ?, NULL, 1, ?, ?, ?, ?)`,
+    ).run(crawl, system, variant, path, JSON.stringify(path.split('.')), status, drv, error ? 'catchable' : null, error);
   };
 
   return {
     db,
-    get crawlId() { return crawlId; },
+    get crawlId() {
+      return crawlId;
+    },
     addFod(spec) {
       const algo = spec.algo ?? 'sha256';
       const hex = spec.hex ?? hashHex(algo, spec.content ?? '');
       const drvPath = `/nix/store/${storeHash(spec.name)}-${spec.name}.drv`;
       const outPath = outPathOf({ algo, mode: spec.mode ?? 'flat', hex }, spec.name);
       const sri = `${algo}-${Buffer.from(hex, 'hex').toString('base64')}`;
-      db.prepare(`INSERT INTO drvs (drv_path, name, system, outputs_json, is_fod) VALUES (?, ?, 'builtin', ?, 1)`)
-        .run(drvPath, spec.name, JSON.stringify({ out: outPath }));
-      db.prepare(`INSERT INTO fods (drv_path, out_path, name, kind, hash_algo, hash_mode, hash_hex, hash_sri, urls_json,
-        resolved_urls_json, git_json, post_fetch, env_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, '{}')`)
-        .run(drvPath, outPath, spec.name, spec.kind ?? 'url', algo, spec.mode ?? 'flat', hex, sri, JSON.stringify(spec.urls),
-          JSON.stringify(spec.resolvedUrls ?? spec.urls), spec.postFetch ? 1 : 0);
+      db.prepare(`INSERT INTO drvs (drv_path, name, system, outputs_json, is_fod) VALUES (?, ?, 'builtin', ?, 1)`).run(
+        drvPath,
+        spec.name,
+        JSON.stringify({ out: outPath }),
+      );
+      db.prepare(
+        `INSERT INTO fods (drv_path, out_path, name, kind, hash_algo, hash_mode, hash_hex, hash_sri, urls_json,
+        resolved_urls_json, git_json, post_fetch, env_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, '{}')`,
+      ).run(
+        drvPath,
+        outPath,
+        spec.name,
+        spec.kind ?? 'url',
+        algo,
+        spec.mode ?? 'flat',
+        hex,
+        sri,
+        JSON.stringify(spec.urls),
+        JSON.stringify(spec.resolvedUrls ?? spec.urls),
+        spec.postFetch ? 1 : 0,
+      );
       db.prepare(`INSERT INTO fod_seen (crawl_id, system, variant, drv_path) VALUES (?, ?, ?, ?)`).run(crawlId, system, variant, drvPath);
       fodPaths.push(drvPath);
       return drvPath;
     },
     addDrv(name, inputs, attr) {
       const drvPath = `/nix/store/${storeHash(name)}-${name}.drv`;
-      db.prepare(`INSERT INTO drvs (drv_path, name, system, outputs_json, is_fod, inputs_json) VALUES (?, ?, ?, '{}', 0, ?)`)
-        .run(drvPath, name, system, JSON.stringify([...new Set(inputs)].sort()));
-      if (attr) { addAttrRow(crawlId, attr, 'drv', drvPath, null); attrs.push({ path: attr, drv: drvPath }); }
+      db.prepare(`INSERT INTO drvs (drv_path, name, system, outputs_json, is_fod, inputs_json) VALUES (?, ?, ?, '{}', 0, ?)`).run(
+        drvPath,
+        name,
+        system,
+        JSON.stringify([...new Set(inputs)].sort()),
+      );
+      if (attr) {
+        addAttrRow(crawlId, attr, 'drv', drvPath, null);
+        attrs.push({ path: attr, drv: drvPath });
+      }
       return drvPath;
     },
     addEvalError(attr, message) {
@@ -121,6 +155,8 @@ export function createTestCrawl(file: string, system = 'x86_64-linux', variant =
       for (const e of errors) addAttrRow(crawlId, e.path, 'error', null, e.message);
       return crawlId;
     },
-    close() { db.close(); },
+    close() {
+      db.close();
+    },
   };
 }

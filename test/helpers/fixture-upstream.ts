@@ -57,7 +57,11 @@ export async function startUpstream(opts: { port?: number; edit?: (dir: string) 
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     hits.set(path, (hits.get(path) ?? 0) + 1);
     const file = normalize(join(dir, path));
-    if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) { res.writeHead(404); res.end('not found'); return; }
+    if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404);
+      res.end('not found');
+      return;
+    }
     res.writeHead(200, { 'content-length': statSync(file).size, 'content-type': 'application/octet-stream' });
     createReadStream(file).pipe(res);
   };
@@ -68,7 +72,11 @@ export async function startUpstream(opts: { port?: number; edit?: (dir: string) 
   await waitPortFree(FIXTURE_SVN_PORT);
   execFileSync('bash', [join(UPSTREAM, 'make-svn.sh'), svn, '--serve'], { stdio: 'ignore', env: { ...process.env, HOME: dir } });
   const close = async () => {
-    try { process.kill(Number(readFileSync(join(svn, 'svnserve.pid'), 'utf8').trim())); } catch { /* already gone */ }
+    try {
+      process.kill(Number(readFileSync(join(svn, 'svnserve.pid'), 'utf8').trim()));
+    } catch {
+      /* already gone */
+    }
     await server.close();
   };
   return { ...server, close, dir, hits };
@@ -84,7 +92,10 @@ async function listenOn(port: number, handler: Parameters<typeof startHttp>[0]):
   for (;;) {
     const server = createServer((req, res) => void handler(req, res));
     const sockets = new Set<import('node:net').Socket>();
-    server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+    server.on('connection', (s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
     const err = await new Promise<NodeJS.ErrnoException | null>((r) => {
       server.once('error', (e) => r(e));
       server.listen(port, '127.0.0.1', () => r(null));
@@ -93,7 +104,11 @@ async function listenOn(port: number, handler: Parameters<typeof startHttp>[0]):
       return {
         port,
         url: (p) => `http://127.0.0.1:${port}${p}`,
-        close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+        close: () =>
+          new Promise<void>((r) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
       };
     }
     if (err.code !== 'EADDRINUSE') throw err;
@@ -114,7 +129,10 @@ export async function waitPortFree(port: number, ms = 60_000): Promise<void> {
   for (;;) {
     const listening = await new Promise<boolean>((r) => {
       const s = new Socket();
-      s.once('connect', () => { s.destroy(); r(true); });
+      s.once('connect', () => {
+        s.destroy();
+        r(true);
+      });
       s.once('error', () => r(false));
       s.connect(port, '127.0.0.1');
     });
@@ -141,8 +159,19 @@ export async function crawlFixture(system = 'x86_64-linux', o = { keepStore: tru
   const dir = tempDir('fodder-crawl-');
   const dbFile = join(dir, 'fodder.db');
   const store = join(dir, 'store');
-  const r = await fodder(['crawl', '--nixpkgs', FIXTURE, '--system', system, '--variant', 'default', '--db', dbFile,
-    ...(o.keepStore ? ['--store', store] : []), '--json']);
+  const r = await fodder([
+    'crawl',
+    '--nixpkgs',
+    FIXTURE,
+    '--system',
+    system,
+    '--variant',
+    'default',
+    '--db',
+    dbFile,
+    ...(o.keepStore ? ['--store', store] : []),
+    '--json',
+  ]);
   if (r.code !== 0) throw new Error(`crawl failed: ${r.stderr}`);
   if (!o.keepStore) return { dir, dbFile };
   return { dir, dbFile, store };
@@ -199,8 +228,13 @@ export function pluginHarness(root = tempDir('fodder-work-')): PluginHarness {
       const workDir = join(root, `${String(n++).padStart(3, '0')}-${name}`);
       mkdirSync(workDir, { recursive: true });
       return {
-        workDir, network, env, signal: new AbortController().signal,
-        recordAttempt: (a) => { attempts.push(a); },
+        workDir,
+        network,
+        env,
+        signal: new AbortController().signal,
+        recordAttempt: (a) => {
+          attempts.push(a);
+        },
         onBytes: () => undefined,
       };
     },

@@ -42,7 +42,13 @@ export function addReportGraph(c: TestCrawl): ReportGraph {
     }
     for (let i = 0; i < 400; i++) {
       failing.push(fods[i * 5]);
-      store.result(run, { drvPath: fods[i * 5], verdict: i % 4 ? 'dead' : 'broken-hash', url: null, urlIndex: null, actual: i % 4 ? null : { algo: 'sha256', hex: 'ee'.repeat(32) } });
+      store.result(run, {
+        drvPath: fods[i * 5],
+        verdict: i % 4 ? 'dead' : 'broken-hash',
+        url: null,
+        urlIndex: null,
+        actual: i % 4 ? null : { algo: 'sha256', hex: 'ee'.repeat(32) },
+      });
     }
     store.flush();
   })();
@@ -58,7 +64,11 @@ export function attrsNeeding(g: ReportGraph, drv: string): number {
     const d = todo.pop()!;
     const a = g.attrOf.get(d);
     if (a) attrs.add(a);
-    for (const u of g.users.get(d) ?? []) if (!seen.has(u)) { seen.add(u); todo.push(u); }
+    for (const u of g.users.get(d) ?? [])
+      if (!seen.has(u)) {
+        seen.add(u);
+        todo.push(u);
+      }
   }
   return attrs.size;
 }

@@ -21,14 +21,21 @@ export interface Running {
 export async function startHttp(handler: (req: IncomingMessage, res: ServerResponse) => unknown): Promise<Running & { server: Server }> {
   const server = createServer((req, res) => void handler(req, res));
   const sockets = new Set<Socket>();
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     server,
     port,
     url: (path) => `http://127.0.0.1:${port}${path}`,
-    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -55,7 +62,10 @@ export function repoRoot(): string {
 /** Makes sure Debian's nginx is installed (scripts/ensure-nginx.sh) and returns its binary. */
 export function ensureNginx(): string {
   const script = join(repoRoot(), 'scripts', 'ensure-nginx.sh');
-  return execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
+  return execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    .trim()
+    .split('\n')
+    .pop()!;
 }
 
 /**
@@ -69,7 +79,9 @@ export async function startNginx(root: string, serverConf = ''): Promise<Running
   let lastErr = '';
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await deadPort();
-    writeFileSync(join(dir, 'nginx.conf'), `
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `
 daemon off;
 master_process off;
 worker_processes 1;
@@ -88,20 +100,28 @@ http {
     ${serverConf}
   }
 }
-`);
+`,
+    );
     const child: ChildProcess = spawn(bin, ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr!.on('data', (d) => { stderr += String(d); });
+    child.stderr!.on('data', (d) => {
+      stderr += String(d);
+    });
     const up = await waitForPort(port, 5000, child);
     if (up) {
       return {
-        port, dir,
+        port,
+        dir,
         url: (path) => `http://127.0.0.1:${port}${path}`,
-        close: () => new Promise<void>((r) => {
-          if (child.exitCode !== null) { r(); return; }
-          child.once('exit', () => r());
-          child.kill('SIGTERM');
-        }),
+        close: () =>
+          new Promise<void>((r) => {
+            if (child.exitCode !== null) {
+              r();
+              return;
+            }
+            child.once('exit', () => r());
+            child.kill('SIGTERM');
+          }),
       };
     }
     child.kill('SIGKILL');
@@ -116,7 +136,10 @@ async function waitForPort(port: number, ms: number, child: ChildProcess): Promi
     if (child.exitCode !== null) return false;
     const ok = await new Promise<boolean>((r) => {
       const s = new Socket();
-      s.once('connect', () => { s.destroy(); r(true); });
+      s.once('connect', () => {
+        s.destroy();
+        r(true);
+      });
       s.once('error', () => r(false));
       s.connect(port, '127.0.0.1');
     });
@@ -128,8 +151,15 @@ async function waitForPort(port: number, ms: number, child: ChildProcess): Promi
 
 /** ftp-srv logs through bunyan; tests want silence. */
 const quietLog = {
-  child() { return quietLog; },
-  trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {},
+  child() {
+    return quietLog;
+  },
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  fatal() {},
 };
 
 /** An anonymous, read-only FTP server (ftp-srv) serving `root`. */
@@ -151,6 +181,8 @@ export async function startFtp(root: string): Promise<Running> {
   return {
     port,
     url: (path) => `ftp://127.0.0.1:${port}${path}`,
-    close: async () => { await server.close(); },
+    close: async () => {
+      await server.close();
+    },
   };
 }

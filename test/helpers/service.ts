@@ -8,14 +8,20 @@ import { execa, type ResultPromise } from 'execa';
 import type { JobInfo } from '../../src/db/jobs.js';
 import { CLI, FIXTURE } from './cli.js';
 
-export interface RunningService { proc: ResultPromise; url: string; stderr: () => string }
+export interface RunningService {
+  proc: ResultPromise;
+  url: string;
+  stderr: () => string;
+}
 
 /** Starts `fodder serve` and waits for the line that names its address. */
 export async function startServe(config: string, ...args: string[]): Promise<RunningService> {
   const proc = execa('node', [CLI, 'serve', '--config', config, ...args], { reject: false, env: { CI: '1' }, stdin: 'ignore', buffer: false });
   let out = '';
   let err = '';
-  proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  proc.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
   const url = await new Promise<string>((resolve, reject) => {
     proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -34,7 +40,9 @@ export async function startServe(config: string, ...args: string[]): Promise<Run
  */
 export function writeServiceConfig(dir: string, name: string, service = ''): string {
   const file = join(dir, name);
-  writeFileSync(file, `nixpkgs: ${FIXTURE}
+  writeFileSync(
+    file,
+    `nixpkgs: ${FIXTURE}
 systems: [x86_64-linux]
 variants: { default: {} }
 db: fodder.db
@@ -50,7 +58,8 @@ fetch:
 service:
   listen: 127.0.0.1:0
   tokenFile: token
-${service}`);
+${service}`,
+  );
   return file;
 }
 

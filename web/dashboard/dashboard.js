@@ -37,7 +37,10 @@ function duration(seconds) {
 function bytes(b) {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let i = 0;
-  while (b >= 1024 && i < units.length - 1) { b /= 1024; i++; }
+  while (b >= 1024 && i < units.length - 1) {
+    b /= 1024;
+    i++;
+  }
   return `${b.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 const pct = (part, whole) => (whole > 0 ? Math.min(100, (100 * part) / whole) : 0);
@@ -48,26 +51,57 @@ const empty = (text) => h('p', { class: 'empty' }, text);
 
 // ---- coverage ----------------------------------------------------------------------------------
 
-
 async function loadCoverage() {
   const body = $('#coverage-body');
   let cov;
-  try { cov = await getJson('/api/coverage'); } catch (e) { body.replaceChildren(empty(e.code === 'DB_EMPTY' ? 'No finished crawl yet.' : e.message)); return; }
+  try {
+    cov = await getJson('/api/coverage');
+  } catch (e) {
+    body.replaceChildren(empty(e.code === 'DB_EMPTY' ? 'No finished crawl yet.' : e.message));
+    return;
+  }
   $('#crawl-line').textContent = `crawl ${cov.crawl.id} · ${day(cov.crawl.finishedAt)} · ${cov.crawl.nixpkgs}`;
-  body.replaceChildren(...cov.targets.map((t) => h('div', { class: 'target', 'data-system': t.system, 'data-variant': t.variant },
-    h('h3', {}, h('span', {}, t.system, h('span', { class: 'muted' }, ` · ${t.variant}`)), h('span', { class: 'muted' }, `${pct(t.mirrored, t.total).toFixed(1)} %`)),
-    h('div', { class: 'kind-row total', 'data-kind': 'all' }, h('span', {}, 'all'), bar(t.mirrored, t.total),
-      h('span', { class: 'count' }, `${n(t.mirrored)} / ${n(t.total)}`)),
-    t.kinds.map((k) => h('div', { class: 'kind-row', 'data-kind': k.kind, title: statusTitle(k.statuses) },
-      h('span', {}, k.kind), bar(k.mirrored, k.total), h('span', { class: 'count' }, `${n(k.mirrored)} / ${n(k.total)}`))),
-  )));
+  body.replaceChildren(
+    ...cov.targets.map((t) =>
+      h(
+        'div',
+        { class: 'target', 'data-system': t.system, 'data-variant': t.variant },
+        h(
+          'h3',
+          {},
+          h('span', {}, t.system, h('span', { class: 'muted' }, ` · ${t.variant}`)),
+          h('span', { class: 'muted' }, `${pct(t.mirrored, t.total).toFixed(1)} %`),
+        ),
+        h(
+          'div',
+          { class: 'kind-row total', 'data-kind': 'all' },
+          h('span', {}, 'all'),
+          bar(t.mirrored, t.total),
+          h('span', { class: 'count' }, `${n(t.mirrored)} / ${n(t.total)}`),
+        ),
+        t.kinds.map((k) =>
+          h(
+            'div',
+            { class: 'kind-row', 'data-kind': k.kind, title: statusTitle(k.statuses) },
+            h('span', {}, k.kind),
+            bar(k.mirrored, k.total),
+            h('span', { class: 'count' }, `${n(k.mirrored)} / ${n(k.total)}`),
+          ),
+        ),
+      ),
+    ),
+  );
   if (cov.targets.length === 0) body.replaceChildren(empty('The latest crawl found no sources.'));
   const select = $('#attr-target');
   const chosen = select.value;
   select.replaceChildren(...cov.targets.map((t) => h('option', { value: `${t.system}\n${t.variant}` }, `${t.system} · ${t.variant}`)));
   if (chosen) select.value = chosen;
 }
-const statusTitle = (s) => Object.entries(s).filter(([, v]) => v > 0).map(([k, v]) => `${k}: ${n(v)}`).join(', ');
+const statusTitle = (s) =>
+  Object.entries(s)
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${k}: ${n(v)}`)
+    .join(', ');
 
 // ---- report ------------------------------------------------------------------------------------
 
@@ -91,7 +125,8 @@ const outcome = (u) => `${u.url} → ${u.httpStatus ?? u.outcome}`;
 /** One table row per entry, with the text the search looks in. */
 function reportRows(r) {
   const out = [];
-  const add = (cat, e, source, detail) => out.push({ cat, e, source, detail, text: [source, detail, needs(e.attrs), ...(e.fod?.urls ?? [])].join(' ').toLowerCase() });
+  const add = (cat, e, source, detail) =>
+    out.push({ cat, e, source, detail, text: [source, detail, needs(e.attrs), ...(e.fod?.urls ?? [])].join(' ').toLowerCase() });
   for (const e of r.brokenHashes) add('broken', e, e.fod.name, `expected ${e.expected.sri}, got ${e.actual.sri} from ${e.url}`);
   for (const e of r.dead) add('dead', e, e.fod.name, e.urls.map(outcome).join('; '));
   for (const e of r.rotting) add('rotting', e, e.fod.name, `mirrored from URL ${e.urlIndex + 1} (${e.url}); failing: ${e.failing.map(outcome).join('; ')}`);
@@ -102,19 +137,35 @@ function reportRows(r) {
 
 async function loadReport() {
   let r;
-  try { r = await getJson('/api/report'); } catch (e) {
+  try {
+    r = await getJson('/api/report');
+  } catch (e) {
     $('#report-meta').textContent = e.code === 'DB_EMPTY' ? 'No finished crawl yet.' : e.message;
     rows = [];
     drawReport();
     return;
   }
-  $('#report-meta').textContent = `crawl ${r.crawl.id} · ${n(r.summary.fods)} sources · ${n(r.summary.mirrored)} mirrored · ${n(r.summary.unfetched)} unfetched`;
+  $('#report-meta').textContent =
+    `crawl ${r.crawl.id} · ${n(r.summary.fods)} sources · ${n(r.summary.mirrored)} mirrored · ${n(r.summary.unfetched)} unfetched`;
   rows = reportRows(r);
   const total = CATEGORIES.reduce((s, c) => s + r.summary[c.count], 0);
-  const chip = (id, label, count) => h('button', {
-    class: 'chip', type: 'button', 'data-category': id, 'aria-pressed': String(category === id),
-    onclick: () => { category = id; for (const b of document.querySelectorAll('#report-filters .chip')) b.setAttribute('aria-pressed', String(b.dataset.category === id)); drawReport(); },
-  }, label, h('span', { class: 'n' }, n(count)));
+  const chip = (id, label, count) =>
+    h(
+      'button',
+      {
+        class: 'chip',
+        type: 'button',
+        'data-category': id,
+        'aria-pressed': String(category === id),
+        onclick: () => {
+          category = id;
+          for (const b of document.querySelectorAll('#report-filters .chip')) b.setAttribute('aria-pressed', String(b.dataset.category === id));
+          drawReport();
+        },
+      },
+      label,
+      h('span', { class: 'n' }, n(count)),
+    );
   $('#report-filters').replaceChildren(chip('all', 'all', total), ...CATEGORIES.map((c) => chip(c.id, c.label, r.summary[c.count])));
   drawReport();
 }
@@ -123,15 +174,23 @@ function drawReport() {
   const q = $('#report-search').value.trim().toLowerCase();
   const shown = rows.filter((x) => (category === 'all' || x.cat === category) && (!q || x.text.includes(q)));
   const label = Object.fromEntries(CATEGORIES.map((c) => [c.id, c.label]));
-  $('#report-table tbody').replaceChildren(...shown.slice(0, 500).map((x) => h('tr', { 'data-category': x.cat },
-    h('td', {}, h('span', { class: `cat cat-${x.cat}` }, label[x.cat])),
-    h('td', {}, x.source, x.e.new ? h('span', { class: 'badge new' }, 'new') : null),
-    h('td', {}, needs(x.e.attrs)),
-    h('td', { class: 'detail' }, x.detail),
-    h('td', { class: 'muted' }, day(x.e.since)),
-  )));
-  $('#report-count').textContent = rows.length === 0 ? 'Nothing to report.'
-    : `${n(shown.length)} of ${n(rows.length)} entries${shown.length > 500 ? ' (the first 500 shown)' : ''}`;
+  $('#report-table tbody').replaceChildren(
+    ...shown
+      .slice(0, 500)
+      .map((x) =>
+        h(
+          'tr',
+          { 'data-category': x.cat },
+          h('td', {}, h('span', { class: `cat cat-${x.cat}` }, label[x.cat])),
+          h('td', {}, x.source, x.e.new ? h('span', { class: 'badge new' }, 'new') : null),
+          h('td', {}, needs(x.e.attrs)),
+          h('td', { class: 'detail' }, x.detail),
+          h('td', { class: 'muted' }, day(x.e.since)),
+        ),
+      ),
+  );
+  $('#report-count').textContent =
+    rows.length === 0 ? 'Nothing to report.' : `${n(shown.length)} of ${n(rows.length)} entries${shown.length > 500 ? ' (the first 500 shown)' : ''}`;
 }
 
 // ---- attribute search --------------------------------------------------------------------------
@@ -147,14 +206,43 @@ async function showSources(ev) {
   const out = $('#attr-result');
   out.replaceChildren(empty('Looking…'));
   let a;
-  try { a = await getJson(`/api/sources/${encodeURIComponent(attr)}?${q}`); } catch (e) { out.replaceChildren(h('p', { class: 'empty', 'data-error': e.code ?? '' }, e.message)); return; }
+  try {
+    a = await getJson(`/api/sources/${encodeURIComponent(attr)}?${q}`);
+  } catch (e) {
+    out.replaceChildren(h('p', { class: 'empty', 'data-error': e.code ?? '' }, e.message));
+    return;
+  }
   out.replaceChildren(
-    h('p', { class: 'small' }, h('strong', {}, a.attr), h('span', { class: 'muted' }, ` · ${a.system} · ${a.variant} · crawl ${a.crawl} · ${n(a.sources.length)} sources · `), h('code', {}, a.drvPath)),
-    h('div', { class: 'table-wrap scroll' }, h('table', { id: 'sources-table' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'source'), h('th', {}, 'kind'), h('th', {}, 'hash'), h('th', {}, 'from'))),
-      h('tbody', {}, a.sources.map((f) => h('tr', { 'data-kind': f.kind },
-        h('td', {}, f.name), h('td', {}, f.kind), h('td', {}, h('code', {}, f.hash.sri)),
-        h('td', { class: 'detail' }, f.git ? `${f.git.url} @ ${f.git.rev}` : (f.resolvedUrls[0] ?? f.urls[0] ?? '—'))))))),
+    h(
+      'p',
+      { class: 'small' },
+      h('strong', {}, a.attr),
+      h('span', { class: 'muted' }, ` · ${a.system} · ${a.variant} · crawl ${a.crawl} · ${n(a.sources.length)} sources · `),
+      h('code', {}, a.drvPath),
+    ),
+    h(
+      'div',
+      { class: 'table-wrap scroll' },
+      h(
+        'table',
+        { id: 'sources-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'source'), h('th', {}, 'kind'), h('th', {}, 'hash'), h('th', {}, 'from'))),
+        h(
+          'tbody',
+          {},
+          a.sources.map((f) =>
+            h(
+              'tr',
+              { 'data-kind': f.kind },
+              h('td', {}, f.name),
+              h('td', {}, f.kind),
+              h('td', {}, h('code', {}, f.hash.sri)),
+              h('td', { class: 'detail' }, f.git ? `${f.git.url} @ ${f.git.rev}` : (f.resolvedUrls[0] ?? f.urls[0] ?? '—')),
+            ),
+          ),
+        ),
+      ),
+    ),
   );
 }
 
@@ -168,7 +256,12 @@ const SERIES = [
 ];
 
 function chart(points) {
-  const W = 760, H = 220, L = 48, R = 14, T = 12, B = 28;
+  const W = 760,
+    H = 220,
+    L = 48,
+    R = 14,
+    T = 12,
+    B = 28;
   const NS = 'http://www.w3.org/2000/svg';
   const s = (tag, attrs, ...kids) => {
     const el = document.createElementNS(NS, tag);
@@ -182,30 +275,59 @@ function chart(points) {
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'sources per crawl' });
   for (let i = 0; i <= 4; i++) {
     const v = Math.round((max * i) / 4);
-    svg.append(s('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }), s('text', { class: 'axis', x: L - 8, y: y(v) + 4, 'text-anchor': 'end' }, n(v)));
+    svg.append(
+      s('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }),
+      s('text', { class: 'axis', x: L - 8, y: y(v) + 4, 'text-anchor': 'end' }, n(v)),
+    );
   }
   const every = Math.max(1, Math.ceil(points.length / 8));
   const anchor = (i) => (points.length === 1 ? 'middle' : i === 0 ? 'start' : i === points.length - 1 ? 'end' : 'middle');
   points.forEach((p, i) => {
-    if (i % every === 0 || i === points.length - 1) svg.append(s('text', { class: 'axis', x: x(i), y: H - 8, 'text-anchor': anchor(i) }, `#${p.crawl.id} ${day(p.crawl.finishedAt).slice(5)}`));
+    if (i % every === 0 || i === points.length - 1)
+      svg.append(s('text', { class: 'axis', x: x(i), y: H - 8, 'text-anchor': anchor(i) }, `#${p.crawl.id} ${day(p.crawl.finishedAt).slice(5)}`));
   });
   for (const ser of SERIES) {
     const pts = points.map((p, i) => `${x(i).toFixed(1)},${y(ser.value(p)).toFixed(1)}`);
     if (points.length > 1) svg.append(s('polyline', { class: `line s-${ser.id}`, points: pts.join(' ') }));
-    points.forEach((p, i) => svg.append(s('circle', { class: `s-${ser.id}`, cx: x(i), cy: y(ser.value(p)), r: 3.2, fill: 'currentColor', style: 'fill: var(--card); stroke-width: 2' },
-      s('title', {}, `crawl ${p.crawl.id}: ${n(ser.value(p))} ${ser.label}`))));
+    points.forEach((p, i) =>
+      svg.append(
+        s(
+          'circle',
+          { class: `s-${ser.id}`, cx: x(i), cy: y(ser.value(p)), r: 3.2, fill: 'currentColor', style: 'fill: var(--card); stroke-width: 2' },
+          s('title', {}, `crawl ${p.crawl.id}: ${n(ser.value(p))} ${ser.label}`),
+        ),
+      ),
+    );
   }
   return svg;
 }
 
 async function loadHistory() {
   const [points, crawls] = await Promise.all([getJson('/api/history'), getJson('/api/crawls')]);
-  $('#history-chart').replaceChildren(points.length === 0 ? empty('No finished crawl yet.') : chart(points),
-    h('div', { class: 'legend' }, SERIES.map((x) => h('span', {}, h('i', { class: `s-${x.id}` }), x.label))));
+  $('#history-chart').replaceChildren(
+    points.length === 0 ? empty('No finished crawl yet.') : chart(points),
+    h(
+      'div',
+      { class: 'legend' },
+      SERIES.map((x) => h('span', {}, h('i', { class: `s-${x.id}` }), x.label)),
+    ),
+  );
   const took = new Map(points.map((p) => [p.crawl.id, p.seconds]));
-  $('#crawls-table tbody').replaceChildren(...crawls.slice(0, 20).map((c) => h('tr', {},
-    h('td', {}, `#${c.id}`), h('td', {}, h('span', { class: `badge ${c.status === 'done' ? 'done' : c.status}` }, c.status)),
-    h('td', {}, dateTime(c.startedAt)), h('td', {}, duration(took.get(c.id))), h('td', { class: 'detail' }, c.nixpkgs))));
+  $('#crawls-table tbody').replaceChildren(
+    ...crawls
+      .slice(0, 20)
+      .map((c) =>
+        h(
+          'tr',
+          {},
+          h('td', {}, `#${c.id}`),
+          h('td', {}, h('span', { class: `badge ${c.status === 'done' ? 'done' : c.status}` }, c.status)),
+          h('td', {}, dateTime(c.startedAt)),
+          h('td', {}, duration(took.get(c.id))),
+          h('td', { class: 'detail' }, c.nixpkgs),
+        ),
+      ),
+  );
 }
 
 // ---- the running job ---------------------------------------------------------------------------
@@ -225,21 +347,29 @@ function drawJob(progress) {
     li.classList.toggle('past', job.stages[s] !== undefined || (job.status === 'done' && STAGES.includes(s)));
   }
   const live = $('#live');
-  if (running) { live.dataset.state = 'running'; live.textContent = `job ${job.id}: ${job.stage ?? 'starting'}`; }
-  else if (live.dataset.state !== 'down') { live.dataset.state = 'live'; live.textContent = 'live'; }
+  if (running) {
+    live.dataset.state = 'running';
+    live.textContent = `job ${job.id}: ${job.stage ?? 'starting'}`;
+  } else if (live.dataset.state !== 'down') {
+    live.dataset.state = 'live';
+    live.textContent = 'live';
+  }
   const barEl = $('#job-bar');
   if (progress && running) {
     barEl.style.width = `${pct(progress.done, progress.total).toFixed(1)}%`;
     const c = progress.counts;
-    $('#job-progress').textContent = progress.stage === 'crawl'
-      ? `${n(progress.done)} / ${n(progress.total)} attributes` : `${n(progress.done)} / ${n(progress.total)} sources`;
-    $('#job-counts').textContent = progress.stage === 'crawl'
-      ? `${n(c.drvs)} derivations · ${n(c.fods)} sources found`
-      : `${n(c.ok)} ok · ${n(c.dead)} dead · ${n(c['broken-hash'])} broken · ${n(c.unverifiable)} unverifiable · ${bytes(c.bytes)}`;
+    $('#job-progress').textContent =
+      progress.stage === 'crawl' ? `${n(progress.done)} / ${n(progress.total)} attributes` : `${n(progress.done)} / ${n(progress.total)} sources`;
+    $('#job-counts').textContent =
+      progress.stage === 'crawl'
+        ? `${n(c.drvs)} derivations · ${n(c.fods)} sources found`
+        : `${n(c.ok)} ok · ${n(c.dead)} dead · ${n(c['broken-hash'])} broken · ${n(c.unverifiable)} unverifiable · ${bytes(c.bytes)}`;
   } else if (!running) {
     barEl.style.width = job.status === 'done' ? '100%' : '0%';
-    const took = Object.entries(job.stages).map(([s, t]) => `${s} ${duration(t)}`).join(' · ');
-    $('#job-progress').textContent = job.status === 'done' ? `finished ${dateTime(job.finishedAt)}` : job.error ?? job.status;
+    const took = Object.entries(job.stages)
+      .map(([s, t]) => `${s} ${duration(t)}`)
+      .join(' · ');
+    $('#job-progress').textContent = job.status === 'done' ? `finished ${dateTime(job.finishedAt)}` : (job.error ?? job.status);
     $('#job-counts').textContent = took;
   } else {
     $('#job-progress').textContent = `${job.stage ?? 'starting'}…`;
@@ -249,7 +379,13 @@ function drawJob(progress) {
 
 function listen() {
   const es = new EventSource('/api/jobs/events');
-  es.addEventListener('snapshot', (m) => { const d = JSON.parse(m.data); job = d.job; drawJob(d.progress); if (!job) $('#live').textContent = 'live'; $('#live').dataset.state = job?.status === 'running' ? 'running' : 'live'; });
+  es.addEventListener('snapshot', (m) => {
+    const d = JSON.parse(m.data);
+    job = d.job;
+    drawJob(d.progress);
+    if (!job) $('#live').textContent = 'live';
+    $('#live').dataset.state = job?.status === 'running' ? 'running' : 'live';
+  });
   es.addEventListener('job', (m) => {
     const d = JSON.parse(m.data);
     job = d.job;
@@ -258,10 +394,21 @@ function listen() {
   });
   es.addEventListener('progress', (m) => {
     const p = JSON.parse(m.data);
-    if (job && job.id === p.job) { job.stage = p.stage; drawJob(p); }
+    if (job && job.id === p.job) {
+      job.stage = p.stage;
+      drawJob(p);
+    }
   });
-  es.onerror = () => { $('#live').dataset.state = 'down'; $('#live').textContent = 'reconnecting…'; };
-  es.onopen = () => { if ($('#live').dataset.state === 'down') { $('#live').dataset.state = 'live'; $('#live').textContent = 'live'; } };
+  es.onerror = () => {
+    $('#live').dataset.state = 'down';
+    $('#live').textContent = 'reconnecting…';
+  };
+  es.onopen = () => {
+    if ($('#live').dataset.state === 'down') {
+      $('#live').dataset.state = 'live';
+      $('#live').textContent = 'live';
+    }
+  };
 }
 
 // ---- start -------------------------------------------------------------------------------------

@@ -6,8 +6,17 @@ import { createProgress } from '../crawl-progress.js';
 import { abortOnSignals, collect, isInteractive, positiveInt, printJson } from '../common.js';
 
 interface CrawlFlags {
-  config?: string; nixpkgs?: string; system?: string[]; variant?: string[]; attr?: string[];
-  exhaustive?: boolean; workers?: number; store?: string; db?: string; json?: boolean; progress?: boolean;
+  config?: string;
+  nixpkgs?: string;
+  system?: string[];
+  variant?: string[];
+  attr?: string[];
+  exhaustive?: boolean;
+  workers?: number;
+  store?: string;
+  db?: string;
+  json?: boolean;
+  progress?: boolean;
 }
 
 export function registerCrawl(program: Command): void {
@@ -29,8 +38,13 @@ export function registerCrawl(program: Command): void {
       const { crawl: config } = resolveSettings({
         configFile: flags.config,
         flags: {
-          nixpkgs: flags.nixpkgs, systems: flags.system, variants: flags.variant, exhaustive: flags.exhaustive,
-          workers: flags.workers, store: flags.store, db: flags.db,
+          nixpkgs: flags.nixpkgs,
+          systems: flags.system,
+          variants: flags.variant,
+          exhaustive: flags.exhaustive,
+          workers: flags.workers,
+          store: flags.store,
+          db: flags.db,
         },
         need: { nixpkgs: true },
       });
@@ -44,15 +58,20 @@ export function registerCrawl(program: Command): void {
       } finally {
         release();
       }
-      if (flags.json) { printJson(summary); return; }
+      if (flags.json) {
+        printJson(summary);
+        return;
+      }
       const a = summary.attrs;
-      process.stdout.write([
-        `crawl ${summary.crawl}${summary.resumed ? ' (resumed)' : ''}: ${summary.systems.join(', ')} x ${summary.variants.join(', ')}`,
-        `  attributes: ${a.total} (${a.drv} derivations, ${a.set} sets, ${a.error} errors, ${a.skipped} skipped)`,
-        `  derivations in closures: ${summary.drvs}; fixed-output derivations: ${summary.fods}`,
-        `  took ${(summary.durationMs / 1000).toFixed(1)}s with Nix ${summary.nix}; database: ${config.db}`,
-        ...(a.error ? [`  what failed to evaluate, with Nix's messages: npx fodder attrs --status error${flags.db ? ` --db ${flags.db}` : ''}`] : []),
-        '',
-      ].join('\n'));
+      process.stdout.write(
+        [
+          `crawl ${summary.crawl}${summary.resumed ? ' (resumed)' : ''}: ${summary.systems.join(', ')} x ${summary.variants.join(', ')}`,
+          `  attributes: ${a.total} (${a.drv} derivations, ${a.set} sets, ${a.error} errors, ${a.skipped} skipped)`,
+          `  derivations in closures: ${summary.drvs}; fixed-output derivations: ${summary.fods}`,
+          `  took ${(summary.durationMs / 1000).toFixed(1)}s with Nix ${summary.nix}; database: ${config.db}`,
+          ...(a.error ? [`  what failed to evaluate, with Nix's messages: npx fodder attrs --status error${flags.db ? ` --db ${flags.db}` : ''}`] : []),
+          '',
+        ].join('\n'),
+      );
     });
 }

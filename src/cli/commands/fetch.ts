@@ -28,22 +28,34 @@ interface FetchFlags {
 }
 
 function summaryText(s: FetchSummary): string {
-  const counts = (r: Record<string, number>) => Object.entries(r).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+  const counts = (r: Record<string, number>) =>
+    Object.entries(r)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
   const unverifiable = counts(s.unverifiable);
   const by = counts(s.mirroredBy);
-  const kinds = Object.entries(s.byKind).filter(([, c]) => c.fods > 0).map(([kind, c]) =>
-    `    ${kind.padEnd(8)} ${String(c.fods).padStart(6)} sources: ${c.mirrored + c.alreadyMirrored} mirrored (${c.mirrored} now), `
-    + `${c.dead} dead, ${c.brokenHash} broken, ${c.unverifiable} unverifiable${c.failedBefore ? `, ${c.failedBefore} failed before` : ''}`);
-  return [
-    `fetch run ${s.run} (crawl ${s.crawl}) into ${s.mirror}${s.nixFallback ? ', with the nix fallback' : ''}`,
-    `  sources: ${s.fods}; mirrored now ${s.mirrored}${by ? ` (${by})` : ''}, already mirrored ${s.alreadyMirrored}, dead ${s.dead}, broken hash ${s.brokenHash}`,
-    ...kinds,
-    unverifiable && `  fodder could not judge (not a verdict on the source): ${unverifiable}`,
-    s.skipped.failedBefore && `  skipped, failed in an earlier run: ${s.skipped.failedBefore} (--retry-failed to try again)`,
-    `  binary cache ${s.cache}: ${s.published} entries written`,
-    counts(s.outcomes) && `  tries: ${counts(s.outcomes)}`,
-    `  ${formatBytes(s.bytes)} in ${formatDuration(s.durationMs / 1000)}; see \`fodder report\` for what is broken`,
-  ].filter(Boolean).join('\n') + '\n';
+  const kinds = Object.entries(s.byKind)
+    .filter(([, c]) => c.fods > 0)
+    .map(
+      ([kind, c]) =>
+        `    ${kind.padEnd(8)} ${String(c.fods).padStart(6)} sources: ${c.mirrored + c.alreadyMirrored} mirrored (${c.mirrored} now), ` +
+        `${c.dead} dead, ${c.brokenHash} broken, ${c.unverifiable} unverifiable${c.failedBefore ? `, ${c.failedBefore} failed before` : ''}`,
+    );
+  return (
+    [
+      `fetch run ${s.run} (crawl ${s.crawl}) into ${s.mirror}${s.nixFallback ? ', with the nix fallback' : ''}`,
+      `  sources: ${s.fods}; mirrored now ${s.mirrored}${by ? ` (${by})` : ''}, already mirrored ${s.alreadyMirrored}, dead ${s.dead}, broken hash ${s.brokenHash}`,
+      ...kinds,
+      unverifiable && `  fodder could not judge (not a verdict on the source): ${unverifiable}`,
+      s.skipped.failedBefore && `  skipped, failed in an earlier run: ${s.skipped.failedBefore} (--retry-failed to try again)`,
+      `  binary cache ${s.cache}: ${s.published} entries written`,
+      counts(s.outcomes) && `  tries: ${counts(s.outcomes)}`,
+      `  ${formatBytes(s.bytes)} in ${formatDuration(s.durationMs / 1000)}; see \`fodder report\` for what is broken`,
+    ]
+      .filter(Boolean)
+      .join('\n') + '\n'
+  );
 }
 
 export function registerFetch(program: Command): void {
@@ -72,9 +84,17 @@ export function registerFetch(program: Command): void {
       const settings = resolveSettings({
         configFile: flags.config,
         flags: {
-          db: flags.db, mirror: flags.mirror, kinds: flags.kind, concurrency: flags.concurrency, perHost: flags.perHost,
-          connectTimeout: flags.connectTimeout, idleTimeout: flags.idleTimeout, retries: flags.retries,
-          retryDelay: flags.retryDelay, maxSize: flags.maxSize, signKey: flags.signKey,
+          db: flags.db,
+          mirror: flags.mirror,
+          kinds: flags.kind,
+          concurrency: flags.concurrency,
+          perHost: flags.perHost,
+          connectTimeout: flags.connectTimeout,
+          idleTimeout: flags.idleTimeout,
+          retries: flags.retries,
+          retryDelay: flags.retryDelay,
+          maxSize: flags.maxSize,
+          signKey: flags.signKey,
         },
       });
       const run = fetchRunSettings(settings.fetch);
@@ -88,21 +108,34 @@ export function registerFetch(program: Command): void {
           process.stderr.write(`fodder: crawl ${chosen.id} is ${chosen.status}: fetching the sources it has recorded so far\n`);
         }
         const summary = await runFetch({
-          db, crawl: flags.crawl, mirrorDir: settings.mirror, kinds: run.kinds, retryFailed: Boolean(flags.retryFailed), network: run.network,
-          cache: run.cache, nix: run.nix,
+          db,
+          crawl: flags.crawl,
+          mirrorDir: settings.mirror,
+          kinds: run.kinds,
+          retryFailed: Boolean(flags.retryFailed),
+          network: run.network,
+          cache: run.cache,
+          nix: run.nix,
           progress: flags.progress === false ? undefined : createFetchProgress(isInteractive()),
           signal: abort.signal,
         });
-        if (flags.json) printJson(summary); else process.stdout.write(summaryText(summary));
+        if (flags.json) printJson(summary);
+        else process.stdout.write(summaryText(summary));
         if (abort.signal.aborted) {
           const signal = String(abort.signal.reason);
-          process.stderr.write(`fodder: error [INTERRUPTED]: fetch run ${summary.run} stopped by ${signal}, marked interrupted; `
-            + 'run the same command to go on (partial downloads are resumed)\n');
+          process.stderr.write(
+            `fodder: error [INTERRUPTED]: fetch run ${summary.run} stopped by ${signal}, marked interrupted; ` +
+              'run the same command to go on (partial downloads are resumed)\n',
+          );
           process.exitCode = SIGNAL_EXIT[signal] ?? 130;
         }
       } finally {
         release();
-        try { db.close(); } catch { /* never hides why the run ended */ }
+        try {
+          db.close();
+        } catch {
+          /* never hides why the run ended */
+        }
       }
     });
 }

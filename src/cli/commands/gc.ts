@@ -6,13 +6,22 @@ import type { GcResult } from '../../mirror/gc.js';
 import { formatBytes } from '../fetch-progress.js';
 import { printJson } from '../common.js';
 
-interface GcFlags { config?: string; db?: string; mirror?: string; keep?: string; dryRun?: boolean; json?: boolean }
+interface GcFlags {
+  config?: string;
+  db?: string;
+  mirror?: string;
+  keep?: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
 
 /** What gc freed (or would free), in one line. */
 export function gcLine(r: GcResult): string {
   const files = r.tarballs + r.narinfos + r.nars;
-  return `${r.dryRun ? 'would free' : 'freed'} ${files} files, ${formatBytes(r.bytes)} (${r.tarballs} tarballs, ${r.narinfos} narinfos, ${r.nars} NARs)`
-    + ` in ${r.mirror}; kept what crawl${r.keptCrawls.length === 1 ? '' : 's'} ${r.keptCrawls.join(', ') || '(none)'} need`;
+  return (
+    `${r.dryRun ? 'would free' : 'freed'} ${files} files, ${formatBytes(r.bytes)} (${r.tarballs} tarballs, ${r.narinfos} narinfos, ${r.nars} NARs)` +
+    ` in ${r.mirror}; kept what crawl${r.keptCrawls.length === 1 ? '' : 's'} ${r.keptCrawls.join(', ') || '(none)'} need`
+  );
 }
 
 export function registerGc(program: Command): void {

@@ -33,7 +33,10 @@ export function registerKeygen(program: Command): void {
       writeFileSync(secretFile, keys.secretKey, { mode: 0o600 });
       chmodSync(secretFile, 0o600); // also when --force replaced a file with other permissions
       writeFileSync(publicFile, keys.publicKey, { mode: 0o644 });
-      if (flags.json) { printJson({ name, secretKeyFile: secretFile, publicKeyFile: publicFile, publicKey: keys.publicKey }); return; }
+      if (flags.json) {
+        printJson({ name, secretKeyFile: secretFile, publicKeyFile: publicFile, publicKey: keys.publicKey });
+        return;
+      }
       process.stdout.write(`secret key: ${secretFile}\npublic key: ${publicFile}\n${keys.publicKey}\n`);
     });
 }

@@ -8,7 +8,7 @@ import { crawlLabel, dbPath, positiveInt, printJson, warnPartial } from '../comm
 import { nixErrorHeadline } from '../../graph/nix-error.js';
 
 function fodLine(f: Fod): string {
-  const urls = f.kind === 'git' && f.git ? `${f.git.url}@${f.git.rev.slice(0, 12)}` : f.urls[0] ?? '(no url)';
+  const urls = f.kind === 'git' && f.git ? `${f.git.url}@${f.git.rev.slice(0, 12)}` : (f.urls[0] ?? '(no url)');
   return `  ${f.kind.padEnd(8)} ${f.name.padEnd(32)} ${f.hash.sri.slice(0, 30)}…  ${urls}${f.postFetch ? '  [postFetch]' : ''}`;
 }
 
@@ -18,7 +18,11 @@ export function registerQueries(program: Command): void {
   program
     .command('sources <attr>')
     .description('the FODs in the closure of ATTR, from the latest finished crawl that covered it')
-    .option('--system <system>').option('--variant <name>').option(...CRAWL_OPTION, positiveInt('--crawl')).option('--db <file>').option('--json')
+    .option('--system <system>')
+    .option('--variant <name>')
+    .option(...CRAWL_OPTION, positiveInt('--crawl'))
+    .option('--db <file>')
+    .option('--json')
     .action((attr: string, flags: { system?: string; variant?: string; crawl?: number; db?: string; json?: boolean }) => {
       const db = openDb(dbPath(flags.db), { readonly: true });
       let answer, crawl;
@@ -29,7 +33,11 @@ export function registerQueries(program: Command): void {
         db.close();
       }
       const asked = flags.crawl !== undefined;
-      if (flags.json) { if (asked) warnPartial(crawl); printJson(answer); return; }
+      if (flags.json) {
+        if (asked) warnPartial(crawl);
+        printJson(answer);
+        return;
+      }
       const from = asked ? crawlLabel(crawl, true) : `crawl ${crawl.id}, the latest finished that covered it`;
       process.stdout.write(`${answer.attr} (${answer.system}, ${answer.variant}; ${from}): ${answer.sources.length} sources\n`);
       process.stdout.write(answer.sources.map(fodLine).join('\n') + '\n');
@@ -37,9 +45,13 @@ export function registerQueries(program: Command): void {
 
   program
     .command('fods')
-    .description('every FOD the finished crawls recorded (or one crawl\'s), with the systems and variants it was seen in')
-    .option('--system <system>').option('--variant <name>').option('--kind <kind>').option(...CRAWL_OPTION, positiveInt('--crawl'))
-    .option('--db <file>').option('--json')
+    .description("every FOD the finished crawls recorded (or one crawl's), with the systems and variants it was seen in")
+    .option('--system <system>')
+    .option('--variant <name>')
+    .option('--kind <kind>')
+    .option(...CRAWL_OPTION, positiveInt('--crawl'))
+    .option('--db <file>')
+    .option('--json')
     .action((flags: { system?: string; variant?: string; kind?: string; crawl?: number; db?: string; json?: boolean }) => {
       const db = openDb(dbPath(flags.db), { readonly: true });
       let fods, header: string;
@@ -59,7 +71,10 @@ export function registerQueries(program: Command): void {
       } finally {
         db.close();
       }
-      if (flags.json) { printJson(fods); return; }
+      if (flags.json) {
+        printJson(fods);
+        return;
+      }
       process.stdout.write(`${header}\n`);
       for (const f of fods) process.stdout.write(`${fodLine(f)}  (${f.systems.join(' ')}; ${f.variants.join(' ')})\n`);
       process.stdout.write(`${fods.length} fixed-output derivations\n`);
@@ -68,8 +83,12 @@ export function registerQueries(program: Command): void {
   program
     .command('attrs')
     .description('attribute records of the latest finished crawl')
-    .option('--status <status>', 'drv, set, error or skipped').option('--system <system>').option('--variant <name>')
-    .option(...CRAWL_OPTION, positiveInt('--crawl')).option('--db <file>').option('--json')
+    .option('--status <status>', 'drv, set, error or skipped')
+    .option('--system <system>')
+    .option('--variant <name>')
+    .option(...CRAWL_OPTION, positiveInt('--crawl'))
+    .option('--db <file>')
+    .option('--json')
     .action((flags: { status?: string; system?: string; variant?: string; crawl?: number; db?: string; json?: boolean }) => {
       const db = openDb(dbPath(flags.db), { readonly: true });
       let attrs, crawl;
@@ -79,11 +98,21 @@ export function registerQueries(program: Command): void {
       } finally {
         db.close();
       }
-      if (flags.json) { warnPartial(crawl); printJson(attrs); return; }
+      if (flags.json) {
+        warnPartial(crawl);
+        printJson(attrs);
+        return;
+      }
       process.stdout.write(`attributes of ${crawlLabel(crawl, flags.crawl !== undefined)}\n`);
       for (const a of attrs) {
-        const detail = a.status === 'drv' ? a.drvPath : a.status === 'error' ? `${a.errorKind}: ${nixErrorHeadline(a.error ?? '')}`
-          : a.aliasOf ? `alias of ${a.aliasOf}` : a.reason ?? '';
+        const detail =
+          a.status === 'drv'
+            ? a.drvPath
+            : a.status === 'error'
+              ? `${a.errorKind}: ${nixErrorHeadline(a.error ?? '')}`
+              : a.aliasOf
+                ? `alias of ${a.aliasOf}`
+                : (a.reason ?? '');
         process.stdout.write(`${a.system.padEnd(15)} ${a.variant.padEnd(11)} ${a.status.padEnd(7)} ${(a.path || '<root>').padEnd(40)} ${detail}\n`);
       }
       process.stdout.write(`${attrs.length} attributes\n`);

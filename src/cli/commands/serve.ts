@@ -3,7 +3,13 @@ import { resolveSettings } from '../../config/settings.js';
 import { abortOnSignals } from '../common.js';
 import { gcLine } from './gc.js';
 
-interface ServeFlags { config?: string; listen?: string; db?: string; mirror?: string; schedule?: boolean }
+interface ServeFlags {
+  config?: string;
+  listen?: string;
+  db?: string;
+  mirror?: string;
+  schedule?: boolean;
+}
 
 const log = (line: string) => process.stderr.write(`fodder serve: ${line}\n`);
 
@@ -34,8 +40,10 @@ export function registerServe(program: Command): void {
         },
       });
       const next = service.nextRun();
-      process.stdout.write(`fodder serve: listening on ${service.url} (mirror ${settings.mirror}, database ${settings.db}); `
-        + `${next ? `next scheduled job ${next.toISOString()}` : 'jobs on request only'}\n`);
+      process.stdout.write(
+        `fodder serve: listening on ${service.url} (mirror ${settings.mirror}, database ${settings.db}); ` +
+          `${next ? `next scheduled job ${next.toISOString()}` : 'jobs on request only'}\n`,
+      );
       if (service.resumed.length > 0) log(`taking up interrupted job${service.resumed.length > 1 ? 's' : ''} ${service.resumed.join(', ')}`);
       // a service stopped by SIGINT or SIGTERM ends cleanly: its running job is marked interrupted
       // (the next start takes it up) and it exits 0, as a service manager expects

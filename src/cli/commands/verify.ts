@@ -6,7 +6,13 @@ import { formatBytes, formatDuration } from '../fetch-progress.js';
 import { forgetMissing } from '../../mirror/mirror-db.js';
 import { isInteractive, printJson } from '../common.js';
 
-interface VerifyFlags { config?: string; db?: string; mirror?: string; json?: boolean; progress?: boolean }
+interface VerifyFlags {
+  config?: string;
+  db?: string;
+  mirror?: string;
+  json?: boolean;
+  progress?: boolean;
+}
 
 export function registerVerify(program: Command): void {
   program
@@ -21,24 +27,33 @@ export function registerVerify(program: Command): void {
       const settings = resolveSettings({ configFile: flags.config, flags: { db: flags.db, mirror: flags.mirror } });
       const interactive = isInteractive();
       let last = 0;
-      const progress = flags.progress === false ? undefined : (done: number, total: number) => {
-        const now = Date.now();
-        if (done !== total && now - last < (interactive ? 200 : 5000)) return;
-        last = now;
-        process.stderr.write(interactive ? `\r\x1b[Kverify: ${done}/${total} files` : `verify: ${done}/${total} files\n`);
-        if (interactive && done === total) process.stderr.write('\n');
-      };
+      const progress =
+        flags.progress === false
+          ? undefined
+          : (done: number, total: number) => {
+              const now = Date.now();
+              if (done !== total && now - last < (interactive ? 200 : 5000)) return;
+              last = now;
+              process.stderr.write(interactive ? `\r\x1b[Kverify: ${done}/${total} files` : `verify: ${done}/${total} files\n`);
+              if (interactive && done === total) process.stderr.write('\n');
+            };
       const { verifyMirror } = await import('../../mirror/verify.js');
       const result = await verifyMirror(settings.mirror, progress);
       let forgotten = 0;
       if (existsSync(settings.db)) {
         const db = openDb(settings.db);
-        try { forgotten = forgetMissing(db, result.mirror); } finally { db.close(); }
+        try {
+          forgotten = forgetMissing(db, result.mirror);
+        } finally {
+          db.close();
+        }
       }
       if (flags.json) {
         printJson({ ...result, forgotten });
       } else {
-        const lines = [`verified ${result.files} files (${result.names} names, ${formatBytes(result.bytes)}) in ${result.mirror} in ${formatDuration(result.durationMs / 1000)}`];
+        const lines = [
+          `verified ${result.files} files (${result.names} names, ${formatBytes(result.bytes)}) in ${result.mirror} in ${formatDuration(result.durationMs / 1000)}`,
+        ];
         for (const c of result.corrupt) lines.push(`  CORRUPT ${c.name}: content hashes to ${c.actual}; moved to ${c.movedTo}`);
         if (result.repaired) lines.push(`  re-made ${result.repaired} missing alias links`);
         if (result.foreign.length) lines.push(`  ${result.foreign.length} names that are not hashes were left alone (e.g. ${result.foreign[0]})`);

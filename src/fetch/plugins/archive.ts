@@ -18,9 +18,7 @@ import type { HashAlgo } from '../../nix-formats/hash.js';
 import { narHashThreaded as narHash } from '../../mirror/nar-hash-threaded.js';
 import { archiveRecipe, type ArchiveRecipe } from '../../graph/archive-script.js';
 import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict, type FodEnv } from '../types.js';
-import {
-  DEFAULT_UNPACK_LIMITS, placeUnpacked, unpackArchive, UnpackErrorCode, unpackMethodFor, type UnpackLimits, type UnpackMethod,
-} from '../unpack.js';
+import { DEFAULT_UNPACK_LIMITS, placeUnpacked, unpackArchive, UnpackErrorCode, unpackMethodFor, type UnpackLimits, type UnpackMethod } from '../unpack.js';
 
 export interface ArchiveFetcherOptions {
   limits?: UnpackLimits;
@@ -61,7 +59,10 @@ export function createArchiveFetcher(options: ArchiveFetcherOptions = {}): Fetch
       for (const [urlIndex, url] of fod.resolvedUrls.entries()) {
         if (ctx.signal.aborted) break;
         const r = await ctx.network.download({ url, urlIndex, dest: download }, ctx);
-        if (!r.ok) { failures.push(`${url}: ${r.outcome}`); continue; }
+        if (!r.ok) {
+          failures.push(`${url}: ${r.outcome}`);
+          continue;
+        }
         await rm(unpackDir, { recursive: true, force: true });
         await rm(out, { recursive: true, force: true });
         try {
@@ -92,7 +93,7 @@ export function createArchiveFetcher(options: ArchiveFetcherOptions = {}): Fetch
       if (mismatch) {
         const what = mismatch.actual.hex
           ? `the unpacked tree has NAR ${mismatch.actual.algo}:${mismatch.actual.hex}, expected ${fod.hash.algo}:${fod.hash.hex}`
-          : failures.find((f) => f.startsWith(mismatch.url)) ?? 'fetchzip would fail';
+          : (failures.find((f) => f.startsWith(mismatch.url)) ?? 'fetchzip would fail');
         return { ok: false, verdict: 'broken-hash', mismatch: mismatch.actual.hex ? mismatch : null, message: `${mismatch.url}: ${what}` };
       }
       if (refusal) return refusal;
@@ -102,7 +103,13 @@ export function createArchiveFetcher(options: ArchiveFetcherOptions = {}): Fetch
 }
 
 /** The download unpacked at `out` as the recipe's script does it. */
-async function unpackAs(recipe: ArchiveRecipe, download: string, unpackDir: string, out: string, opts: { limits: UnpackLimits; signal: AbortSignal }): Promise<void> {
+async function unpackAs(
+  recipe: ArchiveRecipe,
+  download: string,
+  unpackDir: string,
+  out: string,
+  opts: { limits: UnpackLimits; signal: AbortSignal },
+): Promise<void> {
   if (recipe.type === 'tar') {
     await unpackArchive(download, out, { tool: 'tar' }, { ...opts, tar: recipe.shape });
     return;
@@ -118,6 +125,10 @@ function unpackReason(code: string) {
   return 'unpack-failed' as const;
 }
 
-interface Mismatch { url: string; urlIndex: number; actual: { algo: HashAlgo; hex: string } }
+interface Mismatch {
+  url: string;
+  urlIndex: number;
+  actual: { algo: HashAlgo; hex: string };
+}
 
 export const archiveFetcher = createArchiveFetcher();

@@ -13,10 +13,24 @@ import { join } from 'node:path';
 import type { Fod } from '../../graph/types.js';
 import { narHashThreaded as narHash } from '../../mirror/nar-hash-threaded.js';
 import type { Outcome } from '../outcome.js';
-import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict, type FodEnv } from '../types.js';
+import { singleTry, unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict, type FodEnv } from '../types.js';
 import { DEFAULT_UNPACK_LIMITS, normaliseTree, type UnpackLimits } from '../unpack.js';
 import { ErrorCode, FodderError } from '../../errors.js';
 import { runProcess } from '../../process.js';
+
+/** git's environment with no user or system config, and never asking for a password. */
+export function isolatedGitEnv(home: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    LC_ALL: 'C',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: 'false',
+    SSH_ASKPASS: 'false',
+  };
+}
 
 export interface GitFetcherOptions {
   /** `git` binary */
@@ -80,20 +94,22 @@ export function createGitFetcher(options: GitFetcherOptions = {}): FetcherPlugin
       await rm(dir, { recursive: true, force: true });
       await mkdir(home, { recursive: true });
       const config = [
-        'protocol.allow=never', ...allowed.map((s) => `protocol.${s}.allow=always`),
-        'transfer.fsckObjects=true', 'core.hooksPath=/dev/null', 'advice.detachedHead=false', 'init.defaultBranch=fetchgit',
-        'gc.auto=0', 'credential.helper=', 'http.lowSpeedLimit=1024', `http.lowSpeedTime=${options.lowSpeedTimeSec ?? 60}`,
+        'protocol.allow=never',
+        ...allowed.map((s) => `protocol.${s}.allow=always`),
+        'transfer.fsckObjects=true',
+        'core.hooksPath=/dev/null',
+        'advice.detachedHead=false',
+        'init.defaultBranch=fetchgit',
+        'gc.auto=0',
+        'credential.helper=',
+        'http.lowSpeedLimit=1024',
+        `http.lowSpeedTime=${options.lowSpeedTimeSec ?? 60}`,
         ...(options.rewrites ?? []).map((r) => `url.${r.to}.insteadOf=${r.from}`),
       ];
-      const env = {
-        PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null',
-        GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'false', SSH_ASKPASS: 'false', GIT_PROTOCOL_FROM_USER: '0',
-      };
+      // and no protocol a package's URL could ask for beyond the allowed ones
+      const env = { ...isolatedGitEnv(home), GIT_PROTOCOL_FROM_USER: '0' };
       const git = (args: string[], cwd = dir) => runGit(gitBin, [...config.flatMap((c) => ['-c', c]), ...args], { cwd, env, timeoutMs, signal: ctx.signal });
-      const attempt = (outcome: Outcome, t0: number, message: string | null) => ctx.recordAttempt({
-        url: g.url, urlIndex: 0, try: 1, finalUrl: null, outcome, httpStatus: null, ftpReply: null, bytes: 0, resumedFrom: null,
-        durationMs: Date.now() - t0, actual: null, message,
-      });
+      const attempt = (outcome: Outcome, t0: number, message: string | null) => ctx.recordAttempt(singleTry(g.url, outcome, t0, null, message));
 
       const t0 = Date.now();
       await mkdir(dir);
@@ -151,7 +167,9 @@ export function createGitFetcher(options: GitFetcherOptions = {}): FetcherPlugin
       if (h.hex !== fod.hash.hex) {
         await rm(dir, { recursive: true, force: true });
         return {
-          ok: false, verdict: 'broken-hash', mismatch: { url: g.url, urlIndex: 0, actual: { algo: fod.hash.algo, hex: h.hex } },
+          ok: false,
+          verdict: 'broken-hash',
+          mismatch: { url: g.url, urlIndex: 0, actual: { algo: fod.hash.algo, hex: h.hex } },
           message: `${g.url} at ${g.rev}: the checkout has NAR ${fod.hash.algo}:${h.hex}, expected ${fod.hash.algo}:${fod.hash.hex}`,
         };
       }
@@ -168,13 +186,20 @@ async function removeDotGit(root: string): Promise<void> {
     const d = stack.pop()!;
     for (const name of await readdir(d, { encoding: 'buffer' })) {
       const p = Buffer.concat([d, Buffer.from('/'), name]);
-      if (name.toString('latin1') === '.git') { await rm(p, { recursive: true, force: true }); continue; }
+      if (name.toString('latin1') === '.git') {
+        await rm(p, { recursive: true, force: true });
+        continue;
+      }
       if ((await lstat(p)).isDirectory()) stack.push(p);
     }
   }
 }
 
-interface GitRun { code: number | null; stdout: string; stderr: string }
+interface GitRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 async function runGit(bin: string, args: string[], o: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; signal: AbortSignal }): Promise<GitRun> {
   const r = await runProcess(bin, args, { ...o, stderrLimit: { max: 65536 } });

@@ -26,7 +26,7 @@ import { HASH_ALGOS, parseHash, type HashAlgo } from '../../nix-formats/hash.js'
 import type { Fod } from '../../graph/types.js';
 import { narHash, unpackNar } from '../../nix-formats/nar.js';
 import type { Digests } from '../../mirror/types.js';
-import { unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict } from '../types.js';
+import { singleTry, unverifiable, type FetchContext, type FetcherPlugin, type FetchVerdict } from '../types.js';
 
 export interface NixFetcherOptions {
   /** the store that builds (`--store`); null or absent: the user's default store */
@@ -55,7 +55,11 @@ function runNix(cmd: string, args: string[], o: { timeoutMs: number; signal: Abo
 /** A Nix command whose stdout is consumed as a stream (large exports and dumps never sit in memory). */
 function streamNix(cmd: string, args: string[], o: { stdin?: NodeJS.ReadableStream; timeoutMs: number; signal: AbortSignal }) {
   const p = startProcess(cmd, args, {
-    stdin: (o.stdin as Readable | undefined) ?? 'ignore', stdout: 'pipe', signal: o.signal, timeoutMs: o.timeoutMs, stderrLimit: NIX_STDERR,
+    stdin: (o.stdin as Readable | undefined) ?? 'ignore',
+    stdout: 'pipe',
+    signal: o.signal,
+    timeoutMs: o.timeoutMs,
+    stderrLimit: NIX_STDERR,
   });
   const done = p.exit.then((e) => ({ code: e.code, stderr: p.stderr() }));
   done.catch(() => undefined);
@@ -85,9 +89,8 @@ export function createNixFetcher(options: NixFetcherOptions): FetcherPlugin {
     runNix('nix-store', [...(o.store ?? storeArgs), ...optionArgs, ...args], { timeoutMs, signal: o.signal });
   // `nix-store --dump` reads the path from the real filesystem even with --store; `nix store
   // dump-path` asks the store (chroot store, daemon) for the NAR
-  const dump = (path: string, signal: AbortSignal) => streamNix('nix', [
-    '--extra-experimental-features', 'nix-command', 'store', 'dump-path', ...storeArgs, ...optionArgs, path,
-  ], { timeoutMs, signal });
+  const dump = (path: string, signal: AbortSignal) =>
+    streamNix('nix', ['--extra-experimental-features', 'nix-command', 'store', 'dump-path', ...storeArgs, ...optionArgs, path], { timeoutMs, signal });
 
   /** Makes the .drv closure valid in the building store; false when no store has it. */
   async function ensureDrv(drvPath: string, signal: AbortSignal): Promise<boolean> {
@@ -98,7 +101,8 @@ export function createNixFetcher(options: NixFetcherOptions): FetcherPlugin {
       const importer = streamNix('nix-store', [...storeArgs, ...optionArgs, '--import'], { stdin: Readable.from([exportArchive(closure)]), timeoutMs, signal });
       importer.stdout.resume();
       const i = await importer.done;
-      if (i.code !== 0) throw new FodderError(ErrorCode.NIX_FAILED, `nix-store --import of ${closure.length} store paths from the database: ${i.stderr}`, { drvPath });
+      if (i.code !== 0)
+        throw new FodderError(ErrorCode.NIX_FAILED, `nix-store --import of ${closure.length} store paths from the database: ${i.stderr}`, { drvPath });
       return true;
     }
     for (const s of options.drvStores ?? []) {
@@ -130,22 +134,24 @@ export function createNixFetcher(options: NixFetcherOptions): FetcherPlugin {
     async fetch(fod: Fod, ctx: FetchContext): Promise<FetchVerdict> {
       if (fod.kind === 'manual') return unverifiable('not-exact', 'requireFile: only a person can add this file');
       if (!(await ensureDrv(fod.drvPath, ctx.signal))) {
-        return unverifiable('drv-missing', `${fod.drvPath}: the database holds no .drv text of it (or of its closure), and it is in none of the drv stores ${(options.drvStores ?? []).join(', ') || '(none given)'}`);
+        return unverifiable(
+          'drv-missing',
+          `${fod.drvPath}: the database holds no .drv text of it (or of its closure), and it is in none of the drv stores ${(options.drvStores ?? []).join(', ') || '(none given)'}`,
+        );
       }
       const t0 = Date.now();
       const built = await nixStore(['--realise', fod.drvPath, '--add-root', join(ctx.workDir, 'result')], { signal: ctx.signal });
       const record = (outcome: 'ok' | 'hash-mismatch' | 'error', message: string | null, actual: { algo: HashAlgo; hex: string } | null) =>
-        ctx.recordAttempt({
-          url: `nix:${fod.drvPath}`, urlIndex: 0, try: 1, finalUrl: null, outcome, httpStatus: null, ftpReply: null, bytes: 0,
-          resumedFrom: null, durationMs: Date.now() - t0, actual, message,
-        });
+        ctx.recordAttempt(singleTry(`nix:${fod.drvPath}`, outcome, t0, actual, message));
       if (built.code !== 0) {
         const actual = nixHashMismatch(built.stderr, fod.drvPath, fod.hash.algo);
         if (actual) {
           const hex = actual.algo === fod.hash.algo ? actual.hex : '';
           record('hash-mismatch', lastLines(built.stderr), actual);
           return {
-            ok: false, verdict: 'broken-hash', mismatch: hex ? { url: `nix:${fod.drvPath}`, urlIndex: 0, actual } : null,
+            ok: false,
+            verdict: 'broken-hash',
+            mismatch: hex ? { url: `nix:${fod.drvPath}`, urlIndex: 0, actual } : null,
             message: `Nix built ${fod.drvPath} and got ${actual.algo}:${actual.hex}, expected ${fod.hash.algo}:${fod.hash.hex}`,
           };
         }
@@ -168,7 +174,11 @@ async function takeOutput(fod: Fod, ctx: FetchContext, dump: Dump): Promise<Fetc
   const sha256 = createHash('sha256');
   let narSize = 0;
   const hashed = (async function* () {
-    for await (const c of d.stdout) { sha256.update(c); narSize += c.length; yield c; }
+    for await (const c of d.stdout) {
+      sha256.update(c);
+      narSize += c.length;
+      yield c;
+    }
   })();
   try {
     await unpackNar(hashed, out);
@@ -200,7 +210,10 @@ async function fileDigests(path: string): Promise<Digests> {
 
 /** Nix's `error:` lines (the first one names the derivation that failed and why), or the last lines. */
 function nixErrors(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const errors = lines.filter((l) => l.startsWith('error:'));
   const firstError = lines.findIndex((l) => l.startsWith('error:'));
   const context = firstError > 0 ? lines[firstError - 1] : null; // the builder's own last words
@@ -208,5 +221,9 @@ function nixErrors(stderr: string): string {
 }
 
 function lastLines(s: string, n = 6): string {
-  return s.split('\n').filter((l) => l.trim() !== '').slice(-n).join('\n');
+  return s
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-n)
+    .join('\n');
 }

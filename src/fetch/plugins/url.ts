@@ -28,10 +28,10 @@ export const urlFetcher: FetcherPlugin = {
     const failures: string[] = [];
     for (const [urlIndex, url] of fod.resolvedUrls.entries()) {
       if (ctx.signal.aborted) break;
-      const r = await ctx.network.download({
-        url, urlIndex, dest,
-        check: (d) => (d[expected.algo] === expected.hex ? null : { algo: expected.algo, hex: d[expected.algo] }),
-      }, ctx);
+      const r = await ctx.network.download(
+        { url, urlIndex, dest, check: (d) => (d[expected.algo] === expected.hex ? null : { algo: expected.algo, hex: d[expected.algo] }) },
+        ctx,
+      );
       if (r.ok) {
         return { ok: true, url, urlIndex, output: { type: 'file', path: r.path, size: r.size, digests: r.digests } };
       }
@@ -39,7 +39,12 @@ export const urlFetcher: FetcherPlugin = {
       failures.push(`${url}: ${r.outcome}`);
     }
     return mismatch
-      ? { ok: false, verdict: 'broken-hash', mismatch, message: `${mismatch.url} delivered ${mismatch.actual.algo}:${mismatch.actual.hex}, expected ${expected.algo}:${expected.hex}` }
+      ? {
+          ok: false,
+          verdict: 'broken-hash',
+          mismatch,
+          message: `${mismatch.url} delivered ${mismatch.actual.algo}:${mismatch.actual.hex}, expected ${expected.algo}:${expected.hex}`,
+        }
       : { ok: false, verdict: 'dead', mismatch: null, message: failures.join('; ') || 'no URL tried' };
   },
 };
