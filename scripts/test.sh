@@ -30,6 +30,7 @@ NIX226_TESTS=(
   test/drv-parse.test.ts       # .drv files as Nix writes and shows them
   test/nix-version.test.ts     # --version, the summary's nix field, lib/minver.nix
   test/nix-error.test.ts       # the line of Nix's error messages that lists and reports show
+  test/cli-errors.test.ts      # bad input: Nix's refusals (an unknown system, a package set that does not load) in one line
 )
 
 # runs vitest with the given arguments; prints the summary line and returns vitest's status

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { FodderError, ErrorCode } from '../errors.js';
 import { nixCommand } from '../config/nix-bin.js';
 import { NIX_ENV, cleanNixMessage, nixStoreArgs } from './nix-run.js';
+import { nixErrorHeadline } from '../graph/nix-error.js';
 import type { Mirrors } from '../graph/fod.js';
 
 /** The Nix a crawl runs: its version (`builtins.nixVersion`, as `nix-instantiate --version` says it) and command. */
@@ -64,7 +65,9 @@ export async function evalJson(expr: string, store: string | null, signal?: Abor
   });
   if (r.isCanceled) throw new FodderError(ErrorCode.INTERRUPTED, `stopped by ${String(signal?.reason)}`, { expr });
   if (r.exitCode !== 0) {
-    throw new FodderError(ErrorCode.NIX_FAILED, cleanNixMessage(String(r.stderr)) || `nix-instantiate failed (${r.exitCode})`, { expr });
+    // one line, what failed (Nix 2.26 puts its frames before it); the whole text in the fields
+    const said = cleanNixMessage(String(r.stderr));
+    throw new FodderError(ErrorCode.NIX_FAILED, said ? nixErrorHeadline(said) : `nix-instantiate failed (${r.exitCode})`, { expr, nix: said });
   }
   return JSON.parse(String(r.stdout));
 }
