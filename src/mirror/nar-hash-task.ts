@@ -21,6 +21,24 @@ export interface ChunkBatch {
   lengths: number[];
 }
 
+/**
+ * Adds `chunk` to `batch`: its memory itself when `movable` (the chunk owns it, and no other
+ * chunk of the batch shares it), else a copy (a chunk in a buffer shared with others).
+ */
+export function addChunk(batch: ChunkBatch, chunk: Uint8Array, movable: boolean): void {
+  const ab = chunk.buffer as ArrayBuffer;
+  if (movable && !batch.buffers.includes(ab)) {
+    batch.buffers.push(ab);
+    batch.offsets.push(chunk.byteOffset);
+  } else {
+    const copy = new Uint8Array(chunk.byteLength);
+    copy.set(chunk);
+    batch.buffers.push(copy.buffer);
+    batch.offsets.push(0);
+  }
+  batch.lengths.push(chunk.byteLength);
+}
+
 /** On the task's port: a batch to hash, or the end of the NAR. */
 export type ChunkMessage = ({ type: 'data' } & ChunkBatch) | { type: 'end' };
 

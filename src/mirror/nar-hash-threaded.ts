@@ -19,7 +19,7 @@ import { workerScript } from '../config/defaults.js';
 import { ErrorCode, FodderError } from '../errors.js';
 import type { HashAlgo } from '../nix-formats/hash.js';
 import { NAR_ENTRY_HEAD, NAR_TOKENS, narStream, narString, type NarHashResult } from '../nix-formats/nar.js';
-import type { ChunkAck, ChunkBatch, ChunkHashTask, ChunkMessage } from './nar-hash-task.js';
+import { addChunk, type ChunkAck, type ChunkBatch, type ChunkHashTask, type ChunkMessage } from './nar-hash-task.js';
 import type { UnitAck, UnitData, WalkResult, WalkTask } from './nar-walk-task.js';
 
 /** Bytes handed to the worker per message. */
@@ -64,22 +64,9 @@ async function narHashOneWalker(path: string | Buffer, algo: HashAlgo): Promise<
   const flush = async () => {
     if (batch.length === 0) return;
     const moved: ChunkBatch = { buffers: [], offsets: [], lengths: [] };
-    for (const c of batch) {
-      const ab = c.buffer as ArrayBuffer;
-      if (c.byteLength >= 4096 && ab.byteLength <= c.byteLength * 2 && !moved.buffers.includes(ab)) {
-        // the chunk owns its memory (narStream never reuses a chunk it yielded): move it
-        moved.buffers.push(ab);
-        moved.offsets.push(c.byteOffset);
-        moved.lengths.push(c.byteLength);
-      } else {
-        // a small chunk in Node's shared buffer pool: copy it
-        const copy = new Uint8Array(c.byteLength);
-        copy.set(c);
-        moved.buffers.push(copy.buffer);
-        moved.offsets.push(0);
-        moved.lengths.push(c.byteLength);
-      }
-    }
+    // a chunk that owns its memory (narStream never reuses a chunk it yielded) moves; a small
+    // chunk in Node's shared buffer pool is copied
+    for (const c of batch) addChunk(moved, c, c.byteLength >= 4096 && c.buffer.byteLength <= c.byteLength * 2);
     port.postMessage({ type: 'data', ...moved } satisfies ChunkMessage, moved.buffers);
     sent += batchBytes;
     batch = [];

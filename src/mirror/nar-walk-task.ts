@@ -10,7 +10,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { NAR_TOKENS, narStreamWith } from '../nix-formats/nar.js';
-import type { ChunkBatch } from './nar-hash-task.js';
+import { addChunk, type ChunkBatch } from './nar-hash-task.js';
 
 const BATCH = 1 << 20;
 const IN_FLIGHT = 8 << 20;
@@ -99,19 +99,8 @@ export async function walkUnits({ units, port }: WalkTask): Promise<WalkResult> 
           skip -= k;
           if (chunk.length === 0) continue;
         }
-        const ab = chunk.buffer as ArrayBuffer;
-        if (ab.byteLength <= chunk.byteLength * 2 + MAGIC_LENGTH && !batch.buffers.includes(ab)) {
-          // narStream never reuses a chunk it yielded: its memory can move
-          batch.buffers.push(ab);
-          batch.offsets.push(chunk.byteOffset);
-          batch.lengths.push(chunk.byteLength);
-        } else {
-          const copy = new Uint8Array(chunk.byteLength);
-          copy.set(chunk);
-          batch.buffers.push(copy.buffer);
-          batch.offsets.push(0);
-          batch.lengths.push(chunk.byteLength);
-        }
+        // narStream never reuses a chunk it yielded: its memory can move
+        addChunk(batch, chunk, chunk.buffer.byteLength <= chunk.byteLength * 2 + MAGIC_LENGTH);
         bytes += chunk.byteLength;
         if (bytes >= BATCH) await post(false);
       }
