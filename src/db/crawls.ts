@@ -1,6 +1,6 @@
 import { FodderError, ErrorCode } from '../errors.js';
 import type { Db } from './open.js';
-import { ownerAlive } from './owner.js';
+import { statusNow } from './owner.js';
 
 /**
  * What became of a crawl: `running` (its process is alive), `done`, `interrupted` (stopped by a
@@ -46,8 +46,7 @@ function crawlRows(db: Db, where: string, ...params: unknown[]): CrawlRow[] {
 
 /** The status as it is now: a `running` crawl whose process is gone is interrupted. */
 function judged(row: CrawlRow): CrawlStatus {
-  if (row.status === 'running' && !ownerAlive({ pid: row.pid, bootId: row.boot_id, start: row.pid_start })) return 'interrupted';
-  return row.status as CrawlStatus;
+  return statusNow(row) as CrawlStatus;
 }
 
 function info(row: CrawlRow): CrawlInfo {

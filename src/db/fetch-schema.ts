@@ -1,6 +1,6 @@
 import type { Db } from './open.js';
 import { addMissingColumns } from './columns.js';
-import { ownerAlive } from './owner.js';
+import { statusNow } from './owner.js';
 
 /**
  * Tables of the fetch stage, the mirror and the report. They sit beside the crawl's tables and
@@ -131,14 +131,7 @@ export function fetchRuns(db: Db): FetchRunInfo[] {
     FROM fetch_runs ORDER BY id DESC`,
     )
     .all() as FetchRunRow[];
-  return rows.map((r) => ({
-    id: r.id,
-    crawl: r.crawl_id,
-    mirror: r.mirror_dir,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    status: r.status === 'running' && !ownerAlive({ pid: r.pid, bootId: r.boot_id, start: r.pid_start }) ? 'interrupted' : r.status,
-  }));
+  return rows.map((r) => ({ id: r.id, crawl: r.crawl_id, mirror: r.mirror_dir, startedAt: r.started_at, finishedAt: r.finished_at, status: statusNow(r) }));
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Db } from './open.js';
 import { addMissingColumns } from './columns.js';
-import { ownerAlive, type Owner } from './owner.js';
+import { rowOwnerAlive, statusNow, type Owner } from './owner.js';
 
 /**
  * The service's jobs (`fodder serve`, docs/api.md): one row per job, a crawl, a fetch and a
@@ -81,8 +81,7 @@ const COLUMNS = `id, trigger, status, stage, crawl_id, fetch_run_id, error_code,
   finished_at, pid, boot_id, pid_start`;
 
 function judged(r: JobRow): JobStatus {
-  if (r.status === 'running' && !ownerAlive({ pid: r.pid, bootId: r.boot_id, start: r.pid_start })) return 'interrupted';
-  return r.status;
+  return statusNow(r);
 }
 
 function info(r: JobRow): JobInfo {
@@ -174,7 +173,7 @@ export function jobsToResume(db: Db): number[] {
       AND status IN ('queued', 'running', 'interrupted') ORDER BY id`,
     )
     .all() as JobRow[];
-  const take = rows.filter((r) => r.status === 'interrupted' || !ownerAlive({ pid: r.pid, bootId: r.boot_id, start: r.pid_start }));
+  const take = rows.filter((r) => r.status === 'interrupted' || !rowOwnerAlive(r));
   const mark = db.prepare(`UPDATE jobs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'`);
   db.transaction(() => {
     for (const r of take) if (r.status === 'running') mark.run(now(), r.id);

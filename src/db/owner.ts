@@ -63,3 +63,21 @@ export function ownerAlive(o: { pid: number | null; bootId: string | null; start
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/** A row of a table that records its process (crawls, fetch_runs, jobs). */
+export interface OwnedRow<S extends string> {
+  status: S;
+  pid: number | null;
+  boot_id: string | null;
+  pid_start: number | null;
+}
+
+/** Whether the process a row recorded still runs. */
+export function rowOwnerAlive(r: OwnedRow<string>): boolean {
+  return ownerAlive({ pid: r.pid, bootId: r.boot_id, start: r.pid_start });
+}
+
+/** A row's status as it is now: `running` whose process is gone is `interrupted`. */
+export function statusNow<S extends string>(r: OwnedRow<S>): S | 'interrupted' {
+  return r.status === 'running' && !rowOwnerAlive(r) ? 'interrupted' : r.status;
+}
