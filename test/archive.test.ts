@@ -15,6 +15,7 @@ import type { FetcherPlugin } from '../src/fetch/types.js';
 import { tarGz } from './helpers/archives.js';
 import { tempDir } from './helpers/cli.js';
 import {
+  FIXTURE_ARCHIVES,
   crawlFixture,
   fixtureHashes,
   fodsWithEnv,
@@ -87,17 +88,7 @@ describe('every archive FOD of the test set', () => {
       .filter((f) => f.fod.kind === 'archive')
       .map((f) => f.fod.name)
       .sort();
-    expect(names).toEqual([
-      'appledouble-1.1-source',
-      'flatpack-1.0-source',
-      'oldflat-1.0-source',
-      'oldgh-v0.9-src',
-      'source',
-      'tl-alpha-1.0',
-      'tl-beta-2.1',
-      'trimmed-2.0-source',
-      'unzipme-0.3-source',
-    ]);
+    expect(names).toEqual(FIXTURE_ARCHIVES);
   });
 
   test("fetchzip's own postFetch is recognised in the shape of each nixpkgs version, with stripRoot and the renamed file", () => {

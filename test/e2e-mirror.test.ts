@@ -22,7 +22,7 @@ import type { Fod } from '../src/graph/types.js';
 import { narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/nix-formats/narinfo.js';
 import type { Report } from '../src/report/types.js';
 import { fodder, tempDir } from './helpers/cli.js';
-import { crawlFixture, fodsWithEnv, startUpstream, waitPortFree, type FixtureCrawl, type Upstream } from './helpers/fixture-upstream.js';
+import { FIXTURE_ARCHIVES, crawlFixture, fodsWithEnv, startUpstream, waitPortFree, type FixtureCrawl, type Upstream } from './helpers/fixture-upstream.js';
 import { storeHolding } from './helpers/nix.js';
 import { drvStoreUrl } from '../src/graph/store-slots.js';
 
@@ -32,17 +32,7 @@ const FAST = ['--retries', '0', '--connect-timeout', '2', '--json', '--no-progre
 const EVERYTHING = 'url,archive,git,hg,svn,patch,vendor,manual,other,nix';
 
 /** Every archive FOD; all but trimmed (a custom postFetch) reproduced by the archive plug-in. */
-const ARCHIVES = [
-  'appledouble-1.1-source',
-  'flatpack-1.0-source',
-  'oldflat-1.0-source',
-  'oldgh-v0.9-src',
-  'source',
-  'tl-alpha-1.0',
-  'tl-beta-2.1',
-  'trimmed-2.0-source',
-  'unzipme-0.3-source',
-];
+const ARCHIVES = FIXTURE_ARCHIVES;
 
 let upstream: Upstream | null = null;
 let publicKey = '';

@@ -23,6 +23,19 @@ import { startHttp, type Running } from './servers.js';
 export const UPSTREAM = join(ROOT, 'test', 'fixtures', 'upstream');
 export const FIXTURE_HOST = '127.0.0.1:18661';
 
+/** The names of the test package set's archive FODs, sorted. */
+export const FIXTURE_ARCHIVES = [
+  'appledouble-1.1-source',
+  'flatpack-1.0-source',
+  'oldflat-1.0-source',
+  'oldgh-v0.9-src',
+  'source',
+  'tl-alpha-1.0',
+  'tl-beta-2.1',
+  'trimmed-2.0-source',
+  'unzipme-0.3-source',
+];
+
 /** `hashes.txt`: key -> field -> value. */
 export function fixtureHashes(): Map<string, Record<string, string>> {
   const out = new Map<string, Record<string, string>>();
