@@ -35,6 +35,8 @@ export interface SessionSpec {
   chroot?: boolean;
   /** experimental features beyond `nix-command` (`flakes`) */
   features?: string[];
+  /** `--offline`: a flake's registry and inputs are never looked up on the network */
+  offline?: boolean;
   /** where the session's spec files go, and Nix's TMPDIR */
   scratch: string;
   /** nix/evaluator.nix */
@@ -176,7 +178,7 @@ export class NixSession {
       COLUMNS: '1000000',
     };
     const features = ['nix-command', ...(s.features ?? [])].join(' ');
-    const args = ['--extra-experimental-features', features, 'repl', ...(s.chroot ? ['--store', s.store] : nixStoreArgs(s.store))];
+    const args = ['--extra-experimental-features', features, 'repl', ...(s.offline ? ['--offline'] : []), ...(s.chroot ? ['--store', s.store] : nixStoreArgs(s.store))];
     try {
       this.run = spawner().run('nix', args, env, (data) => this.onOutput(data), true);
     } catch (err) {

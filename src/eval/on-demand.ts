@@ -15,7 +15,7 @@
  * a binary-cache directory as the crawl does: a flake is copied into the store and read back,
  * which Nix cannot do from a binary-cache store.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import PQueue from 'p-queue';
 import { FodderError, ErrorCode } from '../errors.js';
@@ -25,6 +25,9 @@ import { DrvGraph, readDrvClosure, type ReadClosure } from '../graph/closure.js'
 import type { Fod } from '../graph/types.js';
 import { parseAttrPath } from './attr-path.js';
 import { ensureNix, readMirrors } from './nix-env.js';
+import { NIX_ENV, cleanNixMessage } from './nix-run.js';
+import { nixErrorHeadline } from '../graph/nix-error.js';
+import { runProcess } from '../process.js';
 import { NixSession, nixString, type Reply, type Stop } from './nix-session.js';
 import { makeScratch, removeTree } from './scratch.js';
 
@@ -91,16 +94,31 @@ export function targetLabel(t: TargetSpec): string {
   }
 }
 
+const FLAKE_ARGS = ['--extra-experimental-features', 'nix-command flakes', '--offline'];
+
 /**
- * The flake reference Nix is given: a URL-like reference as it is, a path (anything without a
- * scheme) as `path:` with its absolute path, so a local flake needs no git and no network.
+ * A local flake, ready for `builtins.getFlake`, which never writes a lock file: a copy of its
+ * directory in the scratch directory, locked there (`nix flake lock`, offline: its inputs must be
+ * local paths or already locked), so the user's directory is not written to. A flake URL
+ * (`github:`, `git+https:`, ...) is given as it is.
  */
-function flakeRef(ref: string): string {
-  return /^[a-z][a-z0-9+.-]*:/i.test(ref) ? ref : `path:${resolve(ref)}`;
+async function preparedFlake(ref: string, scratch: string, store: string, signal?: AbortSignal): Promise<string> {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(ref) && !ref.startsWith('path:')) return ref;
+  const dir = resolve(ref.replace(/^path:/, ''));
+  const copy = join(scratch, 'flake');
+  cpSync(dir, copy, { recursive: true });
+  const r = await runProcess('nix', [...FLAKE_ARGS, 'flake', 'lock', '--store', store, `path:${copy}`], { env: { ...process.env, ...NIX_ENV }, signal });
+  if (r.code !== 0) {
+    const said = cleanNixMessage(r.stderr);
+    throw new FodderError(ErrorCode.TARGET_FAILED, `--flake ${ref}: cannot lock it: ${said ? nixErrorHeadline(said) : `nix flake lock failed (${r.code})`}`, {
+      nix: said,
+    });
+  }
+  return `path:${copy}`;
 }
 
 /** The Nix file the evaluator's `target` imports: a function of `{ pkgs, system }` yielding the target. */
-function targetFile(t: TargetSpec, nixpkgs: string): string {
+function targetFile(t: TargetSpec, nixpkgs: string, flake: string | null): string {
   switch (t.kind) {
     case 'expr':
       return `{ pkgs, system }:\n(\n${t.expr}\n)\n`;
@@ -117,7 +135,7 @@ function targetFile(t: TargetSpec, nixpkgs: string): string {
       return `{ pkgs, system }:
 if !(builtins ? getFlake) then throw "Nix \${builtins.nixVersion} has no flakes (builtins.getFlake): use Nix 2.4 or later" else
 let
-  flake = builtins.getFlake ${nixString(flakeRef(t.ref))};
+  flake = builtins.getFlake ${nixString(flake!)};
   path = builtins.fromJSON ${nixString(JSON.stringify(parseAttrPath(t.attr)))};
   has = v: p: p == [ ] || (builtins.isAttrs v && v ? \${builtins.head p} && has v.\${builtins.head p} (builtins.tail p));
   get = builtins.foldl' (v: n: v.\${n});
@@ -147,7 +165,8 @@ export async function evaluateTarget(target: TargetSpec, options: OnDemandOption
     const variants: [string | null, VariantConfig][] = noVariant ? [[null, { config: {}, nix: null }]] : Object.entries(options.variants);
     const jobs = options.systems.flatMap((system) => variants.map(([variant, v]) => ({ system, variant, v })));
     const file = join(scratch, `target-${++fileCounter}.nix`);
-    writeFileSync(file, targetFile(target, options.nixpkgs));
+    const flake = target.kind === 'flake' ? await preparedFlake(target.ref, scratch, store, options.signal) : null;
+    writeFileSync(file, targetFile(target, options.nixpkgs, flake));
     const graph = new DrvGraph();
     const nodes = new Map<string, Fod>();
     const queue = new PQueue({ concurrency: 2 });
@@ -165,6 +184,7 @@ export async function evaluateTarget(target: TargetSpec, options: OnDemandOption
               store,
               chroot: true,
               features: target.kind === 'flake' ? ['flakes'] : [],
+              offline: target.kind === 'flake',
               scratch,
               evaluator: join(packageRoot(), 'nix', 'evaluator.nix'),
               timeoutMs: options.timeoutMs,

@@ -18,7 +18,12 @@ export interface Provenance {
   members?: string[];
 }
 
-export type SourceWithProvenance = Fod & { targets: Provenance[] };
+/**
+ * A source (one output path) with where it was found. `drvPaths`: every derivation among the
+ * closures that produces it (each system has its own, and a package set may fetch the same file
+ * with two fetchers, as nixpkgs' bootstrap does); the Fod fields are the first one's.
+ */
+export type SourceWithProvenance = Fod & { drvPaths: string[]; targets: Provenance[] };
 
 /** The answer for an on-demand target (`--expr`, `--file`, `--nixos-config`, `--flake`). */
 export interface TargetSourcesAnswer {
@@ -48,7 +53,8 @@ export interface AttrSourcesAnswer extends Omit<SourcesAnswer, 'sources'> {
 function addSources(into: Map<string, SourceWithProvenance>, fods: Fod[], where: Omit<Provenance, 'members'>, member?: string): void {
   for (const f of fods) {
     let s = into.get(f.outPath);
-    if (!s) into.set(f.outPath, (s = { ...f, targets: [] }));
+    if (!s) into.set(f.outPath, (s = { ...f, drvPaths: [], targets: [] }));
+    if (!s.drvPaths.includes(f.drvPath)) s.drvPaths.push(f.drvPath);
     let p = s.targets.find((t) => t.system === where.system && t.variant === where.variant);
     if (!p) s.targets.push((p = member === undefined ? { ...where } : { ...where, members: [] }));
     if (member !== undefined && !p.members!.includes(member)) p.members!.push(member);
