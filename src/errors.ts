@@ -48,6 +48,8 @@ export const ErrorCode = {
   ATTR_UNKNOWN: 'ATTR_UNKNOWN',
   ATTR_NOT_CRAWLED: 'ATTR_NOT_CRAWLED',
   ATTR_FAILED: 'ATTR_FAILED',
+  /** an on-demand target (--expr, --file, --nixos-config, --flake) failed to evaluate, or yields no derivation */
+  TARGET_FAILED: 'TARGET_FAILED',
   USAGE: 'USAGE',
   /** the database file is damaged (SQLite: malformed, not a database) */
   DB_CORRUPT: 'DB_CORRUPT',

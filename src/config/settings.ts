@@ -227,6 +227,19 @@ export function resolveSettings(o: ResolveOptions = {}): Settings {
   };
 }
 
+/**
+ * The settings of an on-demand target (`fodder sources --expr`, ...): the crawl's, except that
+ * without `--system` / `--variant` one target is evaluated, the one `sources ATTR` prefers:
+ * `x86_64-linux` and `default`.
+ */
+export function targetSettings(o: ResolveOptions): CrawlSettings {
+  const flags = o.flags ?? {};
+  return resolveSettings({
+    ...o,
+    flags: { ...flags, systems: flags.systems?.length ? flags.systems : ['x86_64-linux'], variants: flags.variants?.length ? flags.variants : ['default'] },
+  }).crawl;
+}
+
 function serviceSettings(cfg: RawConfig['service'], flags: SettingFlags, base: string, file: string | null, db: string): ServiceSettings {
   const listen = flags.listen === undefined ? cfg.listen : optionValue('--listen', listenSchema, flags.listen);
   const colon = listen.lastIndexOf(':');

@@ -27,6 +27,16 @@ export interface SessionSpec {
   exhaustive: boolean;
   /** the drv store directory Nix writes .drv files into */
   store: string;
+  /**
+   * `store` is a chroot store (`--store DIR`, files under `DIR/nix/store`) rather than a
+   * binary-cache directory: on-demand targets, whose flakes Nix copies into the store and reads
+   * back, which a binary-cache store cannot do
+   */
+  chroot?: boolean;
+  /** experimental features beyond `nix-command` (`flakes`) */
+  features?: string[];
+  /** `--offline`: a flake's registry and inputs are never looked up on the network */
+  offline?: boolean;
   /** where the session's spec files go, and Nix's TMPDIR */
   scratch: string;
   /** nix/evaluator.nix */
@@ -167,7 +177,8 @@ export class NixSession {
       NO_COLOR: '1',
       COLUMNS: '1000000',
     };
-    const args = ['--extra-experimental-features', 'nix-command', 'repl', ...nixStoreArgs(s.store)];
+    const features = ['nix-command', ...(s.features ?? [])].join(' ');
+    const args = ['--extra-experimental-features', features, 'repl', ...(s.offline ? ['--offline'] : []), ...(s.chroot ? ['--store', s.store] : nixStoreArgs(s.store))];
     try {
       this.run = spawner().run('nix', args, env, (data) => this.onOutput(data), true);
     } catch (err) {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { FodderError, ErrorCode } from '../errors.js';
 import { parseDrvPart, drvName } from '../nix-formats/drv-parse.js';
 import { readStoreSource, readStoreText } from './store-slots.js';
@@ -11,12 +12,21 @@ export interface ReadClosure {
 }
 
 /**
+ * Where .drv files are read: a drv store directory (a binary-cache store, see store-slots.ts), or
+ * a chroot store (`{ chroot: DIR }`, the files under `DIR/nix/store`), whose input sources are
+ * not read (their references are in its database): what on-demand targets need is their FODs.
+ */
+export type DrvSource = string | { chroot: string };
+
+/**
  * Reads the .drv closure of `roots` from a drv store directory (see store-slots.ts), following
  * inputDrvs as `nix-store -qR` does for .drv files, and adds to `into` a node for every
  * derivation not already in `graph`, and every input source (with the sources it refers to)
  * the graph has not seen, adding each to the graph as it is read.
  */
-export function readDrvClosure(roots: Iterable<string>, store: string, mirrors: Mirrors, graph: DrvGraph, into: ReadClosure): void {
+export function readDrvClosure(roots: Iterable<string>, from: DrvSource, mirrors: Mirrors, graph: DrvGraph, into: ReadClosure): void {
+  const store = typeof from === 'string' ? from : from.chroot;
+  const readText = typeof from === 'string' ? (p: string) => readStoreText(from, p) : (p: string) => readFileSync(from.chroot + p, 'utf8');
   const queued = new Set<string>();
   const stack: string[] = [];
   const visit = (p: string) => {
@@ -37,14 +47,14 @@ export function readDrvClosure(roots: Iterable<string>, store: string, mirrors: 
     const drvPath = stack.pop()!;
     let text: string;
     try {
-      text = readStoreText(store, drvPath);
+      text = readText(drvPath);
     } catch (err) {
       throw new FodderError(ErrorCode.DRV_PARSE, `cannot read ${drvPath} from ${store}: ${(err as Error).message}`, { drvPath, store });
     }
     const drv = parseDrvPart(text, drvPath, false);
     const inputDrvs = drv.inputDrvs.map((i) => i.path);
     for (const i of inputDrvs) visit(i);
-    for (const s of drv.inputSrcs) visitSource(s);
+    if (typeof from === 'string') for (const s of drv.inputSrcs) visitSource(s);
     const outputs: Record<string, string> = {};
     for (const o of drv.outputs) outputs[o.name] = o.path;
     const fod = isFixedOutput(drv) ? fodFromDrv(drvPath, drv, mirrors) : null;

@@ -1,10 +1,14 @@
 import type { Command } from 'commander';
 import { openDb } from '../../db/open.js';
 import { chooseCrawl, finishedCrawlIds } from '../../db/crawls.js';
-import { sourcesOf } from '../../query/sources.js';
+import { sourcesOf, type SourcesAnswer } from '../../query/sources.js';
+import { attrSources, targetSources, type AttrSourcesAnswer, type SourceWithProvenance } from '../../query/targets.js';
+import type { TargetSpec } from '../../eval/on-demand.js';
+import { targetSettings } from '../../config/settings.js';
+import { FodderError, ErrorCode } from '../../errors.js';
 import { listAttrs, listFods } from '../../query/listings.js';
 import type { Fod } from '../../graph/types.js';
-import { crawlLabel, dbPath, positiveInt, printJson, warnPartial } from '../common.js';
+import { abortOnSignals, collect, crawlLabel, dbPath, positiveInt, printJson, warnPartial } from '../common.js';
 import { nixErrorHeadline } from '../../graph/nix-error.js';
 
 function fodLine(f: Fod): string {
@@ -12,35 +16,149 @@ function fodLine(f: Fod): string {
   return `  ${f.kind.padEnd(8)} ${f.name.padEnd(32)} ${f.hash.sri.slice(0, 30)}…  ${urls}${f.postFetch ? '  [postFetch]' : ''}`;
 }
 
+interface SourcesFlags {
+  expr?: string;
+  file?: string;
+  nixosConfig?: string;
+  flake?: string;
+  nixpkgs?: string;
+  config?: string;
+  system?: string[];
+  variant?: string[];
+  crawl?: number;
+  db?: string;
+  json?: boolean;
+}
+
+/** The on-demand target the flags name, or null for ATTR; refuses none, or more than one, and options that do not apply. */
+function chosenTarget(attr: string | undefined, flags: SourcesFlags): TargetSpec | null {
+  const given: [string, TargetSpec | null][] = [];
+  if (attr !== undefined) given.push(['ATTR', null]);
+  if (flags.expr !== undefined) given.push(['--expr', { kind: 'expr', expr: flags.expr }]);
+  if (flags.file !== undefined) given.push(['--file', { kind: 'file', file: flags.file }]);
+  if (flags.nixosConfig !== undefined) given.push(['--nixos-config', { kind: 'nixos', configuration: flags.nixosConfig }]);
+  if (flags.flake !== undefined) {
+    const hash = flags.flake.lastIndexOf('#');
+    if (hash <= 0 || hash === flags.flake.length - 1) {
+      throw new FodderError(ErrorCode.USAGE, `--flake: "${flags.flake}" is not REF#ATTR (a flake reference, #, an attribute path)`, { option: '--flake' });
+    }
+    given.push(['--flake', { kind: 'flake', ref: flags.flake.slice(0, hash), attr: flags.flake.slice(hash + 1) }]);
+  }
+  const usage = (message: string) => new FodderError(ErrorCode.USAGE, message, {});
+  if (given.length === 0) throw usage('sources: name a target: ATTR, --expr, --file, --nixos-config or --flake');
+  if (given.length > 1) throw usage(`sources: one target at a time, got ${given.map((g) => g[0]).join(' and ')}`);
+  const [name, target] = given[0];
+  const refuse = (option: string, why: string) => {
+    throw usage(`${option} does not apply to ${name}: ${why}`);
+  };
+  if (target === null) {
+    if (flags.nixpkgs !== undefined) refuse('--nixpkgs', 'ATTR is read from the crawls in the database');
+    if (flags.config !== undefined) refuse('--config', 'ATTR is read from the crawls in the database');
+  } else {
+    if (flags.crawl !== undefined) refuse('--crawl', 'it is evaluated now, not read from a crawl');
+    if (flags.db !== undefined) refuse('--db', 'it is evaluated now, not read from a crawl');
+    if ((target.kind === 'nixos' || target.kind === 'flake') && flags.variant?.length) {
+      refuse('--variant', target.kind === 'nixos' ? "the configuration's nixpkgs.config decides" : 'the flake decides its package set');
+    }
+  }
+  return target;
+}
+
+function attrSourcesCommand(attr: string, flags: SourcesFlags): void {
+  const db = openDb(dbPath(flags.db), { readonly: true });
+  const several = (flags.system?.length ?? 0) > 1 || (flags.variant?.length ?? 0) > 1;
+  let answer: SourcesAnswer | AttrSourcesAnswer, crawl;
+  try {
+    answer = several
+      ? attrSources(db, attr, { systems: flags.system ?? [], variants: flags.variant ?? [], crawl: flags.crawl })
+      : sourcesOf(db, attr, { system: flags.system?.[0], variant: flags.variant?.[0], crawl: flags.crawl });
+    crawl = chooseCrawl(db, answer.crawl);
+  } finally {
+    db.close();
+  }
+  const asked = flags.crawl !== undefined;
+  if (flags.json) {
+    if (asked) warnPartial(crawl);
+    printJson(answer);
+    return;
+  }
+  const from = asked ? crawlLabel(crawl, true) : `crawl ${crawl.id}, the latest finished that covered it`;
+  const where =
+    'targets' in answer ? (answer as AttrSourcesAnswer).targets.map((t) => `${t.system}, ${t.variant}`).join('; ') : `${answer.system}, ${answer.variant}`;
+  process.stdout.write(`${answer.attr} (${where}; ${from}): ${answer.sources.length} sources\n`);
+  process.stdout.write(answer.sources.map((f) => fodLine(f) + ('targets' in f ? provenanceNote(f as SourceWithProvenance) : '')).join('\n') + '\n');
+}
+
+/** Where a source was found, after its line, when the answer covers several systems or variants. */
+function provenanceNote(f: SourceWithProvenance): string {
+  return `  (${f.targets.map((t) => (t.variant === null ? t.system : `${t.system}/${t.variant}`)).join(' ')})`;
+}
+
+async function targetSourcesCommand(target: TargetSpec, flags: SourcesFlags): Promise<void> {
+  const config = targetSettings({
+    configFile: flags.config,
+    flags: { nixpkgs: flags.nixpkgs, systems: flags.system, variants: flags.variant },
+    need: { nixpkgs: true },
+  });
+  const stop = new AbortController();
+  const release = abortOnSignals(stop);
+  let answer;
+  try {
+    answer = await targetSources(target, {
+      nixpkgs: config.nixpkgs,
+      overlays: config.overlays,
+      systems: config.systems,
+      variants: config.variants,
+      timeoutMs: config.limits.shardTimeoutSec * 1000,
+      memoryMb: config.limits.memoryMb,
+      signal: stop.signal,
+    });
+  } finally {
+    release();
+  }
+  for (const f of answer.failures) {
+    const where = f.variant === null ? f.system : `${f.system}, ${f.variant}`;
+    process.stderr.write(
+      `fodder: warning: ${answer.target}: member ${JSON.stringify(f.name)} (${where}) skipped (${f.errorKind}): ${nixErrorHeadline(f.error)}\n`,
+    );
+  }
+  if (flags.json) {
+    printJson(answer);
+    return;
+  }
+  const several = answer.systems.length > 1 || answer.variants.length > 1;
+  const targets = answer.systems.join(', ') + (answer.variants.length ? `; ${answer.variants.join(', ')}` : '');
+  const members = new Set(answer.members.map((m) => m.name)).size;
+  process.stdout.write(
+    `${answer.target} (${targets}; Nix ${answer.nix}): ${answer.sources.length} sources of ${members} derivation${members === 1 ? '' : 's'}\n`,
+  );
+  process.stdout.write(answer.sources.map((f) => fodLine(f) + (several ? provenanceNote(f) : '')).join('\n') + '\n');
+}
+
 const CRAWL_OPTION = ['--crawl <n>', 'read this crawl (whatever its status) instead of the latest finished one'] as const;
 
 export function registerQueries(program: Command): void {
   program
-    .command('sources <attr>')
-    .description('the FODs in the closure of ATTR, from the latest finished crawl that covered it')
-    .option('--system <system>')
-    .option('--variant <name>')
+    .command('sources [attr]')
+    .description('the FODs in the closure of ATTR (from the latest finished crawl that covered it), or of a target evaluated now')
+    .option('--expr <expr>', 'a Nix expression yielding a derivation, a list or a set of them (pkgs and system in scope)')
+    .option('--file <file>', 'a Nix file yielding the same (a function is called with the pkgs and system it names)')
+    .option('--nixos-config <file>', 'the system a NixOS configuration builds (PATH/nixos of --nixpkgs)')
+    .option('--flake <ref#attr>', "a flake's attribute (packages.<system>.ATTR, legacyPackages.<system>.ATTR or ATTR)")
+    .option('--nixpkgs <path>', 'the package set of --expr, --file and --nixos-config')
+    .option('--config <file>', 'YAML config (variants, overlays, nix.bin, limits) for a target evaluated now')
+    .option('--system <system>', 'this system (repeatable, or comma-separated)', collect('--system'))
+    .option('--variant <name>', 'this config variant (repeatable, or comma-separated)', collect('--variant'))
     .option(...CRAWL_OPTION, positiveInt('--crawl'))
     .option('--db <file>')
     .option('--json')
-    .action((attr: string, flags: { system?: string; variant?: string; crawl?: number; db?: string; json?: boolean }) => {
-      const db = openDb(dbPath(flags.db), { readonly: true });
-      let answer, crawl;
-      try {
-        answer = sourcesOf(db, attr, flags);
-        crawl = chooseCrawl(db, answer.crawl);
-      } finally {
-        db.close();
-      }
-      const asked = flags.crawl !== undefined;
-      if (flags.json) {
-        if (asked) warnPartial(crawl);
-        printJson(answer);
+    .action(async (attr: string | undefined, flags: SourcesFlags) => {
+      const target = chosenTarget(attr, flags);
+      if (target === null) {
+        attrSourcesCommand(attr!, flags);
         return;
       }
-      const from = asked ? crawlLabel(crawl, true) : `crawl ${crawl.id}, the latest finished that covered it`;
-      process.stdout.write(`${answer.attr} (${answer.system}, ${answer.variant}; ${from}): ${answer.sources.length} sources\n`);
-      process.stdout.write(answer.sources.map(fodLine).join('\n') + '\n');
+      await targetSourcesCommand(target, flags);
     });
 
   program
