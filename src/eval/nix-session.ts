@@ -178,7 +178,13 @@ export class NixSession {
       COLUMNS: '1000000',
     };
     const features = ['nix-command', ...(s.features ?? [])].join(' ');
-    const args = ['--extra-experimental-features', features, 'repl', ...(s.offline ? ['--offline'] : []), ...(s.chroot ? ['--store', s.store] : nixStoreArgs(s.store))];
+    const args = [
+      '--extra-experimental-features',
+      features,
+      'repl',
+      ...(s.offline ? ['--offline'] : []),
+      ...(s.chroot ? ['--store', s.store] : nixStoreArgs(s.store)),
+    ];
     try {
       this.run = spawner().run('nix', args, env, (data) => this.onOutput(data), true);
     } catch (err) {
