@@ -6,6 +6,7 @@ import { listAttrs, listFods } from '../../query/listings.js';
 import type { Fod } from '../../graph/types.js';
 import { crawlLabel, dbPath, positiveInt, printJson, warnPartial } from '../common.js';
 import { nixErrorHeadline } from '../../graph/nix-error.js';
+import { printMissing, MISSING_OPTION, MIRROR_OPTION, type MissingFlags } from './missing.js';
 
 function fodLine(f: Fod): string {
   const urls = f.kind === 'git' && f.git ? `${f.git.url}@${f.git.rev.slice(0, 12)}` : (f.urls[0] ?? '(no url)');
@@ -22,8 +23,11 @@ export function registerQueries(program: Command): void {
     .option('--variant <name>')
     .option(...CRAWL_OPTION, positiveInt('--crawl'))
     .option('--db <file>')
+    .option(...MISSING_OPTION)
+    .option(...MIRROR_OPTION)
     .option('--json')
-    .action((attr: string, flags: { system?: string; variant?: string; crawl?: number; db?: string; json?: boolean }) => {
+    .action(async (attr: string, flags: { system?: string; variant?: string; crawl?: number; db?: string; json?: boolean } & MissingFlags) => {
+      if (flags.missing || flags.mirror !== undefined) return printMissing({ ...flags, attr });
       const db = openDb(dbPath(flags.db), { readonly: true });
       let answer, crawl;
       try {
@@ -51,8 +55,11 @@ export function registerQueries(program: Command): void {
     .option('--kind <kind>')
     .option(...CRAWL_OPTION, positiveInt('--crawl'))
     .option('--db <file>')
+    .option(...MISSING_OPTION)
+    .option(...MIRROR_OPTION)
     .option('--json')
-    .action((flags: { system?: string; variant?: string; kind?: string; crawl?: number; db?: string; json?: boolean }) => {
+    .action(async (flags: { system?: string; variant?: string; kind?: string; crawl?: number; db?: string; json?: boolean } & MissingFlags) => {
+      if (flags.missing || flags.mirror !== undefined) return printMissing(flags);
       const db = openDb(dbPath(flags.db), { readonly: true });
       let fods, header: string;
       try {
