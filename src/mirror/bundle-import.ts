@@ -192,7 +192,10 @@ async function createImporter(
   };
   const inMirror = (o: BundleObject) => existsSync(join(root, o.path));
 
-  /** Copies `data` into a new temporary file, hashing it; returns the file and its hash(es). */
+  /**
+   * Copies `data` into a new temporary file while hashing it (all four hashes for a tarball,
+   * sha256 for a NAR file). Returns once the bytes are written; the hashes may still be running.
+   */
   const receive = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>, tmp: string, all: boolean) => {
     const fh = await open(tmp, 'wx', 0o644);
     const sha256 = all ? null : createHash('sha256');
@@ -207,7 +210,6 @@ async function createImporter(
         sha256?.update(c);
         hasher?.update(c, size);
       }
-      if (!all) await fh.sync();
     } catch (e) {
       hasher?.abort();
       await fh.close().catch(() => undefined);
@@ -215,32 +217,50 @@ async function createImporter(
       throw e;
     }
     await fh.close();
-    return { size, sha256: sha256?.digest('hex') ?? null, digests: hasher ? await hasher.finish(size) : null };
+    const digests = hasher?.finish(size) ?? null;
+    digests?.catch(() => undefined); // awaited by the settling step
+    return { size, sha256: sha256?.digest('hex') ?? null, digests };
   };
 
-  const admitTarball = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>): Promise<Outcome> => {
+  /** Receives a tarball; the step returned checks its hash and admits it (all names, fsynced). */
+  const receiveTarball = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>): Promise<() => Promise<Outcome>> => {
     const [, algo, hex] = o.path.split('/') as [string, HashAlgo, string];
     const tmp = join(work, randomBytes(8).toString('hex'));
     const got = await receive(o, data, tmp, true);
-    if (got.digests![algo] !== hex) {
-      await rm(tmp, { force: true });
-      return { ok: false, reason: `corrupt: content has ${algo} ${got.digests![algo]}` };
-    }
-    await mirror.admitFile(tmp, got.digests!);
-    return { ok: true };
+    return async () => {
+      const digests = await got.digests!;
+      if (digests[algo] !== hex) {
+        await rm(tmp, { force: true });
+        return { ok: false, reason: `corrupt: content has ${algo} ${digests[algo]}` };
+      }
+      await mirror.admitFile(tmp, digests);
+      return { ok: true };
+    };
   };
 
-  const admitNar = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>): Promise<Outcome> => {
+  /** Receives a NAR file; the step returned checks it against its name, fsyncs and renames it. */
+  const receiveNar = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>): Promise<() => Promise<Outcome>> => {
     const name = o.path.slice('cache/nar/'.length);
     const tmp = join(cacheDir, 'nar', `.tmp-${randomBytes(8).toString('hex')}`);
     const got = await receive(o, data, tmp, false);
-    const actual = encodeNix32(Buffer.from(got.sha256!, 'hex'));
-    if (actual !== name.slice(0, 52)) {
-      await rm(tmp, { force: true });
-      return { ok: false, reason: `corrupt: content has sha256 ${actual}` };
-    }
-    await rename(tmp, join(cacheDir, 'nar', name));
-    return { ok: true };
+    return async () => {
+      const actual = encodeNix32(Buffer.from(got.sha256!, 'hex'));
+      if (actual !== name.slice(0, 52)) {
+        await rm(tmp, { force: true });
+        return { ok: false, reason: `corrupt: content has sha256 ${actual}` };
+      }
+      await syncFile(tmp);
+      await rename(tmp, join(cacheDir, 'nar', name));
+      return { ok: true };
+    };
+  };
+
+  /** Objects received whose check and admission (hashes, fsync, rename) still run; at most MAX_SETTLING. */
+  const settling = new Set<Promise<void>>();
+  let failure: unknown = null;
+  const settled = async (max: number) => {
+    while (settling.size > max) await Promise.race(settling);
+    if (failure) throw failure;
   };
 
   const checkNarInfo = (o: BundleObject, text: Buffer): Outcome => {
@@ -275,11 +295,18 @@ async function createImporter(
     async admit(o, openData) {
       seen.add(o.path);
       if (inMirror(o)) return record(o, done.has(o.path) ? 'imported' : 'present').then(() => undefined);
-      const outcome = o.type === 'tarball' ? await admitTarball(o, openData()) : await admitNar(o, openData());
-      if (outcome.ok) await record(o, 'imported');
-      else refuse(o, outcome.reason);
+      const settle = o.type === 'tarball' ? await receiveTarball(o, openData()) : await receiveNar(o, openData());
+      const p: Promise<void> = settle()
+        .then((outcome) => (outcome.ok ? record(o, 'imported') : refuse(o, outcome.reason)))
+        .catch((e: unknown) => {
+          failure ??= e;
+        })
+        .finally(() => settling.delete(p));
+      settling.add(p);
+      await settled(MAX_SETTLING);
     },
     async finish(textOf) {
+      await settled(0);
       let wroteAny = false;
       for (const o of index.objects) {
         if (o.type !== 'narinfo') continue;
@@ -310,14 +337,20 @@ async function createImporter(
   };
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+/** Files received whose checks and fsyncs run at once, behind the copying (they overlap; memory stays flat). */
+const MAX_SETTLING = 16;
+
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
   try {
     await fh.sync();
   } finally {
     await fh.close();
   }
 }
+
+/** fsyncs a directory (its new names) or a file. */
+const syncDir = syncFile;
 
 /** Temporary files of an import that was killed: the work files and the NAR files not renamed. */
 function removeLeftovers(root: string): void {
