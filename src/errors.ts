@@ -130,6 +130,16 @@ export const ErrorCode = {
   /** the FOD's out path does not follow from its hash and name */
   CACHE_PATH_MISMATCH: 'CACHE_PATH_MISMATCH',
   CACHE_OPTIONS_INVALID: 'CACHE_OPTIONS_INVALID',
+  /** a mirror's manifest that cannot be read, or whose signature fails */
+  MANIFEST_INVALID: 'MANIFEST_INVALID',
+  /** a bundle that cannot be read (no index, a broken index or tar stream) */
+  BUNDLE_INVALID: 'BUNDLE_INVALID',
+  /** `bundle import` refused objects (corrupt, foreign, unsigned); the others were imported */
+  BUNDLE_REFUSED: 'BUNDLE_REFUSED',
+  /** an object does not fit in one volume of `--volume-size` */
+  VOLUME_TOO_SMALL: 'VOLUME_TOO_SMALL',
+  /** `--mirror URL`: the served mirror did not answer as a mirror does */
+  MIRROR_UNREACHABLE: 'MIRROR_UNREACHABLE',
 
   // unpacking an archive (src/fetch/unpack-policy.ts); a refusal makes the source unverifiable
   /** an entry would escape the work dir or is a device/fifo */

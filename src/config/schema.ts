@@ -158,6 +158,18 @@ export const serviceSchema = z
   })
   .strict();
 
+/** `bundle`: carrying a mirror's objects to a mirror off the network (docs/offgrid.md). */
+export const bundleSchema = z
+  .object({
+    /**
+     * public keys (`name:base64`, as `nix-store --generate-binary-cache-key` writes them) whose
+     * signatures fodder trusts: a manifest given to `bundle create --since` and every narinfo
+     * `bundle import` admits must carry a valid signature by one of them; empty: none is checked
+     */
+    trustedKeys: z.array(z.string().regex(/^[^:\s]+:[A-Za-z0-9+/]{43}=$/, 'must be a public key, name:base64')).default([]),
+  })
+  .strict();
+
 /** `nix`: which Nix fodder runs. */
 export const nixSchema = z
   .object({
@@ -194,6 +206,7 @@ export const configSchema = z
     db: z.string().min(1).default('data/fodder.db'),
     limits: crawlLimitsSchema.default({}),
     fetch: fetchSchema.default({}),
+    bundle: bundleSchema.default({}),
     nix: nixSchema.default({}),
     service: serviceSchema.default({}),
   })

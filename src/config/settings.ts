@@ -1,10 +1,10 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FodderError, ErrorCode } from '../errors.js';
 import { packageRoot } from './defaults.js';
 import { numericOption, optionValue, readConfigData, validateConfig } from './load.js';
 import { selectNix } from './nix-bin.js';
-import { configSchema, fetchSchema, listenSchema, serviceSchema, systemSchema, type RawConfig, type VariantConfig } from './schema.js';
+import { bundleSchema, configSchema, fetchSchema, listenSchema, serviceSchema, systemSchema, type RawConfig, type VariantConfig } from './schema.js';
 
 /**
  * The one resolver of settings. Every command asks it, and it alone decides: a command-line flag
@@ -103,6 +103,12 @@ export interface PackageSetGit {
   dir: string;
 }
 
+/** `bundle`: the keys whose signatures manifests and imported narinfos must carry. */
+export interface BundleSettings {
+  /** public keys (`name:base64`): `bundle.trustedKeys` and those of the `--trusted-key` files */
+  trustedKeys: string[];
+}
+
 export interface Settings {
   /** the config file (absolute), or null */
   file: string | null;
@@ -113,6 +119,7 @@ export interface Settings {
   crawl: CrawlSettings;
   fetch: FetchSettings;
   service: ServiceSettings;
+  bundle: BundleSettings;
 }
 
 /** The command-line flags that set a setting, as commander hands them over (numbers may still be text). */
@@ -140,6 +147,8 @@ export interface SettingFlags {
   schedule?: boolean;
   /** `fodder gc --keep N` */
   keep?: number | string;
+  /** `--trusted-key FILE` (repeatable): files holding a public key each */
+  trustedKeys?: string[];
 }
 
 export interface ResolveOptions {
@@ -224,6 +233,7 @@ export function resolveSettings(o: ResolveOptions = {}): Settings {
     crawl,
     fetch: fetchSettings(raw.fetch, f, flags, base, mirror),
     service: serviceSettings(raw.service, flags, base, file, db),
+    bundle: { trustedKeys: [...raw.bundle.trustedKeys, ...(flags.trustedKeys ?? []).map(readPublicKey)] },
   };
 }
 
@@ -238,6 +248,19 @@ export function targetSettings(o: ResolveOptions): CrawlSettings {
     ...o,
     flags: { ...flags, systems: flags.systems?.length ? flags.systems : ['x86_64-linux'], variants: flags.variants?.length ? flags.variants : ['default'] },
   }).crawl;
+}
+
+/** A public key file (`--trusted-key FILE`): one `name:base64` line. */
+function readPublicKey(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(resolve(file), 'utf8').trim();
+  } catch (e) {
+    throw new FodderError(ErrorCode.USAGE, `--trusted-key ${file}: cannot read it (${(e as Error).message})`, { option: '--trusted-key', file });
+  }
+  const parsed = bundleSchema.shape.trustedKeys.removeDefault().element.safeParse(text);
+  if (!parsed.success) throw new FodderError(ErrorCode.USAGE, `--trusted-key ${file}: not a public key (name:base64)`, { option: '--trusted-key', file });
+  return parsed.data;
 }
 
 function serviceSettings(cfg: RawConfig['service'], flags: SettingFlags, base: string, file: string | null, db: string): ServiceSettings {

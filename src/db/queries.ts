@@ -133,3 +133,14 @@ export function fodsInClosure(db: Db, drvPath: string): Fod[] {
     .all(drvPath) as FodRow[];
   return rows.map(fodFromRow);
 }
+
+/**
+ * The size of each FOD's content as a fetch recorded it (`mirror_state.size`: the file, or the
+ * NAR of a tree), by drvPath; empty when no fetch has run on this database.
+ */
+export function recordedSizes(db: Db): Map<string, number> {
+  const table = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mirror_state'`).get();
+  if (!table) return new Map();
+  const rows = db.prepare(`SELECT drv_path, size FROM mirror_state WHERE size IS NOT NULL`).all() as { drv_path: string; size: number }[];
+  return new Map(rows.map((r) => [r.drv_path, r.size]));
+}

@@ -317,7 +317,8 @@ async function fileHash(path: string, algo: Fod['hash']['algo']): Promise<string
   return h.digest('hex');
 }
 
-async function writeAtomic(file: string, text: string): Promise<void> {
+/** Writes `text` to `file` through a temporary name beside it: fsynced, then renamed. */
+export async function writeAtomic(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
   const fh = await open(tmp, 'wx', 0o644);
   try {

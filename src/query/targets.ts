@@ -8,7 +8,9 @@ import type { Db } from '../db/open.js';
 import type { Fod } from '../graph/types.js';
 import { nixErrorHeadline } from '../graph/nix-error.js';
 import { evaluateTarget, targetLabel, type MemberFailure, type OnDemandOptions, type TargetSpec } from '../eval/on-demand.js';
+import { chooseCrawl, finishedCrawlIds } from '../db/crawls.js';
 import { sourcesOf, type SourcesAnswer } from './sources.js';
+import { listFods } from './listings.js';
 
 /** Where a source was found: a system and variant (null for a NixOS configuration or a flake), and the members that need it. */
 export interface Provenance {
@@ -123,4 +125,62 @@ export async function targetSources(target: TargetSpec, options: OnDemandOptions
     failures,
     sources: [...merged.values()].sort(byName),
   };
+}
+
+/**
+ * What a target-taking command was asked (`fodder sources`, `--missing`, `bundle create`), as the
+ * command line's options give it: read from the crawls in the database (ATTR for one or several
+ * systems and variants, or, without ATTR, every FOD of the finished crawls or of crawl N, narrowed
+ * like `fodder fods`), or evaluated now (`--expr`, `--file`, `--nixos-config`, `--flake`).
+ */
+export type TargetQuery =
+  | { from: 'db'; attr?: string; systems: string[]; variants: string[]; crawl?: number; kind?: string; status?: string }
+  | { from: 'eval'; spec: TargetSpec; options: OnDemandOptions };
+
+export interface Target {
+  /** says what the target is, for a header line */
+  label: string;
+  fods: Fod[];
+  /** members of an on-demand target that failed to evaluate (the rest are answered) */
+  failures: TargetSourcesAnswer['failures'];
+}
+
+/**
+ * The FODs of a target, resolved in this one place for every command that needs them. `db` is
+ * opened by the caller (read only) and used only for targets read from the crawls.
+ */
+export async function targetFods(db: () => Db, q: TargetQuery): Promise<Target> {
+  if (q.from === 'eval') {
+    const a = await targetSources(q.spec, q.options);
+    return { label: a.target, fods: a.sources, failures: a.failures };
+  }
+  const d = db();
+  if (q.attr !== undefined) {
+    const a = attrSources(d, q.attr, q);
+    const where = a.targets.map((t) => `${t.system}, ${t.variant}; crawl ${t.crawl}`).join('; ');
+    return { label: `${a.attr} (${where})`, fods: a.sources, failures: [] };
+  }
+  let crawls: number[];
+  if (q.crawl !== undefined) {
+    crawls = [chooseCrawl(d, q.crawl).id];
+  } else {
+    crawls = finishedCrawlIds(d);
+    if (crawls.length === 0) chooseCrawl(d); // says why there is nothing to read
+  }
+  if (crawls.length === 0) throw new FodderError(ErrorCode.DB_EMPTY, 'no crawl to read');
+  if (q.systems.length > 1 || q.variants.length > 1) {
+    throw new FodderError(ErrorCode.USAGE, 'without ATTR, name at most one --system and one --variant', { option: '--system' });
+  }
+  const narrowing = { system: q.systems[0], variant: q.variants[0], kind: q.kind, status: q.status };
+  const narrowed = [narrowing.system && `system ${narrowing.system}`, narrowing.variant && `variant ${narrowing.variant}`, q.kind && `kind ${q.kind}`].filter(
+    Boolean,
+  );
+  const label = `the FODs of crawl${crawls.length > 1 ? 's' : ''} ${crawls.join(', ')}${narrowed.length ? ` (${narrowed.join(', ')})` : ''}`;
+  return { label, fods: listFods(d, crawls, narrowing), failures: [] };
+}
+
+/** One FOD per output path (several .drv files can share one), in the order given. */
+export function distinctOutputs<T extends Fod>(fods: readonly T[]): T[] {
+  const seen = new Set<string>();
+  return fods.filter((f) => !seen.has(f.outPath) && (seen.add(f.outPath), true));
 }

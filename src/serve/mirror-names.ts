@@ -31,8 +31,5 @@ export function tarballName(algo: string, name: string): { algo: HashAlgo; hex: 
 const NIX32 = /^[0-9a-df-np-sv-z]+$/;
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
-/** `<hash part>.narinfo`: a store path's 32 nix32 characters. */
-export const NARINFO_NAME = /^[0-9a-df-np-sv-z]{32}\.narinfo$/;
-
-/** `nar/<nix32 file hash>.nar[.xz|.zst]`, as src/mirror/nar-file.ts names them. */
-export const NAR_NAME = /^[0-9a-df-np-sv-z]{52}\.nar(\.xz|\.zst|\.bz2)?$/;
+/** The cache's file names, as the mirror writes them. */
+export { NARINFO_NAME, NAR_NAME } from '../mirror/cache-entry.js';

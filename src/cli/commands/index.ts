@@ -7,6 +7,7 @@ import { registerReport } from './report.js';
 import { registerKeygen } from './keygen.js';
 import { registerServe } from './serve.js';
 import { registerGc } from './gc.js';
+import { registerBundle } from './bundle.js';
 
 /** Every command, one line each, in the order `fodder --help` lists them. */
 export const commands: ((program: Command) => void)[] = [
@@ -18,4 +19,5 @@ export const commands: ((program: Command) => void)[] = [
   registerKeygen,
   registerServe,
   registerGc,
+  registerBundle,
 ];

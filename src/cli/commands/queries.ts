@@ -4,65 +4,19 @@ import { chooseCrawl, finishedCrawlIds } from '../../db/crawls.js';
 import { sourcesOf, type SourcesAnswer } from '../../query/sources.js';
 import { attrSources, targetSources, type AttrSourcesAnswer, type SourceWithProvenance } from '../../query/targets.js';
 import type { TargetSpec } from '../../eval/on-demand.js';
-import { targetSettings } from '../../config/settings.js';
-import { FodderError, ErrorCode } from '../../errors.js';
 import { listAttrs, listFods } from '../../query/listings.js';
 import type { Fod } from '../../graph/types.js';
-import { abortOnSignals, collect, crawlLabel, dbPath, positiveInt, printJson, warnPartial } from '../common.js';
+import { abortOnSignals, crawlLabel, dbPath, positiveInt, printJson, warnPartial } from '../common.js';
+import { addTargetOptions, chosenTarget, CRAWL_OPTION, onDemandOptions, resolveTarget, type TargetFlags } from './target-options.js';
 import { nixErrorHeadline } from '../../graph/nix-error.js';
+import { printMissing, MISSING_OPTION, MIRROR_OPTION, type MissingFlags } from './missing.js';
 
 function fodLine(f: Fod): string {
   const urls = f.kind === 'git' && f.git ? `${f.git.url}@${f.git.rev.slice(0, 12)}` : (f.urls[0] ?? '(no url)');
   return `  ${f.kind.padEnd(8)} ${f.name.padEnd(32)} ${f.hash.sri.slice(0, 30)}…  ${urls}${f.postFetch ? '  [postFetch]' : ''}`;
 }
 
-interface SourcesFlags {
-  expr?: string;
-  file?: string;
-  nixosConfig?: string;
-  flake?: string;
-  nixpkgs?: string;
-  config?: string;
-  system?: string[];
-  variant?: string[];
-  crawl?: number;
-  db?: string;
-  json?: boolean;
-}
-
-/** The on-demand target the flags name, or null for ATTR; refuses none, or more than one, and options that do not apply. */
-function chosenTarget(attr: string | undefined, flags: SourcesFlags): TargetSpec | null {
-  const given: [string, TargetSpec | null][] = [];
-  if (attr !== undefined) given.push(['ATTR', null]);
-  if (flags.expr !== undefined) given.push(['--expr', { kind: 'expr', expr: flags.expr }]);
-  if (flags.file !== undefined) given.push(['--file', { kind: 'file', file: flags.file }]);
-  if (flags.nixosConfig !== undefined) given.push(['--nixos-config', { kind: 'nixos', configuration: flags.nixosConfig }]);
-  if (flags.flake !== undefined) {
-    const hash = flags.flake.lastIndexOf('#');
-    if (hash <= 0 || hash === flags.flake.length - 1) {
-      throw new FodderError(ErrorCode.USAGE, `--flake: "${flags.flake}" is not REF#ATTR (a flake reference, #, an attribute path)`, { option: '--flake' });
-    }
-    given.push(['--flake', { kind: 'flake', ref: flags.flake.slice(0, hash), attr: flags.flake.slice(hash + 1) }]);
-  }
-  const usage = (message: string) => new FodderError(ErrorCode.USAGE, message, {});
-  if (given.length === 0) throw usage('sources: name a target: ATTR, --expr, --file, --nixos-config or --flake');
-  if (given.length > 1) throw usage(`sources: one target at a time, got ${given.map((g) => g[0]).join(' and ')}`);
-  const [name, target] = given[0];
-  const refuse = (option: string, why: string) => {
-    throw usage(`${option} does not apply to ${name}: ${why}`);
-  };
-  if (target === null) {
-    if (flags.nixpkgs !== undefined) refuse('--nixpkgs', 'ATTR is read from the crawls in the database');
-    if (flags.config !== undefined) refuse('--config', 'ATTR is read from the crawls in the database');
-  } else {
-    if (flags.crawl !== undefined) refuse('--crawl', 'it is evaluated now, not read from a crawl');
-    if (flags.db !== undefined) refuse('--db', 'it is evaluated now, not read from a crawl');
-    if ((target.kind === 'nixos' || target.kind === 'flake') && flags.variant?.length) {
-      refuse('--variant', target.kind === 'nixos' ? "the configuration's nixpkgs.config decides" : 'the flake decides its package set');
-    }
-  }
-  return target;
-}
+type SourcesFlags = TargetFlags & MissingFlags;
 
 function attrSourcesCommand(attr: string, flags: SourcesFlags): void {
   const db = openDb(dbPath(flags.db), { readonly: true });
@@ -95,24 +49,11 @@ function provenanceNote(f: SourceWithProvenance): string {
 }
 
 async function targetSourcesCommand(target: TargetSpec, flags: SourcesFlags): Promise<void> {
-  const config = targetSettings({
-    configFile: flags.config,
-    flags: { nixpkgs: flags.nixpkgs, systems: flags.system, variants: flags.variant },
-    need: { nixpkgs: true },
-  });
   const stop = new AbortController();
   const release = abortOnSignals(stop);
   let answer;
   try {
-    answer = await targetSources(target, {
-      nixpkgs: config.nixpkgs,
-      overlays: config.overlays,
-      systems: config.systems,
-      variants: config.variants,
-      timeoutMs: config.limits.shardTimeoutSec * 1000,
-      memoryMb: config.limits.memoryMb,
-      signal: stop.signal,
-    });
+    answer = await targetSources(target, onDemandOptions(flags, stop.signal));
   } finally {
     release();
   }
@@ -135,30 +76,20 @@ async function targetSourcesCommand(target: TargetSpec, flags: SourcesFlags): Pr
   process.stdout.write(answer.sources.map((f) => fodLine(f) + (several ? provenanceNote(f) : '')).join('\n') + '\n');
 }
 
-const CRAWL_OPTION = ['--crawl <n>', 'read this crawl (whatever its status) instead of the latest finished one'] as const;
-
 export function registerQueries(program: Command): void {
-  program
+  const sources = program
     .command('sources [attr]')
-    .description('the FODs in the closure of ATTR (from the latest finished crawl that covered it), or of a target evaluated now')
-    .option('--expr <expr>', 'a Nix expression yielding a derivation, a list or a set of them (pkgs and system in scope)')
-    .option('--file <file>', 'a Nix file yielding the same (a function is called with the pkgs and system it names)')
-    .option('--nixos-config <file>', 'the system a NixOS configuration builds (PATH/nixos of --nixpkgs)')
-    .option('--flake <ref#attr>', "a flake's attribute (packages.<system>.ATTR, legacyPackages.<system>.ATTR or ATTR)")
-    .option('--nixpkgs <path>', 'the package set of --expr, --file and --nixos-config')
-    .option('--config <file>', 'YAML config (variants, overlays, nix.bin, limits) for a target evaluated now')
-    .option('--system <system>', 'this system (repeatable, or comma-separated)', collect('--system'))
-    .option('--variant <name>', 'this config variant (repeatable, or comma-separated)', collect('--variant'))
-    .option(...CRAWL_OPTION, positiveInt('--crawl'))
-    .option('--db <file>')
+    .description('the FODs in the closure of ATTR (from the latest finished crawl that covered it), or of a target evaluated now');
+  addTargetOptions(sources, 'YAML config (variants, overlays, nix.bin, limits) for a target evaluated now')
+    .option(...MISSING_OPTION)
+    .option(...MIRROR_OPTION)
     .option('--json')
     .action(async (attr: string | undefined, flags: SourcesFlags) => {
-      const target = chosenTarget(attr, flags);
-      if (target === null) {
-        attrSourcesCommand(attr!, flags);
-        return;
-      }
-      await targetSourcesCommand(target, flags);
+      const choose = { command: 'sources', allowNone: false, configForAll: false };
+      if (flags.missing || flags.mirror !== undefined) return printMissing(() => resolveTarget(attr, flags, choose), flags);
+      const target = chosenTarget(attr, flags, choose);
+      if (target === null) attrSourcesCommand(attr!, flags);
+      else await targetSourcesCommand(target!, flags);
     });
 
   program
@@ -169,8 +100,14 @@ export function registerQueries(program: Command): void {
     .option('--kind <kind>')
     .option(...CRAWL_OPTION, positiveInt('--crawl'))
     .option('--db <file>')
+    .option(...MISSING_OPTION)
+    .option(...MIRROR_OPTION)
     .option('--json')
-    .action((flags: { system?: string; variant?: string; kind?: string; crawl?: number; db?: string; json?: boolean }) => {
+    .action(async (flags: { system?: string; variant?: string; kind?: string; crawl?: number; db?: string; json?: boolean } & MissingFlags) => {
+      if (flags.missing || flags.mirror !== undefined) {
+        const query = { ...flags, system: flags.system === undefined ? [] : [flags.system], variant: flags.variant === undefined ? [] : [flags.variant] };
+        return printMissing(() => resolveTarget(undefined, query, { command: 'fods', allowNone: true, configForAll: false }), flags);
+      }
       const db = openDb(dbPath(flags.db), { readonly: true });
       let fods, header: string;
       try {

@@ -1,0 +1,174 @@
+/**
+ * `fodder bundle create`: the objects a target's FODs need from the ground mirror, minus what a
+ * remote mirror's manifest says it holds, written as a bundle directory (split into volumes when
+ * asked) or a tar stream. Objects are copied as they are (the import verifies each); nothing is
+ * held in memory but the list of objects.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pack as tarPack } from 'tar-stream';
+import { ErrorCode, FodderError } from '../errors.js';
+import type { Fod } from '../graph/types.js';
+import { cacheEntryOf, fileSize, tarballPath } from './holdings.js';
+import { BUNDLE_FORMAT, formatBundleIndex, INDEX_NAME, type BundleIndex, type BundleObject } from './bundle-index.js';
+import type { Manifest } from './manifest.js';
+
+export interface BundlePlan {
+  /** the objects, in volumes (one volume when not split); in each, files first and narinfos last */
+  volumes: BundleObject[][];
+  objects: number;
+  bytes: number;
+  /** distinct outputs of the target */
+  fods: number;
+  /** the bytes of the largest FOD's objects: the smallest --volume-size that works */
+  largest: number;
+  /** outputs the remote holds already (every object they need) */
+  remoteHas: number;
+  /** outputs the ground mirror lacks: nothing to carry for them */
+  groundLacks: Fod[];
+}
+
+/** What the remote's manifest holds, by object. */
+function remoteObjects(m: Manifest | null): (o: BundleObject) => boolean {
+  if (!m) return () => false;
+  const have = new Set<string>();
+  const algos = ['sha512', 'sha256', 'sha1', 'md5'];
+  for (const row of m.tarballs) algos.forEach((a, i) => row[i + 1] && have.add(`tarballs/${a}/${row[i + 1]}`));
+  for (const [hashPart, , url] of m.cache) {
+    have.add(`cache/${hashPart}.narinfo`);
+    if (url.startsWith('nar/')) have.add(`cache/${url}`);
+  }
+  return (o) => have.has(o.path);
+}
+
+/**
+ * Plans a bundle of `fods` from the ground mirror `ground`, minus what `since` (a remote's
+ * manifest) holds. `volumeSize`: bytes a volume may hold; a FOD's objects stay in one volume,
+ * and a FOD needing more than a volume is VOLUME_TOO_SMALL.
+ */
+export async function planBundle(fods: readonly Fod[], ground: string, since: Manifest | null, volumeSize: number | null): Promise<BundlePlan> {
+  const root = resolve(ground);
+  const remoteHas = remoteObjects(since);
+  const narInfoOf = (name: string) => readFile(join(root, 'cache', name), 'utf8').catch(() => null);
+  const seenOut = new Set<string>();
+  const taken = new Set<string>();
+  const units: { fod: Fod; objects: BundleObject[] }[] = [];
+  const plan: BundlePlan = { volumes: [], objects: 0, bytes: 0, largest: 0, fods: 0, remoteHas: 0, groundLacks: [] };
+  for (const fod of fods) {
+    if (seenOut.has(fod.outPath)) continue;
+    seenOut.add(fod.outPath);
+    plan.fods++;
+    const objects: BundleObject[] = [];
+    if (fod.hash.mode === 'flat') {
+      const size = await fileSize(join(root, tarballPath(fod)));
+      if (size !== null) objects.push({ type: 'tarball', path: tarballPath(fod), size });
+    }
+    const entry = await cacheEntryOf(fod.outPath, narInfoOf);
+    const sourceSize = entry && (await fileSize(join(root, entry.source.path)));
+    if (entry && sourceSize !== null) {
+      if (entry.source.type === 'nar') objects.push({ type: 'nar', path: entry.source.path, size: sourceSize });
+      else if (!objects.some((o) => o.path === entry.source.path)) objects.push({ type: 'tarball', path: entry.source.path, size: sourceSize });
+      const text = Buffer.from(entry.text);
+      objects.push({ type: 'narinfo', path: `cache/${entry.name}`, size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
+    }
+    if (objects.length === 0) {
+      plan.groundLacks.push(fod);
+      continue;
+    }
+    const wanted = objects.filter((o) => !remoteHas(o) && !taken.has(o.path));
+    if (wanted.length === 0) {
+      plan.remoteHas++;
+      continue;
+    }
+    for (const o of wanted) taken.add(o.path);
+    units.push({ fod, objects: wanted });
+  }
+  // volumes: units in order, a new volume when the next would not fit
+  let current: BundleObject[] = [];
+  let used = 0;
+  for (const u of units) {
+    const size = u.objects.reduce((s, o) => s + o.size, 0);
+    plan.largest = Math.max(plan.largest, size);
+    if (volumeSize !== null && size > volumeSize) {
+      throw new FodderError(
+        ErrorCode.VOLUME_TOO_SMALL,
+        `${u.fod.name} (${u.fod.outPath}) needs ${size} bytes, more than a volume of ${volumeSize}: pass a larger --volume-size`,
+        { outPath: u.fod.outPath, size, volumeSize },
+      );
+    }
+    if (volumeSize !== null && used + size > volumeSize && current.length) {
+      plan.volumes.push(current);
+      current = [];
+      used = 0;
+    }
+    current.push(...u.objects);
+    used += size;
+    plan.objects += u.objects.length;
+    plan.bytes += size;
+  }
+  if (current.length || plan.volumes.length === 0) plan.volumes.push(current);
+  // in each volume the files come first, the narinfos (which need them) last
+  plan.volumes = plan.volumes.map((v) => [...v.filter((o) => o.type !== 'narinfo'), ...v.filter((o) => o.type === 'narinfo')]);
+  return plan;
+}
+
+function indexOf(plan: BundlePlan, i: number, now: Date): BundleIndex {
+  const split = plan.volumes.length > 1;
+  return { format: BUNDLE_FORMAT, createdAt: now.toISOString(), volume: split ? i + 1 : null, volumes: plan.volumes.length, objects: plan.volumes[i] };
+}
+
+/**
+ * Writes the plan as a directory: `out/` itself, or `out/volume-N/` when split. Each object is
+ * copied to a temporary name and renamed, the index written last, so a killed run leaves no
+ * half object, and a re-run copies only what is not there yet.
+ */
+export async function writeBundleDir(plan: BundlePlan, ground: string, out: string, onObject?: (o: BundleObject) => void, now = new Date()): Promise<string[]> {
+  const root = resolve(ground);
+  const dirs: string[] = [];
+  for (let i = 0; i < plan.volumes.length; i++) {
+    const dir = plan.volumes.length > 1 ? join(resolve(out), `volume-${i + 1}`) : resolve(out);
+    dirs.push(dir);
+    for (const o of plan.volumes[i]) {
+      const dest = join(dir, o.path);
+      if ((await fileSize(dest)) !== o.size) {
+        await mkdir(dirname(dest), { recursive: true });
+        const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`;
+        try {
+          await copyFile(join(root, o.path), tmp);
+          await rename(tmp, dest);
+        } catch (e) {
+          await rm(tmp, { force: true });
+          throw e;
+        }
+      }
+      onObject?.(o);
+    }
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, INDEX_NAME), formatBundleIndex(indexOf(plan, i, now)));
+  }
+  return dirs;
+}
+
+/** Writes the plan (one volume) as a tar stream to `out`: the index first, then every object, streamed. */
+export async function writeBundleTar(plan: BundlePlan, ground: string, out: Writable, onObject?: (o: BundleObject) => void, now = new Date()): Promise<void> {
+  if (plan.volumes.length > 1) throw new FodderError(ErrorCode.USAGE, 'a tar stream holds one volume: write volumes to a directory (--out DIR)');
+  const root = resolve(ground);
+  const tar = tarPack();
+  const done = pipeline(tar, out);
+  const index = Buffer.from(formatBundleIndex(indexOf(plan, 0, now)));
+  const mtime = new Date(0);
+  tar.entry({ name: INDEX_NAME, size: index.length, mode: 0o644, mtime }, index);
+  for (const o of plan.volumes[0]) {
+    const file = join(root, o.path);
+    const size = (await stat(file)).size;
+    const entry = tar.entry({ name: o.path, size, mode: 0o644, mtime });
+    await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), entry);
+    onObject?.(o);
+  }
+  tar.finalize();
+  await done;
+}

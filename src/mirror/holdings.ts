@@ -1,0 +1,94 @@
+/**
+ * Whether a mirror holds a FOD, and how many bytes it takes there. A flat FOD is held when
+ * `tarballs/<algo>/<hex>` exists or the binary cache has its store path; a recursive FOD when
+ * the cache has a narinfo for its out path and what that narinfo needs (src/mirror/cache-entry.ts).
+ * One interface, two readers: a directory (stat) here, a served mirror (HEAD and GET) in
+ * src/fetch/remote-mirror.ts.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Fod } from '../graph/types.js';
+import { narInfoFileName, parseNarInfo, type NarInfo } from '../nix-formats/narinfo.js';
+import { narSourceOf, type NarSource } from './cache-entry.js';
+
+/** What a mirror holds of one FOD: its size there (the tarball, or the NAR file), null when unknown. */
+export type Holding = { held: true; size: number | null } | { held: false };
+
+export interface MirrorView {
+  /** the directory or URL, for messages */
+  readonly where: string;
+  holds(fod: Fod): Promise<Holding>;
+}
+
+/** `tarballs/<algo>/<hex>` of a flat FOD's declared hash, relative to the mirror. */
+export const tarballPath = (fod: Pick<Fod, 'hash'>): string => `tarballs/${fod.hash.algo}/${fod.hash.hex}`;
+
+/** What a holding rule asks of a mirror; each reader (directory, URL, manifest) answers it its own way. */
+export interface HoldingSource {
+  /** the size of `tarballs/<algo>/<hex>`, or null when absent */
+  tarballSize(algo: Fod['hash']['algo'], hex: string): Promise<number | null>;
+  /** the size of what a complete cache entry of the store path needs (its NAR, or the tarball it is made from), or null when there is none */
+  cacheEntrySize(storePath: string): Promise<number | null>;
+}
+
+/** The holding rule, the same for every reader. */
+export async function holdingOf(fod: Fod, src: HoldingSource): Promise<Holding> {
+  if (fod.hash.mode === 'flat') {
+    const size = await src.tarballSize(fod.hash.algo, fod.hash.hex);
+    if (size !== null) return { held: true, size };
+  }
+  const size = await src.cacheEntrySize(fod.outPath);
+  return size === null ? { held: false } : { held: true, size };
+}
+
+/** A HoldingSource over files: `sizeOf` a path relative to the mirror (null: absent), `narInfoOf` a narinfo's text by name (null: absent). */
+export function fileHoldingSource(sizeOf: (relPath: string) => Promise<number | null>, narInfoOf: (name: string) => Promise<string | null>): HoldingSource {
+  return {
+    tarballSize: (algo, hex) => sizeOf(`tarballs/${algo}/${hex}`),
+    async cacheEntrySize(storePath) {
+      const entry = await cacheEntryOf(storePath, narInfoOf);
+      return entry ? sizeOf(entry.source.path) : null;
+    },
+  };
+}
+
+/** The narinfo of a store path and what it needs, or null when there is none (or one fodder cannot satisfy). */
+export async function cacheEntryOf(
+  storePath: string,
+  narInfoOf: (name: string) => Promise<string | null>,
+): Promise<{ name: string; text: string; info: NarInfo; source: NarSource } | null> {
+  let name: string;
+  try {
+    name = narInfoFileName(storePath);
+  } catch {
+    return null;
+  }
+  const text = await narInfoOf(name);
+  if (text === null) return null;
+  try {
+    const info = parseNarInfo(text);
+    const source = narSourceOf(info);
+    return source ? { name, text, info, source } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The size of a regular file, or null when there is none. */
+export async function fileSize(path: string): Promise<number | null> {
+  try {
+    const st = await stat(path);
+    return st.isFile() ? st.size : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A mirror directory, read with stat and readFile. */
+export function createDirMirrorView(dir: string): MirrorView {
+  const root = resolve(dir);
+  const sizeOf = (rel: string) => fileSize(join(root, rel));
+  const narInfoOf = async (name: string) => readFile(join(root, 'cache', name), 'utf8').catch(() => null);
+  const src = fileHoldingSource(sizeOf, narInfoOf);
+  return { where: root, holds: (fod) => holdingOf(fod, src) };
+}

@@ -1,0 +1,295 @@
+/**
+ * Off the network (issue 14): a ground mirror fetched from the fixture's upstream on loopback;
+ * a remote mirror holding an older subset (one attribute's sources, carried there as a tar
+ * stream); `bundle create --since <remote manifest>` for another attribute carries exactly the
+ * difference, object by object; after `bundle import`, a fresh chroot store with no network
+ * realises every FOD of that attribute from the remote mirror's cache alone. Also: `--missing`
+ * against a directory and against `fodder serve`'s URL, a flipped byte, a manifest with a bad
+ * signature, volumes, and an import killed with SIGKILL then run again.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { Fod } from '../src/graph/types.js';
+import { BUNDLE_FORMAT, formatBundleIndex, parseBundleIndex, type BundleObject } from '../src/mirror/bundle-index.js';
+import { fodder, fodderSpawn, tempDir } from './helpers/cli.js';
+import { crawlFixture, startUpstream, waitPortFree } from './helpers/fixture-upstream.js';
+import { startServe, type RunningService } from './helpers/service.js';
+
+const dir = tempDir('fodder-bundle-');
+const ground = join(dir, 'ground');
+const remote = join(dir, 'remote');
+const keys = join(dir, 'keys');
+let db = '';
+let groundPublic = '';
+
+async function cli(args: string[]): Promise<string> {
+  const r = await fodder(args);
+  if (r.code !== 0) throw new Error(`fodder ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+const sh = (script: string) => {
+  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  if (r.status !== 0) throw new Error(`${script}: ${r.stderr}`);
+  return r.stdout;
+};
+/** `bundle create libgit` from the ground mirror, the island's key trusted, `--since` a manifest. */
+const createLibgit = (since: string, ...more: string[]) =>
+  fodder(['bundle', 'create', 'libgit', '--db', db, '--mirror', ground, '--since', since, '--trusted-key', join(keys, 'island-1.public'), ...more]);
+const sourcesOf = async (attr: string) => (JSON.parse(await cli(['sources', attr, '--db', db, '--json'])) as { sources: Fod[] }).sources;
+
+/** Every file under a mirror's tarballs/<algo>/ (hex names only) and cache/, relative to it. */
+function filesOf(root: string): Set<string> {
+  const out = new Set<string>();
+  const walk = (d: string) => {
+    if (!existsSync(d)) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (!e.name.startsWith('.') && e.name !== 'nix-cache-info') out.add(relative(root, p));
+    }
+  };
+  walk(join(root, 'tarballs'));
+  walk(join(root, 'cache'));
+  return out;
+}
+
+/** What a mirror has for a FOD, as the test reads it on its own: the declared-hash tarball, the narinfo and its NAR file. */
+function objectsFor(root: string, f: Fod): string[] {
+  const out: string[] = [];
+  if (f.hash.mode === 'flat' && existsSync(join(root, 'tarballs', f.hash.algo, f.hash.hex))) out.push(`tarballs/${f.hash.algo}/${f.hash.hex}`);
+  const ni = `cache/${f.outPath.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`;
+  if (existsSync(join(root, ni))) {
+    out.push(ni);
+    const url = /^URL: (.*)$/m.exec(readFileSync(join(root, ni), 'utf8'))![1];
+    out.push(`cache/${url}`);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  await waitPortFree(18661);
+  const k = JSON.parse(await cli(['keygen', 'ground-1', '--out', keys, '--json'])) as { secretKeyFile: string; publicKey: string };
+  groundPublic = k.publicKey;
+  await cli(['keygen', 'island-1', '--out', keys, '--json']);
+  const crawl = await crawlFixture('x86_64-linux', { keepStore: false });
+  db = crawl.dbFile;
+  const config = join(dir, 'ground.yaml');
+  writeFileSync(config, 'fetch:\n  cache:\n    compression: xz\n    flat: true\n');
+  const upstream = await startUpstream({ port: 18661 });
+  try {
+    await cli([
+      'fetch',
+      '--config',
+      config,
+      '--db',
+      db,
+      '--mirror',
+      ground,
+      '--kind',
+      'url,archive,git',
+      '--sign-key',
+      k.secretKeyFile,
+      '--retries',
+      '0',
+      '--connect-timeout',
+      '2',
+      '--no-progress',
+    ]);
+  } finally {
+    await upstream.close();
+  }
+  // the island's mirror holds an older subset: libgh's sources, carried as a tar stream
+  sh(`node dist/src/cli/main.js bundle create libgh --db ${db} --mirror ${ground} --out - | node dist/src/cli/main.js bundle import - --mirror ${remote}`);
+}, 600_000);
+
+describe('what a mirror lacks', () => {
+  let serve: RunningService | null = null;
+  afterAll(async () => {
+    serve?.proc.kill('SIGTERM');
+    await serve?.proc;
+  });
+
+  test('--missing gives the same answer for the directory and for `fodder serve`', async () => {
+    const args = ['sources', 'libgit', '--db', db, '--missing', '--json'];
+    const byDir = JSON.parse(await cli([...args, '--mirror', remote])) as { missing: { fod: Fod; size: number | null }[]; have: number; lack: number };
+    const config = join(dir, 'serve.yaml');
+    writeFileSync(config, `db: ${join(dir, 'serve.db')}\nfetch:\n  mirror: ${remote}\nservice:\n  listen: 127.0.0.1:0\n  schedule: null\n`);
+    serve = await startServe(config);
+    const byUrl = JSON.parse(await cli([...args, '--mirror', serve.url])) as typeof byDir & { mirror: string };
+    expect({ ...byUrl, mirror: '' }).toEqual({ ...byDir, mirror: '' });
+    // libgh brought bootstrap-tools; git, nss-cacert and the libgit checkout are lacking, with the sizes the fetch recorded
+    expect(byDir.missing.map((m) => m.fod.name).sort()).toEqual(['git-2.44.0.tar.gz', 'libgit-2f90906', 'nss-cacert-3.98.tar.gz']);
+    expect(byDir.have).toBe(1);
+    for (const m of byDir.missing) expect(m.size).toBeGreaterThan(0);
+    const text = await cli(['sources', 'libgit', '--db', db, '--missing', '--mirror', remote]);
+    expect(text).toMatch(/have 1, lack 3 \(0 of unknown size\); .* to move/);
+  });
+
+  test('fods --missing against the ground mirror lacks exactly what could not be fetched there', async () => {
+    const r = JSON.parse(await cli(['fods', '--db', db, '--kind', 'url', '--missing', '--mirror', ground, '--json'])) as { missing: { fod: Fod }[] };
+    expect(r.missing.map((m) => m.fod.name)).toEqual(expect.arrayContaining(['dead-source-1.0.tar.gz', 'broken-hash-1.3.tar.gz']));
+  });
+});
+
+describe('bundles', () => {
+  const manifest = join(dir, 'island.json');
+  const b1 = join(dir, 'b1');
+
+  test('the manifest lists what the island holds, signed with its key', async () => {
+    await cli(['manifest', '--mirror', remote, '--sign-key', join(keys, 'island-1.secret'), '--out', manifest]);
+    const m = JSON.parse(readFileSync(manifest, 'utf8')) as { key: string; cache: unknown[]; tarballs: unknown[] };
+    expect(m.key).toBe('island-1');
+    const libgh = await sourcesOf('libgh');
+    expect(m.cache.length).toBe(libgh.length);
+    expect(m.tarballs.length).toBe(libgh.filter((f) => f.hash.mode === 'flat').length);
+  });
+
+  test('a manifest with a bad signature, or unsigned while a key is trusted, is refused, naming the file', async () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(
+      bad,
+      readFileSync(manifest, 'utf8').replace(/"cache": \[\n {4}\["./, (s) => s.slice(0, -1) + (s.endsWith('0') ? '1' : '0')),
+    );
+    const r = await createLibgit(bad, '--dry-run');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`[MANIFEST_INVALID]: manifest ${bad}: its signature by "island-1" does not verify`);
+    const unsigned = join(dir, 'unsigned.json');
+    await cli(['manifest', '--mirror', remote, '--out', unsigned]);
+    const u = await createLibgit(unsigned, '--dry-run');
+    expect(u.stderr).toContain(`manifest ${unsigned}: unsigned`);
+    const notJson = join(dir, 'not.json');
+    writeFileSync(notJson, '{"format":');
+    expect((await fodder(['bundle', 'create', 'libgit', '--db', db, '--mirror', ground, '--since', notJson, '--dry-run'])).stderr).toContain(
+      `manifest ${notJson}: not readable as JSON`,
+    );
+  });
+
+  test('bundle create --since carries exactly what the island lacks of the target, object by object', async () => {
+    const dry = (await createLibgit(manifest, '--dry-run')).stdout;
+    expect((await createLibgit(manifest, '--out', b1)).code).toBe(0);
+    const expected = new Set((await sourcesOf('libgit')).flatMap((f) => objectsFor(ground, f)).filter((p) => !existsSync(join(remote, p))));
+    const index = parseBundleIndex(readFileSync(join(b1, 'bundle.json'), 'utf8'), 'b1');
+    expect(new Set(index.objects.map((o) => o.path))).toEqual(expected);
+    expect(filesOf(b1)).toEqual(expected);
+    for (const p of expected) expect(readFileSync(join(b1, p)).equals(readFileSync(join(ground, p))), p).toBe(true);
+    const bytes = index.objects.reduce((n, o) => n + o.size, 0);
+    expect(dry).toContain(`${expected.size} objects`);
+    expect(dry).toContain(`(${bytes} bytes)`);
+  });
+
+  test('after the import, a fresh chroot store with no network realises every FOD of the target from the island mirror alone', async () => {
+    const r = await fodder(['bundle', 'import', b1, '--mirror', remote, '--trusted-key', join(keys, 'ground-1.public'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { refused: unknown[]; imported: number };
+    expect(result.refused).toEqual([]);
+    const store = join(dir, 'island-store');
+    mkdirSync(store, { recursive: true });
+    const fods = await sourcesOf('libgit');
+    expect(fods.map((f) => f.kind).sort()).toEqual(['git', 'url', 'url', 'url']);
+    for (const f of fods) {
+      const n = spawnSync(
+        'nix-store',
+        [
+          '--store',
+          store,
+          '--option',
+          'substituters',
+          `file://${join(remote, 'cache')}`,
+          '--option',
+          'require-sigs',
+          'true',
+          '--option',
+          'trusted-public-keys',
+          groundPublic,
+        ].concat(['--option', 'connect-timeout', '1', '--option', 'hashed-mirrors', '', '--realise', f.outPath]),
+        { encoding: 'utf8', timeout: 120_000 },
+      );
+      expect(n.status, `${f.name}: ${n.stderr}`).toBe(0);
+    }
+    const v = spawnSync('nix-store', ['--store', store, '--verify-path', ...fods.map((f) => f.outPath)], { encoding: 'utf8' });
+    expect(v.status, v.stderr).toBe(0);
+    // a second import of the same bundle touches nothing
+    const again = JSON.parse(await cli(['bundle', 'import', b1, '--mirror', remote, '--json'])) as { imported: number; present: number };
+    expect(again).toMatchObject({ imported: 0, present: result.imported });
+  });
+
+  test('a bundle with one flipped byte: that object is refused (and the narinfo that needs it), the rest imported', async () => {
+    const b2 = join(dir, 'b2');
+    await cli(['bundle', 'create', 'withsub', '--db', db, '--mirror', ground, '--out', b2]);
+    const index = parseBundleIndex(readFileSync(join(b2, 'bundle.json'), 'utf8'), 'b2');
+    const withsub = (await sourcesOf('withsub')).find((f) => f.name === 'withsub-19fd777')!;
+    const [narinfo, nar] = objectsFor(ground, withsub).slice(-2);
+    const file = join(b2, nar);
+    const bytes = readFileSync(file);
+    bytes[bytes.length >> 1] ^= 0x01;
+    sh(`chmod u+w ${file}`);
+    writeFileSync(file, bytes);
+    const fresh = join(dir, 'fresh');
+    const r = await fodder(['bundle', 'import', b2, '--mirror', fresh, '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('[BUNDLE_REFUSED]');
+    const result = JSON.parse(r.stdout) as { refused: { path: string; reason: string }[]; imported: number };
+    expect(result.refused.map((x) => x.path).sort()).toEqual([nar, narinfo].sort());
+    expect(result.refused.find((x) => x.path === nar)!.reason).toMatch(/^corrupt: content has sha256/);
+    expect(result.imported).toBe(index.objects.length - 2);
+    expect(existsSync(join(fresh, nar))).toBe(false);
+    expect(existsSync(join(fresh, narinfo))).toBe(false);
+    for (const o of index.objects.filter((x) => x.path !== nar && x.path !== narinfo)) expect(existsSync(join(fresh, o.path)), o.path).toBe(true);
+  });
+
+  test('volumes: no volume over the size, each object in one, imported from the volume directories', async () => {
+    const b3 = join(dir, 'b3');
+    const base = ['bundle', 'create', '--db', db, '--mirror', ground, '--kind', 'url'];
+    const whole = JSON.parse(await cli([...base, '--dry-run', '--json'])) as { bytes: number; largest: number };
+    const size = Math.max(whole.largest, Math.ceil(whole.bytes / 3));
+    const all = JSON.parse(await cli([...base, '--volume-size', String(size), '--out', b3, '--json'])) as {
+      volumes: { objects: number; bytes: number }[];
+      objects: number;
+    };
+    expect(all.volumes.length).toBeGreaterThanOrEqual(3);
+    for (const v of all.volumes) expect(v.bytes).toBeLessThanOrEqual(size);
+    const vols = readdirSync(b3).sort();
+    expect(vols).toEqual(all.volumes.map((_, i) => `volume-${i + 1}`).sort());
+    const into = join(dir, 'from-volumes');
+    const r = JSON.parse(await cli(['bundle', 'import', b3, '--mirror', into, '--json'])) as { imported: number; refused: unknown[] };
+    expect(r).toMatchObject({ imported: all.objects, refused: [] });
+    const tooSmall = await fodder(['bundle', 'create', '--db', db, '--mirror', ground, '--kind', 'url', '--volume-size', '10', '--dry-run']);
+    expect(tooSmall.stderr).toMatch(/\[VOLUME_TOO_SMALL\]: .* needs \d+ bytes, more than a volume of 10/);
+  });
+});
+
+describe('an import killed with SIGKILL', () => {
+  test('run again, it finishes: every object in, verified, no temporary file left', async () => {
+    const b = join(dir, 'big');
+    const objects: BundleObject[] = [];
+    for (let i = 0; i < 40; i++) {
+      const data = randomBytes(3 << 20);
+      const hex = createHash('sha256').update(data).digest('hex');
+      mkdirSync(join(b, 'tarballs', 'sha256'), { recursive: true });
+      writeFileSync(join(b, 'tarballs', 'sha256', hex), data);
+      objects.push({ type: 'tarball', path: `tarballs/sha256/${hex}`, size: data.length });
+    }
+    writeFileSync(join(b, 'bundle.json'), formatBundleIndex({ format: BUNDLE_FORMAT, createdAt: new Date().toISOString(), volume: null, volumes: 1, objects }));
+    const into = join(dir, 'killed');
+    const p = fodderSpawn(['bundle', 'import', b, '--mirror', into]);
+    const tmp = join(into, 'tmp');
+    const journal = () => (existsSync(tmp) ? readdirSync(tmp).find((n) => n.endsWith('.journal')) : undefined);
+    for (let i = 0; i < 2000 && !journal(); i++) await new Promise((r) => setTimeout(r, 5));
+    p.kill('SIGKILL');
+    const first = await p;
+    expect(first.signal).toBe('SIGKILL');
+    const before = objects.filter((o) => existsSync(join(into, o.path))).length;
+    expect(before).toBeLessThan(objects.length);
+    const r = JSON.parse(await cli(['bundle', 'import', b, '--mirror', into, '--json'])) as { imported: number; present: number; refused: unknown[] };
+    expect(r.refused).toEqual([]);
+    expect(r.imported + r.present).toBe(objects.length);
+    for (const o of objects) expect(existsSync(join(into, o.path))).toBe(true);
+    expect(readdirSync(join(tmp, 'import'))).toEqual([]);
+    expect(journal()).toBeUndefined();
+    const v = JSON.parse(await cli(['verify', '--mirror', into, '--json'])) as { files: number; corrupt: unknown[] };
+    expect(v).toMatchObject({ files: objects.length, corrupt: [] });
+  }, 120_000);
+});
