@@ -3,6 +3,7 @@
  * a request's text never becomes a path. A tarball's name is decoded as a hash and the file is
  * found by its hex spelling; a cache file's name must be exactly what the binary cache writes.
  */
+import { flatNarSha256 } from '../mirror/flat-nar.js';
 import { base64Length, decodeBase64, decodeNix32, hashSizes, isHashAlgo, nix32Length, type HashAlgo } from '../nix-formats/hash.js';
 
 /**
@@ -36,3 +37,11 @@ export const NARINFO_NAME = /^[0-9a-df-np-sv-z]{32}\.narinfo$/;
 
 /** `nar/<nix32 file hash>.nar[.xz|.zst]`, as src/mirror/nar-file.ts names them. */
 export const NAR_NAME = /^[0-9a-df-np-sv-z]{52}\.nar(\.xz|\.zst|\.bz2)?$/;
+
+/**
+ * `nar/flat/<name>`: the sha256 (hex) of the file in `tarballs/sha256/` whose NAR is asked for
+ * (src/mirror/flat-nar.ts), or null when the name is not exactly one fodder writes.
+ */
+export function flatNarName(name: string): string | null {
+  return flatNarSha256(name);
+}
