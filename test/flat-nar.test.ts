@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash, randomFillSync } from 'node:crypto';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { flatNarFrame, narFromBuffer } from '../src/nix-formats/nar.js';
 import { encodeNix32 } from '../src/nix-formats/hash.js';
 import { fodStorePath } from '../src/nix-formats/store-path.js';
@@ -18,6 +18,7 @@ import { createHashedMirror } from '../src/mirror/hashed-mirror.js';
 import { createHashPool, flatNarDigests } from '../src/mirror/hashing.js';
 import { addFlatSource, createBinaryCache } from '../src/mirror/binary-cache.js';
 import { flatNarSha256, flatNarUrl } from '../src/mirror/flat-nar.js';
+import { verifyMirror } from '../src/mirror/verify.js';
 import { byteRange } from '../src/serve/mirror-routes.js';
 import type { Fod } from '../src/graph/types.js';
 import type { Digests } from '../src/mirror/types.js';
@@ -29,6 +30,22 @@ const dump = (p: string) => execFileSync('nix-store', ['--dump', p], { maxBuffer
 const digestsOf = (b: Buffer) => Object.fromEntries(['md5', 'sha1', 'sha256', 'sha512'].map((a) => [a, createHash(a).update(b).digest('hex')])) as Digests;
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A flat url FOD of a file with this sha256, as a crawl records it. */
+function testFod(name: string, sha256: string): Fod {
+  const hash = { algo: 'sha256' as const, mode: 'flat' as const, hex: sha256, sri: `sha256-${Buffer.from(sha256, 'hex').toString('base64')}` };
+  return {
+    drvPath: `/nix/store/${'1'.repeat(32)}-${name}.drv`,
+    outPath: fodStorePath(hash, name),
+    name,
+    kind: 'url',
+    hash,
+    urls: [],
+    resolvedUrls: [],
+    git: null,
+    postFetch: false,
+  };
+}
 
 describe('the NAR of one regular file', () => {
   test.each([0, 1, 7, 8, 9, 4096, 70_000])('%i bytes: prefix ‖ contents ‖ suffix is nix-store --dump, executable and not', (size) => {
@@ -115,18 +132,7 @@ describe('fodder serve sends flat NARs made from tarballs/', () => {
       const d = digestsOf(bytes);
       const stored = await mirror.admitFile(tmp, d);
       const name = `file-${size}.bin`;
-      const hash = { algo: 'sha256' as const, mode: 'flat' as const, hex: d.sha256, sri: `sha256-${Buffer.from(d.sha256, 'hex').toString('base64')}` };
-      const fod: Fod = {
-        drvPath: `/nix/store/${'1'.repeat(32)}-${name}.drv`,
-        outPath: fodStorePath(hash, name),
-        name,
-        kind: 'url',
-        hash,
-        urls: [],
-        resolvedUrls: [],
-        git: null,
-        postFetch: false,
-      };
+      const fod = testFod(name, d.sha256);
       const e = await addFlatSource(cache, fod, stored, d);
       expect(e.existed).toBe(false);
       files.push({ name, bytes, fod, sha256: d.sha256 });
@@ -251,3 +257,46 @@ describe('fodder serve sends flat NARs made from tarballs/', () => {
     expect(readFileSync(stored).equals(f.bytes)).toBe(true);
   });
 });
+
+describe('fodder verify checks flat narinfos against their files', () => {
+  test('a narinfo whose NAR hash is wrong, or whose file is gone, is quarantined; the others pass', async () => {
+    const mirrorDir = join(dir, 'mirror-verify');
+    const mirror = createHashedMirror(mirrorDir);
+    const cache = createBinaryCache({ mirrorDir, compression: 'none', secretKey: null, priority: 30, flat: false });
+    const entries = [];
+    for (const size of [3, 20, 2 << 20]) {
+      const bytes = randomFillSync(Buffer.alloc(size));
+      const tmp = join(mirrorDir, 'tmp', 'incoming');
+      writeFileSync(tmp, bytes);
+      const d = digestsOf(bytes);
+      await mirror.admitFile(tmp, d);
+      entries.push({ e: await cache.addFlat(testFod(`v-${size}`, d.sha256), d), sha256: d.sha256 });
+    }
+    const good = await verifyMirror(mirrorDir);
+    expect([good.narInfos, good.badNarInfos]).toEqual([3, []]);
+
+    const [wrong, gone] = entries;
+    const text = readFileSync(wrong.e.narInfoFile, 'utf8');
+    writeFileSync(
+      wrong.e.narInfoFile,
+      text.replace(/^NarHash: sha256:(\S)/m, (_m, c: string) => `NarHash: sha256:${c === '0' ? '1' : '0'}`),
+    );
+    for (const a of aliasesOf(mirrorDir, gone.sha256)) rmSync(a);
+    const r = await verifyMirror(mirrorDir);
+    expect(r.narInfos).toBe(3);
+    expect(r.badNarInfos.map((b) => b.name).sort()).toEqual([wrong.e.narInfoFile, gone.e.narInfoFile].map((f) => `cache/flat/${basename(f)}`).sort());
+    expect(r.badNarInfos.find((b) => b.name.endsWith(basename(gone.e.narInfoFile)))!.reason).toMatch(/is gone/);
+    for (const b of r.badNarInfos) expect(existsSync(join(mirrorDir, b.movedTo))).toBe(true);
+    expect(existsSync(wrong.e.narInfoFile) || existsSync(gone.e.narInfoFile)).toBe(false);
+  });
+});
+
+/** Every name of the file with this sha256 in a hashed mirror (found by inode). */
+function aliasesOf(mirrorDir: string, sha256: string): string[] {
+  const ino = statSync(join(mirrorDir, 'tarballs', 'sha256', sha256)).ino;
+  return ['md5', 'sha1', 'sha256', 'sha512'].flatMap((algo) =>
+    readdirSync(join(mirrorDir, 'tarballs', algo))
+      .map((n) => join(mirrorDir, 'tarballs', algo, n))
+      .filter((p) => statSync(p).ino === ino),
+  );
+}
