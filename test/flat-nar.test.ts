@@ -12,7 +12,6 @@ import { createHash, randomFillSync } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { flatNarFrame, narFromBuffer } from '../src/nix-formats/nar.js';
 import { encodeNix32 } from '../src/nix-formats/hash.js';
-import { fodStorePath } from '../src/nix-formats/store-path.js';
 import { parseNarInfo } from '../src/nix-formats/narinfo.js';
 import { createHashedMirror } from '../src/mirror/hashed-mirror.js';
 import { createHashPool, flatNarDigests } from '../src/mirror/hashing.js';
@@ -20,9 +19,10 @@ import { addFlatSource, createBinaryCache } from '../src/mirror/binary-cache.js'
 import { flatNarSha256, flatNarUrl } from '../src/mirror/flat-nar.js';
 import { verifyMirror } from '../src/mirror/verify.js';
 import { byteRange } from '../src/serve/mirror-routes.js';
-import type { Fod } from '../src/graph/types.js';
 import type { Digests } from '../src/mirror/types.js';
 import { FIXTURE, tempDir } from './helpers/cli.js';
+import { flatFod } from './helpers/fetch-db.js';
+import type { Fod } from '../src/graph/types.js';
 import { startServe, type RunningService } from './helpers/service.js';
 
 const dir = tempDir('fodder-flatnar-');
@@ -30,22 +30,6 @@ const dump = (p: string) => execFileSync('nix-store', ['--dump', p], { maxBuffer
 const digestsOf = (b: Buffer) => Object.fromEntries(['md5', 'sha1', 'sha256', 'sha512'].map((a) => [a, createHash(a).update(b).digest('hex')])) as Digests;
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A flat url FOD of a file with this sha256, as a crawl records it. */
-function testFod(name: string, sha256: string): Fod {
-  const hash = { algo: 'sha256' as const, mode: 'flat' as const, hex: sha256, sri: `sha256-${Buffer.from(sha256, 'hex').toString('base64')}` };
-  return {
-    drvPath: `/nix/store/${'1'.repeat(32)}-${name}.drv`,
-    outPath: fodStorePath(hash, name),
-    name,
-    kind: 'url',
-    hash,
-    urls: [],
-    resolvedUrls: [],
-    git: null,
-    postFetch: false,
-  };
-}
 
 describe('the NAR of one regular file', () => {
   test.each([0, 1, 7, 8, 9, 4096, 70_000])('%i bytes: prefix ‖ contents ‖ suffix is nix-store --dump, executable and not', (size) => {
@@ -132,7 +116,7 @@ describe('fodder serve sends flat NARs made from tarballs/', () => {
       const d = digestsOf(bytes);
       const stored = await mirror.admitFile(tmp, d);
       const name = `file-${size}.bin`;
-      const fod = testFod(name, d.sha256);
+      const fod = flatFod(name, d.sha256);
       const e = await addFlatSource(cache, fod, stored, d);
       expect(e.existed).toBe(false);
       files.push({ name, bytes, fod, sha256: d.sha256 });
@@ -270,7 +254,7 @@ describe('fodder verify checks flat narinfos against their files', () => {
       writeFileSync(tmp, bytes);
       const d = digestsOf(bytes);
       await mirror.admitFile(tmp, d);
-      entries.push({ e: await cache.addFlat(testFod(`v-${size}`, d.sha256), d), sha256: d.sha256 });
+      entries.push({ e: await cache.addFlat(flatFod(`v-${size}`, d.sha256), d), sha256: d.sha256 });
     }
     const good = await verifyMirror(mirrorDir);
     expect([good.narInfos, good.badNarInfos]).toEqual([3, []]);
