@@ -259,7 +259,8 @@ describe('flat url sources from the hashed mirror', () => {
       cpSync(join(UPSTREAM, rel), tmp);
       await mirror.admitFile(tmp, digestsOf(tmp));
     }
-    const cache = createBinaryCache({ ...binaryCacheOptions(mirrorDir, {}), compression: 'xz', secretKey: keys.secret });
+    // `flat`: a copy for a cache read as file:// too, besides the entry fodder serve makes from the file
+    const cache = createBinaryCache({ ...binaryCacheOptions(mirrorDir, { flat: true }), compression: 'xz', secretKey: keys.secret });
     const flat = fods.map((f) => f.fod).filter((f) => f.hash.mode === 'flat');
     const r = await addFlatSources(cache, flat, mirror);
     expect(r.added.map((e) => e.storePath).sort()).toEqual(
@@ -272,6 +273,7 @@ describe('flat url sources from the hashed mirror', () => {
     const again = await addFlatSources(cache, flat, mirror);
     expect(again.added).toEqual([]);
     expect(again.existed).toBe(r.added.length);
+    for (const e of r.added) expect(existsSync(cache.flatNarInfoPath(e.storePath))).toBe(true);
     const store = tempDir('fodder-sub-');
     for (const e of r.added) expect(realise(cache.dir, e.storePath, keys.public, store).ok).toBe(true);
   });

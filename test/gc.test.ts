@@ -78,14 +78,16 @@ describe('fodder gc', () => {
     await server?.close();
   });
 
-  /** The files of the `old` source: its six tarball names, its narinfo and the NAR that names. */
+  /** The files of the `old` source: its six tarball names, its narinfo and the NAR that names, and its narinfo in cache/flat/ (its NAR made from the tarball). */
   const oldFiles = () => {
     const narinfo = `cache/${narInfoFileName(out.old)}`;
     const url = /^URL: (\S+)$/m.exec(readFileSync(join(mirrorDir, narinfo), 'utf8'))![1];
     const inode = (p: string) => statSync(join(mirrorDir, p)).ino;
     const [stored] = [...before.keys()].filter((p) => p.startsWith('tarballs/sha256/') && before.get(p) === Buffer.byteLength(content.old));
     const tarballs = [...before.keys()].filter((p) => p.startsWith('tarballs/') && inode(p) === inode(stored));
-    return { tarballs, narinfo, nar: `cache/${url}` };
+    const flatNarinfo = `cache/flat/${narInfoFileName(out.old)}`;
+    expect(before.has(flatNarinfo)).toBe(true);
+    return { tarballs, narinfo, nar: `cache/${url}`, flatNarinfo };
   };
 
   test('which crawls a keep of 1 and of 2 revisions keep', () => {
@@ -99,11 +101,11 @@ describe('fodder gc', () => {
     const r = await fodder(['gc', '--mirror', mirrorDir, '--db', dbFile, '--keep', '1', '--dry-run', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as ReturnType<typeof collectGarbage>;
-    expect(result).toMatchObject({ dryRun: true, keptCrawls: [2], tarballs: 1, tarballNames: 6, narinfos: 1, nars: 1, forgotten: 0 });
-    expect(result.bytes).toBe(before.get(old.tarballs[0])! + before.get(old.narinfo)! + before.get(old.nar)!);
+    expect(result).toMatchObject({ dryRun: true, keptCrawls: [2], tarballs: 1, tarballNames: 6, narinfos: 2, nars: 1, forgotten: 0 });
+    expect(result.bytes).toBe(before.get(old.tarballs[0])! + before.get(old.narinfo)! + before.get(old.nar)! + before.get(old.flatNarinfo)!);
     expect(listing(mirrorDir)).toEqual(before);
     const text = await fodder(['gc', '--mirror', mirrorDir, '--db', dbFile, '--keep', '1', '--dry-run']);
-    expect(text.stdout).toMatch(/^would free 3 files, .* \(1 tarballs, 1 narinfos, 1 NARs\)/);
+    expect(text.stdout).toMatch(/^would free 4 files, .* \(1 tarballs, 2 narinfos, 1 NARs\)/);
   });
 
   test('keeping both revisions frees nothing', () => {
@@ -115,13 +117,13 @@ describe('fodder gc', () => {
   test('keep 1 frees exactly what only the old revision needed', async () => {
     const old = oldFiles();
     const r = collectGarbage({ db: crawl.db, mirrorDir, keep: 1 });
-    expect(r).toMatchObject({ tarballs: 1, narinfos: 1, nars: 1, forgotten: 1 });
+    expect(r).toMatchObject({ tarballs: 1, narinfos: 2, nars: 1, forgotten: 1 });
     const expected = new Map(before);
-    for (const p of [...old.tarballs, old.narinfo, old.nar]) expected.delete(p);
+    for (const p of [...old.tarballs, old.narinfo, old.nar, old.flatNarinfo]) expected.delete(p);
     expect(listing(mirrorDir)).toEqual(expected);
     // what is left is whole: no alias to repair, nothing corrupt, every narinfo's NAR there
     const v = await verifyMirror(mirrorDir);
-    expect([v.corrupt.length, v.repaired]).toEqual([0, 0]);
+    expect([v.corrupt.length, v.repaired, v.narInfos, v.badNarInfos]).toEqual([0, 0, 2, []]);
     for (const name of ['shared', 'fresh']) {
       const url = /^URL: (\S+)$/m.exec(readFileSync(join(mirrorDir, 'cache', narInfoFileName(out[name])), 'utf8'))![1];
       expect(statSync(join(mirrorDir, 'cache', url)).isFile()).toBe(true);

@@ -15,7 +15,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { jobById, type JobInfo } from '../src/db/jobs.js';
@@ -205,6 +205,9 @@ describe('the mirror over HTTP', () => {
     expect(narinfo).toMatch(/^Sig: fodder-serve-1:/m);
     const narUrl = /^URL: (\S+)$/m.exec(narinfo)![1];
     const narSize = Number(/^FileSize: (\d+)$/m.exec(narinfo)![1]);
+    // a flat source: its NAR is made from its tarball, and no copy of it is on disk
+    expect(narUrl).toBe(`nar/flat/${encodeNix32(Buffer.from(hello.hash.hex, 'hex'))}.nar`);
+    expect(existsSync(join(mirror, 'cache', narUrl))).toBe(false);
     const nar = await fetch(`${service.url}/${narUrl}`, { method: 'HEAD' });
     expect(nar.status).toBe(200);
     expect(Number(nar.headers.get('content-length'))).toBe(narSize);
@@ -240,7 +243,7 @@ describe('the mirror over HTTP', () => {
 });
 
 describe('a fresh chroot store with no network substitutes from the service alone', () => {
-  test('every mirrored url and archive FOD is realised through substituters = the service (signed, key trusted)', async () => {
+  test('every mirrored url (flat, NARs made from tarballs/) and archive FOD is realised through substituters = the service alone (signed, key trusted)', async () => {
     await upstream?.close();
     upstream = null;
     const fods = [
@@ -250,6 +253,10 @@ describe('a fresh chroot store with no network substitutes from the service alon
     const hello = (await api<{ sources: Fod[] }>(service.url, '/api/sources/hello')).body.sources;
     const outs = [...new Set(fods.map((f) => f.outPath))];
     expect(fods.filter((f) => f.kind === 'archive').length).toBeGreaterThanOrEqual(8);
+    const flat = fods.filter((f) => f.hash.mode === 'flat');
+    expect(flat.length).toBeGreaterThan(40);
+    // no flat source has a NAR copy: each is substituted from its tarball
+    for (const f of flat) expect(existsSync(join(mirror, 'cache', `${f.outPath.slice(11, 43)}.narinfo`)), f.name).toBe(false);
     for (const f of hello.filter((h) => h.kind === 'url')) expect(outs).toContain(f.outPath);
     const store = join(dir, 'store');
     const r = spawnSync(

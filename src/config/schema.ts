@@ -69,9 +69,9 @@ export const cacheSchema = z
     /** `Priority` in nix-cache-info (lower is preferred; cache.nixos.org is 40) */
     priority: z.number().int().min(0).default(30),
     /**
-     * flat sources (already in tarballs/, which Nix uses as hashed-mirrors) get a cache entry too,
-     * so Nix substitutes them with no hashed-mirrors setting; costs a second copy of each file (a
-     * NAR) on disk, so it is off unless asked for
+     * flat sources get a real NAR copy in the cache too, for a cache read without `fodder serve`
+     * (file://, a static server); `fodder serve` makes their NARs from tarballs/ (cache/flat/), so
+     * it needs none, and the copy costs a second file on disk: off unless asked for
      */
     flat: z.boolean().default(false),
   })

@@ -7,7 +7,7 @@ import { networkOptions, type NetworkOptions } from './network.js';
 import { parseKinds } from './registry.js';
 
 /** The binary cache's options, without its place (always `<mirror>/cache`). */
-export type CacheSettings = Required<Omit<BinaryCacheOptions, 'mirrorDir' | 'level'>> & Pick<BinaryCacheOptions, 'level'>;
+export type CacheSettings = Required<Omit<BinaryCacheOptions, 'mirrorDir' | 'level' | 'hashPool'>> & Pick<BinaryCacheOptions, 'level'>;
 
 /** How the nix fallback runs (see src/fetch/plugins/nix.ts). */
 export type NixFallbackRun = Omit<NixFallbackSettings, 'enabled'>;

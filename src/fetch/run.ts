@@ -4,7 +4,7 @@ import PQueue from 'p-queue';
 import type { Db } from '../db/open.js';
 import { FodderError } from '../errors.js';
 import type { Fod, FodKind } from '../graph/types.js';
-import { CacheErrorCode, createBinaryCache, publishable, type BinaryCache } from '../mirror/binary-cache.js';
+import { addFlatSource, CacheErrorCode, createBinaryCache, publishable, type BinaryCache } from '../mirror/binary-cache.js';
 import { createHashedMirror, type HashedMirror } from '../mirror/hashed-mirror.js';
 import { fetchWithFallback, planFetch, type FetcherSet } from './fallback.js';
 import { createHashPool } from '../mirror/hashing.js';
@@ -68,8 +68,6 @@ interface RunState {
   summary: FetchSummary;
   signal: AbortSignal;
   progress: FetchProgress | undefined;
-  /** `cache.flat`: flat files are published in the binary cache too */
-  flatToCache: boolean;
 }
 
 /**
@@ -101,8 +99,9 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
         jobs: o.nix.jobs,
       }
     : null;
+  const pool = createHashPool();
   try {
-    cache = createBinaryCache({ ...o.cache, mirrorDir: mirror.root });
+    cache = createBinaryCache({ ...o.cache, mirrorDir: mirror.root, hashPool: pool });
     cache.removeLeftovers();
     store = createFetchStore(o.db);
     run = store.beginRun(crawl.id, mirror.root, {
@@ -114,6 +113,7 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
     });
   } catch (err) {
     mirror.unlock();
+    await pool.close();
     throw storageError(err, 'the binary cache') ?? err;
   }
   const summary: FetchSummary = {
@@ -138,7 +138,6 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
     outcomes: {},
   };
   for (const kind of o.kinds) countsOf(summary, kind); // every selected kind, in FOD_KINDS order
-  const pool = createHashPool();
   const network = createNetwork(o.network, pool);
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // every request in flight listens to it
@@ -161,7 +160,6 @@ export async function runFetch(o: FetchRunOptions): Promise<FetchSummary> {
       signal: abort.signal,
       progress: o.progress,
       envOf: createEnvReader(o.db),
-      flatToCache: o.cache.flat,
       set: fetcherSet(o.fetchers ?? FETCHERS, nixFallback, o.network.concurrency),
     };
     const jobs = selectJobs(fods, state, o.retryFailed);
@@ -248,11 +246,6 @@ function isStored(fod: Fod, s: RunState): boolean {
   return fod.hash.mode === 'flat' ? s.mirror.has(fod.hash.algo, fod.hash.hex) : publishable(fod) && s.cache.has(fod);
 }
 
-/** Whether a flat FOD's file (in tarballs/) goes to the binary cache too. */
-function flatToCache(fod: Fod, s: RunState): boolean {
-  return s.flatToCache && publishable(fod);
-}
-
 /**
  * Decides what to do with each FOD: already stored (recorded when the database did not know),
  * no plug-in for it (recorded unverifiable with the reason), failed before (skipped unless
@@ -269,9 +262,9 @@ function selectJobs(fods: Fod[], s: RunState, retryFailed: boolean): Job[] {
       s.summary.alreadyMirrored++;
       counts.alreadyMirrored++;
       if (!known.has(fod.drvPath)) recordMirrored(s, fod, null);
-      // a file mirrored before the binary cache was (publish it there too), or an entry lacking the configured key's signature (sign it)
-      const state = publishable(fod) ? s.cache.state(fod) : 'absent';
-      if ((state === 'absent' && fod.hash.mode === 'flat' && s.flatToCache) || state === 'needs-signature') jobs.push({ fod, publishOnly: true });
+      // a file mirrored before the binary cache had its entry (publish it there too), or an entry lacking the configured key's signature (sign it)
+      const state = publishable(fod) ? s.cache.state(fod) : 'complete';
+      if ((state === 'absent' && fod.hash.mode === 'flat') || state === 'needs-signature') jobs.push({ fod, publishOnly: true });
       continue;
     }
     const plan = planFetch(fod, s.envOf(fod.drvPath), s.set);
@@ -363,8 +356,8 @@ async function fetchOne(job: Job, s: RunState): Promise<void> {
       countsOf(summary, fod.kind).alreadyMirrored++;
       recordMirrored(s, fod, null);
     }
-    if (fod.hash.mode === 'flat' && flatToCache(fod, s)) {
-      await publish(s, () => cache.addFile(fod, mirror.pathOf(fod.hash.algo, fod.hash.hex)), `publishing ${fod.name} in ${cache.dir}`);
+    if (fod.hash.mode === 'flat' && publishable(fod)) {
+      await publish(s, () => addFlatSource(cache, fod, mirror.pathOf(fod.hash.algo, fod.hash.hex)), `publishing ${fod.name} in ${cache.dir}`);
     } else if (publishable(fod) && cache.state(fod) === 'needs-signature') {
       await publish(s, async () => (await cache.sign(fod)) ?? { existed: true }, `signing ${fod.name} in ${cache.dir}`);
     }
@@ -403,7 +396,7 @@ async function fetchOne(job: Job, s: RunState): Promise<void> {
     try {
       if (out.type === 'file') {
         const stored = await mirror.admitFile(out.path, out.digests);
-        if (flatToCache(fod, s)) await publish(s, () => cache.addFile(fod, stored, out.digests), `publishing ${fod.name} in ${cache.dir}`);
+        if (publishable(fod)) await publish(s, () => addFlatSource(cache, fod, stored, out.digests), `publishing ${fod.name} in ${cache.dir}`);
       } else {
         await publish(s, () => cache.addOutput(fod, out), `publishing ${fod.name} in ${cache.dir}`);
       }

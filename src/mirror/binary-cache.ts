@@ -7,13 +7,18 @@
  * FODs, file hash for flat ones). NAR files are written to a temporary name and renamed; the
  * narinfo is written last, the same way, so a reader never sees an entry whose NAR is missing.
  *
+ * Flat sources get an entry whose NAR is made from their file in `tarballs/` when it is asked
+ * for (`addFlat`, src/mirror/flat-nar.ts): `cache/flat/<hash>.narinfo`, served by `fodder
+ * serve`; with `flat` on, they get a real NAR copy in the cache too (`addFile`), for a cache read
+ * without `fodder serve`.
+ *
  * Signing: with a secret key (Nix's `name:base64` format) every narinfo carries a `Sig` over
  * `1;<storePath>;<narHash>;<narSize>;` (FODs have no references). Nix accepts a narinfo whose
  * `CA` matches its store path without any signature (the content address is checked instead);
  * see docs/binary-cache.md.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -37,6 +42,8 @@ import {
   type NarInfo,
 } from '../nix-formats/narinfo.js';
 import { writeNarFile, type WrittenNar } from './nar-file.js';
+import { FLAT_NARINFO_DIR, flatNarSource, flatNarUrl, flatNarUrlSha256 } from './flat-nar.js';
+import { flatNarDigests, type HashPool } from './hashing.js';
 
 /** The ErrorCodes of the binary cache, by shorter names (src/errors.ts says what each means). */
 export const CacheErrorCode = {
@@ -57,8 +64,13 @@ export interface BinaryCacheOptions {
   secretKey: string | null;
   /** the priority nix-cache-info announces */
   priority: number;
-  /** whether the fetch stage publishes flat sources too; the cache itself takes whatever it is given */
+  /**
+   * whether flat sources get a real NAR copy in the cache (`addFile`) besides the entry made
+   * from their file (`addFlat`); the cache itself takes whatever it is given
+   */
   flat: boolean;
+  /** threads that hash large flat files for `addFlat`; absent: hashed on the calling thread */
+  hashPool?: HashPool;
 }
 
 /** What one published entry is. */
@@ -78,12 +90,20 @@ export interface BinaryCache {
   readonly dir: string;
   /** the public key narinfos are signed for, or null */
   readonly publicKey: string | null;
+  /** `flat`: flat sources get a real NAR copy too */
+  readonly copiesFlat: boolean;
   narInfoPath(storePath: string): string;
-  /** a complete entry (narinfo and its NAR file) exists for the FOD's output, signed or not */
+  /** the narinfo of a flat source whose NAR `fodder serve` makes from its file (`cache/flat/<hash>.narinfo`) */
+  flatNarInfoPath(storePath: string): string;
+  /** a complete entry (narinfo and its NAR file) exists for the FOD's output in the cache itself, signed or not */
   has(fod: Fod): boolean;
-  /** `has`, and whether the entry lacks a signature by the key now configured, in one read */
+  /**
+   * whether the FOD has every entry it should (a tree: its entry; a flat source: the one made
+   * from its file, and with `flat` its copy too), and whether one lacks a signature by the key
+   * now configured, in one read
+   */
   state(fod: Fod): 'absent' | 'needs-signature' | 'complete';
-  /** signs the FOD's existing entry with the key now configured when it lacks that signature; null when there is no entry */
+  /** signs the FOD's existing entries with the key now configured where they lack that signature; null when there is none */
   sign(fod: Fod): Promise<CacheEntry | null>;
   /** publishes a recursive FOD's output tree */
   addTree(fod: Fod, path: string): Promise<CacheEntry>;
@@ -93,6 +113,13 @@ export interface BinaryCache {
    * without them the file is hashed again before anything is published.
    */
   addFile(fod: Fod, path: string, digests?: Partial<Record<Fod['hash']['algo'], string>>): Promise<CacheEntry>;
+  /**
+   * publishes a flat FOD's file held by the hashed mirror (`tarballs/<algo>/<hex>`) with no
+   * copy: a narinfo whose NAR `fodder serve` makes from the file. The file is read once, for its
+   * NAR hash and sha256 (checked against the declared hash when that is a sha256, and against
+   * `digests.sha256` when given). Throws MIRROR_MISSING when the mirror lacks the file.
+   */
+  addFlat(fod: Fod, digests?: Partial<Record<Fod['hash']['algo'], string>>): Promise<CacheEntry>;
   /** publishes what a fetch plug-in produced */
   addOutput(fod: Fod, output: FetchedOutput): Promise<CacheEntry>;
   /**
@@ -116,11 +143,14 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
   const { compression, secretKey } = options;
   const publicKey = secretKey ? publicKeyOf(secretKey) : null;
   const narInfoPath = (storePath: string) => join(dir, narInfoFileName(storePath));
+  const flatNarInfoPath = (storePath: string) => join(dir, FLAT_NARINFO_DIR, narInfoFileName(storePath));
+  const mirrorDir = resolve(options.mirrorDir);
 
   let ready: Promise<void> | null = null;
   const prepare = () =>
     (ready ??= (async () => {
       await mkdir(join(dir, 'nar'), { recursive: true });
+      await mkdir(join(dir, FLAT_NARINFO_DIR), { recursive: true });
       const info = join(dir, 'nix-cache-info');
       if (!existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: options.priority }));
     })());
@@ -137,13 +167,18 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
     return path;
   };
 
-  /** The complete entry of a store path (its narinfo parses and its NAR file exists), or null. */
-  const readEntry = (storePath: string): { file: string; info: NarInfo } | null => {
-    const file = narInfoPath(storePath);
+  /**
+   * The complete entry of a store path (its narinfo parses and its NAR file exists; `flat`: the
+   * entry made from a file of the mirror, whose file exists), or null.
+   */
+  const readEntry = (storePath: string, flat = false): { file: string; info: NarInfo } | null => {
+    const file = flat ? flatNarInfoPath(storePath) : narInfoPath(storePath);
     if (!existsSync(file)) return null;
     try {
       const info = parseNarInfo(readFileSync(file, 'utf8'));
-      return existsSync(join(dir, info.url)) ? { file, info } : null;
+      const sha256 = flat ? flatNarUrlSha256(info.url) : null;
+      const nar = flat ? (sha256 ? flatNarSource(mirrorDir, sha256) : null) : join(dir, info.url);
+      return nar && existsSync(nar) ? { file, info } : null;
     } catch {
       return null;
     }
@@ -167,8 +202,8 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
   });
 
   /** The complete entry of a store path, signed by the key now configured (its narinfo is re-signed when it is not), or null. */
-  const existing = async (storePath: string): Promise<CacheEntry | null> => {
-    const e = readEntry(storePath);
+  const existing = async (storePath: string, flat = false): Promise<CacheEntry | null> => {
+    const e = readEntry(storePath, flat);
     if (!e) return null;
     if (signedByKey(e.info)) return entryOf(storePath, e.file, e.info, true);
     e.info.sigs = [...e.info.sigs.filter((sig) => !sig.startsWith(`${keyName}:`)), signNarInfo(narInfoFingerprint(e.info), secretKey!)];
@@ -205,20 +240,18 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
       ca: fixedOutputCa(fod.hash),
       sigs: [],
     };
-    if (secretKey) info.sigs.push(signNarInfo(narInfoFingerprint(info), secretKey));
-    const file = narInfoPath(storePath);
-    await writeAtomic(file, formatNarInfo(info));
-    return {
-      storePath,
-      narInfoFile: file,
-      url: nar.url,
-      narHash: nar.narHash,
-      narSize: nar.narSize,
-      fileSize: nar.fileSize,
-      signed: !!secretKey,
-      existed: false,
-    };
+    return writeEntry(narInfoPath(storePath), info);
   };
+
+  /** Signs (with a key) and writes a new narinfo. */
+  const writeEntry = async (file: string, info: NarInfo): Promise<CacheEntry> => {
+    if (secretKey) info.sigs.push(signNarInfo(narInfoFingerprint(info), secretKey));
+    await writeAtomic(file, formatNarInfo(info));
+    return entryOf(info.storePath, file, info, false);
+  };
+
+  /** The entries a flat FOD should have: the one made from its file, and with `flat` its copy. */
+  const flatEntries = (storePath: string) => [readEntry(storePath, true), ...(options.flat ? [readEntry(storePath)] : [])];
 
   const mismatch = (fod: Fod, actual: string) =>
     new FodderError(
@@ -230,16 +263,22 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
   const cache: BinaryCache = {
     dir,
     publicKey,
+    copiesFlat: options.flat,
     narInfoPath,
+    flatNarInfoPath,
     state(fod) {
-      const e = readEntry(fod.outPath);
-      return !e ? 'absent' : signedByKey(e.info) ? 'complete' : 'needs-signature';
+      const entries = fod.hash.mode === 'flat' ? flatEntries(fod.outPath) : [readEntry(fod.outPath)];
+      if (entries.some((e) => e === null)) return 'absent';
+      return entries.every((e) => signedByKey(e!.info)) ? 'complete' : 'needs-signature';
     },
     has(fod) {
       return readEntry(fod.outPath) !== null;
     },
     async sign(fod) {
-      return existing(storePathOf(fod));
+      const storePath = storePathOf(fod);
+      if (fod.hash.mode !== 'flat') return existing(storePath);
+      const copy = await existing(storePath);
+      return (await existing(storePath, true)) ?? copy;
     },
     async addTree(fod, path) {
       if (fod.hash.mode !== 'recursive') throw mismatch(fod, '(a tree for a flat hash)');
@@ -261,6 +300,41 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
       if (actual !== fod.hash.hex) throw mismatch(fod, actual);
       return publish(fod, storePath, path, true, async () => undefined);
     },
+    async addFlat(fod, digests) {
+      if (fod.hash.mode !== 'flat') throw mismatch(fod, '(a file for a recursive hash)');
+      const storePath = storePathOf(fod);
+      const have = await existing(storePath, true);
+      if (have) return have;
+      const path = join(mirrorDir, 'tarballs', fod.hash.algo, fod.hash.hex);
+      let size: number;
+      try {
+        size = statSync(path).size;
+      } catch {
+        throw new FodderError(ErrorCode.MIRROR_MISSING, `${fod.name}: the hashed mirror has no file ${fod.hash.algo}/${fod.hash.hex}`, {
+          drvPath: fod.drvPath,
+          path,
+        });
+      }
+      const d = await flatNarDigests(path, size, options.hashPool);
+      if (fod.hash.algo === 'sha256' && d.sha256 !== fod.hash.hex) throw mismatch(fod, d.sha256);
+      if (digests?.sha256 && d.sha256 !== digests.sha256) throw mismatch(fod, `sha256:${d.sha256} (the download had ${digests.sha256})`);
+      if (!existsSync(flatNarSource(mirrorDir, d.sha256))) throw mismatch(fod, `sha256:${d.sha256} (no tarballs/sha256 name for it)`);
+      await prepare();
+      const narHash: HashValue = { algo: 'sha256', hex: d.narHash };
+      return writeEntry(flatNarInfoPath(storePath), {
+        storePath,
+        url: flatNarUrl(d.sha256),
+        compression: 'none',
+        fileHash: narHash,
+        fileSize: d.narSize,
+        narHash,
+        narSize: d.narSize,
+        references: [],
+        deriver: basename(fod.drvPath),
+        ca: fixedOutputCa(fod.hash),
+        sigs: [],
+      });
+    },
     addOutput(fod, output) {
       return output.type === 'tree' ? cache.addTree(fod, output.path) : cache.addFile(fod, output.path, output.digests);
     },
@@ -271,7 +345,10 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
               .filter((n) => re.test(n))
               .map((n) => join(d, n))
           : [];
-      for (const f of [...leftovers(join(dir, 'nar'), /^\.tmp-/), ...leftovers(dir, /\.tmp-[0-9a-f]+$/)]) rmSync(f, { force: true });
+      const narinfos = /\.tmp-[0-9a-f]+$/;
+      for (const f of [...leftovers(join(dir, 'nar'), /^\.tmp-/), ...leftovers(dir, narinfos), ...leftovers(join(dir, FLAT_NARINFO_DIR), narinfos)]) {
+        rmSync(f, { force: true });
+      }
     },
   };
   return cache;
@@ -287,7 +364,8 @@ export interface FlatSourcesAdded {
 
 /**
  * Publishes every flat FOD of `fods` whose file the hashed mirror holds (`pathOf` answers
- * `tarballs/<algo>/<hex>`); the others are returned as missing.
+ * `tarballs/<algo>/<hex>`) as `fodder fetch` does: the entry made from its file (`addFlat`), and
+ * with `flat` a copy (`addFile`); the others are returned as missing.
  */
 export async function addFlatSources(
   cache: BinaryCache,
@@ -304,11 +382,22 @@ export async function addFlatSources(
       out.missing.push(fod);
       continue;
     }
-    const e = await cache.addFile(fod, path);
+    const e = await addFlatSource(cache, fod, path);
     if (e.existed) out.existed++;
     else out.added.push(e);
   }
   return out;
+}
+
+/**
+ * A flat FOD's file of the hashed mirror (`path`) published as `fodder fetch` does: the entry
+ * made from it, and with `flat` a copy. The entry returned is the first; `existed` when both were.
+ */
+export async function addFlatSource(cache: BinaryCache, fod: Fod, path: string, digests?: Partial<Record<Fod['hash']['algo'], string>>): Promise<CacheEntry> {
+  const e = await cache.addFlat(fod, digests);
+  if (!cache.copiesFlat) return e;
+  const copy = await cache.addFile(fod, path, digests);
+  return { ...e, existed: e.existed && copy.existed };
 }
 
 async function fileHash(path: string, algo: Fod['hash']['algo']): Promise<string> {

@@ -3,9 +3,10 @@
  * newest `keep` revisions of the package set (`keptCrawlIds`); what they need is, for every FOD
  * they saw, the file of its declared hash (`tarballs/<algo>/<hex>`, with every alias name of that
  * file, which are hard links to it), what `mirror_state` records for it, and its binary cache
- * entry (`<hash>.narinfo` of its output path and the NAR file that narinfo names). Everything
- * else under `tarballs/<algo>/`, every other narinfo and every NAR file no remaining narinfo
- * names is removed. Files being written (`tmp/`, `.tmp-*`) are never touched, and the mirror's
+ * entry (`<hash>.narinfo` of its output path and the NAR file that narinfo names; for a flat
+ * source, `flat/<hash>.narinfo`, whose NAR is made from its tarball). Everything else under
+ * `tarballs/<algo>/`, every other narinfo, every flat narinfo whose tarball goes (or is gone)
+ * and every NAR file no remaining narinfo names is removed. Files being written (`tmp/`, `.tmp-*`) are never touched, and the mirror's
  * lock is held, so no fetch writes while gc removes.
  *
  * Order, so a kill at any point leaves a mirror that serves only whole entries: the narinfos
@@ -22,6 +23,7 @@ import { HASH_ALGOS } from '../nix-formats/hash.js';
 import { narInfoFileName } from '../nix-formats/narinfo.js';
 import { createHashedMirror } from './hashed-mirror.js';
 import { forgetMissing } from './mirror-db.js';
+import { FLAT_NARINFO_DIR, flatNarSource, flatNarUrlSha256 } from './flat-nar.js';
 
 export interface GcOptions {
   db: Db;
@@ -115,6 +117,16 @@ export function collectGarbage(o: GcOptions): GcResult {
         .filter((u): u is string => u !== null),
     );
     const goneNars = filesOf(join(cache, 'nar')).filter((f) => !keptNars.has(`nar/${f.name}`));
+    // the flat sources' narinfos: kept with their output path and their tarball
+    const tarballKept = (url: string | null) => {
+      const sha256 = url ? flatNarUrlSha256(url) : null;
+      const file = sha256 ? flatNarSource(root, sha256) : null;
+      return file !== null && existsSync(file) && !doomed.has(inode(lstatSync(file)));
+    };
+    const goneFlat = filesOf(join(cache, FLAT_NARINFO_DIR)).filter(
+      (f) => f.name.endsWith('.narinfo') && (!keptNarInfos.has(f.name) || !tarballKept(narUrl(f.path))),
+    );
+    goneNarInfos.push(...goneFlat);
 
     const stored = (p: string) => p.startsWith(join(root, 'tarballs', 'sha512') + '/') && /^[0-9a-f]{128}$/.test(p.slice(-128));
     const result: GcResult = {

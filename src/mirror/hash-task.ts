@@ -14,6 +14,8 @@ export interface TrailingTask {
   algos: HashAlgo[];
   /** receives `Advance` messages from the writer */
   port: MessagePort;
+  /** also the sha256 of the file's NAR: these bytes before and after its contents (nix-formats' `flatNarFrame`) */
+  narFrame?: { prefix: Uint8Array; suffix: Uint8Array };
 }
 
 /** The file has `written` bytes now; `done`: it is complete at that size. */
@@ -23,7 +25,8 @@ export interface Advance {
 }
 
 /** The digests (hex) of the task's algorithms; null when the writer abandoned the task. */
-export type TrailingResult = { ok: true; digests: Partial<Record<HashAlgo, string>> } | { ok: false; code: string | null; message: string } | null;
+export type TrailingResult =
+  { ok: true; digests: Partial<Record<HashAlgo, string>>; narHash?: string } | { ok: false; code: string | null; message: string } | null;
 
 /** One read buffer per thread: the reads of a thread's tasks never interleave. */
 const buf = Buffer.allocUnsafe(1 << 20);
@@ -46,6 +49,8 @@ export function hashTrailing(task: TrailingTask): Promise<TrailingResult> {
     let pos = 0;
     let settled = false;
     const hashes = task.algos.map((a) => createHash(a));
+    const nar = task.narFrame ? createHash('sha256').update(task.narFrame.prefix) : null;
+    if (nar) hashes.push(nar);
     const end = (result: TrailingResult) => {
       if (settled) return;
       settled = true;
@@ -67,7 +72,10 @@ export function hashTrailing(task: TrailingTask): Promise<TrailingResult> {
           for (const h of hashes) h.update(view);
           pos += n;
         }
-        if (m.done) end({ ok: true, digests: Object.fromEntries(task.algos.map((a, i) => [a, hashes[i].digest('hex')])) });
+        if (m.done) {
+          const digests = Object.fromEntries(task.algos.map((a, i) => [a, hashes[i].digest('hex')]));
+          end(nar ? { ok: true, digests, narHash: nar.update(task.narFrame!.suffix).digest('hex') } : { ok: true, digests });
+        }
       } catch (err) {
         end(failure(err));
       }

@@ -1,9 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { workerScript } from '../config/defaults.js';
 import { HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
+import { flatNarFrame } from '../nix-formats/nar.js';
 import type { Advance, TrailingResult, TrailingTask } from './hash-task.js';
 import type { Digests } from './types.js';
 
@@ -48,7 +50,16 @@ const TASKS_PER_THREAD = 256;
 export interface HashPool {
   /** a trailing hasher for the file at `path`, which the caller is writing */
   trailing(path: string): Hasher;
+  /** the complete file's sha256 and its NAR's, read once on a thread */
+  flatNar(path: string, size: number): Promise<FlatNarDigests>;
   close(): Promise<void>;
+}
+
+/** A flat file's sha256 and the sha256 and size of its NAR (a non-executable regular file), hex. */
+export interface FlatNarDigests {
+  sha256: string;
+  narHash: string;
+  narSize: number;
 }
 
 /** Splits the four algorithms over the cores: about equal work per thread (md5+sha1 ~ sha256+sha512). */
@@ -120,6 +131,18 @@ export function createHashPool(): HashPool {
         },
       };
     },
+    async flatNar(path, size) {
+      const channel = new MessageChannel();
+      const { prefix, suffix, narSize } = flatNarFrame(size);
+      const task: TrailingTask = { path, algos: ['sha256'], port: channel.port2, narFrame: { prefix, suffix } };
+      const running = threads().run(task, { transferList: [channel.port2] }) as Promise<TrailingResult>;
+      channel.port1.postMessage({ written: size, done: true } satisfies Advance);
+      const r = await running;
+      channel.port1.close();
+      if (r === null) throw new Error('aborted');
+      if (!r.ok) throw new Error(`hashing failed: ${r.message}`);
+      return { sha256: r.digests.sha256!, narHash: r.narHash!, narSize };
+    },
     async close() {
       const p = pool;
       pool = null;
@@ -133,3 +156,25 @@ export async function hashFile(pool: HashPool, path: string, size: number): Prom
   const h = pool.trailing(path);
   return h.finish(size);
 }
+
+/**
+ * `FlatNarDigests` of a file in the mirror: on a thread of `pool` when there is one and the file
+ * is not small, else read here (a small file, or no pool: `fodder verify` of one entry, tests).
+ */
+export async function flatNarDigests(path: string, size: number, pool?: HashPool): Promise<FlatNarDigests> {
+  if (pool && size > SMALL_FILE) return pool.flatNar(path, size);
+  const { prefix, suffix, narSize } = flatNarFrame(size);
+  const file = createHash('sha256');
+  const nar = createHash('sha256').update(prefix);
+  let read = 0;
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    file.update(c as Buffer);
+    nar.update(c as Buffer);
+    read += (c as Buffer).length;
+  }
+  if (read !== size) throw new Error(`${path} has ${read} bytes, expected ${size}`);
+  return { sha256: file.digest('hex'), narHash: nar.update(suffix).digest('hex'), narSize };
+}
+
+/** Files up to this size are hashed on the calling thread. */
+const SMALL_FILE = 1 << 20;

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeNix32, hashSizes, HASH_ALGOS, nix32Length, type HashAlgo } from '../nix-formats/hash.js';
-import { createHashPool } from './hashing.js';
+import { createHashPool, flatNarDigests, type HashPool } from './hashing.js';
+import { parseNarInfo } from '../nix-formats/narinfo.js';
+import { FLAT_NARINFO_DIR, flatNarSource, flatNarUrlSha256 } from './flat-nar.js';
 import type { Digests } from './types.js';
 import { aliasNames, createHashedMirror } from './hashed-mirror.js';
 
@@ -11,6 +13,15 @@ export interface CorruptName {
   name: string;
   expected: string;
   actual: string;
+  /** where it was moved, relative to the mirror */
+  movedTo: string;
+}
+
+export interface BadNarInfo {
+  /** `cache/flat/<hash>.narinfo` */
+  name: string;
+  /** what is wrong */
+  reason: string;
   /** where it was moved, relative to the mirror */
   movedTo: string;
 }
@@ -27,6 +38,10 @@ export interface VerifyResult {
   foreign: string[];
   /** alias links that were missing and were made again */
   repaired: number;
+  /** flat sources' narinfos (`cache/flat/`) checked against their tarball */
+  narInfos: number;
+  /** those that do not describe their tarball's NAR (or whose tarball is gone), moved to quarantine */
+  badNarInfos: BadNarInfo[];
   durationMs: number;
 }
 
@@ -50,7 +65,18 @@ export async function verifyMirror(dir: string, onProgress?: (done: number, tota
   const mirror = createHashedMirror(dir, { create: false });
   mirror.lock();
   const pool = createHashPool();
-  const result: VerifyResult = { mirror: mirror.root, files: 0, names: 0, bytes: 0, corrupt: [], foreign: [], repaired: 0, durationMs: 0 };
+  const result: VerifyResult = {
+    mirror: mirror.root,
+    files: 0,
+    names: 0,
+    bytes: 0,
+    corrupt: [],
+    foreign: [],
+    repaired: 0,
+    narInfos: 0,
+    badNarInfos: [],
+    durationMs: 0,
+  };
   try {
     const groups = new Map<string, { size: number; names: { algo: HashAlgo; name: string; enc: 'hex' | 'nix32' }[] }>();
     for (const algo of HASH_ALGOS) {
@@ -110,12 +136,53 @@ export async function verifyMirror(dir: string, onProgress?: (done: number, tota
       }),
     );
     await mirror.syncDirs();
+    await verifyFlatNarInfos(mirror.root, stamp, pool, result);
   } finally {
     await pool.close();
     mirror.unlock();
   }
   result.durationMs = Date.now() - t0;
   return result;
+}
+
+/**
+ * Checks every flat source's narinfo against its tarball (after the tarballs were checked, so a
+ * corrupt one is gone): the file its URL names must exist and its NAR have the narinfo's NarHash
+ * and NarSize. A narinfo that fails is moved to `quarantine/<stamp>/cache/flat/`; the next fetch
+ * writes it again once the file is back.
+ */
+async function verifyFlatNarInfos(root: string, stamp: string, pool: HashPool, result: VerifyResult): Promise<void> {
+  const dir = join(root, 'cache', FLAT_NARINFO_DIR);
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir).filter((n) => n.endsWith('.narinfo'))) {
+    result.narInfos++;
+    const reason = await flatNarInfoProblem(root, join(dir, name), pool);
+    if (!reason) continue;
+    const qdir = join(root, 'quarantine', stamp, 'cache', FLAT_NARINFO_DIR);
+    mkdirSync(qdir, { recursive: true });
+    renameSync(join(dir, name), join(qdir, name));
+    result.badNarInfos.push({ name: `cache/${FLAT_NARINFO_DIR}/${name}`, reason, movedTo: `quarantine/${stamp}/cache/${FLAT_NARINFO_DIR}/${name}` });
+  }
+}
+
+/** What is wrong with a flat source's narinfo, or null when it describes its tarball's NAR. */
+async function flatNarInfoProblem(root: string, file: string, pool: HashPool): Promise<string | null> {
+  let info;
+  try {
+    info = parseNarInfo(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const sha256 = flatNarUrlSha256(info.url);
+  if (!sha256) return `URL ${info.url} is no flat NAR`;
+  const source = flatNarSource(root, sha256);
+  if (!existsSync(source)) return `its file tarballs/sha256/${sha256} is gone`;
+  const d = await flatNarDigests(source, lstatSync(source).size, pool);
+  if (d.sha256 !== sha256) return `tarballs/sha256/${sha256} hashes to ${d.sha256}`;
+  if (d.narHash !== info.narHash.hex || d.narSize !== info.narSize) {
+    return `the NAR of its file is sha256:${d.narHash}, ${d.narSize} bytes; the narinfo says sha256:${info.narHash.hex}, ${info.narSize} bytes`;
+  }
+  return null;
 }
 
 function hashSmall(data: Buffer): Digests {

@@ -366,10 +366,30 @@ export function narOfFile(path: string | Buffer, executable = false): AsyncItera
 
 /** The NAR of a small in-memory regular file. */
 export function narFromBuffer(contents: Uint8Array, executable = false): Buffer {
-  const parts = [T.magic, T.open, T.type, T.regular];
-  if (executable) parts.push(T.executable);
-  parts.push(T.contents, narString(contents), T.close);
-  return Buffer.concat(parts);
+  const { prefix, suffix } = flatNarFrame(contents.length, executable);
+  return Buffer.concat([prefix, contents, suffix]);
+}
+
+/** The bytes around a regular file's contents in its NAR: `prefix ‖ contents ‖ suffix`, and that NAR's size. */
+export interface FlatNarFrame {
+  /** magic, `( type regular [executable ""] contents`, the size as a u64 */
+  prefix: Buffer;
+  /** zero padding of the contents to a multiple of 8, then `)` */
+  suffix: Buffer;
+  narSize: number;
+}
+
+/**
+ * The NAR of one regular file of `size` bytes, without its contents: what `nix-store --dump`
+ * writes before and after them. A file's NAR can so be hashed or sent from the file itself.
+ */
+export function flatNarFrame(size: number, executable = false): FlatNarFrame {
+  const length = Buffer.alloc(8);
+  length.writeUInt32LE(size % 2 ** 32, 0);
+  length.writeUInt32LE(Math.floor(size / 2 ** 32), 4);
+  const prefix = Buffer.concat([T.magic, T.open, executable ? RUN.executable : RUN.regular, length]);
+  const suffix = Buffer.concat([PAD.subarray(0, padLength(size)), T.close]);
+  return { prefix, suffix, narSize: prefix.length + size + suffix.length };
 }
 
 /** A NAR digest: algorithm, lowercase base16 and the archive's size in bytes. */

@@ -8,7 +8,7 @@ import { resolveSettings, type SettingFlags } from '../../src/config/settings.js
 import { openDb, type Db } from '../../src/db/open.js';
 import { fetchRunSettings, type FetchRunSettings } from '../../src/fetch/options.js';
 import { fodStorePath } from '../../src/nix-formats/store-path.js';
-import type { FodKind } from '../../src/graph/types.js';
+import type { Fod, FodKind } from '../../src/graph/types.js';
 import type { HashAlgo } from '../../src/nix-formats/hash.js';
 
 /** What `fodder fetch` with these flags and no config file runs with (from the one resolver of settings). */
@@ -158,5 +158,21 @@ export function createTestCrawl(file: string, system = 'x86_64-linux', variant =
     close() {
       db.close();
     },
+  };
+}
+
+/** A flat url FOD of a file with this sha256, as a crawl records it (no database needed). */
+export function flatFod(name: string, sha256: string): Fod {
+  const hash = { algo: 'sha256' as const, mode: 'flat' as const, hex: sha256, sri: `sha256-${Buffer.from(sha256, 'hex').toString('base64')}` };
+  return {
+    drvPath: `/nix/store/${'1'.repeat(32)}-${name}.drv`,
+    outPath: fodStorePath(hash, name),
+    name,
+    kind: 'url',
+    hash,
+    urls: [],
+    resolvedUrls: [],
+    git: null,
+    postFetch: false,
   };
 }

@@ -35,7 +35,8 @@ export async function startServe(config: string, ...args: string[]): Promise<Run
 
 /**
  * A service config in `dir`: the fixture package set for x86_64-linux, its url and archive
- * sources fetched into `dir/mirror` and published (signed with `keys/fodder-serve-1.secret`),
+ * sources fetched into `dir/mirror` and published (signed with `keys/fodder-serve-1.secret`; flat
+ * sources with no NAR copy, their NARs made from tarballs/ by the service),
  * any free loopback port, the admin token in `dir/token`; `service` adds lines under `service:`.
  */
 export function writeServiceConfig(dir: string, name: string, service = ''): string {
@@ -53,7 +54,6 @@ fetch:
   retries: 0
   connectTimeoutSec: 2
   cache:
-    flat: true
     secretKeyFile: keys/fodder-serve-1.secret
 service:
   listen: 127.0.0.1:0

@@ -55,12 +55,18 @@ export function registerVerify(program: Command): void {
           `verified ${result.files} files (${result.names} names, ${formatBytes(result.bytes)}) in ${result.mirror} in ${formatDuration(result.durationMs / 1000)}`,
         ];
         for (const c of result.corrupt) lines.push(`  CORRUPT ${c.name}: content hashes to ${c.actual}; moved to ${c.movedTo}`);
+        for (const n of result.badNarInfos) lines.push(`  BAD ${n.name}: ${n.reason}; moved to ${n.movedTo}`);
+        if (result.narInfos) lines.push(`  checked ${result.narInfos} flat sources' narinfos against their files`);
         if (result.repaired) lines.push(`  re-made ${result.repaired} missing alias links`);
         if (result.foreign.length) lines.push(`  ${result.foreign.length} names that are not hashes were left alone (e.g. ${result.foreign[0]})`);
         if (forgotten) lines.push(`  the database no longer counts ${forgotten} sources as mirrored; \`fodder fetch\` will fetch them again`);
-        lines.push(result.corrupt.length ? `${result.corrupt.length} corrupt names quarantined` : 'all good');
+        const bad = [
+          ...(result.corrupt.length ? [`${result.corrupt.length} corrupt names`] : []),
+          ...(result.badNarInfos.length ? [`${result.badNarInfos.length} narinfos`] : []),
+        ];
+        lines.push(bad.length ? `${bad.join(' and ')} quarantined` : 'all good');
         process.stdout.write(lines.join('\n') + '\n');
       }
-      if (result.corrupt.length) process.exitCode = 1;
+      if (result.corrupt.length || result.badNarInfos.length) process.exitCode = 1;
     });
 }
