@@ -24,6 +24,10 @@ export async function printMissing(resolve: () => Promise<Target>, flags: Missin
   if (!flags.missing) throw new FodderError(ErrorCode.USAGE, '--mirror is for --missing: pass --missing too', { option: '--mirror' });
   const where = flags.mirror ?? resolveSettings({ flags: { db: flags.db } }).mirror;
   const view = await mirrorViewOf(where);
+  if (!/^https?:\/\//i.test(where) && !existsSync(where)) {
+    // an island's first season: nothing there yet; said, in case the path is mistyped
+    process.stderr.write(`fodder: note: ${where} does not exist: counted as an empty mirror\n`);
+  }
   const target = await resolve();
   const sizes = knownSizes(dbPath(flags.db));
   const answer = await missingFrom(target.fods, view, sizes);
