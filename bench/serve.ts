@@ -113,10 +113,10 @@ async function latency(base: string, paths: string[], seconds: number): Promise<
       const t0 = performance.now();
       try {
         const r = await pool.request({ path, method: 'GET' });
-        const body = await r.body.text();
+        const body = Buffer.from(await r.body.arrayBuffer());
         if (r.statusCode !== 200) {
           errors++;
-          firstError ??= `${r.statusCode} ${path}: ${body.slice(0, 200)}`;
+          firstError ??= `${r.statusCode} ${path}: ${body.subarray(0, 200).toString()}`;
         }
       } catch (err) {
         errors++;
