@@ -99,13 +99,21 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiRoutesOptions): vo
 
   app.get<{ Params: { attr: string }; Querystring: Query }>('/api/sources/:attr', async (req, reply) => {
     const q = req.query;
-    const hit = latestAttr(db, req.params.attr, { system: q.system, variant: q.variant, crawl: crawlParam(q) });
-    if (!isFinished(hit.crawl_id)) return sourcesOfHit(db, hit);
-    const key = JSON.stringify([hit.crawl_id, hit.system, hit.variant, hit.path]);
-    let body = sources.get(key);
+    const n = { system: q.system, variant: q.variant, crawl: crawlParam(q) };
+    // a question about a finished crawl is answered from memory without a look at the database;
+    // without ?crawl=, which crawl answers is looked up first (a newer one may have finished)
+    const asked = n.crawl !== undefined && finished.has(n.crawl) ? JSON.stringify(['asked', n.crawl, n.system, n.variant, req.params.attr]) : null;
+    let body = asked === null ? undefined : sources.get(asked);
     if (body === undefined) {
-      body = Buffer.from(JSON.stringify(sourcesOfHit(db, hit)));
-      sources.set(key, body);
+      const hit = latestAttr(db, req.params.attr, n);
+      if (!isFinished(hit.crawl_id)) return sourcesOfHit(db, hit);
+      const key = JSON.stringify([hit.crawl_id, hit.system, hit.variant, hit.path]);
+      body = sources.get(key);
+      if (body === undefined) {
+        body = Buffer.from(JSON.stringify(sourcesOfHit(db, hit)));
+        sources.set(key, body);
+      }
+      if (asked !== null) sources.set(asked, body);
     }
     return reply.type('application/json; charset=utf-8').send(body);
   });
