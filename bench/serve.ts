@@ -13,13 +13,13 @@
  *      (test/helpers/loopback-set.ts), so nothing of the real package set is ever fetched.
  *
  * Options: --big-mib 1024 --runs 3 --files 20000 --file-kib 16 --attrs 300 --seconds 10
- * --rounds 2 --connections 64. The machine's load average is printed beside each figure.
+ * --rounds 2 --connections 64, --only download|latency. The machine's load average is printed beside each figure.
  */
 import { execa } from 'execa';
 import Database from 'better-sqlite3';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
@@ -27,11 +27,11 @@ import type { JobInfo } from '../src/db/jobs.js';
 import { CLI } from '../test/helpers/cli.js';
 import { writeLoopbackSet } from '../test/helpers/loopback-set.js';
 import { startNginx } from '../test/helpers/servers.js';
-import { api, startServe } from '../test/helpers/service.js';
+import { api, startServe, type RunningService } from '../test/helpers/service.js';
 import { crawlArgs, realTreeArgs } from './real-args.js';
 
 const { opt, nixpkgs } = realTreeArgs(
-  'npm run bench:serve -- --nixpkgs PATH [--big-mib 1024] [--runs 3] [--files 20000] [--file-kib 16] [--attrs 300] [--seconds 10] [--rounds 2] [--connections 64]',
+  'npm run bench:serve -- --nixpkgs PATH [--big-mib 1024] [--runs 3] [--files 20000] [--file-kib 16] [--attrs 300] [--seconds 10] [--rounds 2] [--connections 64] [--only download|latency]',
 );
 const BIG = Number(opt('big-mib', '1024')) * 2 ** 20;
 const RUNS = Number(opt('runs', '3'));
@@ -41,6 +41,8 @@ const ATTRS = Number(opt('attrs', '300'));
 const SECONDS = Number(opt('seconds', '10'));
 const ROUNDS = Number(opt('rounds', '2'));
 const CONNECTIONS = Number(opt('connections', '64'));
+/** `download` or `latency`: only that part (default: both) */
+const ONLY = opt('only', '');
 const TOKEN = 'bench-serve-token-0123456789';
 const SYSTEM = 'x86_64-linux';
 
@@ -66,23 +68,41 @@ function writeBigFile(mirror: string): string {
   return hex;
 }
 
-/** One download with curl to /dev/null: MB/s (10^6 bytes a second). */
-async function download(url: string): Promise<number> {
-  const r = await execa('curl', ['-sf', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', url]);
-  const [size, seconds] = r.stdout.trim().split(' ').map(Number);
-  if (size !== BIG) throw new Error(`${url}: ${size} bytes, not ${BIG}`);
-  return size / seconds / 1e6;
+/** CPU milliseconds process `pid` has used (its threads included). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
-async function throughput(fodderUrl: string, nginxUrl: string): Promise<void> {
-  await download(nginxUrl); // the page cache warm for both
+/** One download with curl to /dev/null: MB/s (10^6 bytes a second) and the server's CPU ms. */
+async function download(url: string, serverPid: number): Promise<{ rate: number; cpu: number }> {
+  const c0 = cpuMs(serverPid);
+  const r = await execa('curl', ['-sf', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', url]);
+  const cpu = cpuMs(serverPid) - c0;
+  const [size, seconds] = r.stdout.trim().split(' ').map(Number);
+  if (size !== BIG) throw new Error(`${url}: ${size} bytes, not ${BIG}`);
+  return { rate: size / seconds / 1e6, cpu };
+}
+
+interface Server {
+  url: string;
+  pid: number;
+}
+
+async function throughput(fodder: Server, nginx: Server): Promise<void> {
+  await download(nginx.url, nginx.pid); // the page cache warm for both
   const f: number[] = [];
   const n: number[] = [];
-  console.log(`1. a ${BIG >> 20} MiB file of the hashed mirror, curl to /dev/null, ${RUNS} runs each, alternating`);
+  console.log(`1. a ${BIG >> 20} MiB file of the hashed mirror, curl to /dev/null, ${RUNS} runs each, alternating (server CPU time in brackets)`);
   for (let i = 0; i < RUNS; i++) {
-    f.push(await download(fodderUrl));
-    n.push(await download(nginxUrl));
-    console.log(`   run ${i + 1}: fodder serve ${f[i].toFixed(0)} MB/s, nginx ${n[i].toFixed(0)} MB/s, ratio ${(f[i] / n[i]).toFixed(2)} (${load()})`);
+    const a = await download(fodder.url, fodder.pid);
+    const b = await download(nginx.url, nginx.pid);
+    f.push(a.rate);
+    n.push(b.rate);
+    console.log(
+      `   run ${i + 1}: fodder serve ${a.rate.toFixed(0)} MB/s (${a.cpu} ms), nginx ${b.rate.toFixed(0)} MB/s (${b.cpu} ms), ratio ${(a.rate / b.rate).toFixed(2)} (${load()})`,
+    );
   }
   const ratio = median(f) / median(n);
   console.log(
@@ -155,22 +175,8 @@ async function jobNow(base: string, id: number): Promise<JobInfo> {
   return (await api<JobInfo>(base, `/api/jobs/${id}`)).body;
 }
 
-async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'fodder-bench-serve-'));
-  const mirror = join(dir, 'mirror');
-  const db = join(dir, 'fodder.db');
-  process.stderr.write(`bench:serve in ${dir}: writing a ${BIG >> 20} MiB file and ${FILES} files of ${FILE_BYTES >> 10} KiB\n`);
-  const hex = writeBigFile(mirror);
-  const www = join(dir, 'www');
-  const upstream = await startNginx(www, 'keepalive_requests 100000;');
-  const files = writeLoopbackSet({ dir: join(dir, 'set'), www, base: upstream.url(''), files: FILES, bytes: () => FILE_BYTES });
-
-  process.stderr.write(`crawling ${nixpkgs} (${SYSTEM})\n`);
-  const crawled = await execa('node', [CLI, ...crawlArgs({ nixpkgs, db, workers: '2', systems: [SYSTEM], variants: ['default'] })], { env: { CI: '1' } });
-  const realCrawl = (JSON.parse(crawled.stdout) as { crawl: number }).crawl;
-  const attrs = sampleAttrs(db, realCrawl, ATTRS);
-  const paths = attrs.map((a) => `/api/sources/${encodeURIComponent(a)}?crawl=${realCrawl}&system=${SYSTEM}&variant=default`);
-
+/** The service on `dir` (its config's package set at `dir/set`, the database and mirror in `dir`). */
+async function serveIn(dir: string): Promise<RunningService> {
   writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
   writeFileSync(
     join(dir, 'fodder.yaml'),
@@ -186,14 +192,52 @@ service:
   tokenFile: token
 `,
   );
-  const service = await startServe(join(dir, 'fodder.yaml'), '--no-schedule');
-  const mirrorNginx = await startNginx(mirror);
-  try {
-    console.log(`bench:serve on ${process.env.HOSTNAME ?? 'this machine'}: node ${process.version}; the real crawl ${realCrawl} of ${nixpkgs}`);
-    await throughput(`${service.url}/tarballs/sha256/${hex}`, mirrorNginx.url(`/tarballs/sha256/${hex}`));
+  return startServe(join(dir, 'fodder.yaml'), '--no-schedule');
+}
 
-    console.log(`2. /api/sources/<attr>?crawl=${realCrawl}: ${attrs.length} attributes in turn, ${CONNECTIONS} connections, ${SECONDS} s a round`);
-    await latency(service.url, paths, 2); // warm-up
+async function stopService(service: RunningService): Promise<void> {
+  service.proc.kill('SIGTERM');
+  await service.proc;
+}
+
+/** Part 1: the big file from the service and from nginx. */
+async function downloadPart(dir: string): Promise<void> {
+  const mirror = join(dir, 'mirror');
+  process.stderr.write(`bench:serve in ${dir}: writing a ${BIG >> 20} MiB file\n`);
+  const hex = writeBigFile(mirror);
+  // a package set with nothing to fetch: this service runs no job
+  writeLoopbackSet({ dir: join(dir, 'set'), www: join(dir, 'www'), base: 'http://127.0.0.1:9', files: 0, bytes: () => 0 });
+  const service = await serveIn(dir);
+  const nginx = await startNginx(mirror);
+  try {
+    await throughput(
+      { url: `${service.url}/tarballs/sha256/${hex}`, pid: service.proc.pid! },
+      { url: nginx.url(`/tarballs/sha256/${hex}`), pid: Number(readFileSync(join(nginx.dir, 'nginx.pid'), 'utf8')) },
+    );
+  } finally {
+    await stopService(service);
+    await nginx.close();
+  }
+}
+
+/** Part 2: the latency of `/api/sources` on a real crawl, idle and while a job fetches loopback files. */
+async function latencyPart(dir: string): Promise<void> {
+  const db = join(dir, 'fodder.db');
+  const www = join(dir, 'www');
+  process.stderr.write(`bench:serve in ${dir}: writing ${FILES} files of ${FILE_BYTES >> 10} KiB\n`);
+  const upstream = await startNginx(www, 'keepalive_requests 100000;');
+  const files = writeLoopbackSet({ dir: join(dir, 'set'), www, base: upstream.url(''), files: FILES, bytes: () => FILE_BYTES });
+  process.stderr.write(`crawling ${nixpkgs} (${SYSTEM})\n`);
+  const crawled = await execa('node', [CLI, ...crawlArgs({ nixpkgs, db, workers: '2', systems: [SYSTEM], variants: ['default'] })], { env: { CI: '1' } });
+  const realCrawl = (JSON.parse(crawled.stdout) as { crawl: number }).crawl;
+  const attrs = sampleAttrs(db, realCrawl, ATTRS);
+  const paths = attrs.map((a) => `/api/sources/${encodeURIComponent(a)}?crawl=${realCrawl}&system=${SYSTEM}&variant=default`);
+  const service = await serveIn(dir);
+  try {
+    console.log(
+      `2. /api/sources/<attr>?crawl=${realCrawl} (${nixpkgs}, ${SYSTEM}): ${attrs.length} attributes in turn, ${CONNECTIONS} connections, ${SECONDS} s a round`,
+    );
+    console.log(`   first pass (each answer computed once): ${show(await latency(service.url, paths, 2))} (${load()})`);
     console.log(`   idle service:        ${show(await latency(service.url, paths, SECONDS))} (${load()})`);
     const posted = await api<{ id: number }>(service.url, '/api/jobs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
     const id = posted.body.id;
@@ -219,11 +263,24 @@ service:
         `(the rounds took its first ${measured.toFixed(1)} s)`,
     );
   } finally {
-    service.proc.kill('SIGTERM');
-    await service.proc;
-    await mirrorNginx.close();
+    await stopService(service);
     await upstream.close();
-    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`bench:serve: node ${process.version}, ${cpus().length} cores`);
+  for (const [part, run] of [
+    ['download', downloadPart],
+    ['latency', latencyPart],
+  ] as const) {
+    if (ONLY !== '' && ONLY !== part) continue;
+    const dir = mkdtempSync(join(tmpdir(), `fodder-bench-serve-${part}-`));
+    try {
+      await run(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 }
 
