@@ -152,8 +152,8 @@ async function latency(base: string, paths: string[], seconds: number): Promise<
   return { requests: ms.length, p50: at(0.5), p99: at(0.99), max: ms[ms.length - 1], errors, firstError };
 }
 
-const show = (l: Latency) =>
-  `${l.requests} requests (${(l.requests / SECONDS).toFixed(0)}/s), p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms, ` +
+const show = (l: Latency, seconds = SECONDS) =>
+  `${l.requests} requests (${(l.requests / seconds).toFixed(0)}/s), p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms, ` +
   `${l.errors} errors${l.firstError ? ` (first: ${l.firstError})` : ''}`;
 
 /** A fixed sample of `n` derivation attributes of the crawl, spread over them in path order. */
@@ -237,7 +237,7 @@ async function latencyPart(dir: string): Promise<void> {
     console.log(
       `2. /api/sources/<attr>?crawl=${realCrawl} (${nixpkgs}, ${SYSTEM}): ${attrs.length} attributes in turn, ${CONNECTIONS} connections, ${SECONDS} s a round`,
     );
-    console.log(`   first pass (each answer computed once): ${show(await latency(service.url, paths, 2))} (${load()})`);
+    console.log(`   first pass (each answer computed once): ${show(await latency(service.url, paths, 2), 2)} (${load()})`);
     console.log(`   idle service:        ${show(await latency(service.url, paths, SECONDS))} (${load()})`);
     const posted = await api<{ id: number }>(service.url, '/api/jobs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
     const id = posted.body.id;
