@@ -12,6 +12,8 @@ export interface LoopbackFile {
   /** path under the served root, `f/<i>.bin` */
   path: string;
   sha256: string;
+  /** sha512, hex: the name the hashed mirror stores the file under (the others are links) */
+  sha512: string;
   bytes: number;
 }
 
@@ -39,15 +41,17 @@ export function writeLoopbackSet(o: LoopbackSetOptions): LoopbackFile[] {
   const chunk = Buffer.allocUnsafe(1 << 20);
   for (let i = 0; i < o.files; i++) {
     const hash = createHash('sha256');
+    const hash512 = createHash('sha512');
     const parts: Buffer[] = [];
     for (let left = o.bytes(i); left > 0; left -= chunk.length) {
       const part = Buffer.from(randomFillSync(chunk).subarray(0, Math.min(left, chunk.length)));
       hash.update(part);
+      hash512.update(part);
       parts.push(part);
     }
     const path = `f/${i}.bin`;
     writeFileSync(join(o.www, path), Buffer.concat(parts));
-    files.push({ path, sha256: hash.digest('hex'), bytes: o.bytes(i) });
+    files.push({ path, sha256: hash.digest('hex'), sha512: hash512.digest('hex'), bytes: o.bytes(i) });
   }
   const sets = new Map<number, string[]>();
   files.forEach((f, i) => {
