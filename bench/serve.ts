@@ -226,44 +226,47 @@ async function latencyPart(dir: string): Promise<void> {
   const www = join(dir, 'www');
   process.stderr.write(`bench:serve in ${dir}: writing ${FILES} files of ${FILE_BYTES >> 10} KiB\n`);
   const upstream = await startNginx(www, 'keepalive_requests 100000;');
-  const files = writeLoopbackSet({ dir: join(dir, 'set'), www, base: upstream.url(''), files: FILES, bytes: () => FILE_BYTES });
-  process.stderr.write(`crawling ${nixpkgs} (${SYSTEM})\n`);
-  const crawled = await execa('node', [CLI, ...crawlArgs({ nixpkgs, db, workers: '2', systems: [SYSTEM], variants: ['default'] })], { env: { CI: '1' } });
-  const realCrawl = (JSON.parse(crawled.stdout) as { crawl: number }).crawl;
-  const attrs = sampleAttrs(db, realCrawl, ATTRS);
-  const paths = attrs.map((a) => `/api/sources/${encodeURIComponent(a)}?crawl=${realCrawl}&system=${SYSTEM}&variant=default`);
-  const service = await serveIn(dir);
   try {
-    console.log(
-      `2. /api/sources/<attr>?crawl=${realCrawl} (${nixpkgs}, ${SYSTEM}): ${attrs.length} attributes in turn, ${CONNECTIONS} connections, ${SECONDS} s a round`,
-    );
-    console.log(`   first pass (each answer computed once): ${show(await latency(service.url, paths, 2), 2)} (${load()})`);
-    console.log(`   idle service:        ${show(await latency(service.url, paths, SECONDS))} (${load()})`);
-    const posted = await api<{ id: number }>(service.url, '/api/jobs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
-    const id = posted.body.id;
-    for (let j = await jobNow(service.url, id); j.stage !== 'fetch' || j.status !== 'running'; j = await jobNow(service.url, id)) {
-      if (j.status === 'failed' || j.status === 'done') throw new Error(`job ${id} ended before its fetch: ${JSON.stringify(j)}`);
-      await new Promise((r) => setTimeout(r, 100));
+    const files = writeLoopbackSet({ dir: join(dir, 'set'), www, base: upstream.url(''), files: FILES, bytes: () => FILE_BYTES });
+    process.stderr.write(`crawling ${nixpkgs} (${SYSTEM})\n`);
+    const crawled = await execa('node', [CLI, ...crawlArgs({ nixpkgs, db, workers: '2', systems: [SYSTEM], variants: ['default'] })], { env: { CI: '1' } });
+    const realCrawl = (JSON.parse(crawled.stdout) as { crawl: number }).crawl;
+    const attrs = sampleAttrs(db, realCrawl, ATTRS);
+    const paths = attrs.map((a) => `/api/sources/${encodeURIComponent(a)}?crawl=${realCrawl}&system=${SYSTEM}&variant=default`);
+    const service = await serveIn(dir);
+    try {
+      console.log(
+        `2. /api/sources/<attr>?crawl=${realCrawl} (${nixpkgs}, ${SYSTEM}): ${attrs.length} attributes in turn, ${CONNECTIONS} connections, ${SECONDS} s a round`,
+      );
+      console.log(`   first pass (each answer computed once): ${show(await latency(service.url, paths, 2), 2)} (${load()})`);
+      console.log(`   idle service:        ${show(await latency(service.url, paths, SECONDS))} (${load()})`);
+      const posted = await api<{ id: number }>(service.url, '/api/jobs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+      const id = posted.body.id;
+      for (let j = await jobNow(service.url, id); j.stage !== 'fetch' || j.status !== 'running'; j = await jobNow(service.url, id)) {
+        if (j.status === 'failed' || j.status === 'done') throw new Error(`job ${id} ended before its fetch: ${JSON.stringify(j)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const fetchFrom = performance.now();
+      for (let i = 0; i < ROUNDS; i++) {
+        const l = await latency(service.url, paths, SECONDS);
+        const j = await jobNow(service.url, id);
+        const during = j.stage === 'fetch' && j.status === 'running' ? 'the fetch still running' : `THE FETCH ENDED (${j.status}, ${j.stage})`;
+        console.log(`   during fetch, round ${i + 1}: ${show(l)} (${load()}; ${during})`);
+        console.log(`      target p99 < 20 ms, 0 errors: ${l.p99 < 20 && l.errors === 0 ? 'met' : 'MISSED'}`);
+      }
+      const measured = (performance.now() - fetchFrom) / 1000;
+      for (let j = await jobNow(service.url, id); j.status === 'running' || j.status === 'queued'; j = await jobNow(service.url, id)) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const fetched = (await jobNow(service.url, id)).stages.fetch;
+      console.log(
+        `   the job's fetch: ${files.length} files of ${FILE_BYTES >> 10} KiB in ${fetched?.toFixed(1) ?? '?'} s ` +
+          `(the rounds took its first ${measured.toFixed(1)} s)`,
+      );
+    } finally {
+      await stopService(service);
     }
-    const fetchFrom = performance.now();
-    for (let i = 0; i < ROUNDS; i++) {
-      const l = await latency(service.url, paths, SECONDS);
-      const j = await jobNow(service.url, id);
-      const during = j.stage === 'fetch' && j.status === 'running' ? 'the fetch still running' : `THE FETCH ENDED (${j.status}, ${j.stage})`;
-      console.log(`   during fetch, round ${i + 1}: ${show(l)} (${load()}; ${during})`);
-      console.log(`      target p99 < 20 ms, 0 errors: ${l.p99 < 20 && l.errors === 0 ? 'met' : 'MISSED'}`);
-    }
-    const measured = (performance.now() - fetchFrom) / 1000;
-    for (let j = await jobNow(service.url, id); j.status === 'running' || j.status === 'queued'; j = await jobNow(service.url, id)) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const fetched = (await jobNow(service.url, id)).stages.fetch;
-    console.log(
-      `   the job's fetch: ${files.length} files of ${FILE_BYTES >> 10} KiB in ${fetched?.toFixed(1) ?? '?'} s ` +
-        `(the rounds took its first ${measured.toFixed(1)} s)`,
-    );
   } finally {
-    await stopService(service);
     await upstream.close();
   }
 }
