@@ -8,6 +8,11 @@
  * process that could not be started (ENOENT, EACCES) rejects `exit`, with Node's own error
  * (`code`, `syscall` `spawn ...`, `path`).
  *
+ * With `ipc` (a Node program: the service's job process) messages go both ways over execa's IPC
+ * channel (the child uses execa's `sendMessage` and `getCancelSignal`), and an abort is not a
+ * SIGKILL at once: the reason is sent to the child, whose `getCancelSignal()` aborts with it, and
+ * only a child still running `ipc.graceMs` later is killed.
+ *
  * The one exception is the crawl's Nix process helper (workers/nix-spawner.ts,
  * src/eval/spawner.ts); docs/architecture.md says why.
  */
@@ -36,6 +41,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** characters of standard error kept: the first `max` ('head', the default), or about the last `max` ('tail') */
   stderrLimit?: { max: number; keep?: 'head' | 'tail' };
+  /** an IPC channel to a Node child; an abort asks it to stop and kills it `graceMs` later */
+  ipc?: { graceMs: number };
 }
 
 export interface StartedProcess {
@@ -48,6 +55,8 @@ export interface StartedProcess {
   readonly exit: Promise<ProcessExit>;
   /** sends `signal` (SIGKILL) when it is still running */
   kill(signal?: NodeJS.Signals): void;
+  /** with `ipc`: the child's messages until it disconnects (unchecked: the receiver checks them) */
+  messages(): AsyncIterable<unknown>;
 }
 
 export function startProcess(cmd: string, args: string[], o: StartOptions = {}): StartedProcess {
@@ -65,6 +74,7 @@ export function startProcess(cmd: string, args: string[], o: StartOptions = {}):
     cancelSignal: o.signal,
     timeout: o.timeoutMs,
     killSignal: 'SIGKILL',
+    ...(o.ipc ? { ipc: true, gracefulCancel: o.signal !== undefined, forceKillAfterDelay: o.ipc.graceMs } : {}),
   });
   const limit = o.stderrLimit;
   let err = '';
@@ -96,6 +106,7 @@ export function startProcess(cmd: string, args: string[], o: StartOptions = {}):
     kill: (signal = 'SIGKILL') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     },
+    messages: () => (o.ipc && child.getEachMessage ? child.getEachMessage() : (async function* () {})()),
   };
 }
 

@@ -4,13 +4,15 @@
  * while jobs run), real Nix for the crawl and for the offline realisation.
  *
  * 1. A job asked for over HTTP (401 without the token) is killed with -9 in its fetch; the
- *    service started again takes it up from its fetch and finishes it.
+ *    service started again takes it up from its fetch and finishes it. The job runs in a process
+ *    of its own (`fodder job`), which ends by itself once its service is gone.
  * 2. The answers: `/api/sources/hello` is `fodder sources hello --json`; the other endpoints.
  * 3. The mirror: tarballs in hex, nix32 and base64 with HEAD, Range and caching headers;
  *    paths that try to leave the mirror are refused.
  * 4. With the upstream gone, a fresh chroot store whose only substituter is the service
  *    (signed, key trusted) realises every mirrored url and archive FOD.
- * 5. The schedule starts a job; SIGTERM stops the service cleanly, the job marked interrupted.
+ * 5. A job whose process is killed with -9 is marked failed; the next request's job runs.
+ * 6. The schedule starts a job; SIGTERM stops the service cleanly, the job marked interrupted.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -24,7 +26,7 @@ import type { Fod } from '../src/graph/types.js';
 import { encodeNix32 } from '../src/nix-formats/hash.js';
 import { FIXTURE, fodder, tempDir } from './helpers/cli.js';
 import { startUpstream, waitPortFree, type Upstream } from './helpers/fixture-upstream.js';
-import { api, startServe, waitJob, writeServiceConfig, type RunningService } from './helpers/service.js';
+import { api, jobProcessOf, processEnds, startServe, waitJob, writeServiceConfig, type RunningService } from './helpers/service.js';
 
 const dir = tempDir('fodder-serve-');
 const db = join(dir, 'fodder.db');
@@ -62,7 +64,7 @@ function rawGet(base: string, path: string, headers: Record<string, string> = {}
 
 let service: RunningService;
 let jobId = 0;
-const killed = {} as { before: JobInfo; atKill: JobInfo | null; after: JobInfo };
+const killed = {} as { before: JobInfo; atKill: JobInfo | null; after: JobInfo; jobProcess: number | null; jobProcessEnded: boolean };
 
 beforeAll(async () => {
   await waitPortFree(18662); // the fixture's dead mirror must stay dead
@@ -80,8 +82,11 @@ beforeAll(async () => {
   jobId = posted.body.id;
   // kill -9 while it fetches (a few seconds: its stage is polled every 25 ms)
   killed.before = await waitJob(service.url, jobId, (j) => j.stage === 'fetch' || (j.status !== 'queued' && j.status !== 'running'), 60_000, 25);
+  killed.jobProcess = jobProcessOf(service.proc.pid!);
   service.proc.kill('SIGKILL');
   await service.proc;
+  // its job process sees the IPC channel close, marks the job interrupted and ends
+  killed.jobProcessEnded = killed.jobProcess !== null && (await processEnds(killed.jobProcess, 10_000));
   const d = openDb(db, { readonly: true });
   try {
     killed.atKill = jobById(d, jobId);
@@ -105,6 +110,13 @@ describe('jobs', () => {
     expect(killed.after).toMatchObject({ id: jobId, status: 'done', stage: 'report', error: null, crawl: killed.before.crawl });
     expect(killed.after.stages).toEqual({ crawl: expect.any(Number), fetch: expect.any(Number), report: expect.any(Number) });
     expect(service.stderr()).toMatch(new RegExp(`taking up interrupted job ${jobId}\\b`));
+  });
+
+  test('the job ran in a process of its own, which ended soon after its service was killed with -9', () => {
+    expect(killed.jobProcess).toEqual(expect.any(Number));
+    expect(killed.jobProcess).not.toBe(service.proc.pid);
+    expect(killed.jobProcessEnded).toBe(true);
+    expect(killed.atKill).toMatchObject({ errorCode: 'INTERRUPTED' });
   });
 
   test('GET /api/jobs lists it once; an unknown job is a 404', async () => {
@@ -293,6 +305,25 @@ describe('a fresh chroot store with no network substitutes from the service alon
     const v = spawnSync('nix-store', ['--store', store, '--verify-path', ...outs], { encoding: 'utf8' });
     expect(v.status, v.stderr).toBe(0);
   });
+});
+
+describe("a job's process killed with -9", () => {
+  test('its job is marked failed with what happened; the next request runs a new job to its end', async () => {
+    const auth = { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } };
+    const first = (await api<{ id: number }>(service.url, '/api/jobs', auth)).body.id;
+    await waitJob(service.url, first, (j) => j.status === 'running' && j.stage !== null, 60_000, 25);
+    const child = jobProcessOf(service.proc.pid!);
+    expect(child).toEqual(expect.any(Number));
+    process.kill(child!, 'SIGKILL');
+    const failed = await waitJob(service.url, first, (j) => j.status !== 'running' && j.status !== 'queued');
+    expect(failed).toMatchObject({ status: 'failed', errorCode: 'BUG' });
+    expect(failed.error).toContain("the job's process was killed by SIGKILL");
+    expect(service.stderr()).toContain(`job ${first}: failed [BUG]: the job's process was killed by SIGKILL`);
+
+    const next = (await api<{ id: number }>(service.url, '/api/jobs', auth)).body.id;
+    expect(next).toBeGreaterThan(first);
+    expect(await waitJob(service.url, next, (j) => j.status !== 'running' && j.status !== 'queued')).toMatchObject({ status: 'done', error: null });
+  }, 120_000);
 });
 
 describe('the schedule and a clean stop', () => {

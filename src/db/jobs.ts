@@ -161,6 +161,23 @@ export function finishJob(db: Db, id: number, status: 'done' | 'failed' | 'inter
 }
 
 /**
+ * Ends a job that has no verdict yet (still queued or running): its process died before it
+ * recorded one. A verdict already recorded is kept. Returns whether the job was ended here.
+ */
+export function endUnfinishedJob(db: Db, id: number, status: 'failed' | 'interrupted', error: { code: string; message: string }): boolean {
+  const r = db
+    .prepare(`UPDATE jobs SET status = ?, error_code = ?, error = ?, finished_at = ? WHERE id = ? AND status IN ('queued', 'running')`)
+    .run(status, error.code, error.message, now(), id);
+  return r.changes > 0;
+}
+
+/** The jobs `running` in a process that still runs, oldest first (another service's, or a job process still stopping). */
+export function jobsRunningElsewhere(db: Db): number[] {
+  const rows = db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE status = 'running' ORDER BY id`).all() as JobRow[];
+  return rows.filter((r) => rowOwnerAlive(r)).map((r) => r.id);
+}
+
+/**
  * The jobs a service starting on this database takes up, oldest first: those interrupted (by a
  * signal, or whose process died, which are marked so now) and those queued by a process that
  * is gone, but none older than the latest job that finished (a later job did its work).

@@ -54,7 +54,10 @@ export function ownerAlive(o: { pid: number | null; bootId: string | null; start
   if (o.bootId !== null && boot !== null) {
     // another boot (or another host: a database in WAL mode is not shared across hosts) ran it
     if (o.bootId !== boot) return false;
-    return o.start !== null && startTime(o.pid) === o.start;
+    // a process that has ended but was not waited for yet (a zombie, kept by a parent or an init that does not reap) is gone
+    const stat = procStat(o.pid);
+    if (stat === null || stat[0] === 'Z' || stat[0] === 'X') return false;
+    return o.start !== null && Number(stat[19]) === o.start;
   }
   try {
     process.kill(o.pid, 0);

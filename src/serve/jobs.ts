@@ -1,41 +1,28 @@
 /**
- * The service's jobs: each runs the pipeline on the configured package set (the head of the
- * followed branch, `service.nixpkgs`, fetched first), a crawl (resumed
- * when one of the same key is unfinished), a fetch of its sources into the mirror, and a report
- * (recorded, so the next one says what is new). One job at a time: a job asked for while one
- * runs waits in the queue, and a request while one already waits is answered with that one.
- * Every job is a row of the database (src/db/jobs.ts), so a job whose process was killed is
- * taken up again, from the stage it reached, by the next service on the same database.
+ * The service's jobs: each runs the pipeline on the configured package set (job-run.ts) in a
+ * process of its own (`fodder job`, job-process.ts), so that the job's synchronous database
+ * work never holds the service's event loop. One job at a time: a job asked for while one runs
+ * waits in the queue, and a request while one already waits is answered with that one.
+ *
+ * Every job is a row of the database (src/db/jobs.ts), with one writer at a time: the service
+ * adds it (`queued`, owned by the service), the job's process takes it over when it starts (its
+ * own pid, boot id and start time) and writes its stages and its verdict; only a job process that
+ * ended without a verdict (it crashed, was killed, or could not start) has its job ended by the
+ * service: `failed`, with the process's error code or BUG, or `interrupted` when the service was
+ * stopping it. A job whose service was killed is taken up, from the stage it reached, by the
+ * next service on the same database: its process sees the IPC channel close and stops, marking
+ * it interrupted (a job process still stopping when that service starts is waited for).
  */
 import type { Settings } from '../config/settings.js';
+import { addJob, endUnfinishedJob, jobById, jobsRunningElsewhere, jobsToResume, type JobTrigger } from '../db/jobs.js';
 import type { Db } from '../db/open.js';
 import { currentOwner } from '../db/owner.js';
-import { addJob, finishJob, jobById, jobsToResume, setJobStage, setStageSeconds, startJob, type JobInfo, type JobStage, type JobTrigger } from '../db/jobs.js';
-import { ErrorCode, FodderError } from '../errors.js';
-import { crawl } from '../eval/crawl.js';
-import type { CrawlSummary } from '../eval/progress.js';
-import { fetchRunSettings } from '../fetch/options.js';
-import { collectGarbage, type GcResult } from '../mirror/gc.js';
-import type { FetchSummary } from '../fetch/progress.js';
-import { runFetch } from '../fetch/run.js';
-import { buildReport } from '../report/build.js';
-import type { Report } from '../report/types.js';
-import { updatePackageSet } from './package-set.js';
-import { crawlProgressOf, fetchProgressOf, type JobProgress } from './job-progress.js';
+import { ErrorCode } from '../errors.js';
+import { startProcess, type ProcessExit } from '../process.js';
+import { deliverJobMessage } from './job-messages.js';
+import type { JobEvents } from './job-run.js';
 
-/** What a job tells the service as it goes (the command line prints it; the metrics count it). */
-export interface JobEvents {
-  stage?(job: number, stage: JobStage): void;
-  stageDone?(job: number, stage: JobStage, seconds: number): void;
-  crawled?(job: number, summary: CrawlSummary): void;
-  fetched?(job: number, summary: FetchSummary): void;
-  reported?(job: number, report: Report): void;
-  /** `fodder gc` after the job (only with `service.keep`) */
-  collected?(job: number, result: GcResult): void;
-  finished?(job: JobInfo): void;
-  /** the running stage's counts, as its progress events come (often: whoever shows them throttles) */
-  progress?(job: number, p: JobProgress): void;
-}
+export type { JobEvents } from './job-run.js';
 
 export interface JobRunner {
   /** queues a job (or answers the one already waiting); returns its id */
@@ -44,88 +31,70 @@ export interface JobRunner {
   resume(): number[];
   /** the job running now, or null */
   running(): number | null;
-  /** stops the running job (marked interrupted) and waits for it; nothing starts afterwards */
+  /** stops the running job (marked interrupted) and waits for its process; nothing starts afterwards */
   stop(reason: string): Promise<void>;
 }
 
 export interface JobRunnerOptions {
   db: Db;
   settings: Settings;
+  /** the command that runs one job (`node .../main.js job`); `--id`, `--db`, `--mirror` and `--config` are added */
+  command: [string, ...string[]];
   events?: JobEvents;
+}
+
+/** How long a job's process has to stop (its crawl's or fetch's work ended, its verdict written) before it is killed. */
+const STOP_GRACE_MS = 30_000;
+/** How often a job still running in a process of a killed service is looked at, until it has stopped. */
+const RECHECK_MS = 1000;
+/** Characters of a job process's standard error kept for the message of a job it left without a verdict. */
+const STDERR_KEPT = 2000;
+
+/** Why a job's process ended without a verdict, as the job's error. */
+function deathOf(exit: ProcessExit | Error, stderr: string): { code: string; message: string } {
+  if (exit instanceof Error) {
+    return { code: ErrorCode.SPAWN_FAILED, message: `the job's process could not be started: ${exit.message}` };
+  }
+  // the process's own failure (`fodder: error [CODE]: ...`) names its code
+  const code = /\[([A-Z][A-Z_]+)\]/.exec(stderr)?.[1] ?? ErrorCode.BUG;
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  const said = stderr
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-3)
+    .join(' / ');
+  return { code, message: `the job's process ${how} without a verdict${said ? `: ${said}` : ''}` };
 }
 
 export function createJobRunner(o: JobRunnerOptions): JobRunner {
   const { db, settings, events = {} } = o;
+  const [program, ...programArgs] = o.command;
   const owner = currentOwner();
   const queue: number[] = [];
   let current: number | null = null;
   let abort: AbortController | null = null;
   let loop: Promise<void> | null = null;
+  let recheck: NodeJS.Timeout | null = null;
   let stopped = false;
 
-  const timed = async <T>(id: number, stage: JobStage, made: { crawl?: number }, body: () => Promise<T>): Promise<T> => {
-    setJobStage(db, id, stage, made);
-    events.stage?.(id, stage);
-    const t0 = Date.now();
-    const out = await body();
-    const seconds = (Date.now() - t0) / 1000;
-    setStageSeconds(db, id, stage, seconds);
-    events.stageDone?.(id, stage, seconds);
-    return out;
-  };
-
-  /** One job, from the stage it reached (a resumed job whose crawl finished goes on with its fetch). */
+  /** One job in a process of its own, until that process has ended; its job has a verdict then. */
   const run = async (id: number, signal: AbortSignal): Promise<void> => {
-    const before = jobById(db, id);
-    startJob(db, id, owner);
-    let crawlId = before?.stage && before.stage !== 'crawl' ? before.crawl : null;
-    if (crawlId === null) {
-      const summary = await timed(id, 'crawl', {}, async () => {
-        // a followed branch: its head now, checked out in the service's clone, is what is crawled
-        const git = settings.service.git;
-        const at = git === null ? null : await updatePackageSet(git, signal);
-        return crawl({
-          config: at === null ? settings.crawl : { ...settings.crawl, nixpkgs: at.path, revision: at.commit },
-          signal,
-          progress: crawlProgressOf((p) => events.progress?.(id, p)),
-        });
-      });
-      crawlId = summary.crawl;
-      setJobStage(db, id, 'crawl', { crawl: crawlId });
-      events.crawled?.(id, summary);
+    const args = [...programArgs, '--id', String(id), '--db', settings.db, '--mirror', settings.mirror];
+    if (settings.file !== null) args.push('--config', settings.file);
+    const child = startProcess(program, args, { signal, ipc: { graceMs: STOP_GRACE_MS }, stderrLimit: { max: STDERR_KEPT, keep: 'tail' } });
+    let verdict = false;
+    try {
+      for await (const m of child.messages()) if (deliverJobMessage(db, id, m, events)) verdict = true;
+    } catch {
+      // the channel failed: the exit says what happened
     }
-    const fetchRun = fetchRunSettings(settings.fetch);
-    if (before?.stage !== 'report') {
-      const summary = await timed(id, 'fetch', { crawl: crawlId }, () =>
-        runFetch({
-          db,
-          crawl: crawlId,
-          mirrorDir: settings.mirror,
-          kinds: fetchRun.kinds,
-          retryFailed: false,
-          network: fetchRun.network,
-          cache: fetchRun.cache,
-          nix: fetchRun.nix,
-          signal,
-          progress: fetchProgressOf((p) => events.progress?.(id, p)),
-        }),
-      );
-      setJobStage(db, id, 'fetch', { fetchRun: summary.run });
-      events.fetched?.(id, summary);
-      if (signal.aborted) throw new FodderError(ErrorCode.INTERRUPTED, `fetch run ${summary.run} stopped by ${String(signal.reason)}`);
-    }
-    const report = await timed(id, 'report', { crawl: crawlId }, async () => buildReport(db, { save: true, crawl: crawlId }));
-    events.reported?.(id, report);
-    if (settings.service.keep !== null) events.collected?.(id, collectGarbage({ db, mirrorDir: settings.mirror, keep: settings.service.keep }));
-  };
-
-  const finish = (id: number, err: unknown, signal: AbortSignal) => {
-    if (err === null) finishJob(db, id, 'done');
-    else if (signal.aborted) finishJob(db, id, 'interrupted', { code: ErrorCode.INTERRUPTED, message: `stopped by ${String(signal.reason)}` });
-    else {
-      const code = err instanceof FodderError ? err.code : ErrorCode.BUG;
-      finishJob(db, id, 'failed', { code, message: err instanceof Error ? err.message : JSON.stringify(err) });
-    }
+    const exit = await child.exit.catch((err: Error) => err);
+    if (verdict) return;
+    const death = deathOf(exit, child.stderr());
+    if (signal.aborted)
+      endUnfinishedJob(db, id, 'interrupted', { code: ErrorCode.INTERRUPTED, message: `stopped by ${String(signal.reason)} (${death.message})` });
+    else endUnfinishedJob(db, id, 'failed', death);
+    // (a verdict the process wrote but could not tell is kept, and told now)
     const job = jobById(db, id);
     if (job) events.finished?.(job);
   };
@@ -135,15 +104,8 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
       const id = queue.shift()!;
       current = id;
       abort = new AbortController();
-      const signal = abort.signal;
-      let failure: unknown = null;
       try {
-        await run(id, signal);
-      } catch (err) {
-        failure = err ?? new Error('failed');
-      }
-      try {
-        finish(id, failure, signal);
+        await run(id, abort.signal);
       } finally {
         current = null;
         abort = null;
@@ -157,6 +119,24 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
     });
   };
 
+  const resume = (): number[] => {
+    const ids = jobsToResume(db).filter((id) => !queue.includes(id) && id !== current);
+    queue.push(...ids);
+    if (ids.length > 0) kick();
+    return ids;
+  };
+  /** Jobs still running in a live process not ours (a killed service's job process, stopping): taken up once it has. */
+  const watch = (waiting: number[]) => {
+    if (stopped || waiting.length === 0) return;
+    recheck = setTimeout(() => {
+      recheck = null;
+      const still = new Set(jobsRunningElsewhere(db));
+      if (waiting.some((id) => !still.has(id))) resume();
+      watch(waiting.filter((id) => still.has(id)));
+    }, RECHECK_MS);
+    recheck.unref();
+  };
+
   return {
     request(trigger) {
       const waiting = queue.at(-1);
@@ -167,14 +147,14 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
       return id;
     },
     resume() {
-      const ids = jobsToResume(db).filter((id) => !queue.includes(id) && id !== current);
-      queue.push(...ids);
-      if (ids.length > 0) kick();
+      const ids = resume();
+      watch(jobsRunningElsewhere(db).filter((id) => id !== current));
       return ids;
     },
     running: () => current,
     async stop(reason) {
       stopped = true;
+      if (recheck) clearTimeout(recheck);
       abort?.abort(reason);
       await loop;
     },

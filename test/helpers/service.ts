@@ -2,7 +2,7 @@
  * `fodder serve` as a site runs it, for the tests that talk to it over HTTP: the built CLI
  * started with a config on a free loopback port, its JSON API, and waiting for a job.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { JobInfo } from '../../src/db/jobs.js';
@@ -76,5 +76,41 @@ export async function waitJob(base: string, id: number, until: (j: JobInfo) => b
     if (until(body)) return body;
     if (Date.now() > end) throw new Error(`job ${id} still ${JSON.stringify(body)}`);
     await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+/** The job process (`fodder job`) a service started and that still runs, or null (read from /proc). */
+export function jobProcessOf(servicePid: number): number | null {
+  let children: string[];
+  try {
+    children = readFileSync(`/proc/${servicePid}/task/${servicePid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    return null;
+  }
+  for (const pid of children) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (argv.includes('job') && argv.includes('--id')) return Number(pid);
+    } catch {
+      // it ended meanwhile
+    }
+  }
+  return null;
+}
+
+/** Whether process `pid` has ended (a zombie has too) within `ms`. */
+export async function processEnds(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    let state: string;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    } catch {
+      return true;
+    }
+    if (state === 'Z' || state === 'X') return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

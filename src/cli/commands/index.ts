@@ -8,6 +8,7 @@ import { registerKeygen } from './keygen.js';
 import { registerServe } from './serve.js';
 import { registerGc } from './gc.js';
 import { registerBundle } from './bundle.js';
+import { registerJob } from './job.js';
 
 /** Every command, one line each, in the order `fodder --help` lists them. */
 export const commands: ((program: Command) => void)[] = [
@@ -20,4 +21,6 @@ export const commands: ((program: Command) => void)[] = [
   registerServe,
   registerGc,
   registerBundle,
+  // hidden: the service's own (fodder serve starts it for each job)
+  registerJob,
 ];

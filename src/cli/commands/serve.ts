@@ -32,6 +32,8 @@ export function registerServe(program: Command): void {
       });
       const service = await startService({
         settings,
+        // each job runs in `fodder job`, this program started again (src/serve/jobs.ts)
+        jobCommand: [process.execPath, ...process.execArgv, process.argv[1], 'job'],
         events: {
           jobStage: (id, stage) => log(`job ${id}: ${stage}`),
           jobFinished: (job) => log(`job ${job.id}: ${job.status}${job.error ? ` [${job.errorCode}]: ${job.error}` : ''}`),
