@@ -18,6 +18,7 @@ export default defineConfig({
       'test/error-codes.test.ts',
       'test/fetch-plugins.test.ts',
       'test/fetch-runs.test.ts',
+      'test/job-claim.test.ts',
       'test/layers.test.ts',
       'test/report.test.ts',
     ],

@@ -101,6 +101,8 @@ export const ErrorCode = {
   TOKEN_REQUIRED: 'TOKEN_REQUIRED',
   /** `GET /api/jobs/ID` names no job */
   JOB_UNKNOWN: 'JOB_UNKNOWN',
+  /** `fodder job --id N` (the service's job process): the job has ended, or another live process runs it */
+  JOB_TAKEN: 'JOB_TAKEN',
 
   // Nix's formats
   HASH_INVALID: 'HASH_INVALID',

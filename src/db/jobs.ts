@@ -126,12 +126,25 @@ export function addJob(db: Db, trigger: JobTrigger, owner: Owner): number {
   );
 }
 
-/** Marks a job running in this process (a resumed one keeps its stage, crawl and first start). */
-export function startJob(db: Db, id: number, owner: Owner): void {
-  db.prepare(
-    `UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), finished_at = NULL, error = NULL,
+/**
+ * Takes a job up in this process: marks it running here (a resumed one keeps its stage, crawl
+ * and first start), unless a live process already runs it. One process writes a job's row at a
+ * time: when a service is killed just after it started a job's process, the next service may
+ * start another for the same job; whichever comes second is refused here. Returns whether the
+ * job is now this process's.
+ */
+export function claimJob(db: Db, id: number, owner: Owner): boolean {
+  return db
+    .transaction(() => {
+      const row = db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE id = ?`).get(id) as JobRow | undefined;
+      if (!row || row.status === 'done' || row.status === 'failed' || (row.status === 'running' && rowOwnerAlive(row))) return false;
+      db.prepare(
+        `UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), finished_at = NULL, error = NULL,
     error_code = NULL, pid = ?, host = ?, boot_id = ?, pid_start = ? WHERE id = ?`,
-  ).run(now(), owner.pid, owner.host, owner.bootId, owner.start, id);
+      ).run(now(), owner.pid, owner.host, owner.bootId, owner.start, id);
+      return true;
+    })
+    .immediate();
 }
 
 /** The stage a job has reached, and the crawl or fetch run it made when known. */

@@ -8,7 +8,7 @@
  */
 import type { Settings } from '../config/settings.js';
 import { finishedCrawlIds } from '../db/crawls.js';
-import { finishJob, jobById, setJobStage, setStageSeconds, startJob, type JobInfo, type JobStage } from '../db/jobs.js';
+import { finishJob, jobById, setJobStage, setStageSeconds, claimJob, type JobInfo, type JobStage } from '../db/jobs.js';
 import type { Db } from '../db/open.js';
 import type { Owner } from '../db/owner.js';
 import { ErrorCode, FodderError } from '../errors.js';
@@ -62,10 +62,14 @@ export interface RunJobOptions {
 /**
  * Runs job `id` from the stage it reached (a resumed job whose crawl finished goes on with its
  * fetch) and records its verdict: done, failed (with the error's code) or interrupted. Returns
- * the job as recorded.
+ * the job as recorded. A job that has ended, or that another live process runs, is refused
+ * (JOB_TAKEN) and its row left alone.
  */
 export async function runJob(o: RunJobOptions): Promise<JobInfo> {
   const { db, id, signal, events = {} } = o;
+  if (!jobById(db, id)) throw new FodderError(ErrorCode.JOB_UNKNOWN, `job ${id} is not in the database`, { job: id });
+  // its row is left alone when another live process runs it (see claimJob)
+  if (!claimJob(db, id, o.owner)) throw new FodderError(ErrorCode.JOB_TAKEN, `job ${id} has ended, or another live process runs it`, { job: id });
   let failure: unknown = null;
   try {
     await stages(o, events);
@@ -105,7 +109,6 @@ async function stages(o: RunJobOptions, events: JobEvents): Promise<void> {
 
   const before = jobById(db, id);
   if (!before) throw new FodderError(ErrorCode.JOB_UNKNOWN, `job ${id} is not in the database`, { job: id });
-  startJob(db, id, o.owner);
   if (signal.aborted) throw new FodderError(ErrorCode.INTERRUPTED, `stopped by ${stopReason(signal)}`);
   let crawlId = before.stage && before.stage !== 'crawl' ? before.crawl : null;
   if (crawlId === null) {

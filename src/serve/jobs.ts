@@ -90,6 +90,11 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
     }
     const exit = await child.exit.catch((err: Error) => err);
     if (verdict) return;
+    if (jobsRunningElsewhere(db).includes(id)) {
+      // another live process runs it (this one was refused, JOB_TAKEN): taken up when that one has ended
+      watch([id]);
+      return;
+    }
     const death = deathOf(exit, child.stderr());
     if (signal.aborted)
       endUnfinishedJob(db, id, 'interrupted', { code: ErrorCode.INTERRUPTED, message: `stopped by ${String(signal.reason)} (${death.message})` });
