@@ -6,16 +6,16 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
 import { ErrorCode, FodderError } from '../errors.js';
 import type { Fod } from '../graph/types.js';
-import { cacheEntryOf, fileSize, tarballPath } from './holdings.js';
+import { cacheEntriesAt, fileSize, tarballPath } from './holdings.js';
 import { BUNDLE_FORMAT, formatBundleIndex, INDEX_NAME, type BundleIndex, type BundleObject } from './bundle-index.js';
-import type { Manifest } from './manifest.js';
+import { manifestPaths, type Manifest } from './manifest.js';
 
 export interface BundlePlan {
   /** the objects, in volumes (one volume when not split); in each, files first and narinfos last */
@@ -35,13 +35,7 @@ export interface BundlePlan {
 /** What the remote's manifest holds, by object. */
 function remoteObjects(m: Manifest | null): (o: BundleObject) => boolean {
   if (!m) return () => false;
-  const have = new Set<string>();
-  const algos = ['sha512', 'sha256', 'sha1', 'md5'];
-  for (const row of m.tarballs) algos.forEach((a, i) => row[i + 1] && have.add(`tarballs/${a}/${row[i + 1]}`));
-  for (const [hashPart, , url] of m.cache) {
-    have.add(`cache/${hashPart}.narinfo`);
-    if (url.startsWith('nar/')) have.add(`cache/${url}`);
-  }
+  const have = manifestPaths(m);
   return (o) => have.has(o.path);
 }
 
@@ -53,7 +47,6 @@ function remoteObjects(m: Manifest | null): (o: BundleObject) => boolean {
 export async function planBundle(fods: readonly Fod[], ground: string, since: Manifest | null, volumeSize: number | null): Promise<BundlePlan> {
   const root = resolve(ground);
   const remoteHas = remoteObjects(since);
-  const narInfoOf = (name: string) => readFile(join(root, 'cache', name), 'utf8').catch(() => null);
   const seenOut = new Set<string>();
   const taken = new Set<string>();
   const units: { fod: Fod; objects: BundleObject[] }[] = [];
@@ -67,13 +60,12 @@ export async function planBundle(fods: readonly Fod[], ground: string, since: Ma
       const size = await fileSize(join(root, tarballPath(fod)));
       if (size !== null) objects.push({ type: 'tarball', path: tarballPath(fod), size });
     }
-    const entry = await cacheEntryOf(fod.outPath, narInfoOf);
-    const sourceSize = entry && (await fileSize(join(root, entry.source.path)));
-    if (entry && sourceSize !== null) {
-      if (entry.source.type === 'nar') objects.push({ type: 'nar', path: entry.source.path, size: sourceSize });
-      else if (!objects.some((o) => o.path === entry.source.path)) objects.push({ type: 'tarball', path: entry.source.path, size: sourceSize });
+    for (const entry of await cacheEntriesAt(root, fod.outPath)) {
+      if (entry.source.type === 'nar') objects.push({ type: 'nar', path: entry.source.path, size: entry.size });
+      // a flat NAR is made from the FOD's tarball, carried above
+      else if (!objects.some((o) => o.type === 'tarball')) objects.push({ type: 'tarball', path: entry.source.path, size: entry.size });
       const text = Buffer.from(entry.text);
-      objects.push({ type: 'narinfo', path: `cache/${entry.name}`, size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
+      objects.push({ type: 'narinfo', path: entry.path, size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
     }
     if (objects.length === 0) {
       plan.groundLacks.push(fod);
