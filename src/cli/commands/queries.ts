@@ -80,7 +80,7 @@ export function registerQueries(program: Command): void {
   const sources = program
     .command('sources [attr]')
     .description('the FODs in the closure of ATTR (from the latest finished crawl that covered it), or of a target evaluated now');
-  addTargetOptions(sources, 'YAML config (variants, overlays, nix.bin, limits) for a target evaluated now')
+  addTargetOptions(sources, 'YAML config (variants, overlays, nix.bin, limits) for a target evaluated now; with --missing also db (sizes), fetch.mirror')
     .option(...MISSING_OPTION)
     .option(...MIRROR_OPTION)
     .option('--json')
