@@ -12,7 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Fod } from '../src/graph/types.js';
 import { parseBundleIndex } from '../src/mirror/bundle-index.js';
@@ -128,6 +128,8 @@ describe('a season on the Kerguelen Islands', () => {
     expect(sized.missing.map((m) => m.fod.outPath)).toEqual(byDir.missing.map((m) => m.fod.outPath));
     for (const m of sized.missing) expect(m.size, m.fod.name).toBeGreaterThan(0);
     expect(sized.unknownSize).toBe(0);
+    const byDb = JSON.parse(await cli(['sources', ...SSHBOX, '--missing', '--mirror', island, '--db', join(dir, 'ground.db'), '--json'])) as MissingAnswer;
+    expect(byDb.missing).toEqual(sized.missing);
   });
 
   test('the manifest lists what the island holds, flat narinfos included, signed with its key', async () => {
@@ -187,5 +189,20 @@ describe('a season on the Kerguelen Islands', () => {
 
   test('after the import, --missing says the island lacks nothing, for the directory and the served URL', async () => {
     for (const where of [island, serve!.url]) expect(await missing(where)).toMatchObject({ lack: 0, have: 7, missing: [] });
+  });
+
+  test('a tarball the island holds without its narinfo: only the narinfo goes, and is admitted', async () => {
+    const xz = (await sourcesOf(MINIMAL)).find((f) => f.name.startsWith('xz-'))!;
+    expect(xz.hash.algo).toBe('sha512'); // its narinfo's NAR is made from tarballs/sha256/, the same file
+    const narinfo = objectsFor(island, xz).find((p) => p.startsWith('cache/flat/'))!;
+    rmSync(join(island, narinfo));
+    const since = join(dir, 'island-manifest-2.json');
+    await cli(['manifest', '--config', islandYaml, '--out', since]);
+    const again = join(dir, 'parcel-2');
+    await cli(['bundle', 'create', ...SSHBOX, '--since', since, '--config', groundYaml, '--out', again]);
+    expect(filesOf(again)).toEqual(new Set([narinfo]));
+    const r = JSON.parse(await cli(['bundle', 'import', again, '--config', islandYaml, '--json'])) as { imported: number; refused: unknown[] };
+    expect(r).toMatchObject({ imported: 1, refused: [] });
+    expect(readFileSync(join(island, narinfo)).equals(readFileSync(join(ground, narinfo)))).toBe(true);
   });
 });

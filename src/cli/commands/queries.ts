@@ -86,7 +86,7 @@ export function registerQueries(program: Command): void {
     .option('--json')
     .action(async (attr: string | undefined, flags: SourcesFlags) => {
       const choose = { command: 'sources', allowNone: false, configForAll: false };
-      if (flags.missing || flags.mirror !== undefined) return printMissing(() => resolveTarget(attr, flags, choose), flags);
+      if (flags.missing || flags.mirror !== undefined) return printMissing(() => resolveTarget(attr, flags, { ...choose, dbForAll: true }), flags);
       const target = chosenTarget(attr, flags, choose);
       if (target === null) attrSourcesCommand(attr!, flags);
       else await targetSourcesCommand(target!, flags);
