@@ -6,11 +6,12 @@
  * (`cacheEntryProblem`). `--missing`, the manifest, `bundle create`, `bundle import` and
  * `fodder verify` all ask here.
  */
-import { lstatSync, type Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { parseCa, type NarInfo } from '../nix-formats/narinfo.js';
 import { fodStorePath } from '../nix-formats/store-path.js';
-import { toNix32 } from '../nix-formats/hash.js';
+import { toNix32, type HashAlgo } from '../nix-formats/hash.js';
 import { FLAT_NARINFO_DIR, flatNarUrlSha256 } from './flat-nar.js';
 import { flatNarDigests, type HashPool } from './hashing.js';
 
@@ -66,10 +67,10 @@ export function narInfoPathOf(hashPart: string, source: NarSource): string {
  * - it sits where its kind belongs (`narInfoPathOf`);
  * - a NAR file: the file is in `cache/nar/`, and its `FileHash` names it;
  * - a flat source's: no references; its `CA` is a flat fixed output whose hash and name give its
- *   store path; the file its URL names (`tarballs/sha256/<hex>`) is in the mirror, and is the
- *   file its `CA` names (the hashed mirror links every name of a file to one inode); that
- *   file's NAR has the narinfo's `NarHash` and `NarSize` (read once; on `pool`'s threads when
- *   large).
+ *   store path; the file its URL names (`tarballs/sha256/<hex>`) is in the mirror, and has the
+ *   hash its `CA` names (the hashed mirror links every name of a file to one inode; names
+ *   copied apart are hashed); that file's NAR has the narinfo's `NarHash` and `NarSize` (read
+ *   once; on `pool`'s threads when large).
  * The content of a NAR file is not read: its name is its hash, checked when it was admitted.
  */
 export async function cacheEntryProblem(root: string, path: string, info: NarInfo, pool?: HashPool): Promise<string | null> {
@@ -96,13 +97,25 @@ export async function cacheEntryProblem(root: string, path: string, info: NarInf
   const name = info.storePath.slice(info.storePath.lastIndexOf('/') + 34);
   if (fodStorePath(ca, name) !== info.storePath) return `corrupt: its CA ${info.ca} does not give its store path ${info.storePath}`;
   const named = statOrNull(join(root, 'tarballs', ca.algo, ca.hex));
-  if (!named || named.ino !== st.ino || named.dev !== st.dev) return `its CA names tarballs/${ca.algo}/${ca.hex}, which is not ${source.path} in the mirror`;
+  if (!named?.isFile()) return `its CA names tarballs/${ca.algo}/${ca.hex}, which is not in the mirror`;
   const d = await flatNarDigests(file, st.size, pool);
   if (d.sha256 !== source.sha256) return `${source.path} hashes to ${d.sha256}`;
+  // the hashed mirror links a file's names to one inode; names copied apart (rsync without -H) are checked by content
+  const sameFile = ca.algo === 'sha256' ? ca.hex === source.sha256 : named.ino === st.ino && named.dev === st.dev;
+  if (!sameFile && (ca.algo === 'sha256' || (await fileDigest(file, ca.algo)) !== ca.hex)) {
+    return `its CA names ${ca.algo}:${ca.hex}, which ${source.path} does not have`;
+  }
   if (info.narHash.algo !== 'sha256' || d.narHash !== info.narHash.hex || d.narSize !== info.narSize) {
     return `the NAR of ${source.path} is sha256:${d.narHash}, ${d.narSize} bytes; the narinfo says ${info.narHash.algo}:${info.narHash.hex}, ${info.narSize} bytes`;
   }
   return null;
+}
+
+/** One digest of a file, hex (read on this thread: only for a mirror whose names were copied apart). */
+async function fileDigest(path: string, algo: HashAlgo): Promise<string> {
+  const h = createHash(algo);
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  return h.digest('hex');
 }
 
 /** The file's own status (a symlink is not followed), or null when there is none. */
