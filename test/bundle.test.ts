@@ -253,6 +253,14 @@ describe('bundles', () => {
     const into = join(dir, 'from-volumes');
     const r = JSON.parse(await cli(['bundle', 'import', b3, '--mirror', into, '--json'])) as { imported: number; refused: unknown[] };
     expect(r).toMatchObject({ imported: all.objects, refused: [] });
+    // the same directory used again for one volume: the volumes of the earlier bundle go
+    await cli([...base, '--out', b3]);
+    expect(readdirSync(b3).filter((n) => n.startsWith('volume-'))).toEqual([]);
+    const once = JSON.parse(await cli(['bundle', 'import', b3, '--mirror', join(dir, 'from-one'), '--json'])) as { imported: number; refused: unknown[] };
+    expect(once).toMatchObject({ imported: all.objects, refused: [] });
+    const intoMirror = await fodder([...base, '--out', ground]);
+    expect(intoMirror.code).toBe(2);
+    expect(intoMirror.stderr).toContain(`--out ${ground} is a mirror`);
     const tooSmall = await fodder(['bundle', 'create', '--db', db, '--mirror', ground, '--kind', 'url', '--volume-size', '10', '--dry-run']);
     expect(tooSmall.stderr).toMatch(/\[VOLUME_TOO_SMALL\]: .* needs \d+ bytes, more than a volume of 10/);
   });
