@@ -19,6 +19,7 @@ export default defineConfig({
       'test/fetch-plugins.test.ts',
       'test/fetch-runs.test.ts',
       'test/layers.test.ts',
+      'test/missing-sizes.test.ts',
       'test/report.test.ts',
     ],
   },
