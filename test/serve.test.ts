@@ -122,6 +122,10 @@ describe('the answers', () => {
     const { status, body } = await api(service.url, '/api/sources/hello');
     expect(status).toBe(200);
     expect(body).toEqual(JSON.parse(cli.stdout));
+    // asked again (the answer kept for the finished crawl), and through ?crawl=, the same answer and type
+    const again = await fetch(`${service.url}/api/sources/hello?crawl=${killed.after.crawl}`);
+    expect(again.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await again.json()).toEqual(body);
     const missing = await api<{ error: { code: string } }>(service.url, '/api/sources/no-such-thing');
     expect(missing).toMatchObject({ status: 404, body: { error: { code: 'ATTR_NOT_CRAWLED' } } });
   });

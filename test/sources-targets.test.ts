@@ -129,6 +129,17 @@ describe('fodder sources on targets evaluated now', () => {
     expect(names(ssh)).toEqual(expect.arrayContaining([...names(minimal), 'openssl-3.0.13.tar.gz', 'hello-2.12.tar.gz']));
   });
 
+  it('--nixos-config --missing: against a mirror not made yet, every source is lacking, and a note says the directory does not exist', async () => {
+    const ssh = await sources(['--nixos-config', join(CONFIGS, 'openssh.nix')]);
+    const island = join(tempDir('fodder-island-'), 'mirror');
+    const r = await fodder(['sources', '--nixos-config', join(CONFIGS, 'openssh.nix'), '--missing', '--mirror', island, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`${island} does not exist: counted as an empty mirror`);
+    const answer = JSON.parse(r.stdout) as { have: number; lack: number; missing: { fod: Source }[] };
+    expect(answer.have).toBe(0);
+    expect(answer.missing.map((m) => m.fod.outPath).sort()).toEqual(ssh.sources.map((s) => s.outPath).sort());
+  });
+
   it('--flake: a local flake whose input is the test package set by path, offline', async () => {
     const dir = tempDir('fodder-flake-');
     mkdirSync(join(dir, 'flake'));

@@ -8,6 +8,15 @@ import { FOD_COLUMNS, fodFromRow, type FodRow } from './fod-row.js';
 
 export type SeenFod = Fod & { systems: string[]; variants: string[] };
 
+type Statement = ReturnType<Db['prepare']>;
+const prepared = new WeakMap<Db, Map<string, Statement>>();
+
+/** A statement the service asks for on every request, prepared once per database. */
+function statement(db: Db, sql: string): Statement {
+  const of = prepared.get(db) ?? prepared.set(db, new Map()).get(db)!;
+  return of.get(sql) ?? of.set(sql, db.prepare(sql)).get(sql)!;
+}
+
 /** The FODs the given crawls saw, each with the systems and variants it was seen in. */
 export function seenFods(db: Db, crawls: number[], f: { kind?: FodKind; system?: string; variant?: string } = {}): SeenFod[] {
   const rows = db
@@ -101,17 +110,16 @@ export interface AttrHit {
  * preferring x86_64-linux, default; `finishedOnly`: only crawls whose status is `done`.
  */
 export function latestAttrHit(db: Db, path: string, n: { system?: string; variant?: string; crawl?: number }, finishedOnly: boolean): AttrHit | undefined {
-  return db
-    .prepare(
-      `
+  return statement(
+    db,
+    `
     SELECT crawl_id, system, variant, status, drv_path, error, error_kind, reason, alias_of FROM attrs
     WHERE path = @path AND (@system IS NULL OR system = @system) AND (@variant IS NULL OR variant = @variant)
       AND (@crawl IS NULL OR crawl_id = @crawl)
       AND (@finished = 0 OR crawl_id IN (SELECT id FROM crawls WHERE status = 'done'))
     ORDER BY crawl_id DESC, system = 'x86_64-linux' DESC, variant = 'default' DESC, system, variant
     LIMIT 1`,
-    )
-    .get({ path, system: n.system ?? null, variant: n.variant ?? null, crawl: n.crawl ?? null, finished: finishedOnly ? 1 : 0 }) as AttrHit | undefined;
+  ).get({ path, system: n.system ?? null, variant: n.variant ?? null, crawl: n.crawl ?? null, finished: finishedOnly ? 1 : 0 }) as AttrHit | undefined;
 }
 
 /** At most five recorded attribute paths containing `part`, shortest first. */
@@ -123,14 +131,13 @@ export function similarAttrPaths(db: Db, part: string): string[] {
 
 /** The FODs in the .drv closure of `drvPath` (itself included), by name. */
 export function fodsInClosure(db: Db, drvPath: string): Fod[] {
-  const rows = db
-    .prepare(
-      `
+  const rows = statement(
+    db,
+    `
     WITH RECURSIVE c(p) AS (
       SELECT ? UNION SELECT i.input_drv FROM drv_inputs i JOIN c ON i.drv_path = c.p)
     SELECT ${FOD_COLUMNS} FROM c JOIN fods f ON f.drv_path = c.p ORDER BY f.name, f.drv_path`,
-    )
-    .all(drvPath) as FodRow[];
+  ).all(drvPath) as FodRow[];
   return rows.map(fodFromRow);
 }
 

@@ -386,7 +386,7 @@ async function fetchOne(job: Job, s: RunState): Promise<void> {
   try {
     planned = await fetchWithFallback(fod, ctx, s.set);
   } catch (err) {
-    mirror.removeWorkDir(key); // a local failure: free what this source took
+    await mirror.removeWorkDir(key); // a local failure: free what this source took
     throw storageError(err, `writing ${fod.name} into ${mirror.root}/tmp`) ?? err;
   }
   const { verdict, by } = planned;
@@ -401,7 +401,7 @@ async function fetchOne(job: Job, s: RunState): Promise<void> {
         await publish(s, () => cache.addOutput(fod, out), `publishing ${fod.name} in ${cache.dir}`);
       }
     } finally {
-      mirror.removeWorkDir(key);
+      await mirror.removeWorkDir(key);
     }
     summary.mirrored++;
     countsOf(summary, fod.kind).mirrored++;
@@ -411,7 +411,7 @@ async function fetchOne(job: Job, s: RunState): Promise<void> {
     s.progress?.done({ name: fod.name, verdict: 'ok', message: null });
     return;
   }
-  mirror.removeWorkDir(key);
+  await mirror.removeWorkDir(key);
   const first = planned.nativeVerdict;
   const message = first && !first.ok ? `${verdict.message}; before the fallback: ${first.message}` : verdict.message;
   recordVerdict(s, fod, { ...verdict, message }, by);

@@ -1,21 +1,5 @@
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmod, link, lstat, open, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FodderError } from '../errors.js';
 import { encodeNix32, HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
@@ -41,7 +25,7 @@ export interface HashedMirror {
   /** a work directory for one source (kept across runs so a download can resume) */
   workDir(key: string): string;
   /** removes a work directory; never throws */
-  removeWorkDir(key: string): void;
+  removeWorkDir(key: string): Promise<void>;
   /** moves a verified file into the mirror under every alias; returns the stored path */
   admitFile(path: string, digests: Digests): Promise<string>;
   /** fsyncs the directories that got new names since the last call */
@@ -121,18 +105,17 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
   const pathOf = (algo: HashAlgo, name: string) => join(tarballs, algo, name);
 
   /** name -> the stored file, replacing a different file already there (it has the same hash) */
-  const linkAlias = (stored: string, alias: string) => {
+  const linkAlias = async (stored: string, alias: string) => {
     try {
-      linkSync(stored, alias);
+      await link(stored, alias);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const a = lstatSync(alias);
-      const s = statSync(stored);
+      const [a, s] = await Promise.all([lstat(alias), stat(stored)]);
       if (a.ino === s.ino && a.dev === s.dev) return;
       const temp = `${alias}.link-${process.pid}-${linkSeq++}`;
-      rmSync(temp, { force: true });
-      linkSync(stored, temp);
-      renameSync(temp, alias);
+      await rm(temp, { force: true });
+      await link(stored, temp);
+      await rename(temp, alias);
     }
   };
 
@@ -152,14 +135,11 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
       }
       return d;
     },
-    removeWorkDir(key) {
+    async removeWorkDir(key) {
       // best effort: it runs after failures too (a read-only mirror), which it must not hide; what
-      // stays is removed by a later run
-      try {
-        rmSync(join(tmp, key), { recursive: true, force: true });
-      } catch {
-        /* see above */
-      }
+      // stays is removed by a later run. Not on the main thread: a directory's removal can take
+      // milliseconds (ext4 scans the recently deleted inodes), which a service's requests would wait for.
+      await rm(join(tmp, key), { recursive: true, force: true }).catch(() => undefined);
     },
     async admitFile(path, digests) {
       const names = aliasNames(digests);
@@ -171,9 +151,9 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
         } finally {
           await fh.close();
         }
-        chmodSync(path, 0o444);
-        renameSync(path, stored);
-        for (const n of names.slice(1)) linkAlias(stored, pathOf(n.algo, n.name));
+        await chmod(path, 0o444);
+        await rename(path, stored);
+        for (const n of names.slice(1)) await linkAlias(stored, pathOf(n.algo, n.name));
       } catch (err) {
         throw storageError(err, `storing ${stored}`) ?? err;
       }

@@ -46,7 +46,11 @@ export function latestAttr(db: Db, attr: string, n: Narrowing): AttrHit & { path
 
 /** The FODs in the .drv closure of ATTR, from the latest finished crawl that covered it (or `n.crawl`). */
 export function sourcesOf(db: Db, attr: string, n: Narrowing = {}): SourcesAnswer {
-  const hit = latestAttr(db, attr, n);
+  return sourcesOfHit(db, latestAttr(db, attr, n));
+}
+
+/** The answer of `sourcesOf` for an attribute's record already found (`latestAttr`). */
+export function sourcesOfHit(db: Db, hit: AttrHit & { path: string }): SourcesAnswer {
   const at = `"${hit.path}" (${hit.system}, ${hit.variant}, crawl ${hit.crawl_id})`;
   if (hit.status === 'error') {
     throw new FodderError(ErrorCode.ATTR_FAILED, `${at} failed to evaluate (${hit.error_kind}): ${hit.error ?? 'no message'}`, { attr: hit.path });

@@ -7,13 +7,14 @@ import { readFileSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServiceSettings } from '../config/settings.js';
-import { chooseCrawl, finishedCrawlIds, listCrawls } from '../db/crawls.js';
+import { chooseCrawl, crawlById, finishedCrawlIds, listCrawls } from '../db/crawls.js';
 import { jobById, listJobs } from '../db/jobs.js';
 import type { Db } from '../db/open.js';
 import { ErrorCode, FodderError } from '../errors.js';
 import { listFods } from '../query/listings.js';
-import { sourcesOf } from '../query/sources.js';
+import { latestAttr, sourcesOfHit } from '../query/sources.js';
 import { buildReport } from '../report/build.js';
+import { createAnswerCache } from './answer-cache.js';
 import type { JobRunner } from './jobs.js';
 
 /** The HTTP status of an error the API answers with (500 for any other). */
@@ -36,6 +37,9 @@ export function httpStatus(err: unknown): number {
 }
 
 type Query = Record<string, string | undefined>;
+
+/** What the answers of `/api/sources` kept in memory may hold at most (see answer-cache.ts). */
+const SOURCES_CACHE_BYTES = 64 * 2 ** 20;
 
 /** `?crawl=N`: a positive integer, or absent. */
 export function crawlParam(q: Query): number | undefined {
@@ -85,9 +89,33 @@ export interface ApiRoutesOptions {
 export function registerApiRoutes(app: FastifyInstance, o: ApiRoutesOptions): void {
   const { db } = o;
 
-  app.get<{ Params: { attr: string }; Querystring: Query }>('/api/sources/:attr', async (req) => {
+  // the answers of finished crawls, which never change (a crawl is `done` for good)
+  const sources = createAnswerCache(SOURCES_CACHE_BYTES);
+  const finished = new Set<number>();
+  const isFinished = (crawl: number) => {
+    if (!finished.has(crawl) && crawlById(db, crawl)?.status === 'done') finished.add(crawl);
+    return finished.has(crawl);
+  };
+
+  app.get<{ Params: { attr: string }; Querystring: Query }>('/api/sources/:attr', async (req, reply) => {
     const q = req.query;
-    return sourcesOf(db, req.params.attr, { system: q.system, variant: q.variant, crawl: crawlParam(q) });
+    const n = { system: q.system, variant: q.variant, crawl: crawlParam(q) };
+    // a question about a finished crawl is answered from memory without a look at the database;
+    // without ?crawl=, which crawl answers is looked up first (a newer one may have finished)
+    const asked = n.crawl !== undefined && finished.has(n.crawl) ? JSON.stringify(['asked', n.crawl, n.system, n.variant, req.params.attr]) : null;
+    let body = asked === null ? undefined : sources.get(asked);
+    if (body === undefined) {
+      const hit = latestAttr(db, req.params.attr, n);
+      if (!isFinished(hit.crawl_id)) return sourcesOfHit(db, hit);
+      const key = JSON.stringify([hit.crawl_id, hit.system, hit.variant, hit.path]);
+      body = sources.get(key);
+      if (body === undefined) {
+        body = Buffer.from(JSON.stringify(sourcesOfHit(db, hit)));
+        sources.set(key, body);
+      }
+      if (asked !== null) sources.set(asked, body);
+    }
+    return reply.type('application/json; charset=utf-8').send(body);
   });
 
   app.get<{ Querystring: Query }>('/api/fods', async (req) => {

@@ -29,8 +29,15 @@ export interface MirrorRoutesOptions {
   priority: number;
 }
 
-const FOREVER = { maxAge: '365d', immutable: true } as const;
-const A_MINUTE = { maxAge: '1m', immutable: false } as const;
+/**
+ * Files are read in chunks of 256 KiB, not fs.createReadStream's 64 KiB (@fastify/send's
+ * default): `bench:serve` measured a 1 GiB file at 3 to 4 times the speed, with a quarter of the
+ * service's CPU time (0.5-0.8 s against 1.8-3.8 s); chunks of 1 MiB took twice the CPU of
+ * 256 KiB (docs/performance.md, "Serving").
+ */
+const CHUNK = 256 * 1024;
+const FOREVER = { maxAge: '365d', immutable: true, highWaterMark: CHUNK } as const;
+const A_MINUTE = { maxAge: '1m', immutable: false, highWaterMark: CHUNK } as const;
 
 const notFound = (what: string) => new FodderError(ErrorCode.NOT_FOUND, `the mirror has no ${what}`);
 

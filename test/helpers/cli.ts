@@ -1,9 +1,11 @@
 import { execa, type ResultPromise } from 'execa';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { repoRoot } from './servers.js';
 
-export const ROOT = resolve(import.meta.dirname, '..', '..');
+/** the repository root, under vitest or from a benchmark built into dist/ */
+export const ROOT = repoRoot();
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const FIXTURE = join(ROOT, 'test', 'fixtures', 'nixpkgs');
 

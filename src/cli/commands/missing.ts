@@ -23,9 +23,14 @@ export interface MissingFlags {
 /** Prints what the mirror lacks of the target `resolve` gives (the sizes a fetch recorded from the database, `--db` or the config's, when it has one). */
 export async function printMissing(resolve: () => Promise<Target>, flags: MissingFlags): Promise<void> {
   if (!flags.missing) throw new FodderError(ErrorCode.USAGE, '--mirror is for --missing: pass --missing too', { option: '--mirror' });
-  // a target evaluated now takes --config (and no --db): its db and fetch.mirror count too
+  // a target evaluated now takes --config (and --db only with --missing): its db and fetch.mirror count too
   const settings = resolveSettings({ configFile: flags.config, flags: { db: flags.db } });
-  const view = await mirrorViewOf(flags.mirror ?? settings.mirror);
+  const where = flags.mirror ?? settings.mirror;
+  const view = await mirrorViewOf(where);
+  if (!/^https?:\/\//i.test(where) && !existsSync(where)) {
+    // an island's first season: nothing there yet; said, in case the path is mistyped
+    process.stderr.write(`fodder: note: ${where} does not exist: counted as an empty mirror\n`);
+  }
   const target = await resolve();
   const sizes = knownSizes(settings.db);
   const answer = await missingFrom(target.fods, view, sizes);
