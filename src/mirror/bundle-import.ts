@@ -4,7 +4,8 @@
  * hashed mirror's `admitFile` for tarballs; the binary cache's way for NAR files and narinfos).
  * Nothing already in the mirror is touched; narinfos go last, each only once what it needs is
  * in the mirror (a flat source's, `cache/flat/`, once its tarball is in and the NAR made of it
- * has the narinfo's NarHash and NarSize: src/mirror/cache-entry.ts). A corrupt or foreign object is refused and listed, and the rest go on.
+ * has the narinfo's NarHash and NarSize: src/mirror/cache-entry.ts). A corrupt or foreign
+ * object is refused and listed, and the rest go on.
  *
  * A journal (`tmp/import-<bundle id>.journal`) records each object done, so a re-run after a
  * kill skips what is in without reading it again; every admission is atomic on its own, so a

@@ -1,8 +1,8 @@
 /**
  * Whether a mirror holds a FOD, and how many bytes it takes there. A flat FOD is held when
  * `tarballs/<algo>/<hex>` exists or the binary cache has its store path; a recursive FOD when
- * the cache has a narinfo for its out path and what that narinfo needs (src/mirror/cache-entry.ts),
- * the narinfo `fodder serve` would answer (`cache/`, else `cache/flat/`).
+ * the cache has a narinfo for its out path (the one `fodder serve` answers: `cache/`, else
+ * `cache/flat/`) and what that narinfo needs (src/mirror/cache-entry.ts).
  * One interface, two readers: a directory (stat) here, a served mirror (HEAD and GET) in
  * src/fetch/remote-mirror.ts.
  */
