@@ -20,6 +20,7 @@ export default defineConfig({
       'test/fetch-runs.test.ts',
       'test/job-claim.test.ts',
       'test/layers.test.ts',
+      'test/missing-sizes.test.ts',
       'test/report.test.ts',
     ],
   },

@@ -11,11 +11,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { Fod } from '../src/graph/types.js';
 import { BUNDLE_FORMAT, formatBundleIndex, parseBundleIndex, type BundleObject } from '../src/mirror/bundle-index.js';
 import { fodder, fodderSpawn, tempDir } from './helpers/cli.js';
 import { crawlFixture, startUpstream, waitPortFree } from './helpers/fixture-upstream.js';
+import { filesOf, objectsFor } from './helpers/mirror-files.js';
 import { startServe, type RunningService } from './helpers/service.js';
 
 const dir = tempDir('fodder-bundle-');
@@ -39,35 +40,6 @@ const sh = (script: string) => {
 const createLibgit = (since: string, ...more: string[]) =>
   fodder(['bundle', 'create', 'libgit', '--db', db, '--mirror', ground, '--since', since, '--trusted-key', join(keys, 'island-1.public'), ...more]);
 const sourcesOf = async (attr: string) => (JSON.parse(await cli(['sources', attr, '--db', db, '--json'])) as { sources: Fod[] }).sources;
-
-/** Every file under a mirror's tarballs/<algo>/ (hex names only) and cache/, relative to it. */
-function filesOf(root: string): Set<string> {
-  const out = new Set<string>();
-  const walk = (d: string) => {
-    if (!existsSync(d)) return;
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (!e.name.startsWith('.') && e.name !== 'nix-cache-info') out.add(relative(root, p));
-    }
-  };
-  walk(join(root, 'tarballs'));
-  walk(join(root, 'cache'));
-  return out;
-}
-
-/** What a mirror has for a FOD, as the test reads it on its own: the declared-hash tarball, the narinfo and its NAR file. */
-function objectsFor(root: string, f: Fod): string[] {
-  const out: string[] = [];
-  if (f.hash.mode === 'flat' && existsSync(join(root, 'tarballs', f.hash.algo, f.hash.hex))) out.push(`tarballs/${f.hash.algo}/${f.hash.hex}`);
-  const ni = `cache/${f.outPath.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`;
-  if (existsSync(join(root, ni))) {
-    out.push(ni);
-    const url = /^URL: (.*)$/m.exec(readFileSync(join(root, ni), 'utf8'))![1];
-    out.push(`cache/${url}`);
-  }
-  return out;
-}
 
 beforeAll(async () => {
   await waitPortFree(18661);
@@ -143,7 +115,8 @@ describe('bundles', () => {
     const m = JSON.parse(readFileSync(manifest, 'utf8')) as { key: string; cache: unknown[]; tarballs: unknown[] };
     expect(m.key).toBe('island-1');
     const libgh = await sourcesOf('libgh');
-    expect(m.cache.length).toBe(libgh.length);
+    // each source's entry, and a flat source's narinfo whose NAR is made from its tarball besides its NAR copy (flat: true)
+    expect(m.cache.length).toBe(libgh.length + libgh.filter((f) => f.hash.mode === 'flat').length);
     expect(m.tarballs.length).toBe(libgh.filter((f) => f.hash.mode === 'flat').length);
   });
 
@@ -216,28 +189,52 @@ describe('bundles', () => {
     expect(again).toMatchObject({ imported: 0, present: result.imported });
   });
 
-  test('a bundle with one flipped byte: that object is refused (and the narinfo that needs it), the rest imported', async () => {
+  test('a bundle with flipped bytes: those objects are refused (and the narinfos that need them), the rest imported', async () => {
     const b2 = join(dir, 'b2');
     await cli(['bundle', 'create', 'withsub', '--db', db, '--mirror', ground, '--out', b2]);
-    const index = parseBundleIndex(readFileSync(join(b2, 'bundle.json'), 'utf8'), 'b2');
-    const withsub = (await sourcesOf('withsub')).find((f) => f.name === 'withsub-19fd777')!;
-    const [narinfo, nar] = objectsFor(ground, withsub).slice(-2);
-    const file = join(b2, nar);
-    const bytes = readFileSync(file);
-    bytes[bytes.length >> 1] ^= 0x01;
-    sh(`chmod u+w ${file}`);
-    writeFileSync(file, bytes);
+    const indexFile = join(b2, 'bundle.json');
+    const index = parseBundleIndex(readFileSync(indexFile, 'utf8'), 'b2');
+    const fods = await sourcesOf('withsub');
+    const named = (name: string) =>
+      objectsFor(
+        ground,
+        fods.find((f) => f.name === name)!,
+      );
+    const rewrite = (path: string, edit: (b: Buffer) => Buffer) => {
+      const file = join(b2, path);
+      sh(`chmod u+w ${file}`);
+      writeFileSync(file, edit(readFileSync(file)));
+    };
+    const flip = (b: Buffer) => ((b[b.length >> 1] ^= 0x01), b);
+    // a NAR file: its narinfo needs it
+    const [narinfo, nar] = named('withsub-19fd777').slice(-2);
+    rewrite(nar, flip);
+    // a flat source's tarball: its flat narinfo needs it, its NAR copy (flat: true) does not
+    const [gitTarball, , , gitFlat] = named('git-2.44.0.tar.gz');
+    rewrite(gitTarball, flip);
+    // a flat narinfo whose NAR is not its tarball's, listed so in the index (a ground that wrote it wrong)
+    const cacertFlat = named('nss-cacert-3.98.tar.gz').find((p) => p.startsWith('cache/flat/'))!;
+    rewrite(cacertFlat, (b) => Buffer.from(b.toString().replace(/^NarSize: (\d+)$/m, (_, n: string) => `NarSize: ${Number(n) + 8}`)));
+    const text = readFileSync(join(b2, cacertFlat));
+    const o = index.objects.find((x) => x.path === cacertFlat)!;
+    Object.assign(o, { size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
+    writeFileSync(indexFile, formatBundleIndex(index));
+
     const fresh = join(dir, 'fresh');
     const r = await fodder(['bundle', 'import', b2, '--mirror', fresh, '--json']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('[BUNDLE_REFUSED]');
     const result = JSON.parse(r.stdout) as { refused: { path: string; reason: string }[]; imported: number };
-    expect(result.refused.map((x) => x.path).sort()).toEqual([nar, narinfo].sort());
-    expect(result.refused.find((x) => x.path === nar)!.reason).toMatch(/^corrupt: content has sha256/);
-    expect(result.imported).toBe(index.objects.length - 2);
-    expect(existsSync(join(fresh, nar))).toBe(false);
-    expect(existsSync(join(fresh, narinfo))).toBe(false);
-    for (const o of index.objects.filter((x) => x.path !== nar && x.path !== narinfo)) expect(existsSync(join(fresh, o.path)), o.path).toBe(true);
+    const refused = [nar, narinfo, gitTarball, gitFlat, cacertFlat];
+    expect(result.refused.map((x) => x.path).sort()).toEqual([...refused].sort());
+    const reason = (p: string) => result.refused.find((x) => x.path === p)!.reason;
+    expect(reason(nar)).toMatch(/^corrupt: content has sha256/);
+    expect(reason(gitTarball)).toMatch(/^corrupt: content has sha256/);
+    expect(reason(gitFlat)).toMatch(/^its tarballs\/sha256\/[0-9a-f]{64} is not in the mirror$/);
+    expect(reason(cacertFlat)).toMatch(/^the NAR of tarballs\/sha256\/[0-9a-f]{64} is sha256:[0-9a-f]{64}, \d+ bytes; the narinfo says/);
+    expect(result.imported).toBe(index.objects.length - refused.length);
+    for (const p of refused) expect(existsSync(join(fresh, p)), p).toBe(false);
+    for (const x of index.objects.filter((x) => !refused.includes(x.path))) expect(existsSync(join(fresh, x.path)), x.path).toBe(true);
   });
 
   test('volumes: no volume over the size, each object in one, imported from the volume directories', async () => {
@@ -256,6 +253,14 @@ describe('bundles', () => {
     const into = join(dir, 'from-volumes');
     const r = JSON.parse(await cli(['bundle', 'import', b3, '--mirror', into, '--json'])) as { imported: number; refused: unknown[] };
     expect(r).toMatchObject({ imported: all.objects, refused: [] });
+    // the same directory used again for one volume: the volumes of the earlier bundle go
+    await cli([...base, '--out', b3]);
+    expect(readdirSync(b3).filter((n) => n.startsWith('volume-'))).toEqual([]);
+    const once = JSON.parse(await cli(['bundle', 'import', b3, '--mirror', join(dir, 'from-one'), '--json'])) as { imported: number; refused: unknown[] };
+    expect(once).toMatchObject({ imported: all.objects, refused: [] });
+    const intoMirror = await fodder([...base, '--out', ground]);
+    expect(intoMirror.code).toBe(2);
+    expect(intoMirror.stderr).toContain(`--out ${ground} is a mirror`);
     const tooSmall = await fodder(['bundle', 'create', '--db', db, '--mirror', ground, '--kind', 'url', '--volume-size', '10', '--dry-run']);
     expect(tooSmall.stderr).toMatch(/\[VOLUME_TOO_SMALL\]: .* needs \d+ bytes, more than a volume of 10/);
   });

@@ -110,11 +110,13 @@ describe('bad input: a clear error, a non-zero exit, nothing damaged', () => {
       mirrored: 1,
       nixFallback: true,
       kinds: ['url', 'archive', 'git', 'hg', 'svn', 'patch', 'vendor', 'manual', 'other'],
-      // a flat file goes to tarballs/ only: fetch.cache.flat is off by default
+      // a flat file goes to tarballs/ with a narinfo made from it (cache/flat/), no NAR copy: fetch.cache.flat is off by default
       byKind: { url: { fods: 1, mirrored: 1 } },
       mirroredBy: { url: 1 },
-      published: 0,
+      published: 1,
     });
+    expect(readdirSync(join(dir, 'm-git', 'cache', 'flat'))).toHaveLength(1);
+    expect(readdirSync(join(dir, 'm-git', 'cache', 'nar'))).toEqual([]);
   });
 
   test('a signing key that cannot be read, and a bad cache or nix key in the config, are named', async () => {

@@ -243,12 +243,12 @@ describe('fodder serve sends flat NARs made from tarballs/', () => {
 });
 
 describe('fodder verify checks flat narinfos against their files', () => {
-  test('a narinfo whose NAR hash is wrong, or whose file is gone, is quarantined; the others pass', async () => {
+  test('a narinfo whose NAR hash is wrong, whose file is gone, or whose URL names another file than its CA, is quarantined; the others pass', async () => {
     const mirrorDir = join(dir, 'mirror-verify');
     const mirror = createHashedMirror(mirrorDir);
     const cache = createBinaryCache({ mirrorDir, compression: 'none', secretKey: null, priority: 30, flat: false });
     const entries = [];
-    for (const size of [3, 20, 2 << 20]) {
+    for (const size of [3, 20, 2 << 20, 5]) {
       const bytes = randomFillSync(Buffer.alloc(size));
       const tmp = join(mirrorDir, 'tmp', 'incoming');
       writeFileSync(tmp, bytes);
@@ -257,9 +257,16 @@ describe('fodder verify checks flat narinfos against their files', () => {
       entries.push({ e: await cache.addFlat(flatFod(`v-${size}`, d.sha256), d), sha256: d.sha256 });
     }
     const good = await verifyMirror(mirrorDir);
-    expect([good.narInfos, good.badNarInfos]).toEqual([3, []]);
+    expect([good.narInfos, good.badNarInfos]).toEqual([4, []]);
 
-    const [wrong, gone] = entries;
+    const [wrong, gone, other, relabelled] = entries;
+    // the NAR of another file (URL, hashes and sizes all of that file's), under this store path and CA
+    const fields = /^(URL|FileHash|FileSize|NarHash|NarSize): .*$/gm;
+    const otherText = readFileSync(other.e.narInfoFile, 'utf8');
+    writeFileSync(
+      relabelled.e.narInfoFile,
+      readFileSync(relabelled.e.narInfoFile, 'utf8').replace(fields, (line) => otherText.match(new RegExp(`^${line.split(':')[0]}: .*$`, 'm'))![0]),
+    );
     const text = readFileSync(wrong.e.narInfoFile, 'utf8');
     writeFileSync(
       wrong.e.narInfoFile,
@@ -267,11 +274,15 @@ describe('fodder verify checks flat narinfos against their files', () => {
     );
     for (const a of aliasesOf(mirrorDir, gone.sha256)) rmSync(a);
     const r = await verifyMirror(mirrorDir);
-    expect(r.narInfos).toBe(3);
-    expect(r.badNarInfos.map((b) => b.name).sort()).toEqual([wrong.e.narInfoFile, gone.e.narInfoFile].map((f) => `cache/flat/${basename(f)}`).sort());
-    expect(r.badNarInfos.find((b) => b.name.endsWith(basename(gone.e.narInfoFile)))!.reason).toMatch(/is gone/);
+    expect(r.narInfos).toBe(4);
+    const bad = [wrong, gone, relabelled].map((x) => `cache/flat/${basename(x.e.narInfoFile)}`);
+    expect(r.badNarInfos.map((b) => b.name).sort()).toEqual(bad.sort());
+    expect(r.badNarInfos.find((b) => b.name.endsWith(basename(relabelled.e.narInfoFile)))!.reason).toBe(
+      `its CA names sha256:${relabelled.sha256}, which tarballs/sha256/${other.sha256} does not have`,
+    );
+    expect(r.badNarInfos.find((b) => b.name.endsWith(basename(gone.e.narInfoFile)))!.reason).toMatch(/is not in the mirror/);
     for (const b of r.badNarInfos) expect(existsSync(join(mirrorDir, b.movedTo))).toBe(true);
-    expect(existsSync(wrong.e.narInfoFile) || existsSync(gone.e.narInfoFile)).toBe(false);
+    expect([wrong, gone, relabelled].some((x) => existsSync(x.e.narInfoFile))).toBe(false);
   });
 });
 

@@ -5,17 +5,17 @@
  * held in memory but the list of objects.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
 import { ErrorCode, FodderError } from '../errors.js';
 import type { Fod } from '../graph/types.js';
-import { cacheEntryOf, fileSize, tarballPath } from './holdings.js';
+import { cacheEntriesAt, fileSize, tarballPath } from './holdings.js';
 import { BUNDLE_FORMAT, formatBundleIndex, INDEX_NAME, type BundleIndex, type BundleObject } from './bundle-index.js';
-import type { Manifest } from './manifest.js';
+import { manifestPaths, type Manifest } from './manifest.js';
 
 export interface BundlePlan {
   /** the objects, in volumes (one volume when not split); in each, files first and narinfos last */
@@ -35,13 +35,7 @@ export interface BundlePlan {
 /** What the remote's manifest holds, by object. */
 function remoteObjects(m: Manifest | null): (o: BundleObject) => boolean {
   if (!m) return () => false;
-  const have = new Set<string>();
-  const algos = ['sha512', 'sha256', 'sha1', 'md5'];
-  for (const row of m.tarballs) algos.forEach((a, i) => row[i + 1] && have.add(`tarballs/${a}/${row[i + 1]}`));
-  for (const [hashPart, , url] of m.cache) {
-    have.add(`cache/${hashPart}.narinfo`);
-    if (url.startsWith('nar/')) have.add(`cache/${url}`);
-  }
+  const have = manifestPaths(m);
   return (o) => have.has(o.path);
 }
 
@@ -53,7 +47,6 @@ function remoteObjects(m: Manifest | null): (o: BundleObject) => boolean {
 export async function planBundle(fods: readonly Fod[], ground: string, since: Manifest | null, volumeSize: number | null): Promise<BundlePlan> {
   const root = resolve(ground);
   const remoteHas = remoteObjects(since);
-  const narInfoOf = (name: string) => readFile(join(root, 'cache', name), 'utf8').catch(() => null);
   const seenOut = new Set<string>();
   const taken = new Set<string>();
   const units: { fod: Fod; objects: BundleObject[] }[] = [];
@@ -67,13 +60,12 @@ export async function planBundle(fods: readonly Fod[], ground: string, since: Ma
       const size = await fileSize(join(root, tarballPath(fod)));
       if (size !== null) objects.push({ type: 'tarball', path: tarballPath(fod), size });
     }
-    const entry = await cacheEntryOf(fod.outPath, narInfoOf);
-    const sourceSize = entry && (await fileSize(join(root, entry.source.path)));
-    if (entry && sourceSize !== null) {
-      if (entry.source.type === 'nar') objects.push({ type: 'nar', path: entry.source.path, size: sourceSize });
-      else if (!objects.some((o) => o.path === entry.source.path)) objects.push({ type: 'tarball', path: entry.source.path, size: sourceSize });
+    for (const entry of await cacheEntriesAt(root, fod.outPath)) {
+      if (entry.source.type === 'nar') objects.push({ type: 'nar', path: entry.source.path, size: entry.size });
+      // a flat NAR is made from the FOD's tarball, carried above
+      else if (!objects.some((o) => o.type === 'tarball')) objects.push({ type: 'tarball', path: entry.source.path, size: entry.size });
       const text = Buffer.from(entry.text);
-      objects.push({ type: 'narinfo', path: `cache/${entry.name}`, size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
+      objects.push({ type: 'narinfo', path: entry.path, size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
     }
     if (objects.length === 0) {
       plan.groundLacks.push(fod);
@@ -121,16 +113,59 @@ function indexOf(plan: BundlePlan, i: number, now: Date): BundleIndex {
   return { format: BUNDLE_FORMAT, createdAt: now.toISOString(), volume: split ? i + 1 : null, volumes: plan.volumes.length, objects: plan.volumes[i] };
 }
 
+/** Where volume `i` of the plan goes: `out/` itself, or `out/volume-N/` when split. */
+const volumeDir = (plan: BundlePlan, out: string, i: number) => (plan.volumes.length > 1 ? join(resolve(out), `volume-${i + 1}`) : resolve(out));
+
+/**
+ * Removes from `out` what a bundle written there before holds and this plan does not (a disk
+ * used again next season), so the import finds no foreign file: its objects, its index and its
+ * volumes; and the temporary files of a run that was killed. Only the bundle's own names are
+ * touched (`bundle.json`, `tarballs/`, `cache/`, `volume-N/`), and objects only in a directory
+ * holding a bundle index.
+ */
+async function removeStale(plan: BundlePlan, out: string): Promise<void> {
+  const top = resolve(out);
+  if (!existsSync(top)) return;
+  if (existsSync(join(top, 'tmp')) || existsSync(join(top, 'cache', 'nix-cache-info'))) {
+    throw new FodderError(ErrorCode.USAGE, `--out ${top} is a mirror (it has tmp/ or cache/nix-cache-info): a bundle goes to a directory of its own`, {
+      option: '--out',
+    });
+  }
+  const dirs = plan.volumes.map((_, i) => volumeDir(plan, out, i));
+  const keep = new Set(plan.volumes.flatMap((v, i) => v.map((o) => join(dirs[i], o.path))));
+  const isBundle = (d: string) => existsSync(join(d, INDEX_NAME));
+  const removeFiles = async (d: string, stale: (path: string) => boolean) => {
+    for (const sub of ['tarballs', 'cache']) {
+      const entries = existsSync(join(d, sub)) ? await readdir(join(d, sub), { recursive: true, withFileTypes: true }) : [];
+      for (const e of entries) if (!e.isDirectory() && stale(join(e.parentPath, e.name))) await rm(join(e.parentPath, e.name), { force: true });
+    }
+  };
+  for (const name of await readdir(top)) {
+    const d = join(top, name);
+    if (/^volume-\d+$/.test(name) && !dirs.includes(d) && isBundle(d)) await rm(d, { recursive: true, force: true });
+  }
+  if (!dirs.includes(top) && isBundle(top)) {
+    await removeFiles(top, () => true);
+    await rm(join(top, INDEX_NAME), { force: true });
+  }
+  for (const d of dirs) await removeFiles(d, isBundle(d) ? (p) => !keep.has(p) : (p) => TEMPORARY.test(p));
+}
+
+/** The temporary name of an object being copied (`writeBundleDir`). */
+const TEMPORARY = /\.tmp-[0-9a-f]{12}$/;
+
 /**
  * Writes the plan as a directory: `out/` itself, or `out/volume-N/` when split. Each object is
  * copied to a temporary name and renamed, the index written last, so a killed run leaves no
- * half object, and a re-run copies only what is not there yet.
+ * half object, and a re-run copies only what is not there yet. What an earlier bundle there
+ * holds and this one does not is removed first (`removeStale`).
  */
 export async function writeBundleDir(plan: BundlePlan, ground: string, out: string, onObject?: (o: BundleObject) => void, now = new Date()): Promise<string[]> {
   const root = resolve(ground);
   const dirs: string[] = [];
+  await removeStale(plan, out);
   for (let i = 0; i < plan.volumes.length; i++) {
-    const dir = plan.volumes.length > 1 ? join(resolve(out), `volume-${i + 1}`) : resolve(out);
+    const dir = volumeDir(plan, out, i);
     dirs.push(dir);
     for (const o of plan.volumes[i]) {
       const dest = join(dir, o.path);

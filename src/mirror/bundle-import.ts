@@ -3,7 +3,9 @@
  * copied into a temporary file on the mirror's filesystem, fsynced and renamed into place (the
  * hashed mirror's `admitFile` for tarballs; the binary cache's way for NAR files and narinfos).
  * Nothing already in the mirror is touched; narinfos go last, each only once what it needs is
- * in the mirror. A corrupt or foreign object is refused and listed, and the rest go on.
+ * in the mirror (a flat source's, `cache/flat/`, once its tarball is in and the NAR made of it
+ * has the narinfo's NarHash and NarSize: src/mirror/cache-entry.ts). A corrupt or foreign
+ * object is refused and listed, and the rest go on.
  *
  * A journal (`tmp/import-<bundle id>.journal`) records each object done, so a re-run after a
  * kill skips what is in without reading it again; every admission is atomic on its own, so a
@@ -12,14 +14,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { appendFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { extract as tarExtract } from 'tar-stream';
 import { ErrorCode, FodderError } from '../errors.js';
 import { encodeNix32, type HashAlgo } from '../nix-formats/hash.js';
 import { narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, verifyNarInfoSig } from '../nix-formats/narinfo.js';
-import { toNix32 } from '../nix-formats/hash.js';
-import { narSourceOf } from './cache-entry.js';
+import { cacheEntryProblem } from './cache-entry.js';
+import { FLAT_NARINFO_DIR } from './flat-nar.js';
 import { createHashedMirror, type HashedMirror } from './hashed-mirror.js';
 import { createHashPool, createInlineHasher, type HashPool } from './hashing.js';
 import { INDEX_NAME, parseBundleIndex, type BundleIndex, type BundleObject } from './bundle-index.js';
@@ -263,7 +265,8 @@ async function createImporter(
     if (failure) throw failure;
   };
 
-  const checkNarInfo = (o: BundleObject, text: Buffer): Outcome => {
+  /** A narinfo is admitted once what it needs is in the mirror (cache-entry.ts), and signed when keys are trusted. */
+  const checkNarInfo = async (o: BundleObject, text: Buffer): Promise<Outcome> => {
     if (o.type !== 'narinfo') return { ok: false, reason: 'not a narinfo' };
     const sha = createHash('sha256').update(text).digest('hex');
     if (sha !== o.sha256) return { ok: false, reason: `corrupt: its sha256 ${sha} is not the index's ${o.sha256}` };
@@ -273,13 +276,9 @@ async function createImporter(
     } catch (e) {
       return { ok: false, reason: `corrupt: ${(e as Error).message}` };
     }
-    if (narInfoFileName(info.storePath) !== o.path.slice('cache/'.length)) return { ok: false, reason: `foreign: it describes ${info.storePath}` };
-    const source = narSourceOf(info);
-    if (!source) return { ok: false, reason: `foreign: its URL ${info.url} names no file a mirror holds` };
-    if (!existsSync(join(root, source.path))) return { ok: false, reason: `its ${source.path} is neither in the mirror nor admitted from the bundle` };
-    if (source.type === 'nar' && info.fileHash && toNix32(info.fileHash) !== source.name.slice(0, 52)) {
-      return { ok: false, reason: `corrupt: its FileHash does not name ${source.path}` };
-    }
+    if (narInfoFileName(info.storePath) !== basename(o.path)) return { ok: false, reason: `foreign: it describes ${info.storePath}` };
+    const problem = await cacheEntryProblem(root, o.path, info, pool);
+    if (problem) return { ok: false, reason: problem };
     if (opts.trustedKeys.length && !info.sigs.some((s) => verifyNarInfoSig(narInfoFingerprint(info), s, opts.trustedKeys))) {
       return { ok: false, reason: 'not signed by a trusted key' };
     }
@@ -319,11 +318,12 @@ async function createImporter(
           refuse(o, 'missing from the bundle');
           continue;
         }
-        const outcome = checkNarInfo(o, text);
+        const outcome = await checkNarInfo(o, text);
         if (!outcome.ok) {
           refuse(o, outcome.reason);
           continue;
         }
+        await mkdir(dirname(join(root, o.path)), { recursive: true });
         await writeAtomic(join(root, o.path), text.toString('utf8'));
         wroteAny = true;
         await record(o, 'imported');
@@ -332,6 +332,7 @@ async function createImporter(
       if (wroteAny && !existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: opts.priority }));
       await syncDir(cacheDir);
       await syncDir(join(cacheDir, 'nar'));
+      if (existsSync(join(cacheDir, FLAT_NARINFO_DIR))) await syncDir(join(cacheDir, FLAT_NARINFO_DIR));
       await rm(journal, { force: true });
     },
   };

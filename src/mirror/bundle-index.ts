@@ -4,12 +4,13 @@
  * same as a tar stream (the index first); or volumes `volume-1/`, `volume-2/`, … each a bundle
  * of its own. Objects are checked by what they are, not by the index's word: a tarball against
  * its name (`tarballs/<algo>/<hex>`), a NAR file against its name (the nix32 sha256 of the
- * file), a narinfo against the sha256 the index gives, its store path and the NAR it names
- * (and its signature when keys are trusted).
+ * file), a narinfo (`cache/` or, a flat source's, `cache/flat/`) against the sha256 the index
+ * gives, its store path and what it needs (src/mirror/cache-entry.ts), and its signature when
+ * keys are trusted.
  */
 import { z } from 'zod';
 import { ErrorCode, FodderError } from '../errors.js';
-import { NAR_NAME, NARINFO_NAME } from './cache-entry.js';
+import { isNarInfoPath, NAR_NAME } from './cache-entry.js';
 
 export const BUNDLE_FORMAT = 'fodder-bundle/1';
 export const INDEX_NAME = 'bundle.json';
@@ -27,7 +28,7 @@ const narObject = z
 const narInfoObject = z
   .object({
     type: z.literal('narinfo'),
-    path: z.string().refine((p) => p.startsWith('cache/') && NARINFO_NAME.test(p.slice('cache/'.length)), 'not cache/<hash>.narinfo'),
+    path: z.string().refine(isNarInfoPath, 'not cache/<hash>.narinfo or cache/flat/<hash>.narinfo'),
     size: z.number().int().min(0),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
   })

@@ -1,7 +1,8 @@
 /**
  * Whether a mirror holds a FOD, and how many bytes it takes there. A flat FOD is held when
  * `tarballs/<algo>/<hex>` exists or the binary cache has its store path; a recursive FOD when
- * the cache has a narinfo for its out path and what that narinfo needs (src/mirror/cache-entry.ts).
+ * the cache has a narinfo for its out path (the one `fodder serve` answers: `cache/`, else
+ * `cache/flat/`) and what that narinfo needs (src/mirror/cache-entry.ts).
  * One interface, two readers: a directory (stat) here, a served mirror (HEAD and GET) in
  * src/fetch/remote-mirror.ts.
  */
@@ -9,7 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Fod } from '../graph/types.js';
 import { narInfoFileName, parseNarInfo, type NarInfo } from '../nix-formats/narinfo.js';
-import { narSourceOf, type NarSource } from './cache-entry.js';
+import { NARINFO_DIRS, narInfoPathOf, narInfoPaths, narSourceOf, type NarSource } from './cache-entry.js';
 
 /** What a mirror holds of one FOD: its size there (the tarball, or the NAR file), null when unknown. */
 export type Holding = { held: true; size: number | null } | { held: false };
@@ -52,11 +53,16 @@ export function fileHoldingSource(sizeOf: (relPath: string) => Promise<number | 
   };
 }
 
+/** A narinfo's name, text, what it says and where its NAR comes from. */
+export interface CacheEntryText {
+  name: string;
+  text: string;
+  info: NarInfo;
+  source: NarSource;
+}
+
 /** The narinfo of a store path and what it needs, or null when there is none (or one fodder cannot satisfy). */
-export async function cacheEntryOf(
-  storePath: string,
-  narInfoOf: (name: string) => Promise<string | null>,
-): Promise<{ name: string; text: string; info: NarInfo; source: NarSource } | null> {
+export async function cacheEntryOf(storePath: string, narInfoOf: (name: string) => Promise<string | null>): Promise<CacheEntryText | null> {
   let name: string;
   try {
     name = narInfoFileName(storePath);
@@ -74,6 +80,22 @@ export async function cacheEntryOf(
   }
 }
 
+/**
+ * Every cache entry of a store path in the mirror at `root` whose NAR source is there: the
+ * cache's own (`cache/`), then a flat source's (`cache/flat/`), each only where its kind belongs;
+ * `path` is the narinfo's, relative to the mirror, and `size` its NAR source's.
+ */
+export async function cacheEntriesAt(root: string, storePath: string): Promise<(CacheEntryText & { path: string; size: number })[]> {
+  const out: (CacheEntryText & { path: string; size: number })[] = [];
+  for (const dir of NARINFO_DIRS) {
+    const entry = await cacheEntryOf(storePath, (name) => textOf(join(root, dir, name)));
+    if (!entry || narInfoPathOf(entry.name.slice(0, 32), entry.source) !== `${dir}/${entry.name}`) continue;
+    const size = await fileSize(join(root, entry.source.path));
+    if (size !== null) out.push({ ...entry, path: `${dir}/${entry.name}`, size });
+  }
+  return out;
+}
+
 /** The size of a regular file, or null when there is none. */
 export async function fileSize(path: string): Promise<number | null> {
   try {
@@ -84,11 +106,23 @@ export async function fileSize(path: string): Promise<number | null> {
   }
 }
 
-/** A mirror directory, read with stat and readFile. */
+/** A file's text, or null when it cannot be read. */
+export const textOf = (path: string): Promise<string | null> => readFile(path, 'utf8').catch(() => null);
+
+/** The narinfo `name` of the mirror at `root` as `fodder serve` answers it: the cache's own, else a flat source's. */
+export async function servedNarInfo(root: string, name: string): Promise<string | null> {
+  for (const rel of narInfoPaths(name)) {
+    const text = await textOf(join(root, rel));
+    if (text !== null) return text;
+  }
+  return null;
+}
+
+/** A mirror directory, read with stat and readFile: what `fodder serve` would answer for it. */
 export function createDirMirrorView(dir: string): MirrorView {
   const root = resolve(dir);
   const sizeOf = (rel: string) => fileSize(join(root, rel));
-  const narInfoOf = async (name: string) => readFile(join(root, 'cache', name), 'utf8').catch(() => null);
+  const narInfoOf = (name: string) => servedNarInfo(root, name);
   const src = fileHoldingSource(sizeOf, narInfoOf);
   return { where: root, holds: (fod) => holdingOf(fod, src) };
 }

@@ -4,7 +4,9 @@
  *
  *   { "format": "fodder-manifest/1", "createdAt": ISO time,
  *     "tarballs": [[size, sha512, sha256, sha1, md5], ...]   one per stored file, hex ("" when a name is missing), sorted
- *     "cache": [[hashPart, narHash, url, fileSize], ...]     one per complete narinfo, sorted
+ *     "cache": [[hashPart, narHash, url, fileSize], ...]     one per complete narinfo, sorted: the cache's own
+ *                                                            (cache/, a NAR file) and flat sources' (cache/flat/,
+ *                                                            URL nar/flat/…, fileSize the tarball's)
  *     "key": "name" | null, "sig": "name:base64" | null }
  *
  * The signature (the mirror's binary-cache key, Nix's Ed25519 format) covers
@@ -18,7 +20,7 @@ import { z } from 'zod';
 import { ErrorCode, FodderError } from '../errors.js';
 import { hashSizes, HASH_ALGOS, toNix32, type HashAlgo } from '../nix-formats/hash.js';
 import { parseNarInfo, publicKeyOf, signNarInfo, verifyNarInfoSig } from '../nix-formats/narinfo.js';
-import { narSourceOf, NARINFO_NAME } from './cache-entry.js';
+import { NARINFO_DIRS, narInfoPathOf, narSourceOf, narSourceOfUrl, NARINFO_NAME } from './cache-entry.js';
 import type { Fod } from '../graph/types.js';
 import { holdingOf, type Holding, type HoldingSource } from './holdings.js';
 
@@ -64,14 +66,14 @@ export function buildManifest(dir: string, secretKey: string | null, now = new D
     .map((e) => [e.size, ...COLUMNS.map((a) => e.names[a] ?? '')] as Manifest['tarballs'][number])
     .sort((a, b) => cmp(a[1] + a[2], b[1] + b[2]));
   const cache: Manifest['cache'] = [];
-  const cacheDir = join(root, 'cache');
-  if (existsSync(cacheDir)) {
-    for (const name of readdirSync(cacheDir)) {
+  for (const dir of NARINFO_DIRS) {
+    if (!existsSync(join(root, dir))) continue;
+    for (const name of readdirSync(join(root, dir))) {
       if (!NARINFO_NAME.test(name)) continue;
       try {
-        const info = parseNarInfo(readFileSync(join(cacheDir, name), 'utf8'));
+        const info = parseNarInfo(readFileSync(join(root, dir, name), 'utf8'));
         const source = narSourceOf(info);
-        if (!source) continue;
+        if (!source || narInfoPathOf(name.slice(0, 32), source) !== `${dir}/${name}`) continue;
         const st = lstatSync(join(root, source.path));
         if (!st.isFile()) continue;
         cache.push([name.slice(0, 32), toNix32(info.narHash), info.url, st.size]);
@@ -80,7 +82,7 @@ export function buildManifest(dir: string, secretKey: string | null, now = new D
       }
     }
   }
-  cache.sort((a, b) => cmp(a[0], b[0]));
+  cache.sort((a, b) => cmp(a[0], b[0]) || cmp(a[2], b[2]));
   const body = { format: MANIFEST_FORMAT, createdAt: now.toISOString(), tarballs, cache } as const;
   if (!secretKey) return { ...body, key: null, sig: null };
   const key = publicKeyOf(secretKey).split(':')[0];
@@ -133,6 +135,23 @@ export function readManifest(file: string, trustedKeys: readonly string[]): Mani
     }
   }
   return m;
+}
+
+/**
+ * Every object the mirror a manifest describes held, as paths relative to a mirror: each
+ * tarball under all its names, each narinfo where it belongs, and the NAR file it names (a flat
+ * source's NAR is its tarball, listed with the tarballs).
+ */
+export function manifestPaths(m: Manifest): Set<string> {
+  const have = new Set<string>();
+  for (const row of m.tarballs) COLUMNS.forEach((a, i) => row[i + 1] && have.add(`tarballs/${a}/${row[i + 1]}`));
+  for (const [hashPart, , url] of m.cache) {
+    const source = narSourceOfUrl(url);
+    if (!source) continue;
+    have.add(narInfoPathOf(hashPart, source));
+    if (source.type === 'nar') have.add(source.path);
+  }
+  return have;
 }
 
 /** The manifest as a holding source: what the mirror it describes held when it was made. */

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeNix32, hashSizes, HASH_ALGOS, nix32Length, type HashAlgo } from '../nix-formats/hash.js';
-import { createHashPool, flatNarDigests, type HashPool } from './hashing.js';
+import { createHashPool, type HashPool } from './hashing.js';
 import { parseNarInfo } from '../nix-formats/narinfo.js';
-import { FLAT_NARINFO_DIR, flatNarSource, flatNarUrlSha256 } from './flat-nar.js';
+import { FLAT_NARINFO_DIR } from './flat-nar.js';
+import { cacheEntryProblem } from './cache-entry.js';
 import type { Digests } from './types.js';
 import { aliasNames, createHashedMirror } from './hashed-mirror.js';
 
@@ -156,7 +157,7 @@ async function verifyFlatNarInfos(root: string, stamp: string, pool: HashPool, r
   if (!existsSync(dir)) return;
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.narinfo'))) {
     result.narInfos++;
-    const reason = await flatNarInfoProblem(root, join(dir, name), pool);
+    const reason = await flatNarInfoProblem(root, name, pool);
     if (!reason) continue;
     const qdir = join(root, 'quarantine', stamp, 'cache', FLAT_NARINFO_DIR);
     mkdirSync(qdir, { recursive: true });
@@ -165,24 +166,16 @@ async function verifyFlatNarInfos(root: string, stamp: string, pool: HashPool, r
   }
 }
 
-/** What is wrong with a flat source's narinfo, or null when it describes its tarball's NAR. */
-async function flatNarInfoProblem(root: string, file: string, pool: HashPool): Promise<string | null> {
+/** What is wrong with a flat source's narinfo, or null when it describes its tarball's NAR (src/mirror/cache-entry.ts). */
+async function flatNarInfoProblem(root: string, name: string, pool: HashPool): Promise<string | null> {
+  const path = `cache/${FLAT_NARINFO_DIR}/${name}`;
   let info;
   try {
-    info = parseNarInfo(readFileSync(file, 'utf8'));
+    info = parseNarInfo(readFileSync(join(root, path), 'utf8'));
   } catch (e) {
     return (e as Error).message;
   }
-  const sha256 = flatNarUrlSha256(info.url);
-  if (!sha256) return `URL ${info.url} is no flat NAR`;
-  const source = flatNarSource(root, sha256);
-  if (!existsSync(source)) return `its file tarballs/sha256/${sha256} is gone`;
-  const d = await flatNarDigests(source, lstatSync(source).size, pool);
-  if (d.sha256 !== sha256) return `tarballs/sha256/${sha256} hashes to ${d.sha256}`;
-  if (d.narHash !== info.narHash.hex || d.narSize !== info.narSize) {
-    return `the NAR of its file is sha256:${d.narHash}, ${d.narSize} bytes; the narinfo says sha256:${info.narHash.hex}, ${info.narSize} bytes`;
-  }
-  return null;
+  return cacheEntryProblem(root, path, info, pool);
 }
 
 function hashSmall(data: Buffer): Digests {

@@ -34,12 +34,22 @@ export interface MissingAnswer {
   missing: MissingFod[];
 }
 
-/** `recorded`: sizes by drvPath (db/queries.ts `recordedSizes`); any .drv of an output may have one. */
-export async function missingFrom(fods: readonly Fod[], view: MirrorView, recorded: ReadonlyMap<string, number>): Promise<MissingAnswer> {
+/**
+ * `recorded`: sizes by drvPath (db/queries.ts `recordedSizes`); any .drv of an output may have
+ * one: the FOD's own, or any of `drvPaths` (a source of a target evaluated now, found through
+ * several .drv files: one per system, or two fetchers of one file).
+ */
+export async function missingFrom(
+  fods: readonly (Fod & { drvPaths?: readonly string[] })[],
+  view: MirrorView,
+  recorded: ReadonlyMap<string, number>,
+): Promise<MissingAnswer> {
   const byOutput = new Map<string, number>();
   for (const f of fods) {
-    const s = recorded.get(f.drvPath);
-    if (s !== undefined) byOutput.set(f.outPath, s);
+    for (const drv of [f.drvPath, ...(f.drvPaths ?? [])]) {
+      const s = recorded.get(drv);
+      if (s !== undefined && !byOutput.has(f.outPath)) byOutput.set(f.outPath, s);
+    }
   }
   const recordedSize = (f: Fod) => byOutput.get(f.outPath) ?? null;
   const distinct = distinctOutputs(fods);

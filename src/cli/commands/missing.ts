@@ -7,7 +7,7 @@ import { resolveSettings } from '../../config/settings.js';
 import { missingFrom, mirrorViewOf } from '../../query/missing.js';
 import type { Target } from '../../query/targets.js';
 import { formatBytes } from '../fetch-progress.js';
-import { dbPath, printJson } from '../common.js';
+import { printJson } from '../common.js';
 
 export const MISSING_OPTION = ['--missing', 'list only what the mirror (--mirror) lacks of these FODs, with sizes where known'] as const;
 export const MIRROR_OPTION = ['--mirror <dir|url>', 'with --missing: a mirror directory, or a served one (`fodder serve`); default: fetch.mirror'] as const;
@@ -16,20 +16,23 @@ export interface MissingFlags {
   missing?: boolean;
   mirror?: string;
   db?: string;
+  config?: string;
   json?: boolean;
 }
 
-/** Prints what the mirror lacks of the target `resolve` gives (the sizes a fetch recorded from the database, when it has one). */
+/** Prints what the mirror lacks of the target `resolve` gives (the sizes a fetch recorded from the database, `--db` or the config's, when it has one). */
 export async function printMissing(resolve: () => Promise<Target>, flags: MissingFlags): Promise<void> {
   if (!flags.missing) throw new FodderError(ErrorCode.USAGE, '--mirror is for --missing: pass --missing too', { option: '--mirror' });
-  const where = flags.mirror ?? resolveSettings({ flags: { db: flags.db } }).mirror;
+  // a target evaluated now takes --config (and --db only with --missing): its db and fetch.mirror count too
+  const settings = resolveSettings({ configFile: flags.config, flags: { db: flags.db } });
+  const where = flags.mirror ?? settings.mirror;
   const view = await mirrorViewOf(where);
   if (!/^https?:\/\//i.test(where) && !existsSync(where)) {
     // an island's first season: nothing there yet; said, in case the path is mistyped
     process.stderr.write(`fodder: note: ${where} does not exist: counted as an empty mirror\n`);
   }
   const target = await resolve();
-  const sizes = knownSizes(dbPath(flags.db));
+  const sizes = knownSizes(settings.db);
   const answer = await missingFrom(target.fods, view, sizes);
   if (flags.json) {
     printJson({ target: target.label, ...answer });

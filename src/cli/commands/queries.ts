@@ -80,13 +80,13 @@ export function registerQueries(program: Command): void {
   const sources = program
     .command('sources [attr]')
     .description('the FODs in the closure of ATTR (from the latest finished crawl that covered it), or of a target evaluated now');
-  addTargetOptions(sources, 'YAML config (variants, overlays, nix.bin, limits) for a target evaluated now')
+  addTargetOptions(sources, 'YAML config (variants, overlays, nix.bin, limits) for a target evaluated now; with --missing also db (sizes), fetch.mirror')
     .option(...MISSING_OPTION)
     .option(...MIRROR_OPTION)
     .option('--json')
     .action(async (attr: string | undefined, flags: SourcesFlags) => {
       const choose = { command: 'sources', allowNone: false, configForAll: false };
-      if (flags.missing || flags.mirror !== undefined) return printMissing(() => resolveTarget(attr, flags, choose), flags);
+      if (flags.missing || flags.mirror !== undefined) return printMissing(() => resolveTarget(attr, flags, { ...choose, dbForAll: true }), flags);
       const target = chosenTarget(attr, flags, choose);
       if (target === null) attrSourcesCommand(attr!, flags);
       else await targetSourcesCommand(target!, flags);

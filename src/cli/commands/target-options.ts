@@ -49,6 +49,8 @@ export interface ChooseOptions {
   allowNone: boolean;
   /** --config also holds this command's own settings (the mirror, keys), so it goes with ATTR too */
   configForAll: boolean;
+  /** --db also names where this command's own records are (--missing: the sizes fetches recorded), so it goes with a target evaluated now too */
+  dbForAll?: boolean;
 }
 
 /**
@@ -85,7 +87,7 @@ export function chosenTarget(attr: string | undefined, flags: TargetFlags, o: Ch
     if (flags.config !== undefined && !o.configForAll) refuse('--config', 'ATTR is read from the crawls in the database');
   } else {
     if (flags.crawl !== undefined) refuse('--crawl', 'it is evaluated now, not read from a crawl');
-    if (flags.db !== undefined) refuse('--db', 'it is evaluated now, not read from a crawl');
+    if (flags.db !== undefined && !o.dbForAll) refuse('--db', 'it is evaluated now, not read from a crawl');
     if ((target.kind === 'nixos' || target.kind === 'flake') && flags.variant?.length) {
       refuse('--variant', target.kind === 'nixos' ? "the configuration's nixpkgs.config decides" : 'the flake decides its package set');
     }
