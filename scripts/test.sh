@@ -31,6 +31,8 @@ NIX226_TESTS=(
   test/nix-version.test.ts     # --version, the summary's nix field, lib/minver.nix
   test/nix-error.test.ts       # the line of Nix's error messages that lists and reports show
   test/cli-errors.test.ts      # bad input: Nix's refusals (an unknown system, a package set that does not load) in one line
+  test/sources-targets.test.ts # targets evaluated now: --expr, --file, a NixOS configuration, a flake (flakes differ most between versions)
+  test/offgrid.test.ts         # a season off the grid: bundle for a NixOS configuration, import, realised by Nix from the island's mirror
 )
 
 # runs vitest with the given arguments; prints the summary line and returns vitest's status
