@@ -22,6 +22,7 @@ import { placeUnpacked, unpackArchive } from '../src/fetch/unpack.js';
 import type { Digests } from '../src/mirror/types.js';
 import { fodder, tempDir } from './helpers/cli.js';
 import { UPSTREAM, crawlFixture, fodsWithEnv, type FodWithEnv } from './helpers/fixture-upstream.js';
+import { realiseIn } from './helpers/nix.js';
 
 let fods: FodWithEnv[];
 let keys: { secret: string; public: string; secretFile: string };
@@ -32,28 +33,7 @@ const helloFile = join(UPSTREAM, 'mirror/gnu/hello/hello-2.12.tar.gz');
 
 /** `nix-store --realise PATH` in a fresh chroot store, substituting from `cache` only. */
 function realise(cache: string, storePath: string, trusted: string | null, store = tempDir('fodder-sub-')): { ok: boolean; out: string; store: string } {
-  const r = spawnSync(
-    'nix-store',
-    [
-      '--store',
-      store,
-      '--option',
-      'substituters',
-      `file://${cache}`,
-      '--option',
-      'require-sigs',
-      'true',
-      '--option',
-      'trusted-public-keys',
-      trusted ?? '',
-      '--option',
-      'connect-timeout',
-      '2',
-      '--realise',
-      storePath,
-    ],
-    { encoding: 'utf8', timeout: 120_000 },
-  );
+  const r = realiseIn(store, [storePath], { substituters: `file://${cache}`, 'require-sigs': 'true', 'trusted-public-keys': trusted ?? '' });
   return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`, store };
 }
 

@@ -23,7 +23,7 @@ import { narInfoFingerprint, parseNarInfo, verifyNarInfoSig } from '../src/nix-f
 import type { Report } from '../src/report/types.js';
 import { fodder, tempDir } from './helpers/cli.js';
 import { FIXTURE_ARCHIVES, crawlFixture, fodsWithEnv, startUpstream, waitPortFree, type FixtureCrawl, type Upstream } from './helpers/fixture-upstream.js';
-import { storeHolding } from './helpers/nix.js';
+import { storeHolding, realiseIn } from './helpers/nix.js';
 import { drvStoreUrl } from '../src/graph/store-slots.js';
 
 const dir = tempDir('fodder-e2e-mirror-');
@@ -185,28 +185,7 @@ describe('issue 3: the hashed mirror alone rebuilds the url sources, offline', (
     const store = join(dir, 'store-hashed-mirror');
     const drvs = sources.map((f) => f.drvPath);
     importDrvs(flat.crawl.store, drvs, store);
-    const r = spawnSync(
-      'nix-store',
-      [
-        '--store',
-        store,
-        '--realise',
-        ...drvs,
-        '--option',
-        'substituters',
-        '',
-        '--option',
-        'hashed-mirrors',
-        `file://${flat.mirror}/tarballs/`,
-        '--option',
-        'extra-sandbox-paths',
-        flat.mirror,
-        '--option',
-        'connect-timeout',
-        '2',
-      ],
-      { encoding: 'utf8', timeout: 120_000 },
-    );
+    const r = realiseIn(store, drvs, { substituters: '', 'hashed-mirrors': `file://${flat.mirror}/tarballs/`, 'extra-sandbox-paths': flat.mirror });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n').sort()).toEqual(sources.map((f) => f.outPath).sort());
     for (const f of sources) expect(existsSync(join(store, f.outPath))).toBe(true);
@@ -288,31 +267,13 @@ describe('issue 4: the signed binary cache alone substitutes every FOD fodder co
     mkdirSync(store, { recursive: true });
     const byOut = new Map(all.fods.map((f) => [f.outPath, f]));
     for (const f of byOut.values()) {
-      const r = spawnSync(
-        'nix-store',
-        [
-          '--store',
-          store,
-          '--option',
-          'substituters',
-          `file://${join(all.mirror, 'cache')}`,
-          '--option',
-          'require-sigs',
-          'true',
-          '--option',
-          'trusted-public-keys',
-          publicKey,
-          '--option',
-          'connect-timeout',
-          '1',
-          '--option',
-          'hashed-mirrors',
-          '',
-          '--realise',
-          f.outPath,
-        ],
-        { encoding: 'utf8', timeout: 120_000 },
-      );
+      const r = realiseIn(store, [f.outPath], {
+        substituters: `file://${join(all.mirror, 'cache')}`,
+        'require-sigs': 'true',
+        'trusted-public-keys': publicKey,
+        'connect-timeout': '1',
+        'hashed-mirrors': '',
+      });
       realised.set(f.outPath, { name: f.name, kind: f.kind, ok: r.status === 0, nixSays: r.stderr.split('\n').filter(Boolean).pop() ?? '' });
     }
     const rows = [...realised.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,7 @@ import {
   type NarInfo,
 } from '../src/nix-formats/narinfo.js';
 import { compressedStream, writeNarFile, type Compression } from '../src/mirror/nar-file.js';
+import { realiseIn } from './helpers/nix.js';
 
 const NIX_CMD = ['--extra-experimental-features', 'nix-command'];
 
@@ -57,25 +58,7 @@ function nixKeyPair(name: string): { secretKey: string; publicKey: string; secre
 /** `nix-store --realise` of a store path into a fresh chroot store, substituting only from `cache`. */
 function nixRealise(cache: string, trustedKey: string, path: string): { ok: boolean; store: string; stderr: string } {
   const store = mkdtempSync(join(root, 'store-'));
-  const r = spawnSync(
-    'nix-store',
-    [
-      '--store',
-      store,
-      '--option',
-      'substituters',
-      `file://${cache}`,
-      '--option',
-      'trusted-public-keys',
-      trustedKey,
-      '--option',
-      'require-sigs',
-      'true',
-      '--realise',
-      path,
-    ],
-    { encoding: 'utf8' },
-  );
+  const r = realiseIn(store, [path], { substituters: `file://${cache}`, 'trusted-public-keys': trustedKey, 'require-sigs': 'true' });
   return { ok: r.status === 0, store, stderr: r.stderr };
 }
 

@@ -12,6 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { realiseIn } from './helpers/nix.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Fod } from '../src/graph/types.js';
@@ -177,10 +178,10 @@ describe('a season on the Kerguelen Islands', () => {
       'hashed-mirrors': `${serve!.url}/tarballs/`,
       'connect-timeout': '1',
     };
-    const n = spawnSync(
-      'nix-store',
-      ['--store', store, ...Object.entries(options).flatMap(([k, v]) => ['--option', k, v]), '--realise', ...fods.map((f) => f.outPath)],
-      { encoding: 'utf8', timeout: 120_000 },
+    const n = realiseIn(
+      store,
+      fods.map((f) => f.outPath),
+      options,
     );
     expect(n.status, n.stderr).toBe(0);
     const v = spawnSync('nix-store', ['--store', store, '--verify-path', ...fods.map((f) => f.outPath)], { encoding: 'utf8' });

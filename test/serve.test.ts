@@ -27,6 +27,7 @@ import { encodeNix32 } from '../src/nix-formats/hash.js';
 import { FIXTURE, fodder, tempDir } from './helpers/cli.js';
 import { startUpstream, waitPortFree, type Upstream } from './helpers/fixture-upstream.js';
 import { api, jobProcessOf, processEnds, startServe, waitJob, writeServiceConfig, type RunningService } from './helpers/service.js';
+import { realiseIn } from './helpers/nix.js';
 
 const dir = tempDir('fodder-serve-');
 const db = join(dir, 'fodder.db');
@@ -275,31 +276,7 @@ describe('a fresh chroot store with no network substitutes from the service alon
     for (const f of flat) expect(existsSync(join(mirror, 'cache', `${f.outPath.slice(11, 43)}.narinfo`)), f.name).toBe(false);
     for (const f of hello.filter((h) => h.kind === 'url')) expect(outs).toContain(f.outPath);
     const store = join(dir, 'store');
-    const r = spawnSync(
-      'nix-store',
-      [
-        '--store',
-        store,
-        '--option',
-        'substituters',
-        service.url,
-        '--option',
-        'require-sigs',
-        'true',
-        '--option',
-        'trusted-public-keys',
-        publicKey,
-        '--option',
-        'hashed-mirrors',
-        '',
-        '--option',
-        'connect-timeout',
-        '2',
-        '--realise',
-        ...outs,
-      ],
-      { encoding: 'utf8', timeout: 120_000 },
-    );
+    const r = realiseIn(store, outs, { substituters: service.url, 'require-sigs': 'true', 'trusted-public-keys': publicKey, 'hashed-mirrors': '' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n').sort()).toEqual([...outs].sort());
     const v = spawnSync('nix-store', ['--store', store, '--verify-path', ...outs], { encoding: 'utf8' });

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { drvStoreHas, drvStoreUrl } from '../../src/graph/store-slots.js';
 
 /** The drv store directory (of the worker slots) that holds `drvPath`. */
@@ -67,4 +68,17 @@ export async function showDerivationsIn(storeUrl: string, drvPaths: string[]): P
 /** The same for .drv files in a drv store directory (of the crawl's worker slots). */
 export function showDerivations(store: string, drvPaths: string[]): Promise<Record<string, ShownDrv>> {
   return showDerivationsIn(drvStoreUrl(store), drvPaths);
+}
+
+/**
+ * `nix-store --store STORE --option K V … --realise PATHS…` in a chroot store: how the tests let
+ * Nix judge a mirror (a substituter, a hashed mirror, the keys it trusts), with no network beyond
+ * what `options` names. `connect-timeout` is 2 s unless given.
+ */
+export function realiseIn(store: string, paths: string[], options: Record<string, string>, timeout = 120_000): SpawnSyncReturns<string> {
+  const all = { 'connect-timeout': '2', ...options };
+  return spawnSync('nix-store', ['--store', store, ...Object.entries(all).flatMap(([k, v]) => ['--option', k, v]), '--realise', ...paths], {
+    encoding: 'utf8',
+    timeout,
+  });
 }
