@@ -2,6 +2,11 @@
  * `fodder bundle import`: admits a bundle's objects into a mirror, each verified while it is
  * copied into a temporary file on the mirror's filesystem, fsynced and renamed into place (the
  * hashed mirror's `admitFile` for tarballs; the binary cache's way for NAR files and narinfos).
+ * An object is checked against the hash it is named by: a tarball's `<algo>/<hex>` (and its
+ * sha256 is taken too, the name flat sources' NARs are found by), a NAR file's nix32 sha256; it
+ * gets the names those give (`fodder verify` adds the md5, sha1 and sha512 ones). Files of a
+ * bundle directory or tar file are copied and hashed on the hash pool's threads, one read per
+ * block; a tar stream is read here.
  * Nothing already in the mirror is touched; narinfos go last, each only once what it needs is
  * in the mirror. A corrupt or foreign object is refused and listed, and the rest go on.
  *
@@ -10,8 +15,8 @@
  * re-run without the journal would end the same.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { appendFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { appendFileSync, createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { extract as tarExtract } from 'tar-stream';
@@ -20,8 +25,10 @@ import { encodeNix32, type HashAlgo } from '../nix-formats/hash.js';
 import { narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, verifyNarInfoSig } from '../nix-formats/narinfo.js';
 import { toNix32 } from '../nix-formats/hash.js';
 import { narSourceOf } from './cache-entry.js';
-import { createHashedMirror, type HashedMirror } from './hashed-mirror.js';
-import { createHashPool, createInlineHasher, type HashPool } from './hashing.js';
+import { createHashedMirror, syncPath, type HashedMirror } from './hashed-mirror.js';
+import { createHashPool, type HashPool } from './hashing.js';
+import { tarFileMembers } from './tar-format.js';
+import type { Digests } from './types.js';
 import { INDEX_NAME, parseBundleIndex, type BundleIndex, type BundleObject } from './bundle-index.js';
 import { writeAtomic } from './binary-cache.js';
 
@@ -49,8 +56,8 @@ export interface ImportResult {
   refused: Refused[];
 }
 
-/** Files at most this big are hashed on the calling thread; larger ones by the hash pool's threads. */
-const INLINE_HASH_MAX = 1 << 20;
+/** Where an object's bytes are: a range of a file (copied on a thread), or a stream read here. */
+type Source = { file: string; offset: number; size: number } | { data: AsyncIterable<Buffer | Uint8Array> };
 
 type Outcome = { ok: true } | { ok: false; reason: string };
 
@@ -84,12 +91,15 @@ export async function importBundle(source: string | Readable, opts: ImportOption
         const importer = await createImporter(mirror, pool, opts, parseBundleIndex(ix, join(vol, INDEX_NAME)), ix, result);
         for (const o of importer.files) {
           const file = join(vol, o.path);
-          if (!existsSync(file)) importer.refuse(o, 'missing from the bundle');
-          else await importer.admit(o, () => createReadStream(file, { highWaterMark: 1 << 20 }));
+          const size = fileSizeSync(file);
+          if (size === null) importer.refuse(o, 'missing from the bundle');
+          else await importer.admit(o, () => ({ file, offset: 0, size }));
         }
         for (const f of foreignFiles(vol, importer.index)) result.refused.push({ path: relative(vol, f), reason: 'foreign: not in the bundle index' });
         await importer.finish((o) => readFile(join(vol, o.path)).catch(() => null));
       }
+    } else if (typeof source === 'string' && statSync(source).isFile()) {
+      await importTarFile(source, mirror, pool, opts, result);
     } else {
       await importTar(typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source, mirror, pool, opts, result);
     }
@@ -123,7 +133,8 @@ async function importTar(input: Readable, mirror: HashedMirror, pool: HashPool, 
         continue;
       }
       const o = importer.byPath.get(name);
-      if (!o || entry.header.type !== 'file') {
+      if (entry.header.type === 'directory') await drain(entry);
+      else if (!o || entry.header.type !== 'file') {
         result.refused.push({ path: name, reason: 'foreign: not in the bundle index' });
         await drain(entry);
       } else if (o.type === 'narinfo') {
@@ -133,7 +144,7 @@ async function importTar(input: Readable, mirror: HashedMirror, pool: HashPool, 
         narInfos.set(o.path, Buffer.concat(chunks));
       } else {
         let used = false;
-        await importer.admit(o, () => ((used = true), entry as AsyncIterable<Buffer>));
+        await importer.admit(o, () => ((used = true), { data: entry as AsyncIterable<Buffer> }));
         if (!used) await drain(entry);
       }
     }
@@ -146,6 +157,45 @@ async function importTar(input: Readable, mirror: HashedMirror, pool: HashPool, 
   await importer.finish(async (o) => narInfos.get(o.path) ?? null);
 }
 
+/**
+ * A tar file: its headers read by position, each object copied by a thread straight from its
+ * place in the archive.
+ */
+async function importTarFile(path: string, mirror: HashedMirror, pool: HashPool, opts: ImportOptions, result: ImportResult): Promise<void> {
+  let importer: Importer | null = null;
+  const narInfos = new Map<string, Buffer>();
+  const fh = await open(path, 'r');
+  const bytesAt = async (offset: number, size: number) => {
+    const b = Buffer.alloc(size);
+    const { bytesRead } = await fh.read(b, 0, size, offset);
+    return b.subarray(0, bytesRead);
+  };
+  try {
+    for await (const m of tarFileMembers(path)) {
+      const name = m.name.replace(/^\.\//, '');
+      if (!importer) {
+        if (name !== INDEX_NAME) throw new FodderError(ErrorCode.BUNDLE_INVALID, `${path} does not begin with ${INDEX_NAME} (found ${name}): not a bundle`, {});
+        const text = (await bytesAt(m.offset, Math.min(m.size, 1 << 30))).toString('utf8');
+        importer = await createImporter(mirror, pool, opts, parseBundleIndex(text, `${INDEX_NAME} of ${path}`), text, result);
+        continue;
+      }
+      const o = importer.byPath.get(name);
+      if (m.type === '5') continue; // a directory of a bundle packed by tar
+      if (!o || m.type !== '0') result.refused.push({ path: name, reason: 'foreign: not in the bundle index' });
+      else if (o.type === 'narinfo') narInfos.set(o.path, await bytesAt(m.offset, Math.min(m.size, 1 << 20)));
+      else await importer.admit(o, () => ({ file: path, offset: m.offset, size: m.size }));
+    }
+  } catch (e) {
+    if (e instanceof FodderError) throw e;
+    throw new FodderError(ErrorCode.BUNDLE_INVALID, `${path} is broken: ${(e as Error).message}`, {});
+  } finally {
+    await fh.close();
+  }
+  if (!importer) throw new FodderError(ErrorCode.BUNDLE_INVALID, `${path} is empty: not a bundle`, {});
+  for (const o of importer.files) if (!importer.seen.has(o.path)) importer.refuse(o, 'missing from the bundle');
+  await importer.finish(async (o) => narInfos.get(o.path) ?? null);
+}
+
 interface Importer {
   index: BundleIndex;
   byPath: Map<string, BundleObject>;
@@ -153,8 +203,11 @@ interface Importer {
   files: BundleObject[];
   seen: Set<string>;
   refuse(o: BundleObject, reason: string): void;
-  /** verifies and admits one tarball or NAR file; `open` is called only when the object must be read */
-  admit(o: BundleObject, open: () => AsyncIterable<Buffer | Uint8Array>): Promise<void>;
+  /**
+   * verifies and admits one tarball or NAR file; `source` is called only when the object must be
+   * read. A stream is read before this returns; a file range may still be copying.
+   */
+  admit(o: BundleObject, source: () => Source): Promise<void>;
   /** the narinfos, once the files are in; then the journal is removed */
   finish(textOf: (o: BundleObject) => Promise<Buffer | null>): Promise<void>;
 }
@@ -182,7 +235,7 @@ async function createImporter(
     if (outcome === 'imported') {
       result.imported++;
       result.bytes += o.size;
-      await appendFile(journal, `${o.path}\n`);
+      appendFileSync(journal, `${o.path}\n`);
     } else result.present++;
     opts.onObject?.(o, outcome);
   };
@@ -192,70 +245,53 @@ async function createImporter(
   };
   const inMirror = (o: BundleObject) => existsSync(join(root, o.path));
 
-  /**
-   * Copies `data` into a new temporary file while hashing it (all four hashes for a tarball,
-   * sha256 for a NAR file). Returns once the bytes are written; the hashes may still be running.
-   */
-  const receive = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>, tmp: string, all: boolean) => {
-    const fh = await open(tmp, 'wx', 0o644);
-    const sha256 = all ? null : createHash('sha256');
-    const hasher = all ? (o.size <= INLINE_HASH_MAX ? createInlineHasher() : pool.trailing(tmp)) : null;
-    let size = 0;
+  /** Copies an object into the new file `tmp`, hashing it with `algos`; on failure `tmp` is removed. */
+  const receive = async (source: Source, tmp: string, algos: HashAlgo[]): Promise<Partial<Digests>> => {
     try {
-      for await (const chunk of data) {
-        const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        let off = 0;
-        while (off < c.length) off += (await fh.write(c, off, c.length - off)).bytesWritten;
-        size += c.length;
-        sha256?.update(c);
-        hasher?.update(c, size);
+      if ('file' in source) return await pool.copy({ src: source.file, offset: source.offset, size: source.size, dest: tmp, algos });
+      const fh = await open(tmp, 'wx', 0o644);
+      try {
+        const hashes = algos.map((a) => createHash(a));
+        for await (const chunk of source.data) {
+          const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          for (let off = 0; off < c.length;) off += (await fh.write(c, off, c.length - off)).bytesWritten;
+          for (const h of hashes) h.update(c);
+        }
+        return Object.fromEntries(algos.map((a, i) => [a, hashes[i].digest('hex')]));
+      } finally {
+        await fh.close();
       }
     } catch (e) {
-      hasher?.abort();
-      await fh.close().catch(() => undefined);
       await rm(tmp, { force: true });
       throw e;
     }
-    await fh.close();
-    const digests = hasher?.finish(size) ?? null;
-    digests?.catch(() => undefined); // awaited by the settling step
-    return { size, sha256: sha256?.digest('hex') ?? null, digests };
   };
 
-  /** Receives a tarball; the step returned checks its hash and admits it (all names, fsynced). */
-  const receiveTarball = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>): Promise<() => Promise<Outcome>> => {
+  /** Checks a received tarball against its name and admits it (fsynced, under the names its digests give). */
+  const settleTarball = async (o: BundleObject, tmp: string, digests: Partial<Digests>): Promise<Outcome> => {
     const [, algo, hex] = o.path.split('/') as [string, HashAlgo, string];
-    const tmp = join(work, randomBytes(8).toString('hex'));
-    const got = await receive(o, data, tmp, true);
-    return async () => {
-      const digests = await got.digests!;
-      if (digests[algo] !== hex) {
-        await rm(tmp, { force: true });
-        return { ok: false, reason: `corrupt: content has ${algo} ${digests[algo]}` };
-      }
-      await mirror.admitFile(tmp, digests);
-      return { ok: true };
-    };
+    if (digests[algo] !== hex) {
+      await rm(tmp, { force: true });
+      return { ok: false, reason: `corrupt: content has ${algo} ${digests[algo]}` };
+    }
+    await mirror.admitFile(tmp, digests);
+    return { ok: true };
   };
 
-  /** Receives a NAR file; the step returned checks it against its name, fsyncs and renames it. */
-  const receiveNar = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>): Promise<() => Promise<Outcome>> => {
+  /** Checks a received NAR file against its name, fsyncs and renames it. */
+  const settleNar = async (o: BundleObject, tmp: string, digests: Partial<Digests>): Promise<Outcome> => {
     const name = o.path.slice('cache/nar/'.length);
-    const tmp = join(cacheDir, 'nar', `.tmp-${randomBytes(8).toString('hex')}`);
-    const got = await receive(o, data, tmp, false);
-    return async () => {
-      const actual = encodeNix32(Buffer.from(got.sha256!, 'hex'));
-      if (actual !== name.slice(0, 52)) {
-        await rm(tmp, { force: true });
-        return { ok: false, reason: `corrupt: content has sha256 ${actual}` };
-      }
-      await syncFile(tmp);
-      await rename(tmp, join(cacheDir, 'nar', name));
-      return { ok: true };
-    };
+    const actual = encodeNix32(Buffer.from(digests.sha256!, 'hex'));
+    if (actual !== name.slice(0, 52)) {
+      await rm(tmp, { force: true });
+      return { ok: false, reason: `corrupt: content has sha256 ${actual}` };
+    }
+    await syncPath(tmp);
+    await rename(tmp, join(cacheDir, 'nar', name));
+    return { ok: true };
   };
 
-  /** Objects received whose check and admission (hashes, fsync, rename) still run; at most MAX_SETTLING. */
+  /** Objects whose copy, check and admission (fsync, rename) still run; at most MAX_SETTLING. */
   const settling = new Set<Promise<void>>();
   let failure: unknown = null;
   const settled = async (max: number) => {
@@ -292,11 +328,18 @@ async function createImporter(
     files: index.objects.filter((o) => o.type !== 'narinfo'),
     seen,
     refuse,
-    async admit(o, openData) {
+    async admit(o, sourceOf) {
       seen.add(o.path);
       if (inMirror(o)) return record(o, done.has(o.path) ? 'imported' : 'present').then(() => undefined);
-      const settle = o.type === 'tarball' ? await receiveTarball(o, openData()) : await receiveNar(o, openData());
-      const p: Promise<void> = settle()
+      const tarball = o.type === 'tarball';
+      const algo = tarball ? (o.path.split('/')[1] as HashAlgo) : 'sha256';
+      const tmp = tarball ? join(work, randomBytes(8).toString('hex')) : join(cacheDir, 'nar', `.tmp-${randomBytes(8).toString('hex')}`);
+      const source = sourceOf();
+      const received = receive(source, tmp, algo === 'sha256' ? ['sha256'] : [algo, 'sha256']);
+      // a stream must be read before the next entry; a file range copies on a thread meanwhile
+      if ('data' in source) await received;
+      const p: Promise<void> = received
+        .then((digests) => (tarball ? settleTarball(o, tmp, digests) : settleNar(o, tmp, digests)))
         .then((outcome) => (outcome.ok ? record(o, 'imported') : refuse(o, outcome.reason)))
         .catch((e: unknown) => {
           failure ??= e;
@@ -330,27 +373,15 @@ async function createImporter(
       }
       const info = join(cacheDir, 'nix-cache-info');
       if (wroteAny && !existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: opts.priority }));
-      await syncDir(cacheDir);
-      await syncDir(join(cacheDir, 'nar'));
+      await syncPath(cacheDir);
+      await syncPath(join(cacheDir, 'nar'));
       await rm(journal, { force: true });
     },
   };
 }
 
-/** Files received whose checks and fsyncs run at once, behind the copying (they overlap; memory stays flat). */
-const MAX_SETTLING = 16;
-
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** fsyncs a directory (its new names) or a file. */
-const syncDir = syncFile;
+/** Objects copied, checked and fsynced at once (the copies queue for the pool's threads; memory stays flat). */
+const MAX_SETTLING = 64;
 
 /** Temporary files of an import that was killed: the work files and the NAR files not renamed. */
 function removeLeftovers(root: string): void {
@@ -375,4 +406,10 @@ function foreignFiles(vol: string, index: BundleIndex): string[] {
   walk(join(vol, 'tarballs'));
   walk(join(vol, 'cache'));
   return out;
+}
+
+/** The size of a regular file, or null (read here: the libuv pool is busy with fsyncs). */
+function fileSizeSync(path: string): number | null {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st?.isFile() ? st.size : null;
 }

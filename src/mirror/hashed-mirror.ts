@@ -2,6 +2,7 @@ import {
   chmodSync,
   closeSync,
   existsSync,
+  fsync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -15,7 +16,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { FodderError } from '../errors.js';
 import { encodeNix32, HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
@@ -42,8 +43,8 @@ export interface HashedMirror {
   workDir(key: string): string;
   /** removes a work directory; never throws */
   removeWorkDir(key: string): void;
-  /** moves a verified file into the mirror under every alias; returns the stored path */
-  admitFile(path: string, digests: Digests): Promise<string>;
+  /** moves a verified file into the mirror under every alias its digests give; returns the stored path */
+  admitFile(path: string, digests: Partial<Digests>): Promise<string>;
   /** fsyncs the directories that got new names since the last call */
   syncDirs(): Promise<void>;
   /** takes the mirror's lock (one writer at a time); throws MIRROR_LOCKED if a live process has it */
@@ -52,17 +53,37 @@ export interface HashedMirror {
   unlock(): void;
 }
 
-/** Every `algo/name` a file with these digests is reachable as; the first is where it is stored. */
-export function aliasNames(d: Digests): { algo: HashAlgo; name: string }[] {
+/**
+ * Every `algo/name` a file with these digests is reachable as; the first is where it is stored.
+ * Digests left out give no names (a bundle's import hashes only what it verifies and sha256).
+ */
+export function aliasNames(d: Partial<Digests>): { algo: HashAlgo; name: string }[] {
   const nix32 = (hex: string) => encodeNix32(Buffer.from(hex, 'hex'));
-  return [
+  const names: { algo: HashAlgo; name: string | undefined }[] = [
     { algo: 'sha512', name: d.sha512 },
     { algo: 'sha256', name: d.sha256 },
     { algo: 'sha1', name: d.sha1 },
     { algo: 'md5', name: d.md5 },
-    { algo: 'sha256', name: nix32(d.sha256) },
-    { algo: 'sha512', name: nix32(d.sha512) },
+    { algo: 'sha256', name: d.sha256 && nix32(d.sha256) },
+    { algo: 'sha512', name: d.sha512 && nix32(d.sha512) },
   ];
+  return names.filter((n): n is { algo: HashAlgo; name: string } => n.name !== undefined);
+}
+
+const fsyncFd = promisify(fsync);
+
+/**
+ * fsyncs a file or a directory (its names). Opened and closed on this thread: only the fsync
+ * waits in libuv's pool, so many of them at once do not queue the other file operations behind
+ * three steps each.
+ */
+export async function syncPath(path: string): Promise<void> {
+  const fd = openSync(path, 'r');
+  try {
+    await fsyncFd(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 const LOCK_FILE = 'lock';
@@ -165,12 +186,7 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
       const names = aliasNames(digests);
       const stored = pathOf(names[0].algo, names[0].name);
       try {
-        const fh = await open(path, 'r');
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
+        await syncPath(path);
         chmodSync(path, 0o444);
         renameSync(path, stored);
         for (const n of names.slice(1)) linkAlias(stored, pathOf(n.algo, n.name));
@@ -183,16 +199,7 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
     async syncDirs() {
       const dirs = [...dirty];
       dirty.clear();
-      await Promise.all(
-        dirs.map(async (d) => {
-          const fh = await open(d, 'r');
-          try {
-            await fh.sync();
-          } finally {
-            await fh.close();
-          }
-        }),
-      );
+      await Promise.all(dirs.map(syncPath));
     },
     lock() {
       const file = join(root, LOCK_FILE);
