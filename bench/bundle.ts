@@ -35,7 +35,8 @@ import { timed, type Timed } from './timed.js';
 const MB = Number(process.env.BENCH_BUNDLE_MB ?? 2048);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SETTLE_SEC = Number(process.env.BENCH_SETTLE_SEC ?? 65);
-const cli = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+/** BENCH_CLI: another build's dist/src/cli/main.js (a before/after comparison) */
+const cli = process.env.BENCH_CLI ?? join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 /** Sizes summing to about `total`: by bytes, ~10% small, ~40% medium, ~50% large files. */
 function sizes(total: number): number[] {
   const out: number[] = [];

@@ -6,10 +6,12 @@
 import { describe, expect, test } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BUNDLE_FORMAT, formatBundleIndex, type BundleObject } from '../src/mirror/bundle-index.js';
 import { importBundle } from '../src/mirror/bundle-import.js';
+import { verifyMirror } from '../src/mirror/verify.js';
+import { encodeNix32 } from '../src/nix-formats/hash.js';
 import { TAR_END, tarFileHeader, tarFileMembers, tarPadding } from '../src/mirror/tar-format.js';
 import { tempDir } from './helpers/cli.js';
 
@@ -130,5 +132,16 @@ describe('the tar reader', () => {
         for (const o of objects) expect(readFileSync(join(mirror, o.path)).equals(readFileSync(join(b, o.path))), o.path).toBe(true);
       }
     }
+    // the import checks and names by the object's own hash and sha256; `fodder verify` adds the rest
+    const mirror = join(dir, 'mirror-gnu-file');
+    const [sha256Object] = objects;
+    const data = readFileSync(join(b, sha256Object.path));
+    const md5 = join(mirror, 'tarballs', 'md5', createHash('md5').update(data).digest('hex'));
+    expect(existsSync(join(mirror, 'tarballs', 'sha256', encodeNix32(createHash('sha256').update(data).digest())))).toBe(true);
+    expect(existsSync(md5)).toBe(false);
+    const v = await verifyMirror(mirror);
+    expect(v).toMatchObject({ files: 2, corrupt: [] });
+    expect(v.repaired).toBeGreaterThan(0);
+    expect(readFileSync(md5).equals(data)).toBe(true);
   });
 });

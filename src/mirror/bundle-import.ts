@@ -25,7 +25,7 @@ import { encodeNix32, type HashAlgo } from '../nix-formats/hash.js';
 import { narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, verifyNarInfoSig } from '../nix-formats/narinfo.js';
 import { toNix32 } from '../nix-formats/hash.js';
 import { narSourceOf } from './cache-entry.js';
-import { createHashedMirror, syncPath, type HashedMirror } from './hashed-mirror.js';
+import { createHashedMirror, syncFiles, syncPath, type HashedMirror } from './hashed-mirror.js';
 import { createHashPool, type HashPool } from './hashing.js';
 import { tarFileMembers } from './tar-format.js';
 import type { Digests } from './types.js';
@@ -267,28 +267,51 @@ async function createImporter(
     }
   };
 
-  /** Checks a received tarball against its name and admits it (fsynced, under the names its digests give). */
-  const settleTarball = async (o: BundleObject, tmp: string, digests: Partial<Digests>): Promise<Outcome> => {
-    const [, algo, hex] = o.path.split('/') as [string, HashAlgo, string];
-    if (digests[algo] !== hex) {
-      await rm(tmp, { force: true });
-      return { ok: false, reason: `corrupt: content has ${algo} ${digests[algo]}` };
+  /** Why a received object is not what its name says, or null; a refused one's file is removed. */
+  const mismatch = async (o: BundleObject, tmp: string, digests: Partial<Digests>): Promise<string | null> => {
+    let reason: string | null = null;
+    if (o.type === 'tarball') {
+      const [, algo, hex] = o.path.split('/') as [string, HashAlgo, string];
+      if (digests[algo] !== hex) reason = `corrupt: content has ${algo} ${digests[algo]}`;
+    } else {
+      const actual = encodeNix32(Buffer.from(digests.sha256!, 'hex'));
+      if (actual !== o.path.slice('cache/nar/'.length, 'cache/nar/'.length + 52)) reason = `corrupt: content has sha256 ${actual}`;
     }
-    await mirror.admitFile(tmp, digests);
-    return { ok: true };
+    if (reason) await rm(tmp, { force: true });
+    return reason;
   };
 
-  /** Checks a received NAR file against its name, fsyncs and renames it. */
-  const settleNar = async (o: BundleObject, tmp: string, digests: Partial<Digests>): Promise<Outcome> => {
-    const name = o.path.slice('cache/nar/'.length);
-    const actual = encodeNix32(Buffer.from(digests.sha256!, 'hex'));
-    if (actual !== name.slice(0, 52)) {
-      await rm(tmp, { force: true });
-      return { ok: false, reason: `corrupt: content has sha256 ${actual}` };
-    }
-    await syncPath(tmp);
-    await rename(tmp, join(cacheDir, 'nar', name));
-    return { ok: true };
+  /**
+   * Verified objects waiting to be made durable together (`syncFiles`) and then put under their
+   * names: a tarball by the hashed mirror's `admitFile`, a NAR file renamed. One batch is synced
+   * while the next is copied; nothing is under its final name before its bytes are durable.
+   */
+  let batch: { o: BundleObject; tmp: string; digests: Partial<Digests> }[] = [];
+  let batchBytes = 0;
+  let flushing: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    const items = batch;
+    batch = [];
+    batchBytes = 0;
+    const before = flushing;
+    flushing = before
+      .then(async () => {
+        await syncFiles(items.map((i) => i.tmp));
+        for (const { o, tmp, digests } of items) {
+          if (o.type === 'tarball') await mirror.admitFile(tmp, digests, true);
+          else await rename(tmp, join(root, o.path));
+          await record(o, 'imported');
+        }
+      })
+      .catch((e: unknown) => {
+        failure ??= e;
+      });
+    await before; // one batch syncing while the next fills
+  };
+  const verified = async (o: BundleObject, tmp: string, digests: Partial<Digests>) => {
+    batch.push({ o, tmp, digests });
+    batchBytes += o.size;
+    if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_OBJECTS) await flush();
   };
 
   /** Objects whose copy, check and admission (fsync, rename) still run; at most MAX_SETTLING. */
@@ -339,8 +362,11 @@ async function createImporter(
       // a stream must be read before the next entry; a file range copies on a thread meanwhile
       if ('data' in source) await received;
       const p: Promise<void> = received
-        .then((digests) => (tarball ? settleTarball(o, tmp, digests) : settleNar(o, tmp, digests)))
-        .then((outcome) => (outcome.ok ? record(o, 'imported') : refuse(o, outcome.reason)))
+        .then(async (digests) => {
+          const reason = await mismatch(o, tmp, digests);
+          if (reason) refuse(o, reason);
+          else await verified(o, tmp, digests);
+        })
         .catch((e: unknown) => {
           failure ??= e;
         })
@@ -350,6 +376,9 @@ async function createImporter(
     },
     async finish(textOf) {
       await settled(0);
+      await flush();
+      await flushing;
+      if (failure) throw failure;
       let wroteAny = false;
       for (const o of index.objects) {
         if (o.type !== 'narinfo') continue;
@@ -380,8 +409,11 @@ async function createImporter(
   };
 }
 
-/** Objects copied, checked and fsynced at once (the copies queue for the pool's threads; memory stays flat). */
-const MAX_SETTLING = 64;
+/** Objects copied and checked at once (the copies queue for the pool's threads; memory stays flat). */
+const MAX_SETTLING = 16;
+/** A batch made durable at once: this many bytes or objects, whichever comes first. */
+const BATCH_BYTES = 128 << 20;
+const BATCH_OBJECTS = 1024;
 
 /** Temporary files of an import that was killed: the work files and the NAR files not renamed. */
 function removeLeftovers(root: string): void {
