@@ -412,7 +412,7 @@ async function createImporter(
 /** Objects copied and checked at once (the copies queue for the pool's threads; memory stays flat). */
 const MAX_SETTLING = 16;
 /** A batch made durable at once: this many bytes or objects, whichever comes first. */
-const BATCH_BYTES = 128 << 20;
+const BATCH_BYTES = 64 << 20;
 const BATCH_OBJECTS = 1024;
 
 /** Temporary files of an import that was killed: the work files and the NAR files not renamed. */
