@@ -1,30 +1,42 @@
 /**
- * `npm run bench:bundle`: `fodder bundle create` and `fodder bundle import` against tar on the
- * same files. A ground mirror of BENCH_BUNDLE_MB (default 2048) MiB of random tarballs of mixed
- * sizes (many of 4-64 KiB, some of 1-8 MiB, a few of 32-128 MiB), one FOD each, then:
+ * `npm run bench:bundle`: `fodder bundle create` and `fodder bundle import` against tar doing the
+ * same work on the same files. A ground mirror of BENCH_BUNDLE_MB (default 2048) MiB of random
+ * tarballs of mixed sizes (many of 4-64 KiB, some of 1-8 MiB, a few of 32-128 MiB), one FOD each;
+ * then BENCH_ROUNDS (default 3) rounds of these pairs, fodder first in odd rounds and tar first in
+ * even ones:
  *
- *   create:  `fodder bundle create --crawl 1 --out DIR`    vs `tar -cf X.tar -C ground tarballs/sha256`
- *   create:  `fodder bundle create --crawl 1 --out X.tar`  (a tar stream) vs the same tar
- *   import:  `fodder bundle import DIR --mirror M`         vs `tar -xf X.tar -C M`, and `tar -xf … && sync`
+ *   create --out DIR     `fodder bundle create --crawl 1 --out DIR`    vs `tar -cf X.tar -C ground tarballs/sha256`
+ *                        (and `cp -r` of the same files: many files written, as the bundle directory is)
+ *   create --out X.tar   `fodder bundle create --crawl 1 --out X.tar`  vs the same `tar -cf`
+ *   import DIR           `fodder bundle import DIR --mirror M`         vs `tar -xf X.tar -C M && sync`, and `tar -xf` alone
+ *   import X.tar         `fodder bundle import X.tar --mirror M`       vs the same
  *
- * MB/s, the ratio fodder/tar (of throughput: >= 0.9 is the target), and fodder's peak RSS (the
- * largest resident set of its process, /usr/bin/time's %M), which must not grow with the size.
- * Each pair alternates, BENCH_ROUNDS (default 2) rounds, the best of each kept. The import
- * verifies every file (all four hashes, as a fetch does: md5 + sha1 on one thread, sha256 +
- * sha512 on another) and fsyncs it; tar does neither.
+ * The import verifies every object against its name and fsyncs it before its rename, so
+ * `tar -xf && sync` is the same work (`tar -xf` alone leaves the bytes in the page cache). Before
+ * each command: its inputs read once (the page cache in the same state for both sides), `sync`,
+ * a second's rest. Nothing is deleted within a round; between rounds the outputs are, then the
+ * bench waits BENCH_SETTLE_SEC (default 65) seconds: ext4 without a journal scans past inodes
+ * deleted in the last 60 s when it creates files (bench/timed.ts), which would slow whichever
+ * side came next. A round needs about seven times BENCH_BUNDLE_MB of disk.
+ *
+ * Printed: each round's times, MB/s, the ratio fodder/tar (of throughput; >= 0.9 is the target),
+ * fodder's peak RSS (/usr/bin/time's %M, which must not grow with the size) and the load average
+ * (the machine may be shared); then the median ratio of each pair.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { createTestCrawl } from '../test/helpers/fetch-db.js';
 import { repoRoot } from '../test/helpers/servers.js';
 import { timed, type Timed } from './timed.js';
 
 const MB = Number(process.env.BENCH_BUNDLE_MB ?? 2048);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const cli = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
-
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SETTLE_SEC = Number(process.env.BENCH_SETTLE_SEC ?? 65);
+/** BENCH_CLI: another build's dist/src/cli/main.js (a before/after comparison) */
+const cli = process.env.BENCH_CLI ?? join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 /** Sizes summing to about `total`: by bytes, ~10% small, ~40% medium, ~50% large files. */
 function sizes(total: number): number[] {
   const out: number[] = [];
@@ -69,47 +81,72 @@ async function main(): Promise<void> {
   crawl.close();
   const db = join(dir, 'fodder.db');
   const rate = (t: Timed) => bytes / 1e6 / (t.ms / 1000);
-  const best = (ts: Timed[]) => ts.reduce((a, b) => (b.ms < a.ms ? b : a));
-  const clean = (...ps: string[]) => ps.forEach((p) => rmSync(p, { recursive: true, force: true }));
-  const runs: Record<string, Timed[]> = { createDir: [], createTar: [], tarC: [], import: [], tarX: [], tarXSync: [] };
-  const bundleDir = join(dir, 'bundle');
-  const bundleTar = join(dir, 'bundle.tar');
-  const plainTar = join(dir, 'plain.tar');
+  const mbs = (t: Timed) => `${(t.ms / 1000).toFixed(2).padStart(6)} s ${rate(t).toFixed(0).padStart(5)} MB/s`;
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  /** reads the files once, so both sides of a pair start with them in the page cache */
+  const warm = (...paths: string[]) => execa('bash', ['-c', 'find "$@" -type f -exec cat {} + > /dev/null', 'warm', ...paths]);
+  const run = async (cmd: string, args: string[], inputs: string[]) => {
+    await warm(...inputs);
+    return timed(cmd, args, { settleSec: 1 });
+  };
+  const fodder = (...args: string[]): [string, string[]] => ['node', [cli, ...args]];
+  const ratios: Record<string, number[]> = {};
+  const out: string[] = [`bundle of ${list.length} files, ${(bytes / 2 ** 20).toFixed(0)} MiB, ${ROUNDS} rounds; ratio = fodder's MB/s over tar's`];
+  const say = (line: string) => {
+    out.push(line);
+    process.stderr.write(line + '\n');
+  };
   for (let r = 0; r < ROUNDS; r++) {
-    clean(bundleDir, bundleTar, plainTar);
-    const opts = { settleSec: 1 };
-    runs.createDir.push(await timed('node', [cli, 'bundle', 'create', '--db', db, '--mirror', ground, '--crawl', '1', '--out', bundleDir], opts));
-    runs.tarC.push(await timed('tar', ['-cf', plainTar, '-C', ground, 'tarballs/sha256'], opts));
-    runs.createTar.push(await timed('node', [cli, 'bundle', 'create', '--db', db, '--mirror', ground, '--crawl', '1', '--out', bundleTar], opts));
-    const m1 = join(dir, 'm-import');
-    const m2 = join(dir, 'm-tar');
-    clean(m1, m2);
-    mkdirSync(m2);
-    runs.import.push(await timed('node', [cli, 'bundle', 'import', bundleDir, '--mirror', m1], opts));
-    runs.tarX.push(await timed('tar', ['-xf', plainTar, '-C', m2], opts));
-    clean(m2);
-    mkdirSync(m2);
-    runs.tarXSync.push(await timed('bash', ['-c', `tar -xf ${plainTar} -C ${m2} && sync`], opts));
-    if (!process.env.BENCH_KEEP) clean(m1, m2);
+    const w = (name: string) => join(dir, `r${r}-${name}`);
+    say(`round ${r + 1} (load average ${load()}; ${r % 2 ? 'tar' : 'fodder'} first)`);
+    /** one pair, in this round's order; the ratios against each reference */
+    const pair = async (label: string, f: () => Promise<Timed>, refs: [string, () => Promise<Timed>][]) => {
+      let mine: Timed | null = null;
+      const theirs: Timed[] = [];
+      if (r % 2 === 0) mine = await f();
+      for (const [, ref] of refs) theirs.push(await ref());
+      if (r % 2 === 1) mine = await f();
+      say(`  ${label.padEnd(30)} ${mbs(mine!)}  peak RSS ${(mine!.maxRssKb / 1024).toFixed(0)} MB`);
+      refs.forEach(([name], i) => {
+        const ratio = rate(mine!) / rate(theirs[i]);
+        (ratios[`${label} vs ${name}`] ??= []).push(ratio);
+        say(`    vs ${name.padEnd(25)} ${mbs(theirs[i])}  ratio ${ratio.toFixed(2)}`);
+      });
+    };
+    const tarC = () => run('tar', ['-cf', w('plain.tar'), '-C', ground, 'tarballs/sha256'], [ground]);
+    const create = (o: string) => run(...fodder('bundle', 'create', '--db', db, '--mirror', ground, '--crawl', '1', '--out', o), [ground]);
+    await pair('create --out DIR', () => create(w('bundle')), [
+      ['tar -cf', tarC],
+      ['cp -r', () => run('cp', ['-r', join(ground, 'tarballs'), w('copy')], [ground])],
+    ]);
+    await pair('create --out X.tar', () => create(w('bundle.tar')), [['tar -cf', tarC]]);
+    let n = 0;
+    const tarX = (sync: boolean) => {
+      const m = w(`tar-x${n++}`);
+      mkdirSync(m);
+      return run('bash', ['-c', `tar -xf "$0" -C "$1"${sync ? ' && sync' : ''}`, w('plain.tar'), m], [w('plain.tar')]);
+    };
+    for (const [label, input] of [
+      ['import DIR', w('bundle')],
+      ['import X.tar', w('bundle.tar')],
+    ] as const) {
+      await pair(label, () => run(...fodder('bundle', 'import', input, '--mirror', w(`import-${n++}`)), [input]), [
+        ['tar -xf && sync', () => tarX(true)],
+        ['tar -xf', () => tarX(false)],
+      ]);
+    }
+    if (r + 1 < ROUNDS) {
+      for (const name of readdirSync(dir)) if (name.startsWith(`r${r}-`)) rmSync(join(dir, name), { recursive: true, force: true });
+      await execa('sync');
+      await new Promise((res) => setTimeout(res, SETTLE_SEC * 1000));
+    }
   }
-  const line = (label: string, t: Timed, ref?: Timed) =>
-    `  ${label.padEnd(52)} ${(t.ms / 1000).toFixed(2).padStart(6)} s  ${rate(t).toFixed(0).padStart(5)} MB/s` +
-    (ref ? `  ratio ${(rate(t) / rate(ref)).toFixed(2)}  peak RSS ${(t.maxRssKb / 1024).toFixed(0)} MB` : '');
-  const b = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, best(v)])) as Record<string, Timed>;
-  process.stdout.write(
-    [
-      `bundle of ${list.length} files, ${(bytes / 2 ** 20).toFixed(0)} MiB (best of ${ROUNDS}; ratio = fodder's MB/s over tar's)`,
-      line('tar -cf (the same files)', b.tarC),
-      line('fodder bundle create --out DIR', b.createDir, b.tarC),
-      line('fodder bundle create --out X.tar', b.createTar, b.tarC),
-      line('tar -xf', b.tarX),
-      line('tar -xf && sync', b.tarXSync),
-      line('fodder bundle import DIR (verify 4 hashes, fsync) vs tar -xf', b.import, b.tarX),
-      line('... vs tar -xf && sync', b.import, b.tarXSync),
-    ].join('\n') + '\n',
-  );
+  say('median ratios:');
+  for (const [k, v] of Object.entries(ratios))
+    say(`  ${k.padEnd(45)} ${[...v].sort((a, b) => a - b)[Math.floor(v.length / 2)].toFixed(2)}  (${v.map((x) => x.toFixed(2)).join(', ')})`);
+  process.stdout.write(out.join('\n') + '\n');
   if (process.env.BENCH_KEEP) process.stderr.write(`kept ${dir}\n`);
-  else clean(dir);
+  else rmSync(dir, { recursive: true, force: true });
 }
 
 await main();

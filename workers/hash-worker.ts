@@ -1,2 +1,2 @@
-/** Thread entry point of the download hashers: one file's digests (see src/mirror/hash-task.ts). */
-export { hashTrailing as default } from '../src/mirror/hash-task.js';
+/** Thread entry point of the hashers: one file's digests, or one file copied and hashed (see src/mirror/hash-task.ts). */
+export { hashTrailing as default, copyHashed } from '../src/mirror/hash-task.js';

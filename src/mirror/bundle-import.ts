@@ -2,6 +2,11 @@
  * `fodder bundle import`: admits a bundle's objects into a mirror, each verified while it is
  * copied into a temporary file on the mirror's filesystem, fsynced and renamed into place (the
  * hashed mirror's `admitFile` for tarballs; the binary cache's way for NAR files and narinfos).
+ * An object is checked against the hash it is named by: a tarball's `<algo>/<hex>` (and its
+ * sha256 is taken too, the name flat sources' NARs are found by), a NAR file's nix32 sha256; it
+ * gets the names those give (`fodder verify` adds the md5, sha1 and sha512 ones). Files of a
+ * bundle directory or tar file are copied and hashed on the hash pool's threads, one read per
+ * block; a tar stream is read here.
  * Nothing already in the mirror is touched; narinfos go last, each only once what it needs is
  * in the mirror (a flat source's, `cache/flat/`, once its tarball is in and the NAR made of it
  * has the narinfo's NarHash and NarSize: src/mirror/cache-entry.ts). A corrupt or foreign
@@ -12,8 +17,8 @@
  * re-run without the journal would end the same.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { appendFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { appendFileSync, createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { extract as tarExtract } from 'tar-stream';
@@ -22,8 +27,10 @@ import { encodeNix32, type HashAlgo } from '../nix-formats/hash.js';
 import { narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, verifyNarInfoSig } from '../nix-formats/narinfo.js';
 import { cacheEntryProblem } from './cache-entry.js';
 import { FLAT_NARINFO_DIR } from './flat-nar.js';
-import { createHashedMirror, type HashedMirror } from './hashed-mirror.js';
-import { createHashPool, createInlineHasher, type HashPool } from './hashing.js';
+import { createHashedMirror, syncFiles, syncPath, type HashedMirror } from './hashed-mirror.js';
+import { createHashPool, type HashPool } from './hashing.js';
+import { tarFileMembers } from './tar-format.js';
+import type { Digests } from './types.js';
 import { INDEX_NAME, parseBundleIndex, type BundleIndex, type BundleObject } from './bundle-index.js';
 import { writeAtomic } from './binary-cache.js';
 
@@ -51,8 +58,8 @@ export interface ImportResult {
   refused: Refused[];
 }
 
-/** Files at most this big are hashed on the calling thread; larger ones by the hash pool's threads. */
-const INLINE_HASH_MAX = 1 << 20;
+/** Where an object's bytes are: a range of a file (copied on a thread), or a stream read here. */
+type Source = { file: string; offset: number; size: number } | { data: AsyncIterable<Buffer | Uint8Array> };
 
 type Outcome = { ok: true } | { ok: false; reason: string };
 
@@ -86,12 +93,15 @@ export async function importBundle(source: string | Readable, opts: ImportOption
         const importer = await createImporter(mirror, pool, opts, parseBundleIndex(ix, join(vol, INDEX_NAME)), ix, result);
         for (const o of importer.files) {
           const file = join(vol, o.path);
-          if (!existsSync(file)) importer.refuse(o, 'missing from the bundle');
-          else await importer.admit(o, () => createReadStream(file, { highWaterMark: 1 << 20 }));
+          const size = fileSizeSync(file);
+          if (size === null) importer.refuse(o, 'missing from the bundle');
+          else await importer.admit(o, () => ({ file, offset: 0, size }));
         }
         for (const f of foreignFiles(vol, importer.index)) result.refused.push({ path: relative(vol, f), reason: 'foreign: not in the bundle index' });
         await importer.finish((o) => readFile(join(vol, o.path)).catch(() => null));
       }
+    } else if (typeof source === 'string' && statSync(source).isFile()) {
+      await importTarFile(source, mirror, pool, opts, result);
     } else {
       await importTar(typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source, mirror, pool, opts, result);
     }
@@ -125,7 +135,8 @@ async function importTar(input: Readable, mirror: HashedMirror, pool: HashPool, 
         continue;
       }
       const o = importer.byPath.get(name);
-      if (!o || entry.header.type !== 'file') {
+      if (entry.header.type === 'directory') await drain(entry);
+      else if (!o || entry.header.type !== 'file') {
         result.refused.push({ path: name, reason: 'foreign: not in the bundle index' });
         await drain(entry);
       } else if (o.type === 'narinfo') {
@@ -135,7 +146,7 @@ async function importTar(input: Readable, mirror: HashedMirror, pool: HashPool, 
         narInfos.set(o.path, Buffer.concat(chunks));
       } else {
         let used = false;
-        await importer.admit(o, () => ((used = true), entry as AsyncIterable<Buffer>));
+        await importer.admit(o, () => ((used = true), { data: entry as AsyncIterable<Buffer> }));
         if (!used) await drain(entry);
       }
     }
@@ -148,6 +159,45 @@ async function importTar(input: Readable, mirror: HashedMirror, pool: HashPool, 
   await importer.finish(async (o) => narInfos.get(o.path) ?? null);
 }
 
+/**
+ * A tar file: its headers read by position, each object copied by a thread straight from its
+ * place in the archive.
+ */
+async function importTarFile(path: string, mirror: HashedMirror, pool: HashPool, opts: ImportOptions, result: ImportResult): Promise<void> {
+  let importer: Importer | null = null;
+  const narInfos = new Map<string, Buffer>();
+  const fh = await open(path, 'r');
+  const bytesAt = async (offset: number, size: number) => {
+    const b = Buffer.alloc(size);
+    const { bytesRead } = await fh.read(b, 0, size, offset);
+    return b.subarray(0, bytesRead);
+  };
+  try {
+    for await (const m of tarFileMembers(path)) {
+      const name = m.name.replace(/^\.\//, '');
+      if (!importer) {
+        if (name !== INDEX_NAME) throw new FodderError(ErrorCode.BUNDLE_INVALID, `${path} does not begin with ${INDEX_NAME} (found ${name}): not a bundle`, {});
+        const text = (await bytesAt(m.offset, Math.min(m.size, 1 << 30))).toString('utf8');
+        importer = await createImporter(mirror, pool, opts, parseBundleIndex(text, `${INDEX_NAME} of ${path}`), text, result);
+        continue;
+      }
+      const o = importer.byPath.get(name);
+      if (m.type === '5') continue; // a directory of a bundle packed by tar
+      if (!o || m.type !== '0') result.refused.push({ path: name, reason: 'foreign: not in the bundle index' });
+      else if (o.type === 'narinfo') narInfos.set(o.path, await bytesAt(m.offset, Math.min(m.size, 1 << 20)));
+      else await importer.admit(o, () => ({ file: path, offset: m.offset, size: m.size }));
+    }
+  } catch (e) {
+    if (e instanceof FodderError) throw e;
+    throw new FodderError(ErrorCode.BUNDLE_INVALID, `${path} is broken: ${(e as Error).message}`, {});
+  } finally {
+    await fh.close();
+  }
+  if (!importer) throw new FodderError(ErrorCode.BUNDLE_INVALID, `${path} is empty: not a bundle`, {});
+  for (const o of importer.files) if (!importer.seen.has(o.path)) importer.refuse(o, 'missing from the bundle');
+  await importer.finish(async (o) => narInfos.get(o.path) ?? null);
+}
+
 interface Importer {
   index: BundleIndex;
   byPath: Map<string, BundleObject>;
@@ -155,8 +205,11 @@ interface Importer {
   files: BundleObject[];
   seen: Set<string>;
   refuse(o: BundleObject, reason: string): void;
-  /** verifies and admits one tarball or NAR file; `open` is called only when the object must be read */
-  admit(o: BundleObject, open: () => AsyncIterable<Buffer | Uint8Array>): Promise<void>;
+  /**
+   * verifies and admits one tarball or NAR file; `source` is called only when the object must be
+   * read. A stream is read before this returns; a file range may still be copying.
+   */
+  admit(o: BundleObject, source: () => Source): Promise<void>;
   /** the narinfos, once the files are in; then the journal is removed */
   finish(textOf: (o: BundleObject) => Promise<Buffer | null>): Promise<void>;
 }
@@ -184,7 +237,7 @@ async function createImporter(
     if (outcome === 'imported') {
       result.imported++;
       result.bytes += o.size;
-      await appendFile(journal, `${o.path}\n`);
+      appendFileSync(journal, `${o.path}\n`);
     } else result.present++;
     opts.onObject?.(o, outcome);
   };
@@ -194,70 +247,76 @@ async function createImporter(
   };
   const inMirror = (o: BundleObject) => existsSync(join(root, o.path));
 
-  /**
-   * Copies `data` into a new temporary file while hashing it (all four hashes for a tarball,
-   * sha256 for a NAR file). Returns once the bytes are written; the hashes may still be running.
-   */
-  const receive = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>, tmp: string, all: boolean) => {
-    const fh = await open(tmp, 'wx', 0o644);
-    const sha256 = all ? null : createHash('sha256');
-    const hasher = all ? (o.size <= INLINE_HASH_MAX ? createInlineHasher() : pool.trailing(tmp)) : null;
-    let size = 0;
+  /** Copies an object into the new file `tmp`, hashing it with `algos`; on failure `tmp` is removed. */
+  const receive = async (source: Source, tmp: string, algos: HashAlgo[]): Promise<Partial<Digests>> => {
     try {
-      for await (const chunk of data) {
-        const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        let off = 0;
-        while (off < c.length) off += (await fh.write(c, off, c.length - off)).bytesWritten;
-        size += c.length;
-        sha256?.update(c);
-        hasher?.update(c, size);
+      if ('file' in source) return await pool.copy({ src: source.file, offset: source.offset, size: source.size, dest: tmp, algos });
+      const fh = await open(tmp, 'wx', 0o644);
+      try {
+        const hashes = algos.map((a) => createHash(a));
+        for await (const chunk of source.data) {
+          const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          for (let off = 0; off < c.length;) off += (await fh.write(c, off, c.length - off)).bytesWritten;
+          for (const h of hashes) h.update(c);
+        }
+        return Object.fromEntries(algos.map((a, i) => [a, hashes[i].digest('hex')]));
+      } finally {
+        await fh.close();
       }
     } catch (e) {
-      hasher?.abort();
-      await fh.close().catch(() => undefined);
       await rm(tmp, { force: true });
       throw e;
     }
-    await fh.close();
-    const digests = hasher?.finish(size) ?? null;
-    digests?.catch(() => undefined); // awaited by the settling step
-    return { size, sha256: sha256?.digest('hex') ?? null, digests };
   };
 
-  /** Receives a tarball; the step returned checks its hash and admits it (all names, fsynced). */
-  const receiveTarball = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>): Promise<() => Promise<Outcome>> => {
-    const [, algo, hex] = o.path.split('/') as [string, HashAlgo, string];
-    const tmp = join(work, randomBytes(8).toString('hex'));
-    const got = await receive(o, data, tmp, true);
-    return async () => {
-      const digests = await got.digests!;
-      if (digests[algo] !== hex) {
-        await rm(tmp, { force: true });
-        return { ok: false, reason: `corrupt: content has ${algo} ${digests[algo]}` };
-      }
-      await mirror.admitFile(tmp, digests);
-      return { ok: true };
-    };
+  /** Why a received object is not what its name says, or null; a refused one's file is removed. */
+  const mismatch = async (o: BundleObject, tmp: string, digests: Partial<Digests>): Promise<string | null> => {
+    let reason: string | null = null;
+    if (o.type === 'tarball') {
+      const [, algo, hex] = o.path.split('/') as [string, HashAlgo, string];
+      if (digests[algo] !== hex) reason = `corrupt: content has ${algo} ${digests[algo]}`;
+    } else {
+      const actual = encodeNix32(Buffer.from(digests.sha256!, 'hex'));
+      if (actual !== o.path.slice('cache/nar/'.length, 'cache/nar/'.length + 52)) reason = `corrupt: content has sha256 ${actual}`;
+    }
+    if (reason) await rm(tmp, { force: true });
+    return reason;
   };
 
-  /** Receives a NAR file; the step returned checks it against its name, fsyncs and renames it. */
-  const receiveNar = async (o: BundleObject, data: AsyncIterable<Buffer | Uint8Array>): Promise<() => Promise<Outcome>> => {
-    const name = o.path.slice('cache/nar/'.length);
-    const tmp = join(cacheDir, 'nar', `.tmp-${randomBytes(8).toString('hex')}`);
-    const got = await receive(o, data, tmp, false);
-    return async () => {
-      const actual = encodeNix32(Buffer.from(got.sha256!, 'hex'));
-      if (actual !== name.slice(0, 52)) {
-        await rm(tmp, { force: true });
-        return { ok: false, reason: `corrupt: content has sha256 ${actual}` };
-      }
-      await syncFile(tmp);
-      await rename(tmp, join(cacheDir, 'nar', name));
-      return { ok: true };
-    };
+  /**
+   * Verified objects waiting to be made durable together (`syncFiles`) and then put under their
+   * names: a tarball by the hashed mirror's `admitFile`, a NAR file renamed. One batch is synced
+   * while the next is copied; nothing is under its final name before its bytes are durable.
+   */
+  let batch: { o: BundleObject; tmp: string; digests: Partial<Digests> }[] = [];
+  let batchBytes = 0;
+  let flushing: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    const items = batch;
+    batch = [];
+    batchBytes = 0;
+    const before = flushing;
+    flushing = before
+      .then(async () => {
+        await syncFiles(items.map((i) => i.tmp));
+        for (const { o, tmp, digests } of items) {
+          if (o.type === 'tarball') await mirror.admitFile(tmp, digests, true);
+          else await rename(tmp, join(root, o.path));
+          await record(o, 'imported');
+        }
+      })
+      .catch((e: unknown) => {
+        failure ??= e;
+      });
+    await before; // one batch syncing while the next fills
+  };
+  const verified = async (o: BundleObject, tmp: string, digests: Partial<Digests>) => {
+    batch.push({ o, tmp, digests });
+    batchBytes += o.size;
+    if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_OBJECTS) await flush();
   };
 
-  /** Objects received whose check and admission (hashes, fsync, rename) still run; at most MAX_SETTLING. */
+  /** Objects whose copy, check and admission (fsync, rename) still run; at most MAX_SETTLING. */
   const settling = new Set<Promise<void>>();
   let failure: unknown = null;
   const settled = async (max: number) => {
@@ -291,12 +350,22 @@ async function createImporter(
     files: index.objects.filter((o) => o.type !== 'narinfo'),
     seen,
     refuse,
-    async admit(o, openData) {
+    async admit(o, sourceOf) {
       seen.add(o.path);
       if (inMirror(o)) return record(o, done.has(o.path) ? 'imported' : 'present').then(() => undefined);
-      const settle = o.type === 'tarball' ? await receiveTarball(o, openData()) : await receiveNar(o, openData());
-      const p: Promise<void> = settle()
-        .then((outcome) => (outcome.ok ? record(o, 'imported') : refuse(o, outcome.reason)))
+      const tarball = o.type === 'tarball';
+      const algo = tarball ? (o.path.split('/')[1] as HashAlgo) : 'sha256';
+      const tmp = tarball ? join(work, randomBytes(8).toString('hex')) : join(cacheDir, 'nar', `.tmp-${randomBytes(8).toString('hex')}`);
+      const source = sourceOf();
+      const received = receive(source, tmp, algo === 'sha256' ? ['sha256'] : [algo, 'sha256']);
+      // a stream must be read before the next entry; a file range copies on a thread meanwhile
+      if ('data' in source) await received;
+      const p: Promise<void> = received
+        .then(async (digests) => {
+          const reason = await mismatch(o, tmp, digests);
+          if (reason) refuse(o, reason);
+          else await verified(o, tmp, digests);
+        })
         .catch((e: unknown) => {
           failure ??= e;
         })
@@ -306,6 +375,9 @@ async function createImporter(
     },
     async finish(textOf) {
       await settled(0);
+      await flush();
+      await flushing;
+      if (failure) throw failure;
       let wroteAny = false;
       for (const o of index.objects) {
         if (o.type !== 'narinfo') continue;
@@ -330,28 +402,19 @@ async function createImporter(
       }
       const info = join(cacheDir, 'nix-cache-info');
       if (wroteAny && !existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: opts.priority }));
-      await syncDir(cacheDir);
-      await syncDir(join(cacheDir, 'nar'));
-      if (existsSync(join(cacheDir, FLAT_NARINFO_DIR))) await syncDir(join(cacheDir, FLAT_NARINFO_DIR));
+      await syncPath(cacheDir);
+      await syncPath(join(cacheDir, 'nar'));
+      if (existsSync(join(cacheDir, FLAT_NARINFO_DIR))) await syncPath(join(cacheDir, FLAT_NARINFO_DIR));
       await rm(journal, { force: true });
     },
   };
 }
 
-/** Files received whose checks and fsyncs run at once, behind the copying (they overlap; memory stays flat). */
+/** Objects copied and checked at once (the copies queue for the pool's threads; memory stays flat). */
 const MAX_SETTLING = 16;
-
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** fsyncs a directory (its new names) or a file. */
-const syncDir = syncFile;
+/** A batch made durable at once: this many bytes or objects, whichever comes first. */
+const BATCH_BYTES = 64 << 20;
+const BATCH_OBJECTS = 1024;
 
 /** Temporary files of an import that was killed: the work files and the NAR files not renamed. */
 function removeLeftovers(root: string): void {
@@ -376,4 +439,10 @@ function foreignFiles(vol: string, index: BundleIndex): string[] {
   walk(join(vol, 'tarballs'));
   walk(join(vol, 'cache'));
   return out;
+}
+
+/** The size of a regular file, or null (read here: the libuv pool is busy with fsyncs). */
+function fileSizeSync(path: string): number | null {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st?.isFile() ? st.size : null;
 }

@@ -1,7 +1,9 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { chmod, link, lstat, open, rename, rm, stat } from 'node:fs/promises';
+import { closeSync, existsSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmod, link, lstat, rename, rm, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { FodderError } from '../errors.js';
+import { runProcess } from '../process.js';
 import { encodeNix32, HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
 import { MirrorErrorCode, storageError } from './storage-error.js';
 import type { Digests } from './types.js';
@@ -26,8 +28,11 @@ export interface HashedMirror {
   workDir(key: string): string;
   /** removes a work directory; never throws */
   removeWorkDir(key: string): Promise<void>;
-  /** moves a verified file into the mirror under every alias; returns the stored path */
-  admitFile(path: string, digests: Digests): Promise<string>;
+  /**
+   * moves a verified file into the mirror under every alias its digests give; returns the stored
+   * path. `durable`: the caller has made its data durable (`syncFiles`), so it is not fsynced again.
+   */
+  admitFile(path: string, digests: Partial<Digests>, durable?: boolean): Promise<string>;
   /** fsyncs the directories that got new names since the last call */
   syncDirs(): Promise<void>;
   /** takes the mirror's lock (one writer at a time); throws MIRROR_LOCKED if a live process has it */
@@ -36,17 +41,53 @@ export interface HashedMirror {
   unlock(): void;
 }
 
-/** Every `algo/name` a file with these digests is reachable as; the first is where it is stored. */
-export function aliasNames(d: Digests): { algo: HashAlgo; name: string }[] {
+/**
+ * Every `algo/name` a file with these digests is reachable as; the first is where it is stored.
+ * Digests left out give no names (a bundle's import hashes only what it verifies and sha256).
+ */
+export function aliasNames(d: Partial<Digests>): { algo: HashAlgo; name: string }[] {
   const nix32 = (hex: string) => encodeNix32(Buffer.from(hex, 'hex'));
-  return [
+  const names: { algo: HashAlgo; name: string | undefined }[] = [
     { algo: 'sha512', name: d.sha512 },
     { algo: 'sha256', name: d.sha256 },
     { algo: 'sha1', name: d.sha1 },
     { algo: 'md5', name: d.md5 },
-    { algo: 'sha256', name: nix32(d.sha256) },
-    { algo: 'sha512', name: nix32(d.sha512) },
+    { algo: 'sha256', name: d.sha256 && nix32(d.sha256) },
+    { algo: 'sha512', name: d.sha512 && nix32(d.sha512) },
   ];
+  return names.filter((n): n is { algo: HashAlgo; name: string } => n.name !== undefined);
+}
+
+const fsyncFd = promisify(fsync);
+
+/**
+ * fsyncs a file or a directory (its names). Opened and closed on this thread: only the fsync
+ * waits in libuv's pool, so many of them at once do not queue the other file operations behind
+ * three steps each.
+ */
+export async function syncPath(path: string): Promise<void> {
+  const fd = openSync(path, 'r');
+  try {
+    await fsyncFd(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Makes complete files durable at once: one `sync -f` (syncfs(2) of their filesystem, which
+ * writes back and flushes once for all of them) where coreutils has it, else an fsync each. Many
+ * small files cost one device flush each when fsynced one by one (`bench:bundle`).
+ */
+export async function syncFiles(paths: readonly string[]): Promise<void> {
+  if (!paths.length) return;
+  try {
+    const r = await runProcess('sync', ['-f', paths[0]]);
+    if (r.code === 0) return;
+  } catch {
+    /* no sync(1): fsync each below */
+  }
+  await Promise.all(paths.map(syncPath));
 }
 
 const LOCK_FILE = 'lock';
@@ -141,16 +182,11 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
       // milliseconds (ext4 scans the recently deleted inodes), which a service's requests would wait for.
       await rm(join(tmp, key), { recursive: true, force: true }).catch(() => undefined);
     },
-    async admitFile(path, digests) {
+    async admitFile(path, digests, durable = false) {
       const names = aliasNames(digests);
       const stored = pathOf(names[0].algo, names[0].name);
       try {
-        const fh = await open(path, 'r');
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
+        if (!durable) await syncPath(path);
         await chmod(path, 0o444);
         await rename(path, stored);
         for (const n of names.slice(1)) await linkAlias(stored, pathOf(n.algo, n.name));
@@ -163,16 +199,7 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
     async syncDirs() {
       const dirs = [...dirty];
       dirty.clear();
-      await Promise.all(
-        dirs.map(async (d) => {
-          const fh = await open(d, 'r');
-          try {
-            await fh.sync();
-          } finally {
-            await fh.close();
-          }
-        }),
-      );
+      await Promise.all(dirs.map(syncPath));
     },
     lock() {
       const file = join(root, LOCK_FILE);

@@ -6,7 +6,7 @@ import { Piscina } from 'piscina';
 import { workerScript } from '../config/defaults.js';
 import { HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
 import { flatNarFrame } from '../nix-formats/nar.js';
-import type { Advance, TrailingResult, TrailingTask } from './hash-task.js';
+import type { Advance, CopyResult, CopyTask, TrailingResult, TrailingTask } from './hash-task.js';
 import type { Digests } from './types.js';
 
 /**
@@ -52,6 +52,8 @@ export interface HashPool {
   trailing(path: string): Hasher;
   /** the complete file's sha256 and its NAR's, read once on a thread */
   flatNar(path: string, size: number): Promise<FlatNarDigests>;
+  /** copies and hashes a file (or a range of one) on a thread: the digests of `task.algos`; rejects when reading or writing fails */
+  copy(task: CopyTask): Promise<Partial<Digests>>;
   close(): Promise<void>;
 }
 
@@ -142,6 +144,11 @@ export function createHashPool(): HashPool {
       if (r === null) throw new Error('aborted');
       if (!r.ok) throw new Error(`hashing failed: ${r.message}`);
       return { sha256: r.digests.sha256!, narHash: r.narHash!, narSize };
+    },
+    async copy(task) {
+      const r = (await threads().run(task, { name: 'copyHashed' })) as CopyResult;
+      if (!r.ok) throw Object.assign(new Error(r.message), { code: r.code ?? undefined });
+      return r.digests;
     },
     async close() {
       const p = pool;
