@@ -66,6 +66,9 @@ function deathOf(exit: ProcessExit | Error, stderr: string): { code: string; mes
   return { code, message: `the job's process ${how} without a verdict${said ? `: ${said}` : ''}` };
 }
 
+/** How much the job's process yields the cores to the service (nice(1)). */
+const JOB_NICENESS = 10;
+
 export function createJobRunner(o: JobRunnerOptions): JobRunner {
   const { db, settings, events = {} } = o;
   const [program, ...programArgs] = o.command;
@@ -81,7 +84,13 @@ export function createJobRunner(o: JobRunnerOptions): JobRunner {
   const run = async (id: number, signal: AbortSignal): Promise<void> => {
     const args = [...programArgs, '--id', String(id), '--db', settings.db, '--mirror', settings.mirror];
     if (settings.file !== null) args.push('--config', settings.file);
-    const child = startProcess(program, args, { signal, ipc: { graceMs: STOP_GRACE_MS }, stderrLimit: { max: STDERR_KEPT, keep: 'tail' } });
+    // at a lower priority (nice 10, inherited by its Nix processes and threads): the service's
+    // answers come first when the two share the cores (docs/performance.md, bench:serve)
+    const child = startProcess('nice', ['-n', String(JOB_NICENESS), program, ...args], {
+      signal,
+      ipc: { graceMs: STOP_GRACE_MS },
+      stderrLimit: { max: STDERR_KEPT, keep: 'tail' },
+    });
     let verdict = false;
     try {
       for await (const m of child.messages()) if (deliverJobMessage(db, id, m, events)) verdict = true;
