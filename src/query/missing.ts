@@ -9,8 +9,11 @@ import { createUrlMirrorView } from '../fetch/remote-mirror.js';
 import { distinctOutputs } from './targets.js';
 
 /** A mirror directory, or a served mirror (`http://`, `https://`). */
+/** Whether `--mirror` names a served mirror (a URL) rather than a directory. */
+export const isMirrorUrl = (where: string): boolean => /^https?:\/\//i.test(where);
+
 export function mirrorViewOf(where: string): Promise<MirrorView> | MirrorView {
-  return /^https?:\/\//i.test(where) ? createUrlMirrorView(where) : createDirMirrorView(where);
+  return isMirrorUrl(where) ? createUrlMirrorView(where) : createDirMirrorView(where);
 }
 
 export interface MissingFod {

@@ -7,7 +7,7 @@ import { FodderError, ErrorCode } from '../errors.js';
 import type { Db } from '../db/open.js';
 import type { Fod } from '../graph/types.js';
 import { nixErrorHeadline } from '../graph/nix-error.js';
-import { evaluateTarget, targetLabel, type MemberFailure, type OnDemandOptions, type TargetSpec } from '../eval/on-demand.js';
+import type { MemberFailure, OnDemandOptions, TargetSpec } from '../eval/on-demand.js';
 import { chooseCrawl, finishedCrawlIds } from '../db/crawls.js';
 import { sourcesOf, type SourcesAnswer } from './sources.js';
 import { listFods } from './listings.js';
@@ -92,6 +92,8 @@ export function attrSources(db: Db, attr: string, o: { systems: string[]; varian
  * answered.
  */
 export async function targetSources(target: TargetSpec, options: OnDemandOptions): Promise<TargetSourcesAnswer> {
+  // the evaluator is loaded only when a target is evaluated: not at every command's start
+  const { evaluateTarget, targetLabel } = await import('../eval/on-demand.js');
   const label = targetLabel(target);
   const { nix, evals } = await evaluateTarget(target, options);
   const where = (e: { system: string; variant: string | null }) => (e.variant === null ? e.system : `${e.system}, ${e.variant}`);

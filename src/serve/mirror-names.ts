@@ -3,7 +3,6 @@
  * a request's text never becomes a path. A tarball's name is decoded as a hash and the file is
  * found by its hex spelling; a cache file's name must be exactly what the binary cache writes.
  */
-import { flatNarSha256 } from '../mirror/flat-nar.js';
 import { base64Length, decodeBase64, decodeNix32, hashSizes, isHashAlgo, nix32Length, type HashAlgo } from '../nix-formats/hash.js';
 
 /**
@@ -34,11 +33,3 @@ const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
 /** The cache's file names, as the mirror writes them. */
 export { NARINFO_NAME, NAR_NAME } from '../mirror/cache-entry.js';
-
-/**
- * `nar/flat/<name>`: the sha256 (hex) of the file in `tarballs/sha256/` whose NAR is asked for
- * (src/mirror/flat-nar.ts), or null when the name is not exactly one fodder writes.
- */
-export function flatNarName(name: string): string | null {
-  return flatNarSha256(name);
-}

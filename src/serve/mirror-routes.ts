@@ -17,10 +17,10 @@ import { closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { FLAT_NARINFO_DIR, flatNarBytes, flatNarSource, openFlatNar } from '../mirror/flat-nar.js';
+import { FLAT_NARINFO_DIR, flatNarBytes, flatNarSha256, flatNarSource, openFlatNar } from '../mirror/flat-nar.js';
 import { nixCacheInfo } from '../nix-formats/narinfo.js';
 import { ErrorCode, FodderError } from '../errors.js';
-import { flatNarName, NAR_NAME, NARINFO_NAME, tarballName } from './mirror-names.js';
+import { NAR_NAME, NARINFO_NAME, tarballName } from './mirror-names.js';
 
 export interface MirrorRoutesOptions {
   /** the mirror directory (`tarballs/`, `cache/`) */
@@ -67,7 +67,7 @@ export function registerMirrorRoutes(app: FastifyInstance, o: MirrorRoutesOption
 
   app.get<{ Params: { file: string } }>('/nar/flat/:file', async (req, reply) => {
     const { file } = req.params;
-    const sha256 = flatNarName(file);
+    const sha256 = flatNarSha256(file); // null unless exactly a name fodder writes
     if (!sha256) throw notFound(`${JSON.stringify(file)} (not a flat NAR name)`);
     const src = openFlatNar(flatNarSource(o.mirror, sha256));
     if (!src) throw notFound(`file with sha256 ${sha256} for NAR ${file}`);

@@ -6,10 +6,6 @@
 import type { Command } from 'commander';
 import { ErrorCode, FodderError } from '../../errors.js';
 import { resolveSettings } from '../../config/settings.js';
-import { fetchRunSettings } from '../../fetch/options.js';
-import { buildManifest, formatManifest, readManifest } from '../../mirror/manifest.js';
-import { planBundle, writeBundleDir, writeBundleTar } from '../../mirror/bundle-create.js';
-import { importBundle } from '../../mirror/bundle-import.js';
 import { addTargetOptions, resolveTarget, type TargetFlags } from './target-options.js';
 import { formatBytes } from '../fetch-progress.js';
 import { collect, printJson } from '../common.js';
@@ -68,8 +64,13 @@ export function registerBundle(program: Command): void {
     .option('--config <file>', 'YAML config (fetch.mirror, fetch.cache.secretKeyFile)')
     .option('--sign-key <file>', 'sign with this Nix secret key (instead of fetch.cache.secretKeyFile)')
     .option('--out <file>', 'write it here instead of standard output')
-    .action((flags: { mirror?: string; config?: string; signKey?: string; out?: string }) => {
+    .action(async (flags: { mirror?: string; config?: string; signKey?: string; out?: string }) => {
       const s = resolveSettings({ configFile: flags.config, flags: { mirror: flags.mirror, signKey: flags.signKey } });
+      // each action loads what it runs, as the other commands do: none of it at every command's start
+      const [{ fetchRunSettings }, { buildManifest, formatManifest }] = await Promise.all([
+        import('../../fetch/options.js'),
+        import('../../mirror/manifest.js'),
+      ]);
       const { cache } = fetchRunSettings(s.fetch);
       const text = formatManifest(buildManifest(s.mirror, cache.secretKey));
       if (flags.out) writeFileSync(flags.out, text);
@@ -95,6 +96,10 @@ export function registerBundle(program: Command): void {
       const volumeSize = flags.volumeSize === undefined ? null : parseSize(flags.volumeSize);
       if (flags.out === '-' && volumeSize !== null)
         throw new FodderError(ErrorCode.USAGE, '--volume-size needs --out DIR: a tar stream is one volume', { option: '--volume-size' });
+      const [{ readManifest }, { planBundle, writeBundleDir, writeBundleTar }] = await Promise.all([
+        import('../../mirror/manifest.js'),
+        import('../../mirror/bundle-create.js'),
+      ]);
       const since = flags.since ? readManifest(flags.since, s.bundle.trustedKeys) : null;
       const target = await resolveTarget(attr, flags, { command: 'bundle create', allowNone: true, configForAll: true, db: s.db });
       const plan = await planBundle(target.fods, s.mirror, since, volumeSize);
@@ -130,6 +135,7 @@ export function registerBundle(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (path: string, flags: { mirror?: string; config?: string; trustedKey?: string[]; json?: boolean }) => {
       const s = resolveSettings({ configFile: flags.config, flags: { mirror: flags.mirror, trustedKeys: flags.trustedKey } });
+      const { importBundle } = await import('../../mirror/bundle-import.js');
       const result = await importBundle(path === '-' ? process.stdin : path, {
         mirrorDir: s.mirror,
         trustedKeys: s.bundle.trustedKeys,

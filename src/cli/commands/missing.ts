@@ -4,7 +4,6 @@ import { openDb } from '../../db/open.js';
 import { recordedSizes } from '../../db/queries.js';
 import { FodderError, ErrorCode } from '../../errors.js';
 import { resolveSettings } from '../../config/settings.js';
-import { missingFrom, mirrorViewOf } from '../../query/missing.js';
 import type { Target } from '../../query/targets.js';
 import { formatBytes } from '../fetch-progress.js';
 import { printJson } from '../common.js';
@@ -26,8 +25,10 @@ export async function printMissing(resolve: () => Promise<Target>, flags: Missin
   // a target evaluated now takes --config (and --db only with --missing): its db and fetch.mirror count too
   const settings = resolveSettings({ configFile: flags.config, flags: { db: flags.db } });
   const where = flags.mirror ?? settings.mirror;
+  // loaded when asked (a served mirror's reader brings an HTTP client): not at every command's start
+  const { isMirrorUrl, missingFrom, mirrorViewOf } = await import('../../query/missing.js');
   const view = await mirrorViewOf(where);
-  if (!/^https?:\/\//i.test(where) && !existsSync(where)) {
+  if (!isMirrorUrl(where) && !existsSync(where)) {
     // an island's first season: nothing there yet; said, in case the path is mistyped
     process.stderr.write(`fodder: note: ${where} does not exist: counted as an empty mirror\n`);
   }
