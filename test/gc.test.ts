@@ -14,7 +14,7 @@ import { verifyMirror } from '../src/mirror/verify.js';
 import { narInfoFileName } from '../src/nix-formats/narinfo.js';
 import { fodder, tempDir } from './helpers/cli.js';
 import { createTestCrawl, FLAT_CACHE, type TestCrawl } from './helpers/fetch-db.js';
-import { startHttp, type Running } from './helpers/servers.js';
+import { startStrings, type Running } from './helpers/servers.js';
 
 const net: NetworkOptions = { ...NETWORK_DEFAULTS, connectTimeoutMs: 1000, idleTimeoutMs: 500, retries: 0, retryDelayMs: 10, maxRetryDelayMs: 20 };
 
@@ -45,16 +45,7 @@ describe('fodder gc', () => {
   let before: Map<string, number>;
 
   beforeAll(async () => {
-    server = await startHttp((req, res) => {
-      const body = content[(req.url ?? '').slice(1) as keyof typeof content];
-      if (body === undefined) {
-        res.writeHead(404);
-        res.end();
-        return;
-      }
-      res.writeHead(200, { 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    });
+    server = await startStrings((path) => content[path.slice(1) as keyof typeof content]);
     crawl = createTestCrawl(dbFile);
     const addFod = (name: keyof typeof content) => {
       const drv = crawl.addFod({ name, urls: [server.url(`/${name}`)], content: content[name] });

@@ -14,7 +14,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { CrawlInfo } from '../src/db/crawls.js';
 import type { JobInfo } from '../src/db/jobs.js';
 import { CLI, FIXTURE, tempDir } from './helpers/cli.js';
-import { startHttp, type Running } from './helpers/servers.js';
+import { startStrings, type Running } from './helpers/servers.js';
 
 const dir = tempDir('fodder-follow-');
 const repo = join(dir, 'nixpkgs');
@@ -62,16 +62,7 @@ async function runJob(): Promise<JobInfo> {
 }
 
 beforeAll(async () => {
-  upstream = await startHttp((req, res) => {
-    const body = content[(req.url ?? '').replace(/^\/|\.txt$/g, '') as keyof typeof content];
-    if (body === undefined) {
-      res.writeHead(404);
-      res.end();
-      return;
-    }
-    res.writeHead(200, { 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-  });
+  upstream = await startStrings((path) => content[path.replace(/^\/|\.txt$/g, '') as keyof typeof content]);
   cpSync(FIXTURE, repo, { recursive: true });
   git('init', '--quiet', '--initial-branch', 'main');
   writeFileSync(join(dir, 'token'), `${TOKEN}\n`);

@@ -39,6 +39,20 @@ export async function startHttp(handler: (req: IncomingMessage, res: ServerRespo
   };
 }
 
+/** A server of strings: `bodyOf(request path)`, with its Content-Length, or a 404 when it gives none. */
+export function startStrings(bodyOf: (path: string) => string | undefined): Promise<Running & { server: Server }> {
+  return startHttp((req, res) => {
+    const body = bodyOf(req.url ?? '');
+    if (body === undefined) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+}
+
 /** A port nothing listens on (bound, then released). */
 export async function deadPort(): Promise<number> {
   const s = createNetServer();
