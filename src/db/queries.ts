@@ -37,6 +37,11 @@ export function seenFods(db: Db, crawls: number[], f: { kind?: FodKind; system?:
   return rows.map((r) => ({ ...fodFromRow(r), systems: r.systems.split(',').sort(), variants: r.variants.split(',').sort() }));
 }
 
+/** The .drv paths of the FODs a crawl saw (each once): enough to count them by status. */
+export function seenFodDrvPaths(db: Db, crawl: number): string[] {
+  return statement(db, `SELECT DISTINCT drv_path FROM fod_seen WHERE crawl_id = ?`).pluck().all(crawl) as string[];
+}
+
 export interface AttrRecord {
   path: string;
   system: string;

@@ -8,6 +8,7 @@
  */
 import type { Settings } from '../config/settings.js';
 import { finishedCrawlIds } from '../db/crawls.js';
+import { seenFodDrvPaths } from '../db/queries.js';
 import { finishJob, jobById, setJobStage, setStageSeconds, claimJob, type JobInfo, type JobStage } from '../db/jobs.js';
 import type { Db } from '../db/open.js';
 import type { Owner } from '../db/owner.js';
@@ -18,7 +19,7 @@ import { fetchRunSettings } from '../fetch/options.js';
 import type { FetchSummary } from '../fetch/progress.js';
 import { runFetch } from '../fetch/run.js';
 import { collectGarbage, type GcResult } from '../mirror/gc.js';
-import { FOD_STATUSES, fodStatuses, listFods, type FodStatus } from '../query/listings.js';
+import { FOD_STATUSES, fodStatuses, type FodStatus } from '../query/listings.js';
 import { buildReport } from '../report/build.js';
 import { crawlProgressOf, fetchProgressOf, type JobProgress } from './job-progress.js';
 import { updatePackageSet } from './package-set.js';
@@ -44,7 +45,7 @@ export function fodCounts(db: Db): Record<FodStatus, number> {
   const latest = finishedCrawlIds(db).at(-1);
   if (latest === undefined) return counts;
   const statusOf = fodStatuses(db);
-  for (const f of listFods(db, [latest])) counts[statusOf(f.drvPath)]++;
+  for (const drv of seenFodDrvPaths(db, latest)) counts[statusOf(drv)]++;
   return counts;
 }
 
