@@ -178,22 +178,32 @@ describe('the dashboard', () => {
       }
     })();
 
+    // what the page shows, recorded at every change: a job of the test set can run its stages in
+    // a fraction of a second, faster than a test could look at the page in turn
+    await page.evaluate(() => {
+      const w = window as unknown as { seen: { status: string; progress: string; fetchActive: boolean; crawlPast: boolean }[] };
+      w.seen = [];
+      const record = () =>
+        w.seen.push({
+          status: document.querySelector('#job-status')?.textContent ?? '',
+          progress: document.querySelector('#job-progress')?.textContent ?? '',
+          fetchActive: document.querySelector('#job-stages li[data-stage="fetch"]')?.classList.contains('active') ?? false,
+          crawlPast: document.querySelector('#job-stages li[data-stage="crawl"]')?.classList.contains('past') ?? false,
+        });
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
     const posted = await api<{ id: number }>(service.url, '/api/jobs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(posted.status).toBe(202);
     const id = posted.body.id;
-    await page.waitForFunction((id) => document.querySelector('#job-status')?.textContent?.startsWith(`#${id} running`), id, { timeout: 30_000 });
-    // the counts move: a progress line of the crawl or the fetch, then the fetch stage lit
-    await page.waitForFunction(() => /\d+ \/ \d+ (attributes|sources)/.test(document.querySelector('#job-progress')?.textContent ?? ''), undefined, {
-      timeout: 30_000,
-    });
-    await page.waitForFunction(
-      () =>
-        document.querySelector('#job-stages li[data-stage="fetch"]')?.classList.contains('active') ||
-        document.querySelector('#job-stages li[data-stage="crawl"]')?.classList.contains('past'),
-      undefined,
-      { timeout: 60_000 },
-    );
     await page.waitForFunction((id) => document.querySelector('#job-status')?.textContent?.startsWith(`#${id} done`), id, { timeout: 60_000 });
+    const seen = await page.evaluate(
+      () => (window as unknown as { seen: { status: string; progress: string; fetchActive: boolean; crawlPast: boolean }[] }).seen,
+    );
+    // it showed the job running, the counts moving (a progress line of the crawl or the fetch), then the fetch stage lit
+    const running = seen.findIndex((v) => v.status.startsWith(`#${id} running`));
+    expect(running, JSON.stringify(seen.slice(-5))).toBeGreaterThanOrEqual(0);
+    expect(seen.slice(running).some((v) => /\d+ \/ \d+ (attributes|sources)/.test(v.progress))).toBe(true);
+    expect(seen.slice(running).some((v) => v.fetchActive || v.crawlPast)).toBe(true);
     expect(await page.locator('#job-stages li.past').count()).toBe(3);
     expect(await page.locator('#live').getAttribute('data-state')).toBe('live');
 
