@@ -18,7 +18,7 @@ import { createHashPool, flatNarDigests } from '../src/mirror/hashing.js';
 import { addFlatSource, createBinaryCache } from '../src/mirror/binary-cache.js';
 import { flatNarSha256, flatNarUrl } from '../src/mirror/flat-nar.js';
 import { verifyMirror } from '../src/mirror/verify.js';
-import { byteRange } from '../src/serve/mirror-routes.js';
+import { byteRange } from '../src/serve/send-file.js';
 import type { Digests } from '../src/mirror/types.js';
 import { FIXTURE, tempDir } from './helpers/cli.js';
 import { flatFod } from './helpers/fetch-db.js';

@@ -16,8 +16,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { jobById, type JobInfo } from '../src/db/jobs.js';
@@ -210,6 +210,71 @@ describe('the mirror over HTTP', () => {
     const sha = createHash(file.algo).update(file.bytes).digest('hex');
     expect(sha).toBe(file.hex);
     expect((await fetch(`${service.url}/tarballs/${file.algo}/${'0'.repeat(file.hex.length)}`)).status).toBe(404);
+  });
+
+  test('a file of many chunks: whole, ranges across chunks, conditionals, 416; a download abandoned midway releases its file', async () => {
+    const bytes = randomBytes(32 * 2 ** 20 + 12345); // more than the socket buffers of both ends hold
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    const path = join(mirror, 'tarballs', 'sha256', hex);
+    writeFileSync(path, bytes);
+    try {
+      const url = `${service.url}/tarballs/sha256/${hex}`;
+      const whole = await fetch(url);
+      expect(Buffer.from(await whole.arrayBuffer()).equals(bytes)).toBe(true);
+      const etag = whole.headers.get('etag')!;
+      const lastModified = whole.headers.get('last-modified')!;
+      for (const [a, b] of [
+        [0, 262143],
+        [262143, 262144],
+        [100, 3 * 2 ** 20],
+        [bytes.length - 300000, bytes.length - 1],
+      ]) {
+        const r = await fetch(url, { headers: { range: `bytes=${a}-${b}` } });
+        expect(r.status).toBe(206);
+        expect(r.headers.get('content-range')).toBe(`bytes ${a}-${b}/${bytes.length}`);
+        expect(Buffer.from(await r.arrayBuffer()).equals(bytes.subarray(a, b + 1)), `${a}-${b}`).toBe(true);
+      }
+      expect((await rawGet(service.url, `/tarballs/sha256/${hex}`, { 'if-modified-since': lastModified })).status).toBe(304);
+      expect((await rawGet(service.url, `/tarballs/sha256/${hex}`, { 'if-none-match': `"other", ${etag}` })).status).toBe(304);
+      const kept = await fetch(url, { headers: { range: 'bytes=0-9', 'if-range': etag } });
+      expect(kept.status).toBe(206);
+      const stale = await fetch(url, { headers: { range: 'bytes=0-9', 'if-range': '"other"' } });
+      expect(stale.status).toBe(200);
+      expect(Number(stale.headers.get('content-length'))).toBe(bytes.length);
+      await stale.arrayBuffer();
+      const past = await fetch(url, { headers: { range: `bytes=${bytes.length}-` } });
+      expect(past.status).toBe(416);
+      expect(past.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
+
+      // the client goes after its first bytes: the service stops reading and closes the file
+      const opened = () =>
+        readdirSync(`/proc/${service.proc.pid}/fd`).filter((fd) => {
+          try {
+            return readlinkSync(`/proc/${service.proc.pid}/fd/${fd}`) === path;
+          } catch {
+            return false; // closed meanwhile
+          }
+        }).length;
+      const { hostname, port } = new URL(service.url);
+      const during = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: hostname, port, path: `/tarballs/sha256/${hex}` }, (res) => {
+          res.once('data', () => {
+            const n = opened();
+            req.destroy();
+            resolve(n);
+          });
+        });
+        req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+        req.end();
+      });
+      expect(during).toBe(1);
+      for (let i = 0; i < 100 && opened() > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(opened()).toBe(0);
+      const again = await fetch(url, { headers: { range: 'bytes=-5' } });
+      expect(Buffer.from(await again.arrayBuffer()).equals(bytes.subarray(-5))).toBe(true);
+    } finally {
+      rmSync(path, { force: true });
+    }
   });
 
   test('the binary cache: nix-cache-info, a narinfo, its NAR', async () => {

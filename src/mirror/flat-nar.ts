@@ -11,10 +11,8 @@
  * sees an entry whose NAR it lacks; such a cache gets flat entries only as real NAR files
  * (`fetch.cache.flat`).
  */
-import { close, closeSync, fstatSync, openSync, read } from 'node:fs';
 import { join } from 'node:path';
 import { decodeNix32, encodeNix32 } from '../nix-formats/hash.js';
-import { flatNarFrame } from '../nix-formats/nar.js';
 
 /** The folder of `cache/` holding the flat sources' narinfos. */
 export const FLAT_NARINFO_DIR = 'flat';
@@ -51,66 +49,4 @@ export function flatNarUrlSha256(url: string): string | null {
 /** Where the hashed mirror holds the file of a flat NAR. */
 export function flatNarSource(mirrorDir: string, sha256hex: string): string {
   return join(mirrorDir, 'tarballs', 'sha256', sha256hex);
-}
-
-/** An open file of the mirror and the NAR made of it. */
-export interface FlatNarSource {
-  fd: number;
-  /** the file's size */
-  size: number;
-  prefix: Buffer;
-  suffix: Buffer;
-  narSize: number;
-  /** the file's modification time */
-  mtime: Date;
-}
-
-/** Opens the file of a flat NAR (it stays the same file whatever happens to its name meanwhile); null when absent. */
-export function openFlatNar(path: string): FlatNarSource | null {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return null;
-  }
-  const st = fstatSync(fd);
-  if (!st.isFile()) {
-    closeSync(fd);
-    return null;
-  }
-  return { fd, size: st.size, mtime: st.mtime, ...flatNarFrame(st.size) };
-}
-
-/** Bytes read from the file per chunk. */
-const CHUNK = 1 << 20;
-
-/**
- * Bytes `start`..`end` (inclusive) of the NAR of `src`, in chunks: the part of the prefix, of
- * the file and of the suffix that fall in the range. Closes the file when done or abandoned.
- */
-export async function* flatNarBytes(src: FlatNarSource, start: number, end: number): AsyncGenerator<Buffer> {
-  const { prefix, suffix, size, fd } = src;
-  try {
-    const part = (buf: Buffer, at: number) => buf.subarray(Math.max(0, start - at), Math.max(0, Math.min(buf.length, end + 1 - at)));
-    const head = part(prefix, 0);
-    if (head.length > 0) yield head;
-    const from = Math.max(0, start - prefix.length);
-    const to = Math.min(size, end + 1 - prefix.length); // exclusive
-    for (let pos = from; pos < to;) {
-      const buf = Buffer.allocUnsafe(Math.min(CHUNK, to - pos));
-      const n = await readAt(fd, buf, pos);
-      if (n === 0) throw new Error(`the file ended at byte ${pos} of ${size}`);
-      pos += n;
-      yield n === buf.length ? buf : buf.subarray(0, n);
-    }
-    const tail = part(suffix, prefix.length + size);
-    if (tail.length > 0) yield tail;
-  } finally {
-    close(fd, () => undefined);
-  }
-}
-
-/** A positioned read on libuv's threads, so a large file never blocks the event loop. */
-function readAt(fd: number, buf: Buffer, pos: number): Promise<number> {
-  return new Promise((resolve, reject) => read(fd, buf, 0, buf.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
 }

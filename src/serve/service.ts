@@ -2,7 +2,6 @@
  * `fodder serve`: one process that serves the mirror and the answers over HTTP and runs the
  * pipeline's jobs, on a schedule and on request. See docs/api.md.
  */
-import fastifyStatic from '@fastify/static';
 import { Cron } from 'croner';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Settings } from '../config/settings.js';
@@ -64,7 +63,6 @@ function createApp(settings: Settings, db: Db, metrics: ServiceMetrics, jobs: Re
         .send({ error: { code: long ? ErrorCode.NOT_FOUND : ErrorCode.USAGE, message: long ? `nothing at ${req.url.slice(0, 200)}…` : err.message } });
     },
   });
-  void app.register(fastifyStatic, { root: settings.mirror, serve: false });
 
   const started = new WeakMap<object, bigint>();
   app.addHook('onRequest', async (req) => {
