@@ -4,10 +4,11 @@
 #
 #   nix-build -E 'with import <nixpkgs> { }; callPackage ./nix/package.nix { }'
 #
-# npmDepsHash is a placeholder: after a change of package-lock.json, build once and copy the
-# hash from the "got:" line of the mismatch, or compute it with
-#   nix run nixpkgs#prefetch-npm-deps -- package-lock.json
-{ lib, buildNpmPackage, nodejs_20, makeWrapper, nix, git, gnutar, xz, unzip, zstd }:
+# The npm dependencies come from package-lock.json itself (importNpmLock, nixpkgs 24.05 and
+# later): one fixed-output fetch per package, by the URL and integrity the lock file records, so
+# there is no npmDepsHash to keep up to date (.npmrc keeps npm writing those URLs). The native
+# module (better-sqlite3) is built from source by node-gyp, which needs Python.
+{ lib, buildNpmPackage, importNpmLock, nodejs_20, makeWrapper, nix, git, gnutar, xz, unzip, zstd }:
 
 buildNpmPackage {
   pname = "fodder";
@@ -19,9 +20,13 @@ buildNpmPackage {
       let rel = lib.removePrefix (toString ../. + "/") (toString path); in
       !(lib.hasPrefix "node_modules" rel || lib.hasPrefix "dist" rel || lib.hasPrefix "data" rel);
   };
-  npmDepsHash = lib.fakeHash;
+  npmDeps = importNpmLock {
+    package = lib.importJSON ../package.json;
+    packageLock = lib.importJSON ../package-lock.json;
+  };
+  npmConfigHook = importNpmLock.npmConfigHook;
   nodejs = nodejs_20;
-  nativeBuildInputs = [ makeWrapper ];
+  nativeBuildInputs = [ makeWrapper nodejs_20.passthru.python ];
 
   # `npm run build` (tsc) is buildNpmPackage's default build
   # the CLI finds its own files (nix/evaluator.nix, dist/workers/, web/dashboard/, the bundled test package set
