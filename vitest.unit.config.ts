@@ -13,6 +13,7 @@ export default defineConfig({
     ...base.test,
     include: [
       'test/attr-path.test.ts',
+      'test/cli-commands.test.ts',
       'test/config-docs.test.ts',
       'test/crawl-status.test.ts',
       'test/error-codes.test.ts',

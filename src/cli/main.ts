@@ -5,8 +5,11 @@ import { fodderVersion, versionText } from './version.js';
 import { refuseEmptyValues } from './common.js';
 import { SIGNAL_EXIT, failureOf, failureText } from './failure.js';
 
-/** Builds the `fodder` program with every command registered. */
-export function createProgram(): Command {
+/**
+ * Builds the `fodder` program: with only the module of the command `name` when one of its
+ * commands is named, else with every command (for `--help`, `help`, an unknown name's error).
+ */
+export async function createProgram(name?: string): Promise<Command> {
   const program = new Command();
   program
     .name('fodder')
@@ -16,7 +19,8 @@ export function createProgram(): Command {
     .showHelpAfterError()
     .exitOverride()
     .hook('preAction', (_program, command) => refuseEmptyValues(command));
-  for (const register of commands) register(program);
+  const named = commands.filter((m) => name !== undefined && m.names.includes(name));
+  for (const m of named.length ? named : commands) (await m.load())(program);
   return program;
 }
 
@@ -57,8 +61,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(await versionText());
     return 0;
   }
-  const program = createProgram();
   try {
+    const program = await createProgram(argv[2]);
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../config/defaults.js';
@@ -19,6 +18,8 @@ export async function versionText(): Promise<string> {
   if (command === null) {
     lines.push('Nix: nix-instantiate not found on PATH');
   } else {
+    // loaded here: every command reads fodder's version at its start, only --version runs Nix
+    const { execa } = await import('execa');
     const r = await execa(command, ['--version'], { reject: false });
     const said = String(r.stdout).trim().split('\n')[0];
     lines.push(r.exitCode === 0 && said ? `${said} (${command})` : `Nix: ${command} --version failed: ${String(r.stderr).trim()}`);
