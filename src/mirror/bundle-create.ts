@@ -14,6 +14,7 @@ import type { Fod } from '../graph/types.js';
 import { cacheEntriesAt, fileSize, tarballPath } from './holdings.js';
 import { BUNDLE_FORMAT, formatBundleIndex, INDEX_NAME, type BundleIndex, type BundleObject } from './bundle-index.js';
 import { manifestPaths, type Manifest } from './manifest.js';
+import { eachAtOnce } from './at-once.js';
 import { TAR_END, tarFileHeader, tarPadding } from './tar-format.js';
 
 export interface BundlePlan {
@@ -38,6 +39,26 @@ function remoteObjects(m: Manifest | null): (o: BundleObject) => boolean {
   return (o) => have.has(o.path);
 }
 
+/** The objects of the ground mirror at `root` a FOD needs: its tarball, its cache entries and what they need. */
+async function groundObjects(fod: Fod, root: string): Promise<BundleObject[]> {
+  const objects: BundleObject[] = [];
+  if (fod.hash.mode === 'flat') {
+    const size = await fileSize(join(root, tarballPath(fod)));
+    if (size !== null) objects.push({ type: 'tarball', path: tarballPath(fod), size });
+  }
+  for (const entry of await cacheEntriesAt(root, fod.outPath)) {
+    if (entry.source.type === 'nar') objects.push({ type: 'nar', path: entry.source.path, size: entry.size });
+    // a flat NAR is made from the FOD's tarball, carried above
+    else if (!objects.some((o) => o.type === 'tarball')) objects.push({ type: 'tarball', path: entry.source.path, size: entry.size });
+    const text = Buffer.from(entry.text);
+    objects.push({ type: 'narinfo', path: entry.path, size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
+  }
+  return objects;
+}
+
+/** FODs whose ground files are looked up at once while planning. */
+const LOOKUPS_AT_ONCE = 32;
+
 /**
  * Plans a bundle of `fods` from the ground mirror `ground`, minus what `since` (a remote's
  * manifest) holds. `volumeSize`: bytes a volume may hold; a FOD's objects stay in one volume,
@@ -50,22 +71,16 @@ export async function planBundle(fods: readonly Fod[], ground: string, since: Ma
   const taken = new Set<string>();
   const units: { fod: Fod; objects: BundleObject[] }[] = [];
   const plan: BundlePlan = { volumes: [], objects: 0, bytes: 0, largest: 0, fods: 0, remoteHas: 0, groundLacks: [] };
-  for (const fod of fods) {
-    if (seenOut.has(fod.outPath)) continue;
-    seenOut.add(fod.outPath);
+  const distinct = fods.filter((fod) => !seenOut.has(fod.outPath) && seenOut.add(fod.outPath));
+  // the ground's files are looked up LOOKUPS_AT_ONCE FODs at a time (a stat and two narinfo reads
+  // each, on libuv's threads), not one after the other; the plan is made in the FODs' order
+  const found: BundleObject[][] = [];
+  await eachAtOnce(distinct, LOOKUPS_AT_ONCE, async (fod, i) => {
+    found[i] = await groundObjects(fod, root);
+  });
+  for (const [i, fod] of distinct.entries()) {
     plan.fods++;
-    const objects: BundleObject[] = [];
-    if (fod.hash.mode === 'flat') {
-      const size = await fileSize(join(root, tarballPath(fod)));
-      if (size !== null) objects.push({ type: 'tarball', path: tarballPath(fod), size });
-    }
-    for (const entry of await cacheEntriesAt(root, fod.outPath)) {
-      if (entry.source.type === 'nar') objects.push({ type: 'nar', path: entry.source.path, size: entry.size });
-      // a flat NAR is made from the FOD's tarball, carried above
-      else if (!objects.some((o) => o.type === 'tarball')) objects.push({ type: 'tarball', path: entry.source.path, size: entry.size });
-      const text = Buffer.from(entry.text);
-      objects.push({ type: 'narinfo', path: entry.path, size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
-    }
+    const objects = found[i];
     if (objects.length === 0) {
       plan.groundLacks.push(fod);
       continue;
@@ -184,13 +199,7 @@ export async function writeBundleDir(plan: BundlePlan, ground: string, out: stri
   for (let i = 0; i < plan.volumes.length; i++) {
     const dir = volumeDir(plan, out, i);
     dirs.push(dir);
-    const objects = plan.volumes[i];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: COPIES_AT_ONCE }, async () => {
-        while (next < objects.length) await copy(objects[next++], dir);
-      }),
-    );
+    await eachAtOnce(plan.volumes[i], COPIES_AT_ONCE, (o) => copy(o, dir));
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, INDEX_NAME), formatBundleIndex(indexOf(plan, i, now)));
   }

@@ -8,6 +8,7 @@ import { FLAT_NARINFO_DIR } from './flat-nar.js';
 import { cacheEntryProblem } from './cache-entry.js';
 import type { Digests } from './types.js';
 import { aliasNames, createHashedMirror } from './hashed-mirror.js';
+import { eachAtOnce } from './at-once.js';
 
 export interface CorruptName {
   /** `<algo>/<name>` under tarballs/ */
@@ -130,12 +131,7 @@ export async function verifyMirror(dir: string, onProgress?: (done: number, tota
       onProgress?.(++done, entries.length);
     };
     // a few files at a time: small ones hash on this thread, big ones on the pool's threads
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        while (next < entries.length) await check(entries[next++]);
-      }),
-    );
+    await eachAtOnce(entries, 4, check);
     await mirror.syncDirs();
     await verifyFlatNarInfos(mirror.root, stamp, pool, result);
   } finally {
