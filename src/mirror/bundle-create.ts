@@ -11,11 +11,11 @@ import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ErrorCode, FodderError } from '../errors.js';
 import type { Fod } from '../graph/types.js';
-import { cacheEntriesAt, fileSize, tarballPath } from './holdings.js';
+import { cacheEntriesAt, fileSizeSync, tarballPath } from './holdings.js';
 import { BUNDLE_FORMAT, formatBundleIndex, INDEX_NAME, type BundleIndex, type BundleObject } from './bundle-index.js';
 import { manifestPaths, type Manifest } from './manifest.js';
 import { eachAtOnce } from './at-once.js';
-import { TAR_END, tarFileHeader, tarPadding } from './tar-format.js';
+import { BLOCK, TAR_END, tarFileHeader, tarPadding } from './tar-format.js';
 
 export interface BundlePlan {
   /** the objects, in volumes (one volume when not split); in each, files first and narinfos last */
@@ -43,7 +43,7 @@ function remoteObjects(m: Manifest | null): (o: BundleObject) => boolean {
 async function groundObjects(fod: Fod, root: string): Promise<BundleObject[]> {
   const objects: BundleObject[] = [];
   if (fod.hash.mode === 'flat') {
-    const size = await fileSize(join(root, tarballPath(fod)));
+    const size = fileSizeSync(join(root, tarballPath(fod)));
     if (size !== null) objects.push({ type: 'tarball', path: tarballPath(fod), size });
   }
   for (const entry of await cacheEntriesAt(root, fod.outPath)) {
@@ -182,7 +182,7 @@ export async function writeBundleDir(plan: BundlePlan, ground: string, out: stri
   const made = new Set<string>();
   const copy = async (o: BundleObject, dir: string) => {
     const dest = join(dir, o.path);
-    if ((await fileSize(dest)) !== o.size) {
+    if (fileSizeSync(dest) !== o.size) {
       if (!made.has(dirname(dest))) await mkdir(dirname(dest), { recursive: true });
       made.add(dirname(dest));
       const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`;
@@ -210,62 +210,112 @@ export async function writeBundleDir(plan: BundlePlan, ground: string, out: stri
 const COPIES_AT_ONCE = 4;
 
 /**
- * Writes the plan (one volume) as a tar stream to `out`: the index first, then every object, each
- * read in blocks of a few MiB and written as it is, with its header (tar-format.ts).
+ * Writes the plan (one volume) as a tar archive: the index first, then every object with its
+ * header (tar-format.ts). `out` is a file path (written by position) or a stream. Each object is
+ * read TAR_BLOCK_READ bytes at a time into a ring of TAR_RING buffers used again and again, the
+ * next block read while the last ones are written; at most the ring is held.
  */
-export async function writeBundleTar(plan: BundlePlan, ground: string, out: Writable, onObject?: (o: BundleObject) => void, now = new Date()): Promise<void> {
+export async function writeBundleTar(
+  plan: BundlePlan,
+  ground: string,
+  out: Writable | string,
+  onObject?: (o: BundleObject) => void,
+  now = new Date(),
+): Promise<void> {
   if (plan.volumes.length > 1) throw new FodderError(ErrorCode.USAGE, 'a tar stream holds one volume: write volumes to a directory (--out DIR)');
   const root = resolve(ground);
-  let failed: Error | null = null;
-  const onError = (e: Error) => (failed ??= e);
-  out.on('error', onError);
-  const write = async (chunk: Buffer) => {
+  const sink = typeof out === 'string' ? await fileSink(out) : streamSink(out);
+  let failed: unknown = null;
+  const ring = Array.from({ length: TAR_RING }, () => ({ buf: Buffer.allocUnsafe(TAR_BLOCK_READ), written: Promise.resolve() }));
+  let turn = 0;
+  /** writes `chunk` (which must stay as it is until written) after the ones before it; a failure is thrown by a later call */
+  const write = (chunk: Buffer) => sink.write(chunk).catch((e: unknown) => void (failed ??= e));
+  /** the next buffer of the ring, once what it held is written */
+  const nextBuffer = async () => {
+    const slot = ring[turn++ % TAR_RING];
+    await slot.written;
     if (failed) throw failed;
-    if (!out.write(chunk)) await drained(out);
-    if (failed) throw failed;
+    return slot;
   };
   try {
     const index = Buffer.from(formatBundleIndex(indexOf(plan, 0, now)));
-    await write(Buffer.concat([tarFileHeader(INDEX_NAME, index.length), index, Buffer.alloc(tarPadding(index.length))]));
+    await write(Buffer.concat([tarFileHeader(INDEX_NAME, index.length), index, ZEROS.subarray(0, tarPadding(index.length))]));
     for (const o of plan.volumes[0]) {
       const fh = await open(join(root, o.path), 'r');
       try {
         const size = (await fh.stat()).size;
-        await write(tarFileHeader(o.path, size));
+        void write(tarFileHeader(o.path, size));
         for (let pos = 0; pos < size;) {
-          // a new buffer each time: `out` holds it until written
-          const b = Buffer.allocUnsafe(Math.min(TAR_BLOCK_READ, size - pos));
-          const { bytesRead } = await fh.read(b, 0, b.length, pos);
+          const slot = await nextBuffer();
+          const { bytesRead } = await fh.read(slot.buf, 0, Math.min(TAR_BLOCK_READ, size - pos), pos);
           if (bytesRead === 0) throw new Error(`${o.path} shrank while it was read`);
           pos += bytesRead;
-          await write(bytesRead === b.length ? b : b.subarray(0, bytesRead));
+          slot.written = write(slot.buf.subarray(0, bytesRead));
         }
-        if (tarPadding(size)) await write(Buffer.alloc(tarPadding(size)));
+        if (tarPadding(size)) void write(ZEROS.subarray(0, tarPadding(size)));
       } finally {
         await fh.close();
       }
       onObject?.(o);
     }
     await write(TAR_END);
-    await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+    await Promise.all(ring.map((slot) => slot.written));
     if (failed) throw failed;
+    await sink.end();
   } finally {
-    out.off('error', onError);
+    await sink.close();
   }
 }
 
-/** Resolves when `out` drains or fails (the failure is seen by its 'error' listener). */
-function drained(out: Writable): Promise<void> {
-  return new Promise((res) => {
-    const done = () => {
-      out.off('drain', done);
-      out.off('error', done);
-      res();
-    };
-    out.on('drain', done);
-    out.on('error', done);
-  });
+/** Where a tar archive goes: `write` resolves once `chunk` is written (or held no longer). */
+interface TarSink {
+  write(chunk: Buffer): Promise<void>;
+  /** after the last write: the data complete */
+  end(): Promise<void>;
+  /** after end() or a failure */
+  close(): Promise<void>;
 }
 
-/** Bytes read from an object at a time for the tar stream. */
+/** A file, written by position: the writes of the ring's buffers go on at once, each at its place. */
+async function fileSink(path: string): Promise<TarSink> {
+  const fh = await open(path, 'w');
+  let at = 0;
+  return {
+    async write(chunk) {
+      const position = at;
+      at += chunk.length;
+      for (let done = 0; done < chunk.length;) done += (await fh.write(chunk, done, chunk.length - done, position + done)).bytesWritten;
+    },
+    end: async () => undefined,
+    close: () => fh.close(),
+  };
+}
+
+/** A stream (standard output): each chunk written once its write callback says so. */
+function streamSink(out: Writable): TarSink {
+  let failed: Error | null = null;
+  const onError = (e: Error) => (failed ??= e);
+  out.on('error', onError);
+  return {
+    write: (chunk) =>
+      new Promise<void>((res, rej) => {
+        if (failed) return rej(failed);
+        out.write(chunk, (e) => (e ? rej(e) : res()));
+      }),
+    end: () =>
+      new Promise<void>((res, rej) => {
+        out.end((e?: Error | null) => {
+          const err = e ?? failed;
+          if (err) rej(err);
+          else res();
+        });
+      }),
+    close: async () => void out.off('error', onError),
+  };
+}
+
+/** Bytes read from an object at a time for the tar archive, and the buffers of the ring. */
 const TAR_BLOCK_READ = 256 << 10;
+const TAR_RING = 4;
+/** padding: never written to */
+const ZEROS = Buffer.alloc(BLOCK);

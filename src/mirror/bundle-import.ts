@@ -30,6 +30,7 @@ import { FLAT_NARINFO_DIR } from './flat-nar.js';
 import { createHashedMirror, syncFiles, syncPath, type HashedMirror } from './hashed-mirror.js';
 import { createHashPool, type HashPool } from './hashing.js';
 import { tarFileMembers } from './tar-format.js';
+import { fileSizeSync } from './holdings.js';
 import type { Digests } from './types.js';
 import { INDEX_NAME, parseBundleIndex, type BundleIndex, type BundleObject } from './bundle-index.js';
 import { writeAtomic } from './binary-cache.js';
@@ -439,10 +440,4 @@ function foreignFiles(vol: string, index: BundleIndex): string[] {
   walk(join(vol, 'tarballs'));
   walk(join(vol, 'cache'));
   return out;
-}
-
-/** The size of a regular file, or null (read here: the libuv pool is busy with fsyncs). */
-function fileSizeSync(path: string): number | null {
-  const st = statSync(path, { throwIfNoEntry: false });
-  return st?.isFile() ? st.size : null;
 }

@@ -9,7 +9,7 @@ import { resolveSettings } from '../../config/settings.js';
 import { addTargetOptions, resolveTarget, type TargetFlags } from './target-options.js';
 import { formatBytes } from '../fetch-progress.js';
 import { collect, printJson } from '../common.js';
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 
 const UNITS: Record<string, number> = {
   '': 1,
@@ -119,7 +119,7 @@ export function registerBundle(program: Command): void {
       if (!flags.json) say.write(`${line}\n`);
       if (!flags.dryRun) {
         if (flags.out === '-') await writeBundleTar(plan, s.mirror, process.stdout);
-        else if (flags.out!.endsWith('.tar')) await writeBundleTar(plan, s.mirror, createWriteStream(flags.out!));
+        else if (flags.out!.endsWith('.tar')) await writeBundleTar(plan, s.mirror, flags.out!);
         else await writeBundleDir(plan, s.mirror, flags.out!);
       }
       if (flags.json) say.write(JSON.stringify(summary, null, 2) + '\n');
