@@ -1,9 +1,9 @@
 import { closeSync, existsSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { chmod, link, lstat, rename, rm, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { FodderError } from '../errors.js';
-import { runProcess } from '../process.js';
 import { encodeNix32, HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
 import { MirrorErrorCode, storageError } from './storage-error.js';
 import type { Digests } from './types.js';
@@ -59,6 +59,7 @@ export function aliasNames(d: Partial<Digests>): { algo: HashAlgo; name: string 
 }
 
 const fsyncFd = promisify(fsync);
+const execFileP = promisify(execFile);
 
 /**
  * fsyncs a file or a directory (its names). Opened and closed on this thread: only the fsync
@@ -82,10 +83,11 @@ export async function syncPath(path: string): Promise<void> {
 export async function syncFiles(paths: readonly string[]): Promise<void> {
   if (!paths.length) return;
   try {
-    const r = await runProcess('sync', ['-f', paths[0]]);
-    if (r.code === 0) return;
+    // node:child_process, not src/process.ts: an import that only syncs does not load execa
+    await execFileP('sync', ['-f', paths[0]]);
+    return;
   } catch {
-    /* no sync(1): fsync each below */
+    /* no sync(1), or it failed: fsync each below */
   }
   await Promise.all(paths.map(syncPath));
 }
