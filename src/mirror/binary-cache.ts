@@ -44,6 +44,7 @@ import {
 import { writeNarFile, type WrittenNar } from './nar-file.js';
 import { FLAT_NARINFO_DIR, flatNarSource, flatNarUrl, flatNarUrlSha256 } from './flat-nar.js';
 import { flatNarDigests, type HashPool } from './hashing.js';
+import { writeAtomic } from './hashed-mirror.js';
 
 /** The ErrorCodes of the binary cache, by shorter names (src/errors.ts says what each means). */
 export const CacheErrorCode = {
@@ -404,22 +405,6 @@ async function fileHash(path: string, algo: Fod['hash']['algo']): Promise<string
   const h = createHash(algo);
   for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
   return h.digest('hex');
-}
-
-/** Writes `text` to `file` through a temporary name beside it: fsynced, then renamed. */
-export async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
-  const fh = await open(tmp, 'wx', 0o644);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, file);
 }
 
 type WrittenCacheNar = Omit<WrittenNar, 'compression'> & { compression: CacheCompression };

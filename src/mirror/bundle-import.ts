@@ -27,13 +27,12 @@ import { encodeNix32, type HashAlgo } from '../nix-formats/hash.js';
 import { narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, verifyNarInfoSig } from '../nix-formats/narinfo.js';
 import { cacheEntryProblem } from './cache-entry.js';
 import { FLAT_NARINFO_DIR } from './flat-nar.js';
-import { createHashedMirror, syncFiles, syncPath, type HashedMirror } from './hashed-mirror.js';
+import { createHashedMirror, syncFiles, syncPath, writeAtomic, type HashedMirror } from './hashed-mirror.js';
 import { createHashPool, type HashPool } from './hashing.js';
 import { tarFileMembers } from './tar-format.js';
 import { fileSizeSync } from './holdings.js';
 import type { Digests } from './types.js';
 import { INDEX_NAME, parseBundleIndex, type BundleIndex, type BundleObject } from './bundle-index.js';
-import { writeAtomic } from './binary-cache.js';
 
 export interface ImportOptions {
   mirrorDir: string;

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { chmod, link, lstat, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, link, lstat, open, rename, rm, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
@@ -73,6 +74,22 @@ export async function syncPath(path: string): Promise<void> {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Writes `text` to `file` through a temporary name beside it: fsynced, then renamed. */
+export async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+  const fh = await open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, file);
 }
 
 /**
