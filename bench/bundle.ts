@@ -113,7 +113,10 @@ async function main(): Promise<void> {
         say(`    vs ${name.padEnd(25)} ${mbs(theirs[i])}  ratio ${ratio.toFixed(2)}`);
       });
     };
-    const tarC = () => run('tar', ['-cf', w('plain.tar'), '-C', ground, 'tarballs/sha256'], [ground]);
+    // each pair's tar writes a new file, as fodder does: tar over the archive the pair before wrote
+    // truncates 1 GiB first (1.7 s against 0.6 s here)
+    let tars = 0;
+    const tarC = () => run('tar', ['-cf', w(tars++ ? `plain-${tars}.tar` : 'plain.tar'), '-C', ground, 'tarballs/sha256'], [ground]);
     const create = (o: string) => run(...fodder('bundle', 'create', '--db', db, '--mirror', ground, '--crawl', '1', '--out', o), [ground]);
     await pair('create --out DIR', () => create(w('bundle')), [
       ['tar -cf', tarC],
