@@ -1,11 +1,12 @@
 /**
  * `npm run bench:bundle`: `fodder bundle create` and `fodder bundle import` against tar doing the
  * same work on the same files. A ground mirror of BENCH_BUNDLE_MB (default 2048) MiB of random
- * tarballs of mixed sizes (many of 4-64 KiB, some of 1-8 MiB, a few of 32-128 MiB), one FOD each;
+ * tarballs of mixed sizes (many of 4-64 KiB, some of 1-8 MiB, a few of 32-128 MiB), one FOD each,
+ * with its narinfo in `cache/flat/` as `fodder fetch` publishes it;
  * then BENCH_ROUNDS (default 3) rounds of these pairs, fodder first in odd rounds and tar first in
  * even ones:
  *
- *   create --out DIR     `fodder bundle create --crawl 1 --out DIR`    vs `tar -cf X.tar -C ground tarballs/sha256`
+ *   create --out DIR     `fodder bundle create --crawl 1 --out DIR`    vs `tar -cf X.tar -C ground tarballs/sha256 cache/flat`
  *                        (and `cp -r` of the same files: many files written, as the bundle directory is)
  *   create --out X.tar   `fodder bundle create --crawl 1 --out X.tar`  vs the same `tar -cf`
  *   import DIR           `fodder bundle import DIR --mirror M`         vs `tar -xf X.tar -C M && sync`, and `tar -xf` alone
@@ -24,11 +25,13 @@
  * (the machine may be shared); then the median ratio of each pair.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { createTestCrawl } from '../test/helpers/fetch-db.js';
+import { createBinaryCache } from '../src/mirror/binary-cache.js';
+import { createHashPool } from '../src/mirror/hashing.js';
+import { createTestCrawl, flatFod } from '../test/helpers/fetch-db.js';
 import { repoRoot } from '../test/helpers/servers.js';
 import { timed, type Timed } from './timed.js';
 
@@ -63,6 +66,7 @@ async function main(): Promise<void> {
   let bytes = 0;
   const list = sizes(MB * 2 ** 20);
   process.stderr.write(`generating ${list.length} files, ${MB} MiB, in ${dir}\n`);
+  const made: [string, string][] = [];
   list.forEach((size, i) => {
     const h = createHash('sha256');
     const tmp = join(tarballs, 'tmp');
@@ -76,9 +80,17 @@ async function main(): Promise<void> {
     const hex = h.digest('hex');
     renameSync(tmp, join(tarballs, hex));
     crawl.addFod({ name: `f${i}.tar.gz`, urls: [`http://127.0.0.1/f${i}`], hex });
+    made.push([`f${i}.tar.gz`, hex]);
     bytes += size;
   });
   crawl.close();
+  // each file's narinfo in cache/flat/, as `fodder fetch` publishes them: a bundle carries them,
+  // and the import checks each against the NAR of its tarball
+  const pool = createHashPool();
+  const cache = createBinaryCache({ mirrorDir: ground, compression: 'none', secretKey: null, priority: 30, flat: false, hashPool: pool });
+  for (const [name, hex] of made) await cache.addFlat(flatFod(name, hex), { sha256: hex });
+  await pool.close();
+  for (const name of readdirSync(join(ground, 'cache', 'flat'))) bytes += statSync(join(ground, 'cache', 'flat', name)).size;
   const db = join(dir, 'fodder.db');
   const rate = (t: Timed) => bytes / 1e6 / (t.ms / 1000);
   const mbs = (t: Timed) => `${(t.ms / 1000).toFixed(2).padStart(6)} s ${rate(t).toFixed(0).padStart(5)} MB/s`;
@@ -116,11 +128,11 @@ async function main(): Promise<void> {
     // each pair's tar writes a new file, as fodder does: tar over the archive the pair before wrote
     // truncates 1 GiB first (1.7 s against 0.6 s here)
     let tars = 0;
-    const tarC = () => run('tar', ['-cf', w(tars++ ? `plain-${tars}.tar` : 'plain.tar'), '-C', ground, 'tarballs/sha256'], [ground]);
+    const tarC = () => run('tar', ['-cf', w(tars++ ? `plain-${tars}.tar` : 'plain.tar'), '-C', ground, 'tarballs/sha256', 'cache/flat'], [ground]);
     const create = (o: string) => run(...fodder('bundle', 'create', '--db', db, '--mirror', ground, '--crawl', '1', '--out', o), [ground]);
     await pair('create --out DIR', () => create(w('bundle')), [
       ['tar -cf', tarC],
-      ['cp -r', () => run('cp', ['-r', join(ground, 'tarballs'), w('copy')], [ground])],
+      ['cp -r', () => run('bash', ['-c', 'mkdir "$0" && cp -r "$1/tarballs" "$1/cache" "$0"/', w('copy'), ground], [ground])],
     ]);
     await pair('create --out X.tar', () => create(w('bundle.tar')), [['tar -cf', tarC]]);
     let n = 0;

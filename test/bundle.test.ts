@@ -215,9 +215,14 @@ describe('bundles', () => {
     // a flat narinfo whose NAR is not its tarball's, listed so in the index (a ground that wrote it wrong)
     const cacertFlat = named('nss-cacert-3.98.tar.gz').find((p) => p.startsWith('cache/flat/'))!;
     rewrite(cacertFlat, (b) => Buffer.from(b.toString().replace(/^NarSize: (\d+)$/m, (_, n: string) => `NarSize: ${Number(n) + 8}`)));
-    const text = readFileSync(join(b2, cacertFlat));
-    const o = index.objects.find((x) => x.path === cacertFlat)!;
-    Object.assign(o, { size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
+    // and one whose NarHash is another's (its size right): checked against the NAR hashed as its tarball was copied in
+    const otherFlat = index.objects.find((x) => x.path.startsWith('cache/flat/') && x.path !== cacertFlat && x.path !== gitFlat)!.path;
+    rewrite(otherFlat, (b) => Buffer.from(b.toString().replace(/^NarHash: sha256:(\w+)$/m, `NarHash: sha256:${'0'.repeat(52)}`)));
+    for (const path of [cacertFlat, otherFlat]) {
+      const text = readFileSync(join(b2, path));
+      const o = index.objects.find((x) => x.path === path)!;
+      Object.assign(o, { size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
+    }
     writeFileSync(indexFile, formatBundleIndex(index));
 
     const fresh = join(dir, 'fresh');
@@ -225,13 +230,14 @@ describe('bundles', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('[BUNDLE_REFUSED]');
     const result = JSON.parse(r.stdout) as { refused: { path: string; reason: string }[]; imported: number };
-    const refused = [nar, narinfo, gitTarball, gitFlat, cacertFlat];
+    const refused = [nar, narinfo, gitTarball, gitFlat, cacertFlat, otherFlat];
     expect(result.refused.map((x) => x.path).sort()).toEqual([...refused].sort());
     const reason = (p: string) => result.refused.find((x) => x.path === p)!.reason;
     expect(reason(nar)).toMatch(/^corrupt: content has sha256/);
     expect(reason(gitTarball)).toMatch(/^corrupt: content has sha256/);
     expect(reason(gitFlat)).toMatch(/^its tarballs\/sha256\/[0-9a-f]{64} is not in the mirror$/);
     expect(reason(cacertFlat)).toMatch(/^the NAR of tarballs\/sha256\/[0-9a-f]{64} is sha256:[0-9a-f]{64}, \d+ bytes; the narinfo says/);
+    expect(reason(otherFlat)).toMatch(/^the NAR of tarballs\/sha256\/[0-9a-f]{64} is sha256:[0-9a-f]{64}, \d+ bytes; the narinfo says sha256:0{64}, /);
     expect(result.imported).toBe(index.objects.length - refused.length);
     for (const p of refused) expect(existsSync(join(fresh, p)), p).toBe(false);
     for (const x of index.objects.filter((x) => !refused.includes(x.path))) expect(existsSync(join(fresh, x.path)), x.path).toBe(true);

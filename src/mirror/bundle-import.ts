@@ -18,7 +18,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { extract as tarExtract } from 'tar-stream';
@@ -28,8 +28,10 @@ import { narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, verify
 import { cacheEntryProblem } from './cache-entry.js';
 import { FLAT_NARINFO_DIR } from './flat-nar.js';
 import { createHashedMirror, syncFiles, syncPath, writeAtomic, type HashedMirror } from './hashed-mirror.js';
-import { createHashPool, type HashPool } from './hashing.js';
+import { createHashPool, type FlatNarDigests, type HashPool } from './hashing.js';
+import { flatNarFrame, type FlatNarFrame } from '../nix-formats/nar.js';
 import { tarFileMembers } from './tar-format.js';
+import { eachAtOnce } from './at-once.js';
 import { fileSizeSync } from './holdings.js';
 import type { Digests } from './types.js';
 import { INDEX_NAME, parseBundleIndex, type BundleIndex, type BundleObject } from './bundle-index.js';
@@ -247,19 +249,31 @@ async function createImporter(
   };
   const inMirror = (o: BundleObject) => existsSync(join(root, o.path));
 
-  /** Copies an object into the new file `tmp`, hashing it with `algos`; on failure `tmp` is removed. */
-  const receive = async (source: Source, tmp: string, algos: HashAlgo[]): Promise<Partial<Digests>> => {
+  /**
+   * The flat sources' NARs as their tarballs were copied in (by the tarball's sha256): the
+   * narinfos' check needs no second read of them. Taken only when the bundle carries flat
+   * narinfos (one more sha256 over the bytes, in the same pass).
+   */
+  const flatNars = new Map<string, FlatNarDigests>();
+  const wantsFlatNars = index.objects.some((o) => o.type === 'narinfo' && o.path.startsWith(`cache/${FLAT_NARINFO_DIR}/`));
+
+  /** Copies an object into the new file `tmp`, hashing it with `algos` (and its NAR's sha256 with `frame`); on failure `tmp` is removed. */
+  const receive = async (source: Source, tmp: string, algos: HashAlgo[], frame?: FlatNarFrame): Promise<{ digests: Partial<Digests>; narHash?: string }> => {
+    const narFrame = frame && { prefix: frame.prefix, suffix: frame.suffix };
     try {
-      if ('file' in source) return await pool.copy({ src: source.file, offset: source.offset, size: source.size, dest: tmp, algos });
+      if ('file' in source) return await pool.copy({ src: source.file, offset: source.offset, size: source.size, dest: tmp, algos, narFrame });
       const fh = await open(tmp, 'wx', 0o644);
       try {
         const hashes = algos.map((a) => createHash(a));
+        const nar = narFrame ? createHash('sha256').update(narFrame.prefix) : null;
         for await (const chunk of source.data) {
           const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
           for (let off = 0; off < c.length;) off += (await fh.write(c, off, c.length - off)).bytesWritten;
           for (const h of hashes) h.update(c);
+          nar?.update(c);
         }
-        return Object.fromEntries(algos.map((a, i) => [a, hashes[i].digest('hex')]));
+        const digests = Object.fromEntries(algos.map((a, i) => [a, hashes[i].digest('hex')]));
+        return { digests, narHash: nar?.update(narFrame!.suffix).digest('hex') };
       } finally {
         await fh.close();
       }
@@ -336,7 +350,7 @@ async function createImporter(
       return { ok: false, reason: `corrupt: ${(e as Error).message}` };
     }
     if (narInfoFileName(info.storePath) !== basename(o.path)) return { ok: false, reason: `foreign: it describes ${info.storePath}` };
-    const problem = await cacheEntryProblem(root, o.path, info, pool);
+    const problem = await cacheEntryProblem(root, o.path, info, pool, (sha256) => flatNars.get(sha256));
     if (problem) return { ok: false, reason: problem };
     if (opts.trustedKeys.length && !info.sigs.some((s) => verifyNarInfoSig(narInfoFingerprint(info), s, opts.trustedKeys))) {
       return { ok: false, reason: 'not signed by a trusted key' };
@@ -357,14 +371,16 @@ async function createImporter(
       const algo = tarball ? (o.path.split('/')[1] as HashAlgo) : 'sha256';
       const tmp = tarball ? join(work, randomBytes(8).toString('hex')) : join(cacheDir, 'nar', `.tmp-${randomBytes(8).toString('hex')}`);
       const source = sourceOf();
-      const received = receive(source, tmp, algo === 'sha256' ? ['sha256'] : [algo, 'sha256']);
+      const frame = tarball && wantsFlatNars ? flatNarFrame(o.size) : undefined;
+      const received = receive(source, tmp, algo === 'sha256' ? ['sha256'] : [algo, 'sha256'], frame);
       // a stream must be read before the next entry; a file range copies on a thread meanwhile
       if ('data' in source) await received;
       const p: Promise<void> = received
-        .then(async (digests) => {
+        .then(async ({ digests, narHash }) => {
           const reason = await mismatch(o, tmp, digests);
-          if (reason) refuse(o, reason);
-          else await verified(o, tmp, digests);
+          if (reason) return refuse(o, reason);
+          if (frame && narHash) flatNars.set(digests.sha256!, { sha256: digests.sha256!, narHash, narSize: frame.narSize });
+          await verified(o, tmp, digests);
         })
         .catch((e: unknown) => {
           failure ??= e;
@@ -378,27 +394,33 @@ async function createImporter(
       await flush();
       await flushing;
       if (failure) throw failure;
+      // narinfos are checked and written to work files NARINFOS_AT_ONCE at a time, made durable a
+      // batch at a time (one `sync -f`) and only then renamed into place (an fsync and a check
+      // each, one after the other, took 6 s for 3,000 narinfos: docs/performance.md, "Bundles")
       let wroteAny = false;
-      for (const o of index.objects) {
-        if (o.type !== 'narinfo') continue;
-        if (inMirror(o)) {
-          await record(o, done.has(o.path) ? 'imported' : 'present');
-          continue;
-        }
-        const text = await textOf(o);
-        if (text === null) {
-          refuse(o, 'missing from the bundle');
-          continue;
-        }
-        const outcome = await checkNarInfo(o, text);
-        if (!outcome.ok) {
-          refuse(o, outcome.reason);
-          continue;
-        }
-        await mkdir(dirname(join(root, o.path)), { recursive: true });
-        await writeAtomic(join(root, o.path), text.toString('utf8'));
-        wroteAny = true;
-        await record(o, 'imported');
+      const made = new Set<string>();
+      const narinfos = index.objects.filter((o) => o.type === 'narinfo');
+      for (let i = 0; i < narinfos.length; i += BATCH_OBJECTS) {
+        const written: { o: BundleObject; tmp: string }[] = [];
+        await eachAtOnce(narinfos.slice(i, i + BATCH_OBJECTS), NARINFOS_AT_ONCE, async (o) => {
+          if (inMirror(o)) return record(o, done.has(o.path) ? 'imported' : 'present');
+          const text = await textOf(o);
+          if (text === null) return refuse(o, 'missing from the bundle');
+          const outcome = await checkNarInfo(o, text);
+          if (!outcome.ok) return refuse(o, outcome.reason);
+          const tmp = join(work, randomBytes(8).toString('hex'));
+          await writeFile(tmp, text, { flag: 'wx', mode: 0o644 });
+          written.push({ o, tmp });
+        });
+        await syncFiles(written.map((w) => w.tmp));
+        await eachAtOnce(written, NARINFOS_AT_ONCE, async ({ o, tmp }) => {
+          const dir = dirname(join(root, o.path));
+          if (!made.has(dir)) await mkdir(dir, { recursive: true });
+          made.add(dir);
+          await rename(tmp, join(root, o.path));
+          await record(o, 'imported');
+        });
+        wroteAny ||= written.length > 0;
       }
       const info = join(cacheDir, 'nix-cache-info');
       if (wroteAny && !existsSync(info)) await writeAtomic(info, nixCacheInfo({ wantMassQuery: true, priority: opts.priority }));
@@ -412,6 +434,8 @@ async function createImporter(
 
 /** Objects copied and checked at once (the copies queue for the pool's threads; memory stays flat). */
 const MAX_SETTLING = 16;
+/** Narinfos read, checked and written at once. */
+const NARINFOS_AT_ONCE = 16;
 /** A batch made durable at once: this many bytes or objects, whichever comes first. */
 const BATCH_BYTES = 64 << 20;
 const BATCH_OBJECTS = 1024;

@@ -13,7 +13,7 @@ import { parseCa, type NarInfo } from '../nix-formats/narinfo.js';
 import { fodStorePath } from '../nix-formats/store-path.js';
 import { toNix32, type HashAlgo } from '../nix-formats/hash.js';
 import { FLAT_NARINFO_DIR, flatNarUrlSha256 } from './flat-nar.js';
-import { flatNarDigests, type HashPool } from './hashing.js';
+import { flatNarDigests, type FlatNarDigests, type HashPool } from './hashing.js';
 
 /** `<hash part>.narinfo`: a store path's 32 nix32 characters. */
 export const NARINFO_NAME = /^[0-9a-df-np-sv-z]{32}\.narinfo$/;
@@ -70,10 +70,17 @@ export function narInfoPathOf(hashPart: string, source: NarSource): string {
  *   store path; the file its URL names (`tarballs/sha256/<hex>`) is in the mirror, and has the
  *   hash its `CA` names (the hashed mirror links every name of a file to one inode; names
  *   copied apart are hashed); that file's NAR has the narinfo's `NarHash` and `NarSize` (read
- *   once; on `pool`'s threads when large).
+ *   once, on `pool`'s threads when large; or `known` by the file's sha256, taken when the file
+ *   was put in the mirror).
  * The content of a NAR file is not read: its name is its hash, checked when it was admitted.
  */
-export async function cacheEntryProblem(root: string, path: string, info: NarInfo, pool?: HashPool): Promise<string | null> {
+export async function cacheEntryProblem(
+  root: string,
+  path: string,
+  info: NarInfo,
+  pool?: HashPool,
+  known?: (sha256: string) => FlatNarDigests | undefined,
+): Promise<string | null> {
   const source = narSourceOf(info);
   if (!source) return `foreign: its URL ${info.url} names no file a mirror holds`;
   const hashPart = path.slice(path.lastIndexOf('/') + 1, -'.narinfo'.length);
@@ -98,7 +105,8 @@ export async function cacheEntryProblem(root: string, path: string, info: NarInf
   if (fodStorePath(ca, name) !== info.storePath) return `corrupt: its CA ${info.ca} does not give its store path ${info.storePath}`;
   const named = statOrNull(join(root, 'tarballs', ca.algo, ca.hex));
   if (!named?.isFile()) return `its CA names tarballs/${ca.algo}/${ca.hex}, which is not in the mirror`;
-  const d = await flatNarDigests(file, st.size, pool);
+  // the file's digests when they were taken as it was put in the mirror (an import), else read now
+  const d = known?.(source.sha256) ?? (await flatNarDigests(file, st.size, pool));
   if (d.sha256 !== source.sha256) return `${source.path} hashes to ${d.sha256}`;
   // the hashed mirror links a file's names to one inode; names copied apart (rsync without -H) are checked by content
   const sameFile = ca.algo === 'sha256' ? ca.hex === source.sha256 : named.ino === st.ino && named.dev === st.dev;

@@ -92,9 +92,11 @@ export interface CopyTask {
   /** created (it must not exist), mode 0644; left in place on failure for the caller to remove */
   dest: string;
   algos: HashAlgo[];
+  /** also the sha256 of the file's NAR: these bytes before and after its contents (nix-formats' `flatNarFrame`) */
+  narFrame?: { prefix: Uint8Array; suffix: Uint8Array };
 }
 
-export type CopyResult = { ok: true; digests: Partial<Record<HashAlgo, string>> } | { ok: false; code: string | null; message: string };
+export type CopyResult = { ok: true; digests: Partial<Record<HashAlgo, string>>; narHash?: string } | { ok: false; code: string | null; message: string };
 
 /**
  * The copy's block: writes of 1 MiB ran at a quarter of the speed of 64 KiB ones here
@@ -114,6 +116,8 @@ export function copyHashed(task: CopyTask): CopyResult {
     src = openSync(task.src, 'r');
     dest = openSync(task.dest, 'wx', 0o644);
     const hashes = task.algos.map((a) => createHash(a));
+    const nar = task.narFrame ? createHash('sha256').update(task.narFrame.prefix) : null;
+    if (nar) hashes.push(nar);
     for (let pos = 0; pos < task.size;) {
       const n = readSync(src, buf, 0, Math.min(buf.length, task.size - pos), task.offset + pos);
       if (n === 0) throw new Error(`${task.src} ended ${pos} bytes into ${task.size}`);
@@ -122,7 +126,8 @@ export function copyHashed(task: CopyTask): CopyResult {
       for (const h of hashes) h.update(view);
       pos += n;
     }
-    return { ok: true, digests: Object.fromEntries(task.algos.map((a, i) => [a, hashes[i].digest('hex')])) };
+    const digests = Object.fromEntries(task.algos.map((a, i) => [a, hashes[i].digest('hex')]));
+    return nar ? { ok: true, digests, narHash: nar.update(task.narFrame!.suffix).digest('hex') } : { ok: true, digests };
   } catch (err) {
     return failure(err);
   } finally {

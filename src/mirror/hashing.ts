@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -52,8 +53,11 @@ export interface HashPool {
   trailing(path: string): Hasher;
   /** the complete file's sha256 and its NAR's, read once on a thread */
   flatNar(path: string, size: number): Promise<FlatNarDigests>;
-  /** copies and hashes a file (or a range of one) on a thread: the digests of `task.algos`; rejects when reading or writing fails */
-  copy(task: CopyTask): Promise<Partial<Digests>>;
+  /**
+   * copies and hashes a file (or a range of one) on a thread: the digests of `task.algos` (and
+   * the NAR's sha256 with `task.narFrame`); rejects when reading or writing fails
+   */
+  copy(task: CopyTask): Promise<{ digests: Partial<Digests>; narHash?: string }>;
   close(): Promise<void>;
 }
 
@@ -148,7 +152,7 @@ export function createHashPool(): HashPool {
     async copy(task) {
       const r = (await threads().run(task, { name: 'copyHashed' })) as CopyResult;
       if (!r.ok) throw Object.assign(new Error(r.message), { code: r.code ?? undefined });
-      return r.digests;
+      return { digests: r.digests, narHash: r.narHash };
     },
     async close() {
       const p = pool;
@@ -174,7 +178,10 @@ export async function flatNarDigests(path: string, size: number, pool?: HashPool
   const file = createHash('sha256');
   const nar = createHash('sha256').update(prefix);
   let read = 0;
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) {
+  // a small file in one read of its size (a stream's 1 MiB buffer each, for thousands of small
+  // files, kept the garbage collector busy: docs/performance.md, "Bundles")
+  const chunks = size <= SMALL_FILE ? [await readFile(path)] : createReadStream(path, { highWaterMark: 1 << 20 });
+  for await (const c of chunks) {
     file.update(c as Buffer);
     nar.update(c as Buffer);
     read += (c as Buffer).length;
