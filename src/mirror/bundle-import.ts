@@ -17,7 +17,7 @@
  * re-run without the journal would end the same.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, createReadStream, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -168,32 +168,32 @@ async function importTar(input: Readable, mirror: HashedMirror, pool: HashPool, 
 async function importTarFile(path: string, mirror: HashedMirror, pool: HashPool, opts: ImportOptions, result: ImportResult): Promise<void> {
   let importer: Importer | null = null;
   const narInfos = new Map<string, Buffer>();
-  const fh = await open(path, 'r');
-  const bytesAt = async (offset: number, size: number) => {
+  const fd = openSync(path, 'r');
+  // small reads (the index, narinfos) here: a trip to libuv's threads each cost more than the read
+  const bytesAt = (offset: number, size: number) => {
     const b = Buffer.alloc(size);
-    const { bytesRead } = await fh.read(b, 0, size, offset);
-    return b.subarray(0, bytesRead);
+    return b.subarray(0, readSync(fd, b, 0, size, offset));
   };
   try {
     for await (const m of tarFileMembers(path)) {
       const name = m.name.replace(/^\.\//, '');
       if (!importer) {
         if (name !== INDEX_NAME) throw new FodderError(ErrorCode.BUNDLE_INVALID, `${path} does not begin with ${INDEX_NAME} (found ${name}): not a bundle`, {});
-        const text = (await bytesAt(m.offset, Math.min(m.size, 1 << 30))).toString('utf8');
+        const text = bytesAt(m.offset, Math.min(m.size, 1 << 30)).toString('utf8');
         importer = await createImporter(mirror, pool, opts, parseBundleIndex(text, `${INDEX_NAME} of ${path}`), text, result);
         continue;
       }
       const o = importer.byPath.get(name);
       if (m.type === '5') continue; // a directory of a bundle packed by tar
       if (!o || m.type !== '0') result.refused.push({ path: name, reason: 'foreign: not in the bundle index' });
-      else if (o.type === 'narinfo') narInfos.set(o.path, await bytesAt(m.offset, Math.min(m.size, 1 << 20)));
+      else if (o.type === 'narinfo') narInfos.set(o.path, bytesAt(m.offset, Math.min(m.size, 1 << 20)));
       else await importer.admit(o, () => ({ file: path, offset: m.offset, size: m.size }));
     }
   } catch (e) {
     if (e instanceof FodderError) throw e;
     throw new FodderError(ErrorCode.BUNDLE_INVALID, `${path} is broken: ${(e as Error).message}`, {});
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   if (!importer) throw new FodderError(ErrorCode.BUNDLE_INVALID, `${path} is empty: not a bundle`, {});
   for (const o of importer.files) if (!importer.seen.has(o.path)) importer.refuse(o, 'missing from the bundle');

@@ -6,8 +6,8 @@
  * One interface, two readers: a directory (stat) here, a served mirror (HEAD and GET) in
  * src/fetch/remote-mirror.ts.
  */
-import { existsSync, statSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Fod } from '../graph/types.js';
 import { narInfoFileName, parseNarInfo, type NarInfo } from '../nix-formats/narinfo.js';
@@ -117,10 +117,19 @@ export function fileSizeSync(path: string): number | null {
 }
 
 /**
- * A file's text, or null when it cannot be read. Most narinfos asked for are absent: a failed
+ * A small file's text (a narinfo), or null when it cannot be read; read on this thread, like
+ * `fileSizeSync`: four trips to libuv's threads (open, stat, read, close) cost more than the read,
+ * 0.19 s of a bundle plan's 0.59 s for 3,163 narinfos. Most narinfos asked for are absent: a failed
  * open costs an error object (about 15 µs of this thread's time), a failed existsSync a few µs.
  */
-export const textOf = async (path: string): Promise<string | null> => (existsSync(path) ? readFile(path, 'utf8').catch(() => null) : null);
+export const textOf = async (path: string): Promise<string | null> => {
+  if (!existsSync(path)) return null;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+};
 
 /** The narinfo `name` of the mirror at `root` as `fodder serve` answers it: the cache's own, else a flat source's. */
 export async function servedNarInfo(root: string, name: string): Promise<string | null> {

@@ -166,11 +166,14 @@ export async function* tarMembers(read: (length: number, position: number) => Pr
   }
 }
 
+/** Bytes read at once for headers: the headers of small members that follow each other come from one read. */
+const HEADER_WINDOW = 64 << 10;
+
 /** `tarMembers` of a tar file, read by position. */
 export async function* tarFileMembers(path: string): AsyncGenerator<TarMember & { path: string }> {
   const fh = await open(path, 'r');
   try {
-    const read = async (length: number, position: number) => {
+    const readAt = async (length: number, position: number) => {
       const b = Buffer.alloc(length);
       let got = 0;
       while (got < length) {
@@ -179,6 +182,19 @@ export async function* tarFileMembers(path: string): AsyncGenerator<TarMember & 
         got += bytesRead;
       }
       return b.subarray(0, got);
+    };
+    // the last window read: a bundle's thousands of small members cost a read per window, not per header
+    let window = Buffer.alloc(0);
+    let windowAt = 0;
+    const read = async (length: number, position: number) => {
+      const inside = position >= windowAt && position + length <= windowAt + window.length;
+      if (!inside) {
+        if (length > HEADER_WINDOW) return readAt(length, position);
+        window = await readAt(HEADER_WINDOW, position);
+        windowAt = position;
+      }
+      const from = position - windowAt;
+      return Buffer.from(window.subarray(from, Math.min(from + length, window.length)));
     };
     for await (const m of tarMembers(read)) yield { ...m, path };
   } finally {
