@@ -39,6 +39,7 @@ const sh = (script: string) => {
 /** `bundle create libgit` from the ground mirror, the island's key trusted, `--since` a manifest. */
 const createLibgit = (since: string, ...more: string[]) =>
   fodder(['bundle', 'create', 'libgit', '--db', db, '--mirror', ground, '--since', since, '--trusted-key', join(keys, 'island-1.public'), ...more]);
+const sha256Of = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const sourcesOf = async (attr: string) => (JSON.parse(await cli(['sources', attr, '--db', db, '--json'])) as { sources: Fod[] }).sources;
 
 beforeAll(async () => {
@@ -264,6 +265,28 @@ describe('bundles', () => {
     expect(readdirSync(b3).filter((n) => n.startsWith('volume-'))).toEqual([]);
     const once = JSON.parse(await cli(['bundle', 'import', b3, '--mirror', join(dir, 'from-one'), '--json'])) as { imported: number; refused: unknown[] };
     expect(once).toMatchObject({ imported: all.objects, refused: [] });
+    // a killed run: no index yet, some objects not copied, a half copy in .incoming/; run again, it finishes
+    const b4 = join(dir, 'b4');
+    const made = JSON.parse(await cli([...base, '--out', b4, '--json'])) as { objects: number };
+    const index = parseBundleIndex(readFileSync(join(b4, 'bundle.json'), 'utf8'), 'b4');
+    const gone = index.objects.filter((_, i) => i % 3 === 0).map((o) => o.path);
+    sh(`cd ${b4} && rm bundle.json ${gone.join(' ')} && mkdir -p .incoming && head -c 100 /dev/urandom > .incoming/0123456789abcdef`);
+    const rerun = JSON.parse(await cli([...base, '--out', b4, '--json'])) as { objects: number };
+    expect(made.objects).toBeGreaterThan(3);
+    expect(rerun.objects).toBe(made.objects);
+    expect(readdirSync(b4).sort()).toEqual(['bundle.json', 'cache', 'tarballs']);
+    for (const o of index.objects)
+      expect(
+        createHash('sha256')
+          .update(readFileSync(join(b4, o.path)))
+          .digest('hex'),
+        o.path,
+      ).toBe(sha256Of(join(ground, o.path)));
+    const fromRerun = JSON.parse(await cli(['bundle', 'import', b4, '--mirror', join(dir, 'from-rerun'), '--json'])) as {
+      imported: number;
+      refused: unknown[];
+    };
+    expect(fromRerun).toMatchObject({ imported: made.objects, refused: [] });
     const intoMirror = await fodder([...base, '--out', ground]);
     expect(intoMirror.code).toBe(2);
     expect(intoMirror.stderr).toContain(`--out ${ground} is a mirror`);
