@@ -313,11 +313,12 @@ async function createImporter(
     flushing = before
       .then(async () => {
         await syncFiles(items.map((i) => i.tmp));
-        for (const { o, tmp, digests } of items) {
+        // a few at once: each is a chmod, links and a rename, waits on libuv's threads more than work
+        await eachAtOnce(items, ADMISSIONS_AT_ONCE, async ({ o, tmp, digests }) => {
           if (o.type === 'tarball') await mirror.admitFile(tmp, digests, true);
           else await rename(tmp, join(root, o.path));
           await record(o, 'imported');
-        }
+        });
       })
       .catch((e: unknown) => {
         failure ??= e;
@@ -436,6 +437,8 @@ async function createImporter(
 const MAX_SETTLING = 16;
 /** Narinfos read, checked and written at once. */
 const NARINFOS_AT_ONCE = 16;
+/** Verified objects put under their names at once. */
+const ADMISSIONS_AT_ONCE = 8;
 /** A batch made durable at once: this many bytes or objects, whichever comes first. */
 const BATCH_BYTES = 64 << 20;
 const BATCH_OBJECTS = 1024;
