@@ -21,6 +21,7 @@ PROGRAMS=(
   gzip:gzip
   bzip2:bzip2
   xz:xz-utils
+  zstd:zstd               # the binary cache's zstd compression (test/binary-cache.test.ts)
 )
 have() {
   local d

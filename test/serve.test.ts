@@ -203,6 +203,7 @@ describe('the mirror over HTTP', () => {
 
       // (fetch() adds `Cache-Control: no-cache` to a conditional request, which a server must not answer from its copy)
       const etag = get.headers.get('etag')!;
+      expect(etag).toBe(`"${file.algo}-${file.hex}"`); // the name says the content: a strong ETag
       expect((await rawGet(service.url, url.slice(service.url.length), { 'if-none-match': etag })).status).toBe(304);
     }
     const base64 = raw.toString('base64'); // asked for with its slash as it is, too
@@ -282,7 +283,11 @@ describe('the mirror over HTTP', () => {
     expect(await info.text()).toMatch(/^StoreDir: \/nix\/store$/m);
     const hello = (await api<{ sources: Fod[] }>(service.url, '/api/sources/hello')).body.sources.find((f) => f.name === 'hello-2.12.tar.gz')!;
     const hashPart = hello.outPath.slice('/nix/store/'.length, '/nix/store/'.length + 32);
-    const narinfo = await (await fetch(`${service.url}/${hashPart}.narinfo`)).text();
+    const narinfoRes = await fetch(`${service.url}/${hashPart}.narinfo`);
+    // a narinfo may be signed again: a weak ETag of its size and time, kept a minute
+    expect(narinfoRes.headers.get('etag')).toMatch(/^W\/"[0-9a-f]+-[0-9a-f]+"$/);
+    expect(narinfoRes.headers.get('cache-control')).toBe('public, max-age=60');
+    const narinfo = await narinfoRes.text();
     expect(narinfo).toContain(`StorePath: ${hello.outPath}`);
     expect(narinfo).toMatch(/^Sig: fodder-serve-1:/m);
     const narUrl = /^URL: (\S+)$/m.exec(narinfo)![1];
