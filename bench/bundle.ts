@@ -33,7 +33,7 @@ import { createBinaryCache } from '../src/mirror/binary-cache.js';
 import { createHashPool } from '../src/mirror/hashing.js';
 import { createTestCrawl, flatFod } from '../test/helpers/fetch-db.js';
 import { repoRoot } from '../test/helpers/servers.js';
-import { timed, type Timed } from './timed.js';
+import { median, timed, type Timed } from './timed.js';
 
 const MB = Number(process.env.BENCH_BUNDLE_MB ?? 2048);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -157,8 +157,7 @@ async function main(): Promise<void> {
     }
   }
   say('median ratios:');
-  for (const [k, v] of Object.entries(ratios))
-    say(`  ${k.padEnd(45)} ${[...v].sort((a, b) => a - b)[Math.floor(v.length / 2)].toFixed(2)}  (${v.map((x) => x.toFixed(2)).join(', ')})`);
+  for (const [k, v] of Object.entries(ratios)) say(`  ${k.padEnd(45)} ${median(v).toFixed(2)}  (${v.map((x) => x.toFixed(2)).join(', ')})`);
   process.stdout.write(out.join('\n') + '\n');
   if (process.env.BENCH_KEEP) process.stderr.write(`kept ${dir}\n`);
   else rmSync(dir, { recursive: true, force: true });

@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { writeSyntheticSet } from './synthetic-set.js';
-import { timed } from './timed.js';
+import { timed, median } from './timed.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,11 +33,6 @@ const set = join(work, 'set');
 const shape = writeSyntheticSet(set, { sets, perSet });
 console.log(`synthetic set: ${shape.attrs} package attributes in ${sets} nested sets, ${shape.fods} FODs`);
 console.log(`each run starts after sync and ${settle} s of rest (see the comment on settled() in bench/timed.ts)`);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 const base: number[] = [],
   ours: number[] = [],

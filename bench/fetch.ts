@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCrawl } from '../test/helpers/fetch-db.js';
 import { repoRoot, startNginx } from '../test/helpers/servers.js';
+import { median } from './timed.js';
 
 const root = repoRoot();
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -59,8 +60,6 @@ function timed(cmd: string, args: string[], cwd = root): Promise<Timed> {
     });
   });
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fodder-bench-'));

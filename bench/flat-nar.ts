@@ -21,32 +21,12 @@ import { createHashedMirror } from '../src/mirror/hashed-mirror.js';
 import { createHashPool, hashFile } from '../src/mirror/hashing.js';
 import { flatFod } from '../test/helpers/fetch-db.js';
 import { repoRoot } from '../test/helpers/servers.js';
+import { startServe } from '../test/helpers/service.js';
+import { median } from './timed.js';
 
 const BIG = Number(process.env.BENCH_BIG_MB ?? 1024) * 2 ** 20;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const root = repoRoot();
-
-/** The built CLI's `fodder serve` with `config`, once it says where it listens. */
-async function startServe(config: string) {
-  const proc = execa('node', [join(root, 'dist', 'src', 'cli', 'main.js'), 'serve', '--config', config, '--no-schedule'], {
-    reject: false,
-    env: { CI: '1' },
-    stdin: 'ignore',
-    buffer: false,
-  });
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    void proc.then((r) => reject(new Error(`fodder serve exited ${r.exitCode}`)));
-  });
-  return { proc, url };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fodder-bench-flatnar-'));
@@ -83,7 +63,7 @@ async function main(): Promise<void> {
       config,
       `nixpkgs: ${join(root, 'test', 'fixtures', 'nixpkgs')}\ndb: fodder.db\nfetch:\n  mirror: mirror\nservice:\n  listen: 127.0.0.1:0\n  tokenFile: token\n`,
     );
-    const service = await startServe(config);
+    const service = await startServe(config, '--no-schedule');
     try {
       const urls = { 'on the fly': `${service.url}/${entry.url}`, raw: `${service.url}/tarballs/sha256/${digests.sha256}` };
       if (entry.url !== flatNarUrl(digests.sha256)) throw new Error(`unexpected URL ${entry.url}`);

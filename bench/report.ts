@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { buildReport } from '../src/report/build.js';
 import { createTestCrawl } from '../test/helpers/fetch-db.js';
 import { addReportGraph } from '../test/helpers/report-graph.js';
+import { median } from './timed.js';
 
 const i = process.argv.indexOf('--rounds');
 const rounds = i >= 0 ? Number(process.argv[i + 1]) : 5;
@@ -24,7 +25,6 @@ const ms = (f: () => void): number => {
   f();
   return performance.now() - t0;
 };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const read: number[] = [],
   report: number[] = [];
 for (let r = 0; r < rounds; r++) {

@@ -29,6 +29,7 @@ import { writeLoopbackSet } from '../test/helpers/loopback-set.js';
 import { startNginx } from '../test/helpers/servers.js';
 import { api, startServe, type RunningService } from '../test/helpers/service.js';
 import { crawlArgs, realTreeArgs } from './real-args.js';
+import { median } from './timed.js';
 
 const { opt, nixpkgs } = realTreeArgs(
   'npm run bench:serve -- --nixpkgs PATH [--big-mib 1024] [--runs 3] [--files 20000] [--file-kib 16] [--attrs 300] [--seconds 10] [--rounds 2] [--connections 64] [--only download|latency]',
@@ -47,7 +48,6 @@ const TOKEN = 'bench-serve-token-0123456789';
 const SYSTEM = 'x86_64-linux';
 
 const load = () => `load ${loadavg()[0].toFixed(2)}`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Random bytes under the hashed mirror's name for them; returns that name (sha256, hex). */
 function writeBigFile(mirror: string): string {

@@ -118,3 +118,6 @@ export async function timed(cmd: string, args: string[], options: TimedOptions =
   if (r.exitCode !== 0 && mustSucceed) throw new Error(`${cmd} ${args.slice(0, 3).join(' ')} failed (${r.exitCode}): ${stderr.slice(-3000)}`);
   return { ms, cpu, machineCpu: machine, byName, peakKb, maxRssKb, ok: r.exitCode === 0, stdout: String(r.stdout), stderr };
 }
+
+/** The middle value (the upper of the two middle ones for an even count). */
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

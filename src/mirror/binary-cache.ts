@@ -18,7 +18,7 @@
  * see docs/binary-cache.md.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -43,7 +43,7 @@ import {
 } from '../nix-formats/narinfo.js';
 import { writeNarFile, type WrittenNar } from './nar-file.js';
 import { FLAT_NARINFO_DIR, flatNarSource, flatNarUrl, flatNarUrlSha256 } from './flat-nar.js';
-import { flatNarDigests, type HashPool } from './hashing.js';
+import { fileDigest, flatNarDigests, type HashPool } from './hashing.js';
 import { writeAtomic } from './hashed-mirror.js';
 
 /** The ErrorCodes of the binary cache, by shorter names (src/errors.ts says what each means). */
@@ -297,7 +297,7 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
       const storePath = storePathOf(fod);
       const have = await existing(storePath);
       if (have) return have;
-      const actual = digests?.[fod.hash.algo] ?? (await fileHash(path, fod.hash.algo));
+      const actual = digests?.[fod.hash.algo] ?? (await fileDigest(path, fod.hash.algo));
       if (actual !== fod.hash.hex) throw mismatch(fod, actual);
       return publish(fod, storePath, path, true, async () => undefined);
     },
@@ -399,12 +399,6 @@ export async function addFlatSource(cache: BinaryCache, fod: Fod, path: string, 
   if (!cache.copiesFlat) return e;
   const copy = await cache.addFile(fod, path, digests);
   return { ...e, existed: e.existed && copy.existed };
-}
-
-async function fileHash(path: string, algo: Fod['hash']['algo']): Promise<string> {
-  const h = createHash(algo);
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 type WrittenCacheNar = Omit<WrittenNar, 'compression'> & { compression: CacheCompression };

@@ -15,6 +15,7 @@ import { cacheEntriesAt, fileSizeSync, tarballPath } from './holdings.js';
 import { BUNDLE_FORMAT, formatBundleIndex, INDEX_NAME, type BundleIndex, type BundleObject } from './bundle-index.js';
 import { manifestPaths, type Manifest } from './manifest.js';
 import { eachAtOnce } from './at-once.js';
+import { readAt } from './read-at.js';
 import { BLOCK, TAR_END, tarFileHeader, tarPadding } from './tar-format.js';
 
 export interface BundlePlan {
@@ -72,6 +73,7 @@ export async function planBundle(fods: readonly Fod[], ground: string, since: Ma
   const units: { fod: Fod; objects: BundleObject[] }[] = [];
   const plan: BundlePlan = { volumes: [], objects: 0, bytes: 0, largest: 0, fods: 0, remoteHas: 0, groundLacks: [] };
   const distinct = fods.filter((fod) => !seenOut.has(fod.outPath) && seenOut.add(fod.outPath));
+  plan.fods = distinct.length;
   // the ground's files are looked up LOOKUPS_AT_ONCE FODs at a time (a stat and two narinfo reads
   // each, on libuv's threads), not one after the other; the plan is made in the FODs' order
   const found: BundleObject[][] = [];
@@ -79,7 +81,6 @@ export async function planBundle(fods: readonly Fod[], ground: string, since: Ma
     found[i] = await groundObjects(fod, root);
   });
   for (const [i, fod] of distinct.entries()) {
-    plan.fods++;
     const objects = found[i];
     if (objects.length === 0) {
       plan.groundLacks.push(fod);
@@ -293,39 +294,25 @@ export async function writeBundleTar(
     await put(index);
     await put(ZEROS.subarray(0, tarPadding(index.length)));
     for (const o of plan.volumes[0]) {
-      const path = join(root, o.path);
-      if (o.size <= TAR_SLOT) {
-        const fd = openSync(path, 'r');
-        try {
-          const size = fstatSync(fd).size;
-          await put(tarFileHeader(o.path, size));
-          for (let pos = 0; pos < size;) {
-            if (used === TAR_SLOT) await next();
-            const n = readSync(fd, slot.buf, used, Math.min(TAR_SLOT - used, size - pos), pos);
-            if (n === 0) throw new Error(`${o.path} shrank while it was read`);
-            used += n;
-            pos += n;
-          }
-          await put(ZEROS.subarray(0, tarPadding(size)));
-        } finally {
-          closeSync(fd);
+      const fd = openSync(join(root, o.path), 'r');
+      try {
+        const size = fstatSync(fd).size;
+        // a small object read on this thread (no trip to libuv's threads per object), a large one on libuv's
+        const read =
+          size <= TAR_SLOT
+            ? async (at: number, len: number, pos: number) => readSync(fd, slot.buf, at, len, pos)
+            : (at: number, len: number, pos: number) => readAt(fd, slot.buf, at, len, pos);
+        await put(tarFileHeader(o.path, size));
+        for (let pos = 0; pos < size;) {
+          if (used === TAR_SLOT) await next();
+          const n = await read(used, Math.min(TAR_SLOT - used, size - pos), pos);
+          if (n === 0) throw new Error(`${o.path} shrank while it was read`);
+          used += n;
+          pos += n;
         }
-      } else {
-        const fh = await open(path, 'r');
-        try {
-          const size = (await fh.stat()).size;
-          await put(tarFileHeader(o.path, size));
-          for (let pos = 0; pos < size;) {
-            if (used === TAR_SLOT) await next();
-            const { bytesRead } = await fh.read(slot.buf, used, Math.min(TAR_SLOT - used, size - pos), pos);
-            if (bytesRead === 0) throw new Error(`${o.path} shrank while it was read`);
-            used += bytesRead;
-            pos += bytesRead;
-          }
-          await put(ZEROS.subarray(0, tarPadding(size)));
-        } finally {
-          await fh.close();
-        }
+        await put(ZEROS.subarray(0, tarPadding(size)));
+      } finally {
+        closeSync(fd);
       }
       onObject?.(o);
     }

@@ -18,7 +18,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, closeSync, createReadStream, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { extract as tarExtract } from 'tar-stream';
@@ -66,7 +66,7 @@ type Source = { file: string; offset: number; size: number } | { data: AsyncIter
 type Outcome = { ok: true } | { ok: false; reason: string };
 
 /** The volumes of a bundle directory: itself, or its `volume-N/` in order. */
-export function bundleVolumes(dir: string): string[] {
+function bundleVolumes(dir: string): string[] {
   if (existsSync(join(dir, INDEX_NAME))) return [dir];
   const vols = existsSync(dir)
     ? readdirSync(dir)
@@ -100,7 +100,14 @@ export async function importBundle(source: string | Readable, opts: ImportOption
           else await importer.admit(o, () => ({ file, offset: 0, size }));
         }
         for (const f of foreignFiles(vol, importer.index)) result.refused.push({ path: relative(vol, f), reason: 'foreign: not in the bundle index' });
-        await importer.finish((o) => readFile(join(vol, o.path)).catch(() => null));
+        // a narinfo is small: read on this thread, as a tar file's are (bytesAt)
+        await importer.finish(async (o) => {
+          try {
+            return readFileSync(join(vol, o.path));
+          } catch {
+            return null;
+          }
+        });
       }
     } else if (typeof source === 'string' && statSync(source).isFile()) {
       await importTarFile(source, mirror, pool, opts, result);

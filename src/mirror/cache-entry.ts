@@ -6,14 +6,13 @@
  * (`cacheEntryProblem`). `--missing`, the manifest, `bundle create`, `bundle import` and
  * `fodder verify` all ask here.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, type Stats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { parseCa, type NarInfo } from '../nix-formats/narinfo.js';
 import { fodStorePath } from '../nix-formats/store-path.js';
-import { toNix32, type HashAlgo } from '../nix-formats/hash.js';
+import { toNix32 } from '../nix-formats/hash.js';
 import { FLAT_NARINFO_DIR, flatNarUrlSha256 } from './flat-nar.js';
-import { flatNarDigests, type FlatNarDigests, type HashPool } from './hashing.js';
+import { fileDigest, flatNarDigests, type FlatNarDigests, type HashPool } from './hashing.js';
 
 /** `<hash part>.narinfo`: a store path's 32 nix32 characters. */
 export const NARINFO_NAME = /^[0-9a-df-np-sv-z]{32}\.narinfo$/;
@@ -117,13 +116,6 @@ export async function cacheEntryProblem(
     return `the NAR of ${source.path} is sha256:${d.narHash}, ${d.narSize} bytes; the narinfo says ${info.narHash.algo}:${info.narHash.hex}, ${info.narSize} bytes`;
   }
   return null;
-}
-
-/** One digest of a file, hex (read on this thread: only for a mirror whose names were copied apart). */
-async function fileDigest(path: string, algo: HashAlgo): Promise<string> {
-  const h = createHash(algo);
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 /** The file's own status (a symlink is not followed), or null when there is none. */

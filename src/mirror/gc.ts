@@ -23,7 +23,8 @@ import { HASH_ALGOS } from '../nix-formats/hash.js';
 import { narInfoFileName } from '../nix-formats/narinfo.js';
 import { createHashedMirror } from './hashed-mirror.js';
 import { forgetMissing } from './mirror-db.js';
-import { FLAT_NARINFO_DIR, flatNarSource, flatNarUrlSha256 } from './flat-nar.js';
+import { FLAT_NARINFO_DIR } from './flat-nar.js';
+import { narSourceOfUrl } from './cache-entry.js';
 
 export interface GcOptions {
   db: Db;
@@ -119,8 +120,8 @@ export function collectGarbage(o: GcOptions): GcResult {
     const goneNars = filesOf(join(cache, 'nar')).filter((f) => !keptNars.has(`nar/${f.name}`));
     // the flat sources' narinfos: kept with their output path and their tarball
     const tarballKept = (url: string | null) => {
-      const sha256 = url ? flatNarUrlSha256(url) : null;
-      const file = sha256 ? flatNarSource(root, sha256) : null;
+      const source = url ? narSourceOfUrl(url) : null;
+      const file = source?.type === 'flat' ? join(root, source.path) : null;
       return file !== null && existsSync(file) && !doomed.has(inode(lstatSync(file)));
     };
     const goneFlat = filesOf(join(cache, FLAT_NARINFO_DIR)).filter(

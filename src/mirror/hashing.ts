@@ -190,5 +190,12 @@ export async function flatNarDigests(path: string, size: number, pool?: HashPool
   return { sha256: file.digest('hex'), narHash: nar.update(suffix).digest('hex'), narSize };
 }
 
+/** One digest of a whole file, hex, read on this thread (a file already in the mirror, checked once). */
+export async function fileDigest(path: string, algo: HashAlgo): Promise<string> {
+  const h = createHash(algo);
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
 /** Files up to this size are hashed on the calling thread. */
 const SMALL_FILE = 1 << 20;

@@ -21,8 +21,6 @@ import { ErrorCode, FodderError } from '../errors.js';
 import { hashSizes, HASH_ALGOS, toNix32, type HashAlgo } from '../nix-formats/hash.js';
 import { parseNarInfo, publicKeyOf, signNarInfo, verifyNarInfoSig } from '../nix-formats/narinfo.js';
 import { NARINFO_DIRS, narInfoPathOf, narSourceOf, narSourceOfUrl, NARINFO_NAME } from './cache-entry.js';
-import type { Fod } from '../graph/types.js';
-import { holdingOf, type Holding, type HoldingSource } from './holdings.js';
 
 export const MANIFEST_FORMAT = 'fodder-manifest/1';
 
@@ -152,21 +150,4 @@ export function manifestPaths(m: Manifest): Set<string> {
     if (source.type === 'nar') have.add(source.path);
   }
   return have;
-}
-
-/** The manifest as a holding source: what the mirror it describes held when it was made. */
-export function manifestHoldings(m: Manifest): {
-  holds(fod: Fod): Promise<Holding>;
-  hasTarball(algo: HashAlgo, hex: string): boolean;
-  hasEntry(hashPart: string): boolean;
-} {
-  const tarballs = new Map<string, number>();
-  for (const row of m.tarballs) COLUMNS.forEach((a, i) => row[i + 1] && tarballs.set(`${a}:${row[i + 1]}`, row[0]));
-  const entries = new Map(m.cache.map((c) => [c[0], c[3]]));
-  const hashPart = (storePath: string) => storePath.slice(storePath.lastIndexOf('/') + 1, storePath.lastIndexOf('/') + 33);
-  const src: HoldingSource = {
-    tarballSize: async (algo, h) => tarballs.get(`${algo}:${h}`) ?? null,
-    cacheEntrySize: async (storePath) => entries.get(hashPart(storePath)) ?? null,
-  };
-  return { holds: (fod) => holdingOf(fod, src), hasTarball: (algo, h) => tarballs.has(`${algo}:${h}`), hasEntry: (h) => entries.has(h) };
 }

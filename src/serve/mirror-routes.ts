@@ -16,12 +16,13 @@
  */
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { FLAT_NARINFO_DIR, flatNarSha256, flatNarSource } from '../mirror/flat-nar.js';
+import { narInfoPaths } from '../mirror/cache-entry.js';
+import { flatNarSha256, flatNarSource } from '../mirror/flat-nar.js';
 import { flatNarFrame } from '../nix-formats/nar.js';
 import { nixCacheInfo } from '../nix-formats/narinfo.js';
 import { ErrorCode, FodderError } from '../errors.js';
 import { NAR_NAME, NARINFO_NAME, tarballName } from './mirror-names.js';
-import { openFile, sendFile, weakEtag } from './send-file.js';
+import { openFile, sendFile, weakEtag, type OpenFile } from './send-file.js';
 
 export interface MirrorRoutesOptions {
   /** the mirror directory (`tarballs/`, `cache/`) */
@@ -48,7 +49,7 @@ export function registerMirrorRoutes(app: FastifyInstance, o: MirrorRoutesOption
     const { file } = req.params;
     if (!NARINFO_NAME.test(file)) throw notFound(`${JSON.stringify(file)} (not a narinfo name)`);
     // the cache's own entry (a tree, or a flat source's copy), else the one of a flat source made from its file
-    const f = openFile(join(cache, file)) ?? openFile(join(cache, FLAT_NARINFO_DIR, file));
+    const f = narInfoPaths(file).reduce<OpenFile | null>((found, rel) => found ?? openFile(join(o.mirror, rel)), null);
     if (!f) throw notFound(`store path ${file.slice(0, 32)}`);
     // a narinfo may be signed again: a weak ETag, kept a minute
     return sendFile(req, reply, f, { type: 'text/x-nix-narinfo', etag: weakEtag(f), immutable: false });

@@ -12,10 +12,11 @@
  * where the same loop with reused buffers ran at 1.0-1.2 from the first (docs/performance.md,
  * "Serving").
  */
-import { close, fstatSync, openSync, read } from 'node:fs';
+import { close, fstatSync, openSync } from 'node:fs';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '../errors.js';
+import { readAt } from '../mirror/read-at.js';
 
 /** An open file and what frames it in the body sent. */
 export interface OpenFile {
@@ -170,7 +171,7 @@ async function writeBody(res: ServerResponse, f: OpenFile, start: number, end: n
       const buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
       let n: number;
       try {
-        n = await readAt(f.fd, buf, Math.min(CHUNK, to - pos), pos);
+        n = await readAt(f.fd, buf, 0, Math.min(CHUNK, to - pos), pos);
       } catch (err) {
         pool.push(buf);
         throw err;
@@ -200,9 +201,4 @@ async function writeBody(res: ServerResponse, f: OpenFile, start: number, end: n
   } finally {
     res.off('close', onClose);
   }
-}
-
-/** A positioned read on libuv's threads, so a large file never blocks the event loop. */
-function readAt(fd: number, buf: Buffer, length: number, pos: number): Promise<number> {
-  return new Promise((resolve, reject) => read(fd, buf, 0, length, pos, (err, n) => (err ? reject(err) : resolve(n))));
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { JobInfo } from '../../src/db/jobs.js';
 import { CLI, FIXTURE } from './cli.js';
+import { procStat } from '../../src/db/owner.js';
 
 export interface RunningService {
   proc: ResultPromise;
@@ -102,14 +103,8 @@ export function jobProcessOf(servicePid: number): number | null {
 export async function processEnds(pid: number, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   for (;;) {
-    let state: string;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    } catch {
-      return true;
-    }
-    if (state === 'Z' || state === 'X') return true;
+    const state = procStat(pid)?.[0];
+    if (state === undefined || state === 'Z' || state === 'X') return true;
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, 50));
   }

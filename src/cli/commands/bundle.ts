@@ -29,7 +29,7 @@ const UNITS: Record<string, number> = {
 };
 
 /** `2TB`, `500GiB`, `1.5T`, `1048576`: bytes (decimal units as disks are sold, binary with `i`). */
-export function parseSize(text: string): number {
+function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
   if (!m || unit === undefined || Number(m[1]) <= 0) {
