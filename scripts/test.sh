@@ -50,13 +50,23 @@ run_vitest() {
     const skipped = r.numPendingTests + r.numTodoTests;
     console.log(`tests (${process.argv[2]}): ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
     fs.appendFileSync(process.argv[3], `${r.numPassedTests} ${r.numFailedTests} ${skipped}\n`);
-  ' "$results" "$label" "$totals" 2>/dev/null || true
+    // each failed test again, with the first lines of its failure, for the end of the log
+    const failed = (where, message) =>
+      fs.appendFileSync(process.argv[4], `FAILED (${process.argv[2]}) ${where}\n    ${(message ?? "").split("\n").slice(0, 6).join("\n    ")}\n`);
+    for (const file of r.testResults) {
+      const name = file.name.replace(process.cwd() + "/", "");
+      const tests = file.assertionResults.filter((a) => a.status === "failed");
+      for (const t of tests) failed(`${name} > ${t.fullName}`, t.failureMessages[0]);
+      if (file.status === "failed" && tests.length === 0) failed(name, file.message);
+    }
+  ' "$results" "$label" "$totals" "$failures" 2>/dev/null || true
   rm -f "$results"
   return $code
 }
 
 code=0
 totals="$(mktemp -t fodder-test-totals-XXXXXX)"
+failures="$(mktemp -t fodder-test-failures-XXXXXX)"
 first="$(nix-instantiate --version | sed 's/.* //')"
 run_vitest "Nix $first" "$@" || code=$?
 if [ $# = 0 ]; then
@@ -65,7 +75,9 @@ if [ $# = 0 ]; then
   PATH="$nix226:$PATH" run_vitest "Nix $("$nix226/nix-instantiate" --version | sed 's/.* //')" "${NIX226_TESTS[@]}" || code=$?
   echo "(the Nix 2.26 run took $(( $(date +%s) - started )) s)"
 fi
-# the closing line: both runs together
+# the failed tests, named, where the end of a long log shows them, then the closing line: both runs together
+cat "$failures"
+rm -f "$failures"
 awk '{ p += $1; f += $2; s += $3 } END { printf "tests: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : "") }' "$totals"
 rm -f "$totals"
 exit $code
