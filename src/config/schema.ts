@@ -1,5 +1,6 @@
 import { availableParallelism, cpus, totalmem } from 'node:os';
-import { Cron } from 'croner';
+import { createRequire } from 'node:module';
+import type { Cron } from 'croner';
 import { z } from 'zod';
 import { DEFAULT_EXCLUDE_ANYWHERE, DEFAULT_EXCLUDE_TOP, DEFAULT_SYSTEMS, DEFAULT_VARIANTS } from './defaults.js';
 
@@ -117,8 +118,10 @@ export const listenSchema = z
 
 /** Whether `pattern` is a cron pattern (five fields, or six with seconds first, or a nickname like @daily). */
 function isCron(pattern: string): boolean {
+  // croner loaded when a pattern is checked, not by every command at start-up
+  const { Cron: CronClass } = createRequire(import.meta.url)('croner') as { Cron: typeof Cron };
   try {
-    new Cron(pattern, { paused: true }).stop();
+    new CronClass(pattern, { paused: true }).stop();
     return true;
   } catch {
     return false;

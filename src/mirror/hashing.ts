@@ -3,8 +3,8 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
-import { Piscina } from 'piscina';
-import { workerScript } from '../config/defaults.js';
+import type { Piscina } from 'piscina';
+import { piscina, workerScript } from '../config/defaults.js';
 import { HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
 import { flatNarFrame } from '../nix-formats/nar.js';
 import type { Advance, CopyResult, CopyTask, TrailingResult, TrailingTask } from './hash-task.js';
@@ -87,7 +87,7 @@ export function createHashPool(): HashPool {
   const groups = algoGroups();
   let pool: Piscina | null = null;
   const threads = () =>
-    (pool ??= new Piscina({
+    (pool ??= new (piscina())({
       filename: workerScript('hash-worker.js'),
       minThreads: groups.length,
       maxThreads: groups.length,

@@ -14,8 +14,8 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync } from 'node:fs';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { Piscina } from 'piscina';
-import { workerScript } from '../config/defaults.js';
+import type { Piscina } from 'piscina';
+import { piscina, workerScript } from '../config/defaults.js';
 import { ErrorCode, FodderError } from '../errors.js';
 import type { HashAlgo } from '../nix-formats/hash.js';
 import { NAR_ENTRY_HEAD, NAR_TOKENS, narStream, narString, type NarHashResult } from '../nix-formats/nar.js';
@@ -34,7 +34,12 @@ let hasher: Piscina | null = null;
 
 /** The one thread that hashes the NARs walked on this thread; idle, it does not hold the process open. */
 function hashThread(): Piscina {
-  return (hasher ??= new Piscina({ filename: workerScript('nar-hash-worker.js'), minThreads: 1, maxThreads: 1, concurrentTasksPerWorker: HASHES_PER_THREAD }));
+  return (hasher ??= new (piscina())({
+    filename: workerScript('nar-hash-worker.js'),
+    minThreads: 1,
+    maxThreads: 1,
+    concurrentTasksPerWorker: HASHES_PER_THREAD,
+  }));
 }
 
 /** The NAR hash with one walking thread (this one) and the hashing on a worker thread. */
@@ -172,7 +177,7 @@ const WALKER_IDLE_MS = 5000;
 let walkerPool: Piscina | null = null;
 
 function walkers(): Piscina {
-  return (walkerPool ??= new Piscina({ filename: workerScript('nar-walk-worker.js'), minThreads: 0, maxThreads: WALKERS, idleTimeout: WALKER_IDLE_MS }));
+  return (walkerPool ??= new (piscina())({ filename: workerScript('nar-walk-worker.js'), minThreads: 0, maxThreads: WALKERS, idleTimeout: WALKER_IDLE_MS }));
 }
 
 async function hashUnits(plan: Plan, algo: HashAlgo): Promise<NarHashResult> {
