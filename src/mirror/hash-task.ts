@@ -89,8 +89,10 @@ export interface CopyTask {
   src: string;
   offset: number;
   size: number;
-  /** created (it must not exist), mode 0644; left in place on failure for the caller to remove */
+  /** created (it must not exist) with `mode`; left in place on failure for the caller to remove */
   dest: string;
+  /** the new file's mode: 0444 for a tarball (the hashed mirror's own), 0644 for a NAR file */
+  mode: number;
   algos: HashAlgo[];
   /** also the sha256 of the file's NAR: these bytes before and after its contents (nix-formats' `flatNarFrame`) */
   narFrame?: { prefix: Uint8Array; suffix: Uint8Array };
@@ -114,7 +116,7 @@ export function copyHashed(task: CopyTask): CopyResult {
   let dest = -1;
   try {
     src = openSync(task.src, 'r');
-    dest = openSync(task.dest, 'wx', 0o644);
+    dest = openSync(task.dest, 'wx', task.mode);
     const hashes = task.algos.map((a) => createHash(a));
     const nar = task.narFrame ? createHash('sha256').update(task.narFrame.prefix) : null;
     if (nar) hashes.push(nar);

@@ -31,9 +31,10 @@ export interface HashedMirror {
   removeWorkDir(key: string): Promise<void>;
   /**
    * moves a verified file into the mirror under every alias its digests give; returns the stored
-   * path. `durable`: the caller has made its data durable (`syncFiles`), so it is not fsynced again.
+   * path. `prepared`: the caller made its data durable (`syncFiles`) and created it read-only
+   * (0444), so it is neither fsynced nor changed here.
    */
-  admitFile(path: string, digests: Partial<Digests>, durable?: boolean): Promise<string>;
+  admitFile(path: string, digests: Partial<Digests>, prepared?: boolean): Promise<string>;
   /** fsyncs the directories that got new names since the last call */
   syncDirs(): Promise<void>;
   /** takes the mirror's lock (one writer at a time); throws MIRROR_LOCKED if a live process has it */
@@ -201,12 +202,14 @@ export function createHashedMirror(dir: string, options: { create: boolean } = {
       // milliseconds (ext4 scans the recently deleted inodes), which a service's requests would wait for.
       await rm(join(tmp, key), { recursive: true, force: true }).catch(() => undefined);
     },
-    async admitFile(path, digests, durable = false) {
+    async admitFile(path, digests, prepared = false) {
       const names = aliasNames(digests);
       const stored = pathOf(names[0].algo, names[0].name);
       try {
-        if (!durable) await syncPath(path);
-        await chmod(path, 0o444);
+        if (!prepared) {
+          await syncPath(path);
+          await chmod(path, 0o444);
+        }
         await rename(path, stored);
         for (const n of names.slice(1)) await linkAlias(stored, pathOf(n.algo, n.name));
       } catch (err) {
