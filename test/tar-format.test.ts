@@ -83,6 +83,18 @@ describe('the tar writer', () => {
     writeFileSync(archive, bytes);
     await expect(membersOf(archive)).rejects.toThrow(/bad checksum at byte 1024/);
   });
+
+  test('a checksum summed over signed bytes, as old tars wrote it, is good, as GNU tar takes it', async () => {
+    const archive = join(dir, 'signed.tar');
+    writeArchive(archive, [['cache/nar/été.nar', Buffer.from('abc')]]);
+    const bytes = readFileSync(archive);
+    let signed = 0;
+    for (let i = 0; i < 512; i++) signed += i >= 148 && i < 156 ? 0x20 : bytes[i] > 127 ? bytes[i] - 256 : bytes[i];
+    bytes.write(signed.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+    writeFileSync(archive, bytes);
+    tar('-tf', archive); // GNU tar lists it
+    expect(await membersOf(archive)).toEqual([['cache/nar/été.nar', Buffer.from('abc')]]);
+  });
 });
 
 describe('the tar reader', () => {

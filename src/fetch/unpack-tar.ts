@@ -4,10 +4,9 @@
  * is handed to tar afterwards, so tar never sees a header that was refused. It also finds the
  * end of the archive (the first zero block, where GNU tar stops).
  */
-import { FodderError } from '../errors.js';
+import { BLOCK, paxRecords, tarChecksumOk, tarHeaderName, tarNumber, tarText } from '../mirror/tar-header.js';
 import { UnpackErrorCode, unpackError, type EntryPolicy, type EntryType } from './unpack-policy.js';
 
-const BLOCK = 512;
 /** Longest GNU long name / long link or pax header accepted. */
 const MAX_META = 1 << 20;
 
@@ -55,9 +54,9 @@ export function createTarScanner(policy: EntryPolicy, memberName: (name: string)
       throw unpackError(UnpackErrorCode.FAILED, `not a tar archive (bad header checksum at byte ${offset})`, { offset });
     }
     const typeflag = String.fromCharCode(h[156] || 0x30);
-    let size = pending.size ?? parseNumber(h.subarray(124, 136), offset);
+    let size = pending.size ?? headerSize(h, offset);
     if (typeflag === 'L' || typeflag === 'K' || typeflag === 'x' || typeflag === 'g') {
-      size = parseNumber(h.subarray(124, 136), offset);
+      size = headerSize(h, offset);
       if (size > MAX_META) throw unpackError(UnpackErrorCode.UNSUPPORTED, `tar metadata entry of ${size} bytes (cap ${MAX_META})`, { offset });
       policy.addMetaBytes(size, '(tar metadata)');
       meta = { kind: typeflag, data: Buffer.alloc(size), fill: 0, size };
@@ -65,8 +64,8 @@ export function createTarScanner(policy: EntryPolicy, memberName: (name: string)
       return;
     }
     const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
-    const name = pending.path ?? joinPrefix(ustar ? cstr(h.subarray(345, 500)) : '', cstr(h.subarray(0, 100)));
-    const link = pending.linkpath ?? cstr(h.subarray(157, 257));
+    const name = pending.path ?? tarHeaderName(h, ustar, 'latin1');
+    const link = pending.linkpath ?? tarText(h, 157, 100, 'latin1');
     pending = {};
     const type = entryType(typeflag, name, offset);
     if ((type === 'symlink' || type === 'hardlink' || type === 'device' || type === 'fifo') && size !== 0 && typeflag !== '1') {
@@ -88,24 +87,28 @@ export function createTarScanner(policy: EntryPolicy, memberName: (name: string)
     const m = meta!;
     meta = null;
     skip = padded(m.size) - m.size;
-    if (m.kind === 'L') pending.path = cstr(m.data);
-    else if (m.kind === 'K') pending.linkpath = cstr(m.data);
+    if (m.kind === 'L') pending.path = tarText(m.data, 0, m.size, 'latin1');
+    else if (m.kind === 'K') pending.linkpath = tarText(m.data, 0, m.size, 'latin1');
     else {
       const rec = parsePax(m.data, offset);
+      const sparse = [...rec.keys()].some((k) => k.startsWith('GNU.sparse'));
       if (m.kind === 'g') {
-        if ('path' in rec || 'linkpath' in rec || 'size' in rec || Object.keys(rec).some((k) => k.startsWith('GNU.sparse'))) {
+        if (rec.has('path') || rec.has('linkpath') || rec.has('size') || sparse) {
           throw unpackError(UnpackErrorCode.UNSUPPORTED, 'a pax global header sets path, linkpath, size or sparse data', { offset });
         }
         return;
       }
-      if (Object.keys(rec).some((k) => k.startsWith('GNU.sparse'))) {
+      if (sparse) {
         throw unpackError(UnpackErrorCode.UNSUPPORTED, 'sparse files (pax GNU.sparse) are not unpacked by fodder', { offset });
       }
-      if (rec.path !== undefined) pending.path = rec.path;
-      if (rec.linkpath !== undefined) pending.linkpath = rec.linkpath;
-      if (rec.size !== undefined) {
-        if (!/^\d+$/.test(rec.size)) throw unpackError(UnpackErrorCode.FAILED, `bad pax size '${rec.size}'`, { offset });
-        pending.size = Number(rec.size);
+      const path = rec.get('path');
+      const linkpath = rec.get('linkpath');
+      const size = rec.get('size');
+      if (path !== undefined) pending.path = path;
+      if (linkpath !== undefined) pending.linkpath = linkpath;
+      if (size !== undefined) {
+        if (!/^\d+$/.test(size)) throw unpackError(UnpackErrorCode.FAILED, `bad pax size '${size}'`, { offset });
+        pending.size = Number(size);
       }
     }
   };
@@ -182,69 +185,26 @@ function entryType(typeflag: string, name: string, offset: number): EntryType {
 
 const padded = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
 
-function cstr(b: Buffer): string {
-  const z = b.indexOf(0);
-  return (z < 0 ? b : b.subarray(0, z)).toString('latin1');
-}
-
-function joinPrefix(prefix: string, name: string): string {
-  return prefix ? `${prefix}/${name}` : name;
-}
-
-/** Octal (NUL/space padded) or GNU base-256 (high bit set). */
-function parseNumber(field: Buffer, offset: number): number {
-  if (field[0] & 0x80) {
-    if (field[0] !== 0x80) throw unpackError(UnpackErrorCode.FAILED, `negative or huge base-256 size at byte ${offset}`, { offset });
-    let n = 0;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
-    if (!Number.isSafeInteger(n)) throw unpackError(UnpackErrorCode.TOO_LARGE, `size past 2^53 at byte ${offset}`, { offset });
-    return n;
+/** The size field: octal (NUL/space padded) or GNU base-256 (high bit set, positive and below 2^53). */
+function headerSize(h: Buffer, offset: number): number {
+  if (h[124] > 0x80) throw unpackError(UnpackErrorCode.FAILED, `negative or huge base-256 size at byte ${offset}`, { offset });
+  const n = tarNumber(h, 124, 12, 'spaces');
+  if (typeof n !== 'number') {
+    throw unpackError(UnpackErrorCode.FAILED, `bad octal number '${n.notOctal}' in tar header at byte ${offset}`, { offset });
   }
-  const s = field
-    .toString('latin1')
-    .replace(/[\0 ]+$/, '')
-    .replace(/^ +/, '');
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw unpackError(UnpackErrorCode.FAILED, `bad octal number '${s}' in tar header at byte ${offset}`, { offset });
-  return parseInt(s, 8);
+  if (!Number.isSafeInteger(n)) throw unpackError(UnpackErrorCode.TOO_LARGE, `size past 2^53 at byte ${offset}`, { offset });
+  return n;
 }
 
-/** Checksum with the field itself counted as spaces; GNU tar accepts the unsigned or the signed sum. */
+/** The checksum (tar-header.ts); a checksum field that is not a number `headerSize` would take is a bad checksum. */
 function checksumOk(h: Buffer): boolean {
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : h[i];
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  let stored: number;
-  try {
-    stored = parseNumber(h.subarray(148, 156), 0);
-  } catch (e) {
-    if (e instanceof FodderError) return false;
-    throw e;
-  }
-  return stored === unsigned || stored === signed;
+  const stored = h[148] > 0x80 ? null : tarNumber(h, 148, 8, 'spaces');
+  return typeof stored === 'number' && tarChecksumOk(h, stored);
 }
 
-/** `<len> <key>=<value>\n` records. */
-function parsePax(data: Buffer, offset: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  let pos = 0;
-  while (pos < data.length) {
-    if (data[pos] === 0) break;
-    const space = data.indexOf(0x20, pos);
-    const len = space < 0 ? NaN : Number(data.subarray(pos, space).toString('latin1'));
-    if (!Number.isInteger(len) || len <= 0 || pos + len > data.length || data[pos + len - 1] !== 0x0a) {
-      throw unpackError(UnpackErrorCode.FAILED, `malformed pax header at byte ${offset}`, { offset });
-    }
-    const rec = data.subarray(space + 1, pos + len - 1);
-    const eq = rec.indexOf(0x3d);
-    if (eq < 0) throw unpackError(UnpackErrorCode.FAILED, `malformed pax record at byte ${offset}`, { offset });
-    // pax values are UTF-8; keep them as the bytes GNU tar will use (latin1 = byte for byte)
-    out[rec.subarray(0, eq).toString('latin1')] = rec.subarray(eq + 1).toString('latin1');
-    pos += len;
-  }
-  return out;
+/** `<len> <key>=<value>\n` records; pax values are UTF-8, kept as the bytes GNU tar will use (latin1 = byte for byte). */
+function parsePax(data: Buffer, offset: number): Map<string, string> {
+  const rec = paxRecords(data, 'latin1', true);
+  if (typeof rec !== 'string') return rec;
+  throw unpackError(UnpackErrorCode.FAILED, `malformed pax ${rec} at byte ${offset}`, { offset });
 }

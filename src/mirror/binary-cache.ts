@@ -42,7 +42,8 @@ import {
   type NarInfo,
 } from '../nix-formats/narinfo.js';
 import { writeNarFile, type WrittenNar } from './nar-file.js';
-import { FLAT_NARINFO_DIR, flatNarSource, flatNarUrl, flatNarUrlSha256 } from './flat-nar.js';
+import { FLAT_NARINFO_DIR, flatNarSource, flatNarUrl } from './flat-nar.js';
+import { narSourceOfUrl } from './cache-entry.js';
 import { fileDigest, flatNarDigests, type HashPool } from './hashing.js';
 import { writeAtomic } from './hashed-mirror.js';
 
@@ -177,8 +178,8 @@ export function createBinaryCache(options: BinaryCacheOptions): BinaryCache {
     if (!existsSync(file)) return null;
     try {
       const info = parseNarInfo(readFileSync(file, 'utf8'));
-      const sha256 = flat ? flatNarUrlSha256(info.url) : null;
-      const nar = flat ? (sha256 ? flatNarSource(mirrorDir, sha256) : null) : join(dir, info.url);
+      const source = flat ? narSourceOfUrl(info.url) : null;
+      const nar = flat ? (source?.type === 'flat' ? join(mirrorDir, source.path) : null) : join(dir, info.url);
       return nar && existsSync(nar) ? { file, info } : null;
     } catch {
       return null;

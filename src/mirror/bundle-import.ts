@@ -42,7 +42,7 @@ import { cacheEntryProblem } from './cache-entry.js';
 import { FLAT_NARINFO_DIR } from './flat-nar.js';
 import { createHashedMirror, syncFiles, syncPath, writeAtomic, type HashedMirror } from './hashed-mirror.js';
 import { createHashPool, type FlatNarDigests, type HashPool } from './hashing.js';
-import { flatNarFrame, type FlatNarFrame } from '../nix-formats/nar.js';
+import { flatNarFrame, flatNarHasher, type FlatNarFrame } from '../nix-formats/nar.js';
 import { tarFileMembers } from './tar-format.js';
 import { eachAtOnce } from './at-once.js';
 import { fileSizeSync } from './holdings.js';
@@ -298,7 +298,7 @@ async function createImporter(
       const fh = await open(tmp, 'wx', mode);
       try {
         const hashes = algos.map((a) => createHash(a));
-        const nar = narFrame ? createHash('sha256').update(narFrame.prefix) : null;
+        const nar = frame ? flatNarHasher(frame) : null;
         for await (const chunk of source.data) {
           const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
           for (let off = 0; off < c.length;) off += (await fh.write(c, off, c.length - off)).bytesWritten;
@@ -306,7 +306,7 @@ async function createImporter(
           nar?.update(c);
         }
         const digests = Object.fromEntries(algos.map((a, i) => [a, hashes[i].digest('hex')]));
-        return { digests, narHash: nar?.update(narFrame!.suffix).digest('hex') };
+        return { digests, narHash: nar?.digest() };
       } finally {
         await fh.close();
       }

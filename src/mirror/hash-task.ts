@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import type { HashAlgo } from '../nix-formats/hash.js';
+import { flatNarHasher } from '../nix-formats/nar.js';
 
 export interface TrailingTask {
   path: string;
@@ -49,8 +50,7 @@ export function hashTrailing(task: TrailingTask): Promise<TrailingResult> {
     let pos = 0;
     let settled = false;
     const hashes = task.algos.map((a) => createHash(a));
-    const nar = task.narFrame ? createHash('sha256').update(task.narFrame.prefix) : null;
-    if (nar) hashes.push(nar);
+    const nar = task.narFrame ? flatNarHasher(task.narFrame) : null;
     const end = (result: TrailingResult) => {
       if (settled) return;
       settled = true;
@@ -70,11 +70,12 @@ export function hashTrailing(task: TrailingTask): Promise<TrailingResult> {
           if (n === 0) throw new Error(`file ended at byte ${pos}, expected ${m.written}`);
           const view = n === buf.length ? buf : buf.subarray(0, n);
           for (const h of hashes) h.update(view);
+          nar?.update(view);
           pos += n;
         }
         if (m.done) {
           const digests = Object.fromEntries(task.algos.map((a, i) => [a, hashes[i].digest('hex')]));
-          end(nar ? { ok: true, digests, narHash: nar.update(task.narFrame!.suffix).digest('hex') } : { ok: true, digests });
+          end(nar ? { ok: true, digests, narHash: nar.digest() } : { ok: true, digests });
         }
       } catch (err) {
         end(failure(err));
@@ -118,18 +119,18 @@ export function copyHashed(task: CopyTask): CopyResult {
     src = openSync(task.src, 'r');
     dest = openSync(task.dest, 'wx', task.mode);
     const hashes = task.algos.map((a) => createHash(a));
-    const nar = task.narFrame ? createHash('sha256').update(task.narFrame.prefix) : null;
-    if (nar) hashes.push(nar);
+    const nar = task.narFrame ? flatNarHasher(task.narFrame) : null;
     for (let pos = 0; pos < task.size;) {
       const n = readSync(src, buf, 0, Math.min(buf.length, task.size - pos), task.offset + pos);
       if (n === 0) throw new Error(`${task.src} ended ${pos} bytes into ${task.size}`);
       const view = n === buf.length ? buf : buf.subarray(0, n);
       for (let off = 0; off < n;) off += writeSync(dest, view, off, n - off);
       for (const h of hashes) h.update(view);
+      nar?.update(view);
       pos += n;
     }
     const digests = Object.fromEntries(task.algos.map((a, i) => [a, hashes[i].digest('hex')]));
-    return nar ? { ok: true, digests, narHash: nar.update(task.narFrame!.suffix).digest('hex') } : { ok: true, digests };
+    return nar ? { ok: true, digests, narHash: nar.digest() } : { ok: true, digests };
   } catch (err) {
     return failure(err);
   } finally {

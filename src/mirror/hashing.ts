@@ -6,7 +6,7 @@ import { MessageChannel } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { piscina, workerScript } from '../config/defaults.js';
 import { HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
-import { flatNarFrame } from '../nix-formats/nar.js';
+import { flatNarFrame, flatNarHasher } from '../nix-formats/nar.js';
 import type { Advance, CopyResult, CopyTask, TrailingResult, TrailingTask } from './hash-task.js';
 import type { Digests } from './types.js';
 
@@ -174,9 +174,9 @@ export async function hashFile(pool: HashPool, path: string, size: number): Prom
  */
 export async function flatNarDigests(path: string, size: number, pool?: HashPool): Promise<FlatNarDigests> {
   if (pool && size > SMALL_FILE) return pool.flatNar(path, size);
-  const { prefix, suffix, narSize } = flatNarFrame(size);
+  const frame = flatNarFrame(size);
   const file = createHash('sha256');
-  const nar = createHash('sha256').update(prefix);
+  const nar = flatNarHasher(frame);
   let read = 0;
   // a small file in one read of its size (a stream's 1 MiB buffer each, for thousands of small
   // files, kept the garbage collector busy: docs/performance.md, "Bundles")
@@ -187,7 +187,7 @@ export async function flatNarDigests(path: string, size: number, pool?: HashPool
     read += (c as Buffer).length;
   }
   if (read !== size) throw new Error(`${path} has ${read} bytes, expected ${size}`);
-  return { sha256: file.digest('hex'), narHash: nar.update(suffix).digest('hex'), narSize };
+  return { sha256: file.digest('hex'), narHash: nar.digest(), narSize: frame.narSize };
 }
 
 /** One digest of a whole file, hex, read on this thread (a file already in the mirror, checked once). */

@@ -10,8 +10,9 @@
  * GNU long names (`L`), base-256 sizes.
  */
 import { open } from 'node:fs/promises';
+import { BLOCK, paxRecords, tarChecksumOk, tarHeaderName, tarNumber } from './tar-header.js';
 
-export const BLOCK = 512;
+export { BLOCK };
 /** two zero blocks: the end of an archive */
 export const TAR_END = Buffer.alloc(2 * BLOCK);
 /** the largest size ustar's 11 octal digits hold */
@@ -91,44 +92,11 @@ export interface TarMember {
   offset: number;
 }
 
-function field(block: Buffer, off: number, len: number): string {
-  const end = block.indexOf(0, off);
-  return block.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
-}
-
+/** A numeric field (tar-header.ts), octal text around which whitespace is ignored. */
 function number(block: Buffer, off: number, len: number): number {
-  if (block[off] & 0x80) {
-    let v = 0;
-    for (let i = off + 1; i < off + len; i++) v = v * 256 + block[i];
-    return v;
-  }
-  const text = block
-    .toString('latin1', off, off + len)
-    .replace(/[\0 ]+$/, '')
-    .trim();
-  if (!/^[0-7]*$/.test(text)) throw new Error(`not an octal number: ${JSON.stringify(text)}`);
-  return text ? parseInt(text, 8) : 0;
-}
-
-function checksumOk(block: Buffer): boolean {
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i];
-  return number(block, 148, 8) === sum;
-}
-
-/** The pax records of an extended header's data. */
-function paxRecords(data: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let pos = 0; pos < data.length;) {
-    const space = data.indexOf(0x20, pos);
-    const len = Number(data.toString('latin1', pos, space));
-    if (space < 0 || !Number.isInteger(len) || len <= 0 || pos + len > data.length) throw new Error('a broken pax header');
-    const record = data.toString('utf8', space + 1, pos + len - 1);
-    const eq = record.indexOf('=');
-    out.set(record.slice(0, eq), record.slice(eq + 1));
-    pos += len;
-  }
-  return out;
+  const n = tarNumber(block, off, len, 'whitespace');
+  if (typeof n !== 'number') throw new Error(`not an octal number: ${JSON.stringify(n.notOctal)}`);
+  return n;
 }
 
 /**
@@ -144,7 +112,7 @@ export async function* tarMembers(read: (length: number, position: number) => Pr
     const block = await read(BLOCK, pos);
     if (block.length === 0 || block.every((b) => b === 0)) return;
     if (block.length < BLOCK) throw new Error(`the archive ends inside a header at byte ${pos}`);
-    if (!checksumOk(block)) throw new Error(`a header with a bad checksum at byte ${pos}`);
+    if (!tarChecksumOk(block, number(block, 148, 8))) throw new Error(`a header with a bad checksum at byte ${pos}`);
     const type = String.fromCharCode(block[156] || 0x30);
     const size = number(block, 124, 12);
     const offset = pos + BLOCK;
@@ -152,12 +120,14 @@ export async function* tarMembers(read: (length: number, position: number) => Pr
     if (type === 'x' || type === 'L' || type === 'g' || type === 'K') {
       const data = await read(size, offset);
       if (data.length < size) throw new Error(`the archive ends inside a header at byte ${offset}`);
-      if (type === 'x') pax = paxRecords(data);
-      else if (type === 'L') longName = data.toString('utf8').replace(/\0+$/, '');
+      if (type === 'x') {
+        const records = paxRecords(data, 'utf8', false);
+        if (typeof records === 'string') throw new Error('a broken pax header');
+        pax = records;
+      } else if (type === 'L') longName = data.toString('utf8').replace(/\0+$/, '');
       continue;
     }
-    const prefix = block.toString('latin1', 257, 262) === 'ustar' ? field(block, 345, 155) : '';
-    const name = pax.get('path') ?? longName ?? (prefix ? `${prefix}/` : '') + field(block, 0, 100);
+    const name = pax.get('path') ?? longName ?? tarHeaderName(block, block.toString('latin1', 257, 262) === 'ustar', 'utf8');
     const realSize = pax.has('size') ? Number(pax.get('size')) : size;
     if (realSize !== size) pos = offset + realSize + tarPadding(realSize);
     pax = new Map();

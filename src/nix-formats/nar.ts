@@ -392,6 +392,19 @@ export function flatNarFrame(size: number, executable = false): FlatNarFrame {
   return { prefix, suffix, narSize: prefix.length + size + suffix.length };
 }
 
+/** The sha256 of a regular file's NAR, fed the file's contents. */
+export interface FlatNarHasher {
+  update(contents: Uint8Array): void;
+  /** the NAR's sha256, lowercase base16 */
+  digest(): string;
+}
+
+/** Hashes `prefix ‖ contents ‖ suffix` of a `flatNarFrame` (or its bytes passed to a thread) as the contents come. */
+export function flatNarHasher(frame: { prefix: Uint8Array; suffix: Uint8Array }): FlatNarHasher {
+  const h = createHash('sha256').update(frame.prefix);
+  return { update: (contents) => void h.update(contents), digest: () => h.update(frame.suffix).digest('hex') };
+}
+
 /** A NAR digest: algorithm, lowercase base16 and the archive's size in bytes. */
 export interface NarHashResult {
   algo: HashAlgo;
