@@ -65,6 +65,16 @@ describe('bad input', () => {
     expect(n.stderr).toContain(`unknown key "confg" in variants.odd`);
   });
 
+  it('names a schedule that is not a cron pattern, and takes one that is', async () => {
+    const bad = config('cron.yaml', 'service:\n  schedule: "every night"\n');
+    const r = await fodder(['crawl', '--config', bad, ...base()]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`${bad}: key "service.schedule": must be a cron pattern`);
+    const good = config('cron-ok.yaml', 'service:\n  schedule: "30 2 * * 1"\n');
+    const ok = await fodder(['attrs', '--config', good, '--db', join(dir, 'none.db')]);
+    expect(ok.stderr).not.toContain('service.schedule');
+  });
+
   it('rejects a file that is not YAML and a config file that does not exist', async () => {
     const file = config('broken.yaml', 'systems: [x86_64-linux\n');
     const r = await fodder(['crawl', '--config', file, ...base()]);
