@@ -102,7 +102,7 @@ export function registerBundle(program: Command): void {
       ]);
       const since = flags.since ? readManifest(flags.since, s.bundle.trustedKeys) : null;
       const target = await resolveTarget(attr, flags, { command: 'bundle create', allowNone: true, configForAll: true, db: s.db });
-      const plan = await planBundle(target.fods, s.mirror, since, volumeSize);
+      const plan = planBundle(target.fods, s.mirror, since, volumeSize);
       const summary = {
         target: target.label,
         fods: plan.fods,
