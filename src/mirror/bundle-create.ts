@@ -4,9 +4,9 @@
  * asked) or a tar stream. Objects are copied as they are (the import verifies each); nothing is
  * held in memory but the list of objects.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { copyFile, mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ErrorCode, FodderError } from '../errors.js';
@@ -14,7 +14,6 @@ import type { Fod } from '../graph/types.js';
 import { cacheEntriesAt, fileSizeSync, tarballPath } from './holdings.js';
 import { BUNDLE_FORMAT, formatBundleIndex, INDEX_NAME, type BundleIndex, type BundleObject } from './bundle-index.js';
 import { manifestPaths, type Manifest } from './manifest.js';
-import { eachAtOnce } from './at-once.js';
 import { readAt } from './read-at.js';
 import { BLOCK, TAR_END, tarFileHeader, tarPadding } from './tar-format.js';
 
@@ -176,28 +175,28 @@ const INCOMING = '.incoming';
 
 /**
  * Writes the plan as a directory: `out/` itself, or `out/volume-N/` when split. Each object is
- * copied (the kernel's copy_file_range, COPIES_AT_ONCE at a time) into the volume's `.incoming/`
- * and renamed to its name, the index written last, so a killed run leaves no half object under
- * an object's name, and a re-run copies only what is not there yet. What an earlier bundle there holds and this one does not is
- * removed first (`removeStale`).
+ * copied (`copyThrough`, on this thread) into the volume's `.incoming/` and renamed to its name,
+ * the index written last, so a killed run leaves no half object under an object's name, and a
+ * re-run copies only what is not there yet. What an earlier bundle there holds and this one
+ * does not is removed first (`removeStale`).
  */
 export async function writeBundleDir(plan: BundlePlan, ground: string, out: string, onObject?: (o: BundleObject) => void, now = new Date()): Promise<string[]> {
   const root = resolve(ground);
   const dirs: string[] = [];
   await removeStale(plan, out);
   const made = new Set<string>();
-  const copy = async (o: BundleObject, dir: string) => {
+  let n = 0;
+  const copy = (o: BundleObject, dir: string) => {
     const dest = join(dir, o.path);
     if (fileSizeSync(dest) !== o.size) {
-      if (!made.has(dirname(dest))) await mkdir(dirname(dest), { recursive: true });
+      if (!made.has(dirname(dest))) mkdirSync(dirname(dest), { recursive: true });
       made.add(dirname(dest));
-      const tmp = join(dir, INCOMING, randomBytes(8).toString('hex'));
+      const tmp = join(dir, INCOMING, String(n++));
       try {
-        if (o.size <= SMALL_OBJECT) copySmall(join(root, o.path), tmp);
-        else await copyFile(join(root, o.path), tmp);
-        await rename(tmp, dest);
+        copyThrough(join(root, o.path), tmp);
+        renameSync(tmp, dest);
       } catch (e) {
-        await rm(tmp, { force: true });
+        rmSync(tmp, { force: true });
         throw e;
       }
     }
@@ -207,34 +206,32 @@ export async function writeBundleDir(plan: BundlePlan, ground: string, out: stri
     const dir = volumeDir(plan, out, i);
     dirs.push(dir);
     await mkdir(join(dir, INCOMING), { recursive: true });
-    await eachAtOnce(plan.volumes[i], COPIES_AT_ONCE, (o) => copy(o, dir));
+    for (const o of plan.volumes[i]) copy(o, dir);
     await rm(join(dir, INCOMING), { recursive: true, force: true });
     await writeFile(join(dir, INDEX_NAME), formatBundleIndex(indexOf(plan, i, now)));
   }
   return dirs;
 }
 
-/** Objects copied at once into a bundle directory: the kernel copies on libuv's four threads. */
-const COPIES_AT_ONCE = 4;
-
 /**
- * Objects up to this size are copied here, read into one buffer and written to a new file:
- * libuv's copyFile changes the file it made (a truncate, a chmod) before its copy_file_range,
- * which cost as much as the copy itself for small files (a bundle of 3,000 mostly small
- * objects copied in twice cp's time, docs/performance.md).
+ * The buffer objects are copied through into a bundle directory. One thread, one object after
+ * the other, read and written 1 MiB at a time: 1.1 GiB of 3,187 objects in 0.61-0.64 s here, where
+ * libuv's copyFile (copy_file_range after a truncate and a chmod of the new file) took 1.1 s
+ * alone and 1.0-1.25 s four at a time, and `tar -cf - | tar -xf -` 0.7-0.9 s (each run from the
+ * same page cache: docs/performance.md, "Bundles").
  */
-const SMALL_OBJECT = 1 << 20;
-const smallBuffer = Buffer.allocUnsafe(SMALL_OBJECT);
+const COPY_BLOCK = 1 << 20;
+const copyBuffer = Buffer.allocUnsafe(COPY_BLOCK);
 
-/** Copies the small file `src` to the new file `dest` (which must not exist) on this thread, through `smallBuffer`. */
-function copySmall(src: string, dest: string): void {
+/** Copies the file `src` to the new file `dest` (which must not exist) on this thread, through `copyBuffer`. */
+function copyThrough(src: string, dest: string): void {
   const from = openSync(src, 'r');
   try {
-    // the source's mode given at creation, as copyFile gives it afterwards
+    // the source's mode given at creation
     const to = openSync(dest, 'wx', fstatSync(from).mode & 0o777);
     try {
-      for (let n; (n = readSync(from, smallBuffer, 0, SMALL_OBJECT, null)) > 0;) {
-        for (let off = 0; off < n;) off += writeSync(to, smallBuffer, off, n - off);
+      for (let n; (n = readSync(from, copyBuffer, 0, COPY_BLOCK, null)) > 0;) {
+        for (let off = 0; off < n;) off += writeSync(to, copyBuffer, off, n - off);
       }
     } finally {
       closeSync(to);
@@ -373,8 +370,13 @@ function streamSink(out: Writable): TarSink {
   };
 }
 
-/** The buffers of the tar archive's ring, and their size (1 MiB writes: 0.1 s less than 256 KiB ones for 1 GiB here, docs/performance.md). */
+/**
+ * The buffers of the tar archive's ring, and their size. 1.1 GiB written from the same page
+ * cache (docs/performance.md, "Bundles"): 0.98-1.08 s with 512 KiB writes, 1.10 s with 256 KiB,
+ * 1.18-1.27 s with 1 MiB, 1.7 s with 64 KiB and 3.5 s with 4 MiB (the kernel's time grows with the
+ * write's size past 512 KiB on this VM).
+ */
 const TAR_RING = 4;
-const TAR_SLOT = 1 << 20;
+const TAR_SLOT = 512 << 10;
 /** padding: never written to */
 const ZEROS = Buffer.alloc(BLOCK);
