@@ -6,26 +6,42 @@
  * then BENCH_ROUNDS (default 3) rounds of these pairs, fodder first in odd rounds and tar first in
  * even ones:
  *
- *   create --out DIR     `fodder bundle create --crawl 1 --out DIR`    vs `tar -cf X.tar -C ground tarballs/sha256 cache/flat`
- *                        (and `cp -r` of the same files: many files written, as the bundle directory is)
+ *   create --out DIR     `fodder bundle create --crawl 1 --out DIR`    vs tar making the same directory of the same
+ *                        files (`tar -cf - … | tar -xf - -C DIR`); and, printed beside, `tar -cf X.tar` (one file
+ *                        written) and `cp -r` (copy_file_range: no user-space copy)
  *   create --out X.tar   `fodder bundle create --crawl 1 --out X.tar`  vs the same `tar -cf`
  *   import DIR           `fodder bundle import DIR --mirror M`         vs `tar -xf X.tar -C M && sync`, and `tar -xf` alone
  *   import X.tar         `fodder bundle import X.tar --mirror M`       vs the same
  *
  * The import verifies every object against its name and fsyncs it before its rename, so
  * `tar -xf && sync` is the same work (`tar -xf` alone leaves the bytes in the page cache). Before
- * each command: its inputs read once (the page cache in the same state for both sides), `sync`,
- * a second's rest. Nothing is deleted within a round; between rounds the outputs are, then the
+ * each command: `sync`, the page cache dropped (as root: /proc/sys/vm/drop_caches) and its inputs
+ * read back, then a second's rest, so every command starts with the same memory free and the same
+ * files cached (without the drop, the same `cp -r` took 0.37 s or 3.2 s by what earlier commands
+ * had left in memory). Nothing is deleted within a round; between rounds the outputs are, then the
  * bench waits BENCH_SETTLE_SEC (default 65) seconds: ext4 without a journal scans past inodes
  * deleted in the last 60 s when it creates files (bench/timed.ts), which would slow whichever
- * side came next. A round needs about seven times BENCH_BUNDLE_MB of disk.
+ * side came next. A round needs about eight times BENCH_BUNDLE_MB of disk.
  *
  * Printed: each round's times, MB/s, the ratio fodder/tar (of throughput; >= 0.9 is the target),
  * fodder's peak RSS (/usr/bin/time's %M, which must not grow with the size) and the load average
  * (the machine may be shared); then the median ratio of each pair.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -95,15 +111,29 @@ async function main(): Promise<void> {
   const rate = (t: Timed) => bytes / 1e6 / (t.ms / 1000);
   const mbs = (t: Timed) => `${(t.ms / 1000).toFixed(2).padStart(6)} s ${rate(t).toFixed(0).padStart(5)} MB/s`;
   const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  /** reads the files once, so both sides of a pair start with them in the page cache */
-  const warm = (...paths: string[]) => execa('bash', ['-c', 'find "$@" -type f -exec cat {} + > /dev/null', 'warm', ...paths]);
+  /** drops the page cache (when this process may) and reads the files once, so both sides of a pair start with them, and only them, cached */
+  const canDrop = (() => {
+    try {
+      accessSync('/proc/sys/vm/drop_caches', constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  if (!canDrop) process.stderr.write('note: /proc/sys/vm/drop_caches is not writable (not root): the page cache is not reset between commands\n');
+  const warm = async (...paths: string[]) => {
+    if (canDrop) await execa('bash', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches']);
+    await execa('bash', ['-c', 'find "$@" -type f -exec cat {} + > /dev/null', 'warm', ...paths]);
+  };
   const run = async (cmd: string, args: string[], inputs: string[]) => {
     await warm(...inputs);
     return timed(cmd, args, { settleSec: 1 });
   };
   const fodder = (...args: string[]): [string, string[]] => ['node', [cli, ...args]];
   const ratios: Record<string, number[]> = {};
-  const out: string[] = [`bundle of ${list.length} files, ${(bytes / 2 ** 20).toFixed(0)} MiB, ${ROUNDS} rounds; ratio = fodder's MB/s over tar's`];
+  const out: string[] = [
+    `bundle of ${list.length} files, ${(bytes / 2 ** 20).toFixed(0)} MiB, ${ROUNDS} rounds; ratio = fodder's MB/s over tar's; page cache ${canDrop ? 'dropped' : 'NOT dropped'} before each command`,
+  ];
   const say = (line: string) => {
     out.push(line);
     process.stderr.write(line + '\n');
@@ -131,6 +161,10 @@ async function main(): Promise<void> {
     const tarC = () => run('tar', ['-cf', w(tars++ ? `plain-${tars}.tar` : 'plain.tar'), '-C', ground, 'tarballs/sha256', 'cache/flat'], [ground]);
     const create = (o: string) => run(...fodder('bundle', 'create', '--db', db, '--mirror', ground, '--crawl', '1', '--out', o), [ground]);
     await pair('create --out DIR', () => create(w('bundle')), [
+      [
+        'tar -cf - | tar -xf -',
+        () => run('bash', ['-c', 'mkdir "$0" && tar -cf - -C "$1" tarballs/sha256 cache/flat | tar -xf - -C "$0"', w('tar-copy'), ground], [ground]),
+      ],
       ['tar -cf', tarC],
       ['cp -r', () => run('bash', ['-c', 'mkdir "$0" && cp -r "$1/tarballs" "$1/cache" "$0"/', w('copy'), ground], [ground])],
     ]);

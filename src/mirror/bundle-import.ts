@@ -55,6 +55,8 @@ export interface ImportOptions {
   trustedKeys: readonly string[];
   /** `Priority` of the nix-cache-info written when the mirror has none */
   priority: number;
+  /** a volume's index read: its objects and their bytes (progress) */
+  onIndex?: (objects: number, bytes: number) => void;
   onObject?: (o: BundleObject, outcome: 'imported' | 'present' | 'refused') => void;
 }
 
@@ -254,6 +256,10 @@ async function createImporter(
   const byPath = new Map(index.objects.map((o) => [o.path, o]));
   const seen = new Set<string>();
   result.objects += index.objects.length;
+  opts.onIndex?.(
+    index.objects.length,
+    index.objects.reduce((n, o) => n + o.size, 0),
+  );
 
   const record = async (o: BundleObject, outcome: 'imported' | 'present') => {
     if (outcome === 'imported') {

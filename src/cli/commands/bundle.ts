@@ -8,7 +8,8 @@ import { ErrorCode, FodderError } from '../../errors.js';
 import { resolveSettings } from '../../config/settings.js';
 import { addTargetOptions, resolveTarget, type TargetFlags } from './target-options.js';
 import { formatBytes } from '../fetch-progress.js';
-import { collect, printJson } from '../common.js';
+import { collect, isInteractive, printJson } from '../common.js';
+import { createBundleProgress } from '../bundle-progress.js';
 import { writeFileSync } from 'node:fs';
 
 const UNITS: Record<string, number> = {
@@ -54,6 +55,7 @@ interface CreateFlags extends TargetFlags {
   mirror?: string;
   trustedKey?: string[];
   json?: boolean;
+  progress?: boolean;
 }
 
 export function registerBundle(program: Command): void {
@@ -90,6 +92,7 @@ export function registerBundle(program: Command): void {
     .option('--mirror <dir>', 'the ground mirror (default fetch.mirror)')
     .option(...TRUSTED_KEY_OPTION, collect('--trusted-key'))
     .option('--json', 'print the summary as JSON (on stderr with --out -)')
+    .option('--no-progress', 'no progress output')
     .action(async (attr: string | undefined, flags: CreateFlags) => {
       const s = resolveSettings({ configFile: flags.config, flags: { mirror: flags.mirror, db: flags.db, trustedKeys: flags.trustedKey } });
       if (!flags.out && !flags.dryRun) throw new FodderError(ErrorCode.USAGE, 'bundle create needs --out PATH (or --dry-run)', { option: '--out' });
@@ -118,9 +121,16 @@ export function registerBundle(program: Command): void {
       const line = `${target.label}: ${plan.objects} objects, ${formatBytes(plan.bytes)} (${plan.bytes} bytes) in ${plan.volumes.length} volume(s); the remote holds ${plan.remoteHas} of ${plan.fods} outputs, the ground mirror lacks ${plan.groundLacks.length}`;
       if (!flags.json) say.write(`${line}\n`);
       if (!flags.dryRun) {
-        if (flags.out === '-') await writeBundleTar(plan, s.mirror, process.stdout);
-        else if (flags.out!.endsWith('.tar')) await writeBundleTar(plan, s.mirror, flags.out!);
-        else await writeBundleDir(plan, s.mirror, flags.out!);
+        const progress = flags.progress === false ? null : createBundleProgress('bundle create', isInteractive());
+        progress?.expect(plan.objects, plan.bytes);
+        const onObject = progress ? (o: { size: number }) => progress.object(o.size) : undefined;
+        try {
+          if (flags.out === '-') await writeBundleTar(plan, s.mirror, process.stdout, onObject);
+          else if (flags.out!.endsWith('.tar')) await writeBundleTar(plan, s.mirror, flags.out!, onObject);
+          else await writeBundleDir(plan, s.mirror, flags.out!, onObject);
+        } finally {
+          progress?.finish();
+        }
       }
       if (flags.json) say.write(JSON.stringify(summary, null, 2) + '\n');
       else if (!flags.dryRun) say.write(`written to ${flags.out === '-' ? 'standard output' : flags.out}\n`);
@@ -133,14 +143,18 @@ export function registerBundle(program: Command): void {
     .option('--config <file>')
     .option(...TRUSTED_KEY_OPTION, collect('--trusted-key'))
     .option('--json', 'print the result as JSON')
-    .action(async (path: string, flags: { mirror?: string; config?: string; trustedKey?: string[]; json?: boolean }) => {
+    .option('--no-progress', 'no progress output')
+    .action(async (path: string, flags: { mirror?: string; config?: string; trustedKey?: string[]; json?: boolean; progress?: boolean }) => {
       const s = resolveSettings({ configFile: flags.config, flags: { mirror: flags.mirror, trustedKeys: flags.trustedKey } });
       const { importBundle } = await import('../../mirror/bundle-import.js');
+      const progress = flags.progress === false ? null : createBundleProgress('bundle import', isInteractive());
       const result = await importBundle(path === '-' ? process.stdin : path, {
         mirrorDir: s.mirror,
         trustedKeys: s.bundle.trustedKeys,
         priority: s.fetch.cache.priority,
-      });
+        onIndex: progress ? (objects, bytes) => progress.expect(objects, bytes) : undefined,
+        onObject: progress ? (o) => progress.object(o.size) : undefined,
+      }).finally(() => progress?.finish());
       if (flags.json) printJson(result);
       else {
         const lines = [`imported ${result.imported} objects (${formatBytes(result.bytes)}) into ${result.mirror}; ${result.present} were there already`];
