@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { crawlArgs, realTreeArgs } from './real-args.js';
+import { execa } from 'execa';
 import { timed } from './timed.js';
 import { DEFAULT_VARIANTS } from '../src/config/defaults.js';
 
@@ -43,6 +44,9 @@ const mib = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 const db = join(work, 'crawl.db');
 const args = [cli, ...crawlArgs({ nixpkgs, db, workers, systems, variants }), ...(opt('config', '') ? ['--config', opt('config', '')] : [])];
 console.log(`crawl: ${systems.join(', ')} × ${variants.join(', ')}, ${workers} workers`);
+// the package set's files read once first: the oracle, which runs after the crawl, finds them in
+// the page cache, and so must the crawl (read from disk, the crawl took 16.7 s against 12.4 s)
+await execa('bash', ['-c', 'find "$0" -name "*.nix" -type f -exec cat {} + > /dev/null', nixpkgs]);
 const crawl = await timed('node', args, { env: { FODDER_TIMINGS: '1' }, settleSec: settle });
 const summary = JSON.parse(crawl.stdout) as { attrs: Record<string, number>; drvs: number; fods: number; nix?: string };
 const timings = /timings: (\{.*?\})/.exec(crawl.stderr)?.[1] ?? '{}';
