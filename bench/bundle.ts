@@ -12,6 +12,8 @@
  *   create --out X.tar   `fodder bundle create --crawl 1 --out X.tar`  vs the same `tar -cf`
  *   import DIR           `fodder bundle import DIR --mirror M`         vs `tar -xf X.tar -C M && sync`, and `tar -xf` alone
  *   import X.tar         `fodder bundle import X.tar --mirror M`       vs the same
+ *   import DIR, key trusted   the same with `--trusted-key` of the key the ground signed its narinfos
+ *                        with (docs/offgrid.md's set-up): every narinfo's signature checked too; vs the same
  *
  * The import verifies every object against its name and fsyncs it before its rename, so
  * `tar -xf && sync` is the same work (`tar -xf` alone leaves the bytes in the page cache). Before
@@ -21,7 +23,7 @@
  * had left in memory). Nothing is deleted within a round; between rounds the outputs are, then the
  * bench waits BENCH_SETTLE_SEC (default 65) seconds: ext4 without a journal scans past inodes
  * deleted in the last 60 s when it creates files (bench/timed.ts), which would slow whichever
- * side came next. A round needs about eight times BENCH_BUNDLE_MB of disk.
+ * side came next. A round needs about nine times BENCH_BUNDLE_MB of disk.
  *
  * Printed: each round's times, MB/s, the ratio fodder/tar (of throughput; >= 0.9 is the target),
  * fodder's peak RSS (/usr/bin/time's %M, which must not grow with the size) and the load average
@@ -40,12 +42,14 @@ import {
   renameSync,
   rmSync,
   statSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { createBinaryCache } from '../src/mirror/binary-cache.js';
+import { generateKeyPair } from '../src/nix-formats/narinfo.js';
 import { createHashPool } from '../src/mirror/hashing.js';
 import { createTestCrawl, flatFod } from '../test/helpers/fetch-db.js';
 import { repoRoot } from '../test/helpers/servers.js';
@@ -103,7 +107,11 @@ async function main(): Promise<void> {
   // each file's narinfo in cache/flat/, as `fodder fetch` publishes them: a bundle carries them,
   // and the import checks each against the NAR of its tarball
   const pool = createHashPool();
-  const cache = createBinaryCache({ mirrorDir: ground, compression: 'none', secretKey: null, priority: 30, flat: false, hashPool: pool });
+  // signed, as a ground's cache is (docs/offgrid.md); the public key is trusted by one import pair
+  const key = generateKeyPair('bench-ground-1');
+  const keyFile = join(dir, 'ground.public');
+  writeFileSync(keyFile, key.publicKey);
+  const cache = createBinaryCache({ mirrorDir: ground, compression: 'none', secretKey: key.secretKey, priority: 30, flat: false, hashPool: pool });
   for (const [name, hex] of made) await cache.addFlat(flatFod(name, hex), { sha256: hex });
   await pool.close();
   for (const name of readdirSync(join(ground, 'cache', 'flat'))) bytes += statSync(join(ground, 'cache', 'flat', name)).size;
@@ -175,11 +183,12 @@ async function main(): Promise<void> {
       mkdirSync(m);
       return run('bash', ['-c', `tar -xf "$0" -C "$1"${sync ? ' && sync' : ''}`, w('plain.tar'), m], [w('plain.tar')]);
     };
-    for (const [label, input] of [
-      ['import DIR', w('bundle')],
-      ['import X.tar', w('bundle.tar')],
+    for (const [label, input, trust] of [
+      ['import DIR', w('bundle'), []],
+      ['import X.tar', w('bundle.tar'), []],
+      ['import DIR, key trusted', w('bundle'), ['--trusted-key', keyFile]],
     ] as const) {
-      await pair(label, () => run(...fodder('bundle', 'import', input, '--mirror', w(`import-${n++}`)), [input]), [
+      await pair(label, () => run(...fodder('bundle', 'import', input, '--mirror', w(`import-${n++}`), ...trust), [input]), [
         ['tar -xf && sync', () => tarX(true)],
         ['tar -xf', () => tarX(false)],
       ]);

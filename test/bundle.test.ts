@@ -242,6 +242,26 @@ describe('bundles', () => {
     expect(result.imported).toBe(index.objects.length - refused.length);
     for (const p of refused) expect(existsSync(join(fresh, p)), p).toBe(false);
     for (const x of index.objects.filter((x) => !refused.includes(x.path))) expect(existsSync(join(fresh, x.path)), x.path).toBe(true);
+
+    // the ground's key trusted (docs/offgrid.md's set-up): the same objects refused for the same
+    // reasons, every narinfo's signature checked besides; and the same from a tar file
+    const signed = join(dir, 'fresh-signed');
+    const t = await fodder(['bundle', 'import', b2, '--mirror', signed, '--trusted-key', join(keys, 'ground-1.public'), '--json']);
+    expect(t.code, t.stderr).toBe(1);
+    const withKey = JSON.parse(t.stdout) as { refused: { path: string; reason: string }[]; imported: number };
+    const byPath = (a: { path: string }, b: { path: string }) => a.path.localeCompare(b.path);
+    expect([...withKey.refused].sort(byPath)).toEqual([...result.refused].sort(byPath));
+    expect(withKey.imported).toBe(result.imported);
+    // what went in is what the ground holds, under every name
+    for (const x of index.objects.filter((x) => !refused.includes(x.path))) {
+      expect(readFileSync(join(signed, x.path)).equals(readFileSync(join(ground, x.path))), x.path).toBe(true);
+    }
+    const tarFile = join(dir, 'b2.tar');
+    sh(`tar -cf ${tarFile} -C ${b2} bundle.json tarballs cache`);
+    const tt = await fodder(['bundle', 'import', tarFile, '--mirror', join(dir, 'fresh-signed-tar'), '--trusted-key', join(keys, 'ground-1.public'), '--json']);
+    const fromTar = JSON.parse(tt.stdout) as { refused: { path: string; reason: string }[]; imported: number };
+    expect([...fromTar.refused].sort(byPath)).toEqual([...withKey.refused].sort(byPath));
+    expect(fromTar.imported).toBe(result.imported);
   });
 
   test('volumes: no volume over the size, each object in one, imported from the volume directories', async () => {
