@@ -264,6 +264,37 @@ describe('bundles', () => {
     expect(fromTar.imported).toBe(result.imported);
   });
 
+  test('with a key trusted, a narinfo without a good signature by it is refused, and nothing else', async () => {
+    const bf = join(dir, 'b-forged');
+    await cli(['bundle', 'create', 'withsub', '--db', db, '--mirror', ground, '--out', bf]);
+    const indexFile = join(bf, 'bundle.json');
+    const index = parseBundleIndex(readFileSync(indexFile, 'utf8'), 'b-forged');
+    const narinfos = index.objects.filter((o) => o.type === 'narinfo');
+    // one narinfo's signature made another store path's (its text otherwise intact, the index updated)
+    const forged = narinfos[0];
+    const base = (o: BundleObject) => o.path.slice(o.path.lastIndexOf('/') + 1);
+    const donor = narinfos.find((o) => base(o) !== base(forged))!;
+    const sigOf = (path: string) => /^Sig: (.*)$/m.exec(readFileSync(join(bf, path), 'utf8'))![1];
+    const file = join(bf, forged.path);
+    sh(`chmod u+w ${file}`);
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^Sig: .*$/m, `Sig: ${sigOf(donor.path)}`));
+    const text = readFileSync(file);
+    Object.assign(forged, { size: text.length, sha256: createHash('sha256').update(text).digest('hex') });
+    writeFileSync(indexFile, formatBundleIndex(index));
+
+    const ground1 = await fodder(['bundle', 'import', bf, '--mirror', join(dir, 'key-ground'), '--trusted-key', join(keys, 'ground-1.public'), '--json']);
+    expect(ground1.code, ground1.stdout + ground1.stderr).toBe(1);
+    const r1 = JSON.parse(ground1.stdout) as { refused: { path: string; reason: string }[]; imported: number };
+    expect(r1.refused).toEqual([{ path: forged.path, reason: 'not signed by a trusted key' }]);
+    expect(r1.imported).toBe(index.objects.length - 1);
+    // trusting only another key: every narinfo refused, every file imported
+    const other = await fodder(['bundle', 'import', bf, '--mirror', join(dir, 'key-other'), '--trusted-key', join(keys, 'island-1.public'), '--json']);
+    const r2 = JSON.parse(other.stdout) as { refused: { path: string; reason: string }[]; imported: number };
+    expect(r2.refused.map((x) => x.path).sort()).toEqual(narinfos.map((o) => o.path).sort());
+    expect(new Set(r2.refused.map((x) => x.reason))).toEqual(new Set(['not signed by a trusted key']));
+    expect(r2.imported).toBe(index.objects.length - narinfos.length);
+  });
+
   test('volumes: no volume over the size, each object in one, imported from the volume directories', async () => {
     const b3 = join(dir, 'b3');
     const base = ['bundle', 'create', '--db', db, '--mirror', ground, '--kind', 'url'];
