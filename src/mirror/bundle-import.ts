@@ -124,7 +124,7 @@ export async function importBundle(source: string | Readable, opts: ImportOption
           const size = fileSizeSync(file);
           if (size === null) importer.refuse(o, 'missing from the bundle');
           else await importer.admit(o, () => ({ file, offset: 0, size }));
-          // a narinfo's signature a file: checked while the pool's threads copy (with trusted keys)
+          // one narinfo's signature for each file, checked while the pool's threads copy (with trusted keys)
           importer.verifyAhead(narInfoText, 1);
         }
         for (const f of foreignFiles(vol, importer.index)) result.refused.push({ path: relative(vol, f), reason: 'foreign: not in the bundle index' });
