@@ -95,9 +95,25 @@ describe('Nix substitutes what fodder publishes', () => {
       expect(readFileSync(join(mirror, 'cache', 'nix-cache-info'), 'utf8')).toMatch(/^StoreDir: \/nix\/store\n/);
       expect(readdirSync(join(mirror, 'cache')).filter((n) => n.includes('.tmp-'))).toEqual([]);
 
+      // each NAR file, decompressed by the compressor's own tool (not Nix), is the NAR its narinfo describes
+      for (const e of [t, f]) {
+        const i = parseNarInfo(readFileSync(e.narInfoFile, 'utf8'));
+        const file = join(mirror, 'cache', i.url);
+        const nar = compression === 'none' ? readFileSync(file) : execFileSync(compression === 'xz' ? 'xz' : 'zstd', ['-dc', file], { maxBuffer: 1 << 30 });
+        expect(nar.length, i.url).toBe(i.narSize);
+        expect(createHash('sha256').update(nar).digest('hex'), i.url).toBe(i.narHash.hex);
+      }
+
       const store = tempDir('fodder-sub-');
       for (const fod of [libgh, hello]) {
-        const r = realise(join(mirror, 'cache'), fod.outPath, keys.public, store);
+        let r = realise(join(mirror, 'cache'), fod.outPath, keys.public, store);
+        // Nix 2.26 has twice, in whole-suite runs under load, called a NAR file "incomplete" that is
+        // checked whole just above and did not change (never when this substitution ran alone: 30
+        // runs of this test, 60 by hand): asked once more, it must then substitute it
+        if (!r.ok && /is incomplete/.test(r.out)) {
+          console.warn(`asked again after: ${r.out.trim().split('\n').at(-2) ?? r.out}`);
+          r = realise(join(mirror, 'cache'), fod.outPath, keys.public, store);
+        }
         expect(r.ok, r.out).toBe(true);
       }
       // Nix's own view of what it got
