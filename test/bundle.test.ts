@@ -192,7 +192,7 @@ describe('bundles', () => {
 
   test('a bundle with flipped bytes: those objects are refused (and the narinfos that need them), the rest imported', async () => {
     const b2 = join(dir, 'b2');
-    await cli(['bundle', 'create', 'withsub', '--db', db, '--mirror', ground, '--out', b2]);
+    await cli(['bundle', 'create', 'withsub', '--db', db, '--mirror', ground, '--out', b2, '--no-progress']);
     const indexFile = join(b2, 'bundle.json');
     const index = parseBundleIndex(readFileSync(indexFile, 'utf8'), 'b2');
     const fods = await sourcesOf('withsub');
@@ -227,7 +227,7 @@ describe('bundles', () => {
     writeFileSync(indexFile, formatBundleIndex(index));
 
     const fresh = join(dir, 'fresh');
-    const r = await fodder(['bundle', 'import', b2, '--mirror', fresh, '--json']);
+    const r = await fodder(['bundle', 'import', b2, '--mirror', fresh, '--json', '--no-progress']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('[BUNDLE_REFUSED]');
     const result = JSON.parse(r.stdout) as { refused: { path: string; reason: string }[]; imported: number };
