@@ -5,7 +5,7 @@
  * held in memory but the list of objects.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -15,6 +15,7 @@ import { cacheEntriesAt, fileSizeSync, tarballPath } from './holdings.js';
 import { BUNDLE_FORMAT, formatBundleIndex, INDEX_NAME, type BundleIndex, type BundleObject } from './bundle-index.js';
 import { manifestPaths, type Manifest } from './manifest.js';
 import { BLOCK, TAR_END, tarFileHeader, tarPadding } from './tar-format.js';
+import { writeAllSync } from './file-io.js';
 
 export interface BundlePlan {
   /** the objects, in volumes (one volume when not split); in each, files first and narinfos last */
@@ -230,7 +231,7 @@ function copyThrough(src: string, dest: string): void {
     const to = openSync(dest, 'wx', fstatSync(from).mode & 0o777);
     try {
       for (let n; (n = readSync(from, copyBuffer, 0, COPY_BLOCK, null)) > 0;) {
-        for (let off = 0; off < n;) off += writeSync(to, copyBuffer, off, n - off);
+        writeAllSync(to, copyBuffer, n);
       }
     } finally {
       closeSync(to);
@@ -328,7 +329,7 @@ function fileSink(path: string): TarSink {
   const fd = openSync(path, 'w');
   return {
     write: async (chunk) => {
-      for (let done = 0; done < chunk.length;) done += writeSync(fd, chunk, done, chunk.length - done);
+      writeAllSync(fd, chunk);
     },
     end: async () => undefined,
     close: async () => closeSync(fd),

@@ -29,7 +29,6 @@ import {
   readSync,
   renameSync,
   statSync,
-  writeSync,
 } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -46,6 +45,7 @@ import { flatNarFrame, flatNarHasher, type FlatNarFrame } from '../nix-formats/n
 import { tarFileMembers } from './tar-format.js';
 import { eachAtOnce } from './at-once.js';
 import { fileSizeSync } from './holdings.js';
+import { writeAllSync } from './file-io.js';
 import type { Digests } from './types.js';
 import { INDEX_NAME, parseBundleIndex, type BundleIndex, type BundleObject } from './bundle-index.js';
 
@@ -488,7 +488,7 @@ async function createImporter(
           const tmp = join(work, workName());
           const fd = openSync(tmp, 'wx', 0o644);
           try {
-            for (let off = 0; off < text.length;) off += writeSync(fd, text, off, text.length - off);
+            writeAllSync(fd, text);
           } finally {
             closeSync(fd);
           }

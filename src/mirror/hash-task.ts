@@ -5,10 +5,11 @@
  * Closing the port from the writer's side abandons the task.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import type { HashAlgo } from '../nix-formats/hash.js';
 import { flatNarHasher } from '../nix-formats/nar.js';
+import { writeAllSync } from './file-io.js';
 
 export interface TrailingTask {
   path: string;
@@ -124,7 +125,7 @@ export function copyHashed(task: CopyTask): CopyResult {
       const n = readSync(src, buf, 0, Math.min(buf.length, task.size - pos), task.offset + pos);
       if (n === 0) throw new Error(`${task.src} ended ${pos} bytes into ${task.size}`);
       const view = n === buf.length ? buf : buf.subarray(0, n);
-      for (let off = 0; off < n;) off += writeSync(dest, view, off, n - off);
+      writeAllSync(dest, view, n);
       for (const h of hashes) h.update(view);
       nar?.update(view);
       pos += n;

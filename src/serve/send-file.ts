@@ -16,7 +16,7 @@ import { close, fstatSync, openSync } from 'node:fs';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '../errors.js';
-import { readAt } from '../mirror/read-at.js';
+import { readAt } from '../mirror/file-io.js';
 
 /** An open file and what frames it in the body sent. */
 export interface OpenFile {
