@@ -10,20 +10,23 @@
  *                        files (`tar -cf - … | tar -xf - -C DIR`); and, printed beside, `tar -cf X.tar` (one file
  *                        written) and `cp -r` (copy_file_range: no user-space copy)
  *   create --out X.tar   `fodder bundle create --crawl 1 --out X.tar`  vs the same `tar -cf`
- *   import DIR           `fodder bundle import DIR --mirror M`         vs `tar -xf X.tar -C M && sync`, and `tar -xf` alone
+ *   import DIR           `fodder bundle import DIR --mirror M`         vs `tar -xf X.tar -C M && sync`, and `tar -xf` alone;
+ *                        and vs the floor of a verifying import (bench/verify-floor.ts: the copy on two threads
+ *                        with both hashes the import takes, then one sync; and with one hash)
  *   import X.tar         `fodder bundle import X.tar --mirror M`       vs the same
  *   import DIR, key trusted   the same with `--trusted-key` of the key the ground signed its narinfos
  *                        with (docs/offgrid.md's set-up): every narinfo's signature checked too; vs the same
  *
  * The import verifies every object against its name and fsyncs it before its rename, so
- * `tar -xf && sync` is the same work (`tar -xf` alone leaves the bytes in the page cache). Before
- * each command: `sync`, the page cache dropped (as root: /proc/sys/vm/drop_caches) and its inputs
- * read back, then a second's rest, so every command starts with the same memory free and the same
- * files cached (without the drop, the same `cp -r` took 0.37 s or 3.2 s by what earlier commands
- * had left in memory). Nothing is deleted within a round; between rounds the outputs are, then the
+ * `tar -xf && sync` is the same work but for the verifying (`tar -xf` alone leaves the bytes in
+ * the page cache). Before each command: `sync`, the page cache dropped (as root:
+ * /proc/sys/vm/drop_caches), its inputs read back, and memory touched (`warm`, below), so every
+ * command starts with the same files cached and its page cache backed by the host (without the
+ * drop, the same `cp -r` took 0.37 s or 3.2 s by what earlier commands had left in memory).
+ * Nothing is deleted within a round; between rounds the outputs are, then the
  * bench waits BENCH_SETTLE_SEC (default 65) seconds: ext4 without a journal scans past inodes
  * deleted in the last 60 s when it creates files (bench/timed.ts), which would slow whichever
- * side came next. A round needs about nine times BENCH_BUNDLE_MB of disk.
+ * side came next. A round needs about eleven times BENCH_BUNDLE_MB of disk.
  *
  * Printed: each round's times, MB/s, the ratio fodder/tar (of throughput; >= 0.9 is the target),
  * fodder's peak RSS (/usr/bin/time's %M, which must not grow with the size) and the load average
@@ -129,13 +132,24 @@ async function main(): Promise<void> {
     }
   })();
   if (!canDrop) process.stderr.write('note: /proc/sys/vm/drop_caches is not writable (not root): the page cache is not reset between commands\n');
+  // This VM hands memory the guest frees back to its host (free page reporting, 2 MiB at a time,
+  // about two seconds after it is freed), and touching such a page again costs the kernel a trip
+  // to the host: 3 GiB touched after a cache drop took 6.6 s of system time. Without a remedy, the
+  // same `tar -cf` of 1.1 GiB took 0.58, 1.35 or 2.47 s by how much of the memory it wrote into
+  // had been handed back, and a pair's ratio said more about that than about either side. So,
+  // after the cache is dropped and the inputs read back, a process touches TOUCH bytes and exits,
+  // and the command starts at once, its page cache taken from memory the host still backs.
+  const TOUCH = Math.max(3 * 2 ** 30, 2 * MB * 2 ** 20);
+  const touch = `const b = Buffer.alloc(${TOUCH}); for (let i = 0; i < b.length; i += 4096) b[i] = 1;`;
   const warm = async (...paths: string[]) => {
     if (canDrop) await execa('bash', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches']);
     await execa('bash', ['-c', 'find "$@" -type f -exec cat {} + > /dev/null', 'warm', ...paths]);
+    await execa('sync');
+    await execa('node', ['-e', touch]);
   };
   const run = async (cmd: string, args: string[], inputs: string[]) => {
     await warm(...inputs);
-    return timed(cmd, args, { settleSec: 1 });
+    return timed(cmd, args);
   };
   const fodder = (...args: string[]): [string, string[]] => ['node', [cli, ...args]];
   const ratios: Record<string, number[]> = {};
@@ -183,6 +197,15 @@ async function main(): Promise<void> {
       mkdirSync(m);
       return run('bash', ['-c', `tar -xf "$0" -C "$1"${sync ? ' && sync' : ''}`, w('plain.tar'), m], [w('plain.tar')]);
     };
+    /** the verifying import's floor (bench/verify-floor.ts): the copy and its two hashes, and the copy and one */
+    const floors = (input: string): [string, () => Promise<Timed>][] =>
+      ([2, 1] as const).map((h) => [
+        `floor, ${h} hash${h > 1 ? 'es' : ''}`,
+        () => {
+          const d = w(`floor-${n++}`);
+          return run('node', [join(repoRoot(), 'dist', 'bench', 'verify-floor.js'), input, d, String(h)], [input]);
+        },
+      ]);
     for (const [label, input, trust] of [
       ['import DIR', w('bundle'), []],
       ['import X.tar', w('bundle.tar'), []],
@@ -191,6 +214,7 @@ async function main(): Promise<void> {
       await pair(label, () => run(...fodder('bundle', 'import', input, '--mirror', w(`import-${n++}`), ...trust), [input]), [
         ['tar -xf && sync', () => tarX(true)],
         ['tar -xf', () => tarX(false)],
+        ...(label === 'import DIR' ? floors(input) : []),
       ]);
     }
     if (r + 1 < ROUNDS) {

@@ -23,6 +23,7 @@ import {
   type NarInfo,
 } from '../src/nix-formats/narinfo.js';
 import { compressedStream, writeNarFile, type Compression } from '../src/mirror/nar-file.js';
+import { createHashPool } from '../src/mirror/hashing.js';
 import { realiseIn } from './helpers/nix.js';
 
 const NIX_CMD = ['--extra-experimental-features', 'nix-command'];
@@ -180,6 +181,27 @@ describe('keys and signatures against Nix', () => {
     expect(verifyNarInfoSig(fp, sig, [ours.publicKey])).toBe(false);
     expect(verifyNarInfoSig(fp, 'nix-made-1:bm90IGEgc2ln', nix.publicKey)).toBe(false);
     expect(() => signNarInfo(fp, 'name:c2hvcnQ=')).toThrow(/64 bytes/);
+  });
+
+  it("the hash pool's threads check signatures as this thread does, one answer per narinfo in order", async () => {
+    const nix = nixKeyPair('pool-key-1');
+    const other = generateKeyPair('pool-key-1');
+    const fps = Array.from({ length: 5 }, (_, i) => `${narInfoFingerprint(sampleInfo())}${i}`);
+    const items = [
+      { fingerprint: fps[0], sigs: [signNarInfo(fps[0], nix.secretKey)] },
+      { fingerprint: fps[1], sigs: [signNarInfo(fps[1], other.secretKey)] }, // the key's name, another key
+      { fingerprint: fps[2], sigs: [signNarInfo(fps[0], nix.secretKey)] }, // another narinfo's signature
+      { fingerprint: fps[3], sigs: ['pool-key-1:bm90IGEgc2ln', signNarInfo(fps[3], nix.secretKey)] },
+      { fingerprint: fps[4], sigs: [] },
+    ];
+    const pool = createHashPool();
+    try {
+      const good = await pool.verifySigs({ items, keys: [nix.publicKey] });
+      expect(good).toEqual([true, false, false, true, false]);
+      expect(good).toEqual(items.map((i) => i.sigs.some((s) => verifyNarInfoSig(i.fingerprint, s, nix.publicKey))));
+    } finally {
+      await pool.close();
+    }
   });
 
   it('fingerprints with full, sorted reference paths', () => {

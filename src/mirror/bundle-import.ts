@@ -243,8 +243,8 @@ interface Importer {
   /** the narinfos, once the files are in; then the journal is removed */
   finish(textOf: (o: BundleObject) => Promise<Buffer | null>): Promise<void>;
   /**
-   * with trusted keys: the signatures of the next `n` narinfos checked now, while files copy on the
-   * pool's threads (the narinfos' own turn comes after the last file, with nothing else running)
+   * with trusted keys: the signatures of the next `n` narinfos sent to be checked on the pool's
+   * threads between the files they copy (the narinfos' own turn comes after the last file)
    */
   verifyAhead(textOf: (o: BundleObject) => Buffer | null, n: number): void;
 }
@@ -405,12 +405,48 @@ async function createImporter(
   };
   const signedByTrusted = (info: NarInfo) => info.sigs.some((s) => verifyNarInfoSig(narInfoFingerprint(info), s, opts.trustedKeys));
   /**
-   * Narinfos whose signature by a trusted key `verifyAhead` found good. Their text is checked
-   * against the index's sha256 again when they are admitted: the same text, the same signature.
+   * Narinfos whose signature by a trusted key was found good ahead (`verifyAhead`), on the pool's
+   * threads. Their text is checked against the index's sha256 again when they are admitted: the
+   * same text, the same signature. One not found good ahead is checked again on this thread.
    */
   const signatureGood = new Set<string>();
   const ahead = opts.trustedKeys.length ? index.objects.filter((o) => o.type === 'narinfo') : [];
   let aheadAt = 0;
+  let sigBatch: { path: string; fingerprint: string; sigs: string[] }[] = [];
+  const checking: Promise<void>[] = [];
+  const sendBatch = () => {
+    const items = sigBatch;
+    sigBatch = [];
+    if (!items.length) return;
+    const task = { items: items.map(({ fingerprint, sigs }) => ({ fingerprint, sigs })), keys: [...opts.trustedKeys] };
+    checking.push(
+      pool.verifySigs(task).then(
+        (good) => items.forEach((it, i) => good[i] && signatureGood.add(it.path)),
+        () => undefined, // checked on this thread when admitted, which reports what is wrong
+      ),
+    );
+  };
+  /** the narinfos sent ahead to the pool have their answers */
+  const aheadChecked = async () => {
+    sendBatch();
+    await Promise.all(checking);
+  };
+
+  /** the signatures of the next `n` narinfos sent to the pool's threads, SIGS_AT_ONCE to a task */
+  const verifyAhead = (textOf: (o: BundleObject) => Buffer | null, n: number) => {
+    for (const end = Math.min(aheadAt + n, ahead.length); aheadAt < end; aheadAt++) {
+      const o = ahead[aheadAt];
+      const text = textOf(o);
+      const info = text && narInfoOf(o, text);
+      if (!info || typeof info === 'string' || !info.sigs.length) continue;
+      try {
+        sigBatch.push({ path: o.path, fingerprint: narInfoFingerprint(info), sigs: info.sigs });
+      } catch {
+        continue; // no fingerprint: refused when admitted, saying why
+      }
+      if (sigBatch.length >= SIGS_AT_ONCE) sendBatch();
+    }
+  };
 
   /** A narinfo is admitted once what it needs is in the mirror (cache-entry.ts), and signed when keys are trusted. */
   const checkNarInfo = async (o: BundleObject, text: Buffer): Promise<Outcome> => {
@@ -430,14 +466,7 @@ async function createImporter(
     files: index.objects.filter((o) => o.type !== 'narinfo'),
     seen,
     refuse,
-    verifyAhead(textOf, n) {
-      for (const end = Math.min(aheadAt + n, ahead.length); aheadAt < end; aheadAt++) {
-        const o = ahead[aheadAt];
-        const text = textOf(o);
-        const info = text && narInfoOf(o, text);
-        if (info && typeof info !== 'string' && signedByTrusted(info)) signatureGood.add(o.path);
-      }
-    },
+    verifyAhead,
     async admit(o, sourceOf) {
       seen.add(o.path);
       if (inMirror(o)) return record(o, done.has(o.path) ? 'imported' : 'present').then(() => undefined);
@@ -469,6 +498,13 @@ async function createImporter(
       await flush();
       await flushing;
       if (failure) throw failure;
+      if (aheadAt < ahead.length) {
+        // the signatures not checked yet, on the pool's threads too, both free now
+        const texts = new Map<string, Buffer | null>();
+        for (const o of ahead.slice(aheadAt)) texts.set(o.path, await textOf(o));
+        verifyAhead((o) => texts.get(o.path) ?? null, ahead.length);
+      }
+      await aheadChecked();
       // narinfos are checked and written to work files NARINFOS_AT_ONCE at a time, made durable a
       // batch at a time (one `sync -f`) and only then renamed into place (an fsync and a check
       // each, one after the other, took 6 s for 3,000 narinfos: docs/performance.md, "Bundles").
@@ -516,6 +552,8 @@ async function createImporter(
 
 /** Objects copied and checked at once (the copies queue for the pool's threads; memory stays flat). */
 const MAX_SETTLING = 16;
+/** Narinfo signatures a pool thread checks in one task. */
+const SIGS_AT_ONCE = 128;
 /** Narinfos read, checked and written at once. */
 const NARINFOS_AT_ONCE = 16;
 /** Verified objects put under their names at once. */

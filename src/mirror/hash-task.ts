@@ -9,6 +9,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import type { HashAlgo } from '../nix-formats/hash.js';
 import { flatNarHasher } from '../nix-formats/nar.js';
+import { verifyNarInfoSig } from '../nix-formats/narinfo.js';
 import { writeAllSync } from './file-io.js';
 
 export interface TrailingTask {
@@ -137,4 +138,16 @@ export function copyHashed(task: CopyTask): CopyResult {
   } finally {
     for (const fd of [src, dest]) if (fd >= 0) closeSync(fd);
   }
+}
+
+/** Narinfo signatures to check on a hashing thread: each item's fingerprint against its signatures. */
+export interface SigTask {
+  items: { fingerprint: string; sigs: string[] }[];
+  /** public keys, `name:base64` */
+  keys: string[];
+}
+
+/** Runs a SigTask on this thread: for each item, whether one of its signatures is a valid one by one of the keys. */
+export function verifySigs(task: SigTask): boolean[] {
+  return task.items.map((i) => i.sigs.some((s) => verifyNarInfoSig(i.fingerprint, s, task.keys)));
 }

@@ -7,7 +7,7 @@ import type { Piscina } from 'piscina';
 import { piscina, workerScript } from '../config/defaults.js';
 import { HASH_ALGOS, type HashAlgo } from '../nix-formats/hash.js';
 import { flatNarFrame, flatNarHasher } from '../nix-formats/nar.js';
-import type { Advance, CopyResult, CopyTask, TrailingResult, TrailingTask } from './hash-task.js';
+import type { Advance, CopyResult, CopyTask, SigTask, TrailingResult, TrailingTask } from './hash-task.js';
 import type { Digests } from './types.js';
 
 /**
@@ -58,6 +58,8 @@ export interface HashPool {
    * the NAR's sha256 with `task.narFrame`); rejects when reading or writing fails
    */
   copy(task: CopyTask): Promise<{ digests: Partial<Digests>; narHash?: string }>;
+  /** narinfo signatures checked on a thread (hash-task.ts's `verifySigs`): one boolean per item */
+  verifySigs(task: SigTask): Promise<boolean[]>;
   close(): Promise<void>;
 }
 
@@ -153,6 +155,9 @@ export function createHashPool(): HashPool {
       const r = (await threads().run(task, { name: 'copyHashed' })) as CopyResult;
       if (!r.ok) throw Object.assign(new Error(r.message), { code: r.code ?? undefined });
       return { digests: r.digests, narHash: r.narHash };
+    },
+    async verifySigs(task) {
+      return (await threads().run(task, { name: 'verifySigs' })) as boolean[];
     },
     async close() {
       const p = pool;
