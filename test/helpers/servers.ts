@@ -6,7 +6,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createNetServer, Socket, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { mkdirSync, mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -127,6 +127,7 @@ http {
         port,
         dir,
         url: (path) => `http://127.0.0.1:${port}${path}`,
+        // its configuration, logs and temporary files go with it
         close: () =>
           new Promise<void>((r) => {
             if (child.exitCode !== null) {
@@ -135,12 +136,13 @@ http {
             }
             child.once('exit', () => r());
             child.kill('SIGTERM');
-          }),
+          }).then(() => rmSync(dir, { recursive: true, force: true })),
       };
     }
     child.kill('SIGKILL');
     lastErr = stderr + (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
   }
+  rmSync(dir, { recursive: true, force: true });
   throw new Error(`nginx did not start: ${lastErr}`);
 }
 
