@@ -36,7 +36,7 @@ import type { Readable } from 'node:stream';
 import { extract as tarExtract } from 'tar-stream';
 import { ErrorCode, FodderError } from '../errors.js';
 import { encodeNix32, type HashAlgo } from '../nix-formats/hash.js';
-import { narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, verifyNarInfoSig, type NarInfo } from '../nix-formats/narinfo.js';
+import { narInfoFileName, narInfoFingerprint, nixCacheInfo, parseNarInfo, signedByAny, type NarInfo } from '../nix-formats/narinfo.js';
 import { cacheEntryProblem } from './cache-entry.js';
 import { FLAT_NARINFO_DIR } from './flat-nar.js';
 import { createHashedMirror, syncFiles, syncPath, writeAtomic, type HashedMirror } from './hashed-mirror.js';
@@ -403,7 +403,7 @@ async function createImporter(
     if (narInfoFileName(info.storePath) !== basename(o.path)) return `foreign: it describes ${info.storePath}`;
     return info;
   };
-  const signedByTrusted = (info: NarInfo) => info.sigs.some((s) => verifyNarInfoSig(narInfoFingerprint(info), s, opts.trustedKeys));
+  const signedByTrusted = (info: NarInfo) => signedByAny(narInfoFingerprint(info), info.sigs, opts.trustedKeys);
   /**
    * Narinfos whose signature by a trusted key was found good ahead (`verifyAhead`), on the pool's
    * threads. Their text is checked against the index's sha256 again when they are admitted: the

@@ -9,7 +9,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import type { HashAlgo } from '../nix-formats/hash.js';
 import { flatNarHasher } from '../nix-formats/nar.js';
-import { verifyNarInfoSig } from '../nix-formats/narinfo.js';
+import { signedByAny } from '../nix-formats/narinfo.js';
 import { writeAllSync } from './file-io.js';
 
 export interface TrailingTask {
@@ -149,5 +149,5 @@ export interface SigTask {
 
 /** Runs a SigTask on this thread: for each item, whether one of its signatures is a valid one by one of the keys. */
 export function verifySigs(task: SigTask): boolean[] {
-  return task.items.map((i) => i.sigs.some((s) => verifyNarInfoSig(i.fingerprint, s, task.keys)));
+  return task.items.map((i) => signedByAny(i.fingerprint, i.sigs, task.keys));
 }

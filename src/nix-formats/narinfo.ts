@@ -230,6 +230,11 @@ export function verifyNarInfoSig(fingerprint: string, sig: string, publicKeys: s
   return false;
 }
 
+/** True when one of `sigs` is a valid signature of `fingerprint` by one of `publicKeys` (`verifyNarInfoSig`). */
+export function signedByAny(fingerprint: string, sigs: readonly string[], publicKeys: readonly string[]): boolean {
+  return sigs.some((s) => verifyNarInfoSig(fingerprint, s, publicKeys));
+}
+
 /**
  * The key object of a 32-byte Ed25519 public key, made once per key: making it took most of a
  * verification's time (175 µs a narinfo; 3,000 narinfos checked twice on import).
